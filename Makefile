@@ -1,0 +1,49 @@
+# Two entry points: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .stamps
+
+.PHONY: demo test lint typecheck pytest services venv test-deps clean docs bench
+
+demo: $(STAMPS)/venv
+	$(BIN)/scrubber demo
+
+venv: $(STAMPS)/venv
+test-deps: $(STAMPS)/test-deps
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(STAMPS)/test-deps: $(STAMPS)/venv pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# Real peers for the tests: PostgreSQL, INN2, Chromium (Debian packages).
+services:
+	scripts/provision-postgres.sh
+	@if [ -x scripts/provision-inn.sh ]; then scripts/provision-inn.sh; fi
+	@if [ -x scripts/provision-chromium.sh ]; then scripts/provision-chromium.sh; fi
+
+lint: $(STAMPS)/test-deps
+	$(BIN)/ruff check scrubber tests bench scripts
+	$(BIN)/ruff format --check scrubber tests bench scripts
+
+typecheck: $(STAMPS)/test-deps
+	$(BIN)/mypy --strict scrubber
+
+pytest: $(STAMPS)/test-deps
+	@set -a; [ -f .services.env ] && . ./.services.env; set +a; \
+	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
+
+test: $(STAMPS)/test-deps services lint typecheck pytest
+
+docs: $(STAMPS)/test-deps
+	$(BIN)/cog -r docs/cli.md
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Batches: create (snapshot + hash + proof index), article (write + parse), post."""

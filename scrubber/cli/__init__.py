@@ -1,0 +1,84 @@
+"""Command-line interface: parses arguments, calls the library, prints.
+
+No logic lives here; every command is a thin shell over a library function.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from scrubber import __version__
+from scrubber.cli.context import AppContext
+from scrubber.errors import ScrubberError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="scrubber")
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SCRUBBER_WORKSPACE",
+    help="Workspace directory (default: $SCRUBBER_WORKSPACE, else the current directory).",
+)
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None) -> None:
+    """Honour a hashed Do-Not-Email registry: hash your lists, post them,
+    collect opt-outs, suppress, and report.
+
+    \b
+    Quick start:
+      scrubber init myshop && cd myshop
+      scrubber list import customers customers.csv
+      scrubber batch create customers && scrubber batch post BATCH
+      scrubber listen
+    """
+    app = AppContext(workspace_path=workspace)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    # One module per command group; each exports COMMANDS.
+    from scrubber.cli import democmd, lists, schemecmd, workspace
+
+    for module in (workspace, lists, schemecmd, democmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: turns every expected failure into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="scrubber", standalone_mode=False)
+    except ScrubberError as error:
+        click.echo(f"error: {error.message}", err=True)
+        return error.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("interrupted; nothing partial was stored", err=True)
+        return 130
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "scrubber"
+        click.echo(f"error: {error.format_message()} (see '{where} --help')", err=True)
+        return error.exit_code
+    except click.ClickException as error:
+        click.echo(f"error: {error.format_message()}", err=True)
+        return error.exit_code
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except BrokenPipeError:
+        return 141
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""scrubber list import|export|show|ls|suppress|hash."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from scrubber import hashing, lists
+from scrubber.cli.context import AppContext, pass_app, print_json
+from scrubber.errors import InputFileError, UsageError
+
+
+@click.group("list")
+def list_group() -> None:
+    """Import, export and suppress the addresses of your mailing lists."""
+
+
+@list_group.command("import")
+@click.argument("name")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--column", help="CSV column holding the address: header name or 1-based number.")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected lines go (default: rejects/NAME-<time>.csv in the workspace).",
+)
+@pass_app
+def import_(
+    app: AppContext, name: str, files: tuple[Path, ...], column: str | None, rejects: Path | None
+) -> None:
+    """Import addresses from FILES into list NAME (created if new).
+
+    Plain text (one address a line), CSV (address column auto-detected) or
+    .gz of either. Duplicates fold by canonical form; re-importing is a
+    no-op; rejected lines go to a CSV with their reason. All or nothing.
+
+    \b
+    Example:
+      scrubber list import customers customers.csv.gz --column email
+    """
+    for path in files:
+        if not path.is_file():
+            raise InputFileError(f"cannot read {path}: no such file")
+    total = sum(p.stat().st_size for p in files)
+    if rejects is None:
+        stamp = hashing.utcnow().strftime("%Y%m%dT%H%M%S")
+        rejects = app.workspace.root / "rejects" / f"{_safe(name)}-{stamp}.csv"
+    with app.progress(f"importing {name}", total, unit="bytes") as advance:
+        summary = lists.import_files(
+            app.store, name, list(files), rejects_path=rejects, column=column, on_bytes=advance
+        )
+    table = Table(title=f"import into {name}", show_header=False)
+    table.add_row("lines read", f"{summary.lines:,}")
+    table.add_row("accepted", f"{summary.accepted:,}")
+    table.add_row("duplicates folded", f"{summary.folded:,}")
+    table.add_row("already on the list", f"{summary.already_listed:,}")
+    table.add_row("added", f"{summary.added:,}")
+    table.add_row("rejected", f"{summary.rejected:,}")
+    app.out.print(table)
+    if summary.rejects_path:
+        app.out.print(f"rejected lines: {summary.rejects_path}")
+
+
+@list_group.command("export")
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+@pass_app
+def export(app: AppContext, name: str, output: Path | None) -> None:
+    """Write list NAME minus every suppressed address, in original spelling.
+
+    \b
+    Example:
+      scrubber list export customers -o customers-clean.txt
+    """
+    addresses = lists.iter_export(app.store, name)
+    if output is None:
+        for address in addresses:
+            sys.stdout.write(address + "\n")
+        return
+    tmp = output.with_name(output.name + ".part")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            count = sum(handle.write(a + "\n") > 0 for a in addresses)
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    app.err.print(f"wrote {count:,} addresses to {output}")
+
+
+@list_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def ls(app: AppContext, as_json: bool) -> None:
+    """Show every list with its counts.
+
+    \b
+    Example:
+      scrubber list ls --json
+    """
+    infos = lists.list_infos(app.store)
+    if as_json:
+        print_json([info.__dict__ for info in infos])
+        return
+    table = Table("name", "addresses", "suppressed", "last import")
+    for info in infos:
+        last = info.last_import_at.strftime("%Y-%m-%d %H:%M") if info.last_import_at else "-"
+        table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
+    app.out.print(table)
+
+
+@list_group.command("show")
+@click.argument("name")
+@pass_app
+def show(app: AppContext, name: str) -> None:
+    """Show one list: counts and import history.
+
+    \b
+    Example:
+      scrubber list show customers
+    """
+    info = lists.list_info(app.store, name)
+    app.out.print(
+        f"[bold]{info.name}[/]: {info.addresses:,} addresses, "
+        f"{info.suppressed:,} suppressed, created {info.created_at:%Y-%m-%d}"
+    )
+    table = Table("imported", "source", "lines", "accepted", "added", "rejected")
+    for run in lists.import_history(app.store, name):
+        table.add_row(
+            f"{run.finished_at:%Y-%m-%d %H:%M}",
+            run.source,
+            f"{run.lines:,}",
+            f"{run.accepted:,}",
+            f"{run.added:,}",
+            f"{run.rejected:,}",
+        )
+    app.out.print(table)
+
+
+@list_group.command("suppress")
+@click.argument("addresses", nargs=-1)
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read addresses from this file (text, CSV or .gz).",
+)
+@pass_app
+def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) -> None:
+    """Suppress ADDRESSES on every list, permanently (opt-outs from other channels).
+
+    \b
+    Example:
+      scrubber list suppress jane@example.com --file unsubscribes.csv
+    """
+    from scrubber.readers import read_addresses
+
+    if not addresses and file_ is None:
+        raise UsageError("give addresses or --file")
+    found = list(addresses)
+    if file_ is not None:
+        found += [row.text for row in read_addresses(file_)]
+    summary = lists.suppress(app.store, found)
+    app.out.print(f"suppressed {summary.added:,} new, {summary.already:,} already suppressed")
+    for raw, reason in summary.rejected:
+        app.err.print(f"rejected {raw!r}: {reason}")
+    if summary.rejected and summary.added + summary.already == 0:
+        raise UsageError("no valid address given")
+
+
+@list_group.command("hash")
+@click.argument("names", nargs=-1, required=True)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Hashing threads (default: one per core)."
+)
+@pass_app
+def hash_(app: AppContext, names: tuple[str, ...], workers: int | None) -> None:
+    """Hash lists in the current salt epoch (only addresses not cached yet).
+
+    \b
+    Example:
+      scrubber list hash customers newsletter
+    """
+    settings = app.workspace.settings
+    with app.store.read() as session:
+        ids = [lists.get_list(session, n).id for n in names]
+    epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
+    executor = hashing.ThreadExecutor(workers)
+    engine = hashing.HashEngine(app.store, executor)
+    try:
+        with app.progress("hashing", None) as advance:
+            summary = engine.ensure(epoch, ids, on_done=advance)
+    finally:
+        executor.close()
+    app.out.print(
+        f"{summary.needed:,} addresses: {summary.cached:,} cached, "
+        f"{summary.computed:,} hashed (epoch {summary.epoch_id})"
+    )
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+COMMANDS = [list_group]

@@ -1,0 +1,76 @@
+"""scrubber scheme canonicalize|hash: interop tools for responder authors.
+
+Output formats are part of the published interface (docs/scheme.md): keep
+them stable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from scrubber import scheme
+from scrubber.errors import UsageError
+
+
+@click.group("scheme")
+def scheme_group() -> None:
+    """The published scheme dni-argon2id-v1, for building compatible tools."""
+
+
+@scheme_group.command()
+def canonicalize() -> None:
+    """Canonicalize addresses read from stdin, one per line.
+
+    Prints the canonical form, or REJECT<TAB><reason>, one line per input
+    line, in order.
+
+    \b
+    Example:
+      printf 'John.Doe+news@Example.COM\\n' | scrubber scheme canonicalize
+    """
+    for line in sys.stdin:
+        result = scheme.try_canonicalize(line.rstrip("\r\n"))
+        if isinstance(result, scheme.Reject):
+            sys.stdout.write(f"REJECT\t{result.value}\n")
+        else:
+            sys.stdout.write(result + "\n")
+
+
+@scheme_group.command("hash")
+@click.option("--salt", required=True, help="The batch salt, 32 hex digits.")
+@click.option("--t", "t", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--m", "m", default=1024, show_default=True, type=click.IntRange(min=8), help="KiB.")
+@click.option("--p", "p", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--tag-length",
+    default=scheme.DEFAULT_TAG_LEN,
+    show_default=True,
+    type=click.IntRange(scheme.MIN_TAG_LEN, scheme.MAX_TAG_LEN),
+)
+def hash_(salt: str, t: int, m: int, p: int, tag_length: int) -> None:
+    """Hash addresses read from stdin, one per line.
+
+    Prints canonical<TAB>H hex<TAB>tag hex<TAB>proof base64url, or
+    REJECT<TAB><reason>, one line per input line, in order.
+
+    \b
+    Example:
+      echo jane@example.com | scrubber scheme hash --salt 000102030405060708090a0b0c0d0e0f
+    """
+    try:
+        salt_bytes = scheme.parse_salt(salt)
+        params = scheme.Params(t=t, m=m, p=p, tag_length=tag_length)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for line in sys.stdin:
+        result = scheme.try_canonicalize(line.rstrip("\r\n"))
+        if isinstance(result, scheme.Reject):
+            sys.stdout.write(f"REJECT\t{result.value}\n")
+            continue
+        d = scheme.digest(result, salt_bytes, params)
+        sys.stdout.write(f"{result}\t{d.h.hex()}\t{d.tag.hex()}\t{scheme.b64url(d.proof)}\n")
+
+
+COMMANDS = [scheme_group]

@@ -1,0 +1,137 @@
+"""Settings (scrubber.toml) and workspace discovery.
+
+A workspace is a directory holding ``scrubber.toml``, the operator's Ed25519
+key pair and (by default) the SQLite database and the article spool. Paths in
+the file are relative to the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from scrubber.errors import ConfigError, WorkspaceError
+from scrubber.scheme import Params
+
+CONFIG_NAME = "scrubber.toml"
+ENV_WORKSPACE = "SCRUBBER_WORKSPACE"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a workspace configures; one object passed to whoever needs it."""
+
+    database_url: str = "sqlite:///scrubber.db"
+    newsgroup: str = "alt.dni.batches"
+    post_server: str = "spool:spool"
+    response_domain: str = "dni.example.test"
+    response_base_url: str = "http://127.0.0.1:8025"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    http_host: str = "127.0.0.1"
+    http_port: int = 8025
+    argon2_t: int = 2
+    argon2_m: int = 1024
+    argon2_p: int = 1
+    tag_length: int = 8
+    salt_epoch_days: int = 30
+    batch_expires_days: int = 30
+    rate_limit_per_minute: int = 600
+    private_key: str = "keys/operator.key"
+    public_key: str = "keys/operator.pub"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def params(self) -> Params:
+        return Params(t=self.argon2_t, m=self.argon2_m, p=self.argon2_p, tag_length=self.tag_length)
+
+    def to_toml(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return tomli_w.dumps({"scrubber": data})
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(f"unknown setting {key!r} in {CONFIG_NAME}")
+            expected = type(getattr(cls(), key))
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ConfigError(f"setting {key!r} must be {expected.__name__}, got {value!r}")
+            values[key] = value
+        settings = cls(**values)
+        try:
+            settings.params  # noqa: B018 - validates the Argon2 values
+        except ValueError as exc:
+            raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
+        return settings
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A located workspace: its root directory and its settings."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the root."""
+        url = self.settings.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.root / rest)
+        return url
+
+    @property
+    def spool_dir(self) -> Path | None:
+        server = self.settings.post_server
+        return self.path(server[len("spool:") :]) if server.startswith("spool:") else None
+
+
+def load_workspace(root: Path) -> Workspace:
+    """Read ``root/scrubber.toml``; raise a one-line error if it is not usable."""
+    config = root / CONFIG_NAME
+    try:
+        raw = config.read_bytes()
+    except FileNotFoundError:
+        raise WorkspaceError(
+            f"no workspace at {root} (no {CONFIG_NAME}); run 'scrubber init' "
+            f"or pass --workspace / set {ENV_WORKSPACE}"
+        ) from None
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {config}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config} is not valid TOML: {exc}") from None
+    section = data.get("scrubber")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config} has no [scrubber] table")
+    return Workspace(root=root.resolve(), settings=Settings.from_mapping(section))
+
+
+def find_workspace(explicit: Path | None = None) -> Workspace:
+    """Find the workspace: ``--workspace``, then $SCRUBBER_WORKSPACE, then cwd."""
+    if explicit is not None:
+        return load_workspace(explicit)
+    env = os.environ.get(ENV_WORKSPACE)
+    if env:
+        return load_workspace(Path(env))
+    return load_workspace(Path.cwd())

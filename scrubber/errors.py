@@ -1,0 +1,90 @@
+"""The exception tree: every failure a user can cause is a ScrubberError.
+
+Each class knows the one-line message shown to the user and the exit code the
+CLI returns, so the CLI never prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+
+class ScrubberError(Exception):
+    """Root of every error scrubber raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ScrubberError):
+    """The command was given something it cannot use (bad option value, bad id)."""
+
+    exit_code = 2
+
+
+class WorkspaceError(ScrubberError):
+    """No workspace found, or the workspace is broken or already exists."""
+
+
+class ConfigError(ScrubberError):
+    """scrubber.toml is missing a value or holds one of the wrong kind."""
+
+
+class KeyFileError(ScrubberError):
+    """The Ed25519 key file is missing, unreadable or malformed."""
+
+
+class InputFileError(ScrubberError):
+    """An input file cannot be read or is not what it claims to be."""
+
+
+class NotFoundError(ScrubberError):
+    """A named list, batch or report does not exist."""
+
+
+class StoreError(ScrubberError):
+    """The database cannot be opened, migrated or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is locked or down; the operation may succeed later."""
+
+
+class SchemeError(ScrubberError):
+    """A value does not fit the published scheme (bad salt, bad parameters)."""
+
+
+class ArticleError(ScrubberError):
+    """A batch article is malformed, truncated, tampered with or badly signed."""
+
+
+class TransportError(ScrubberError):
+    """The news server or spool cannot be reached or refused the operation."""
+
+
+class TransientTransportError(TransportError):
+    """A failure that a retry may cure (connection refused, 4xx)."""
+
+
+class AuthenticationError(TransportError):
+    """The news server refused the credentials, or wants some and got none."""
+
+
+class ListenerError(ScrubberError):
+    """The listener cannot start (port in use, bad address)."""
+
+
+class ResponderError(ScrubberError):
+    """The reference responder cannot complete a scan or a ping."""
+
+
+class ReportError(ScrubberError):
+    """A report cannot be built, written or verified."""
+
+
+class VerificationFailed(ReportError):
+    """A signed report does not match its signature."""

@@ -1,0 +1,205 @@
+"""The hash engine: salt epochs, the digest cache and the executors that hash.
+
+Argon2id dominates the cost of a batch, so hashing runs on an executor
+(threads by default: argon2-cffi releases the GIL) and every digest is cached
+per (address, salt epoch): hashing again in the same epoch only hashes
+addresses that were not hashed before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Select, func, insert, select
+
+from scrubber import scheme
+from scrubber.store import Store
+from scrubber.store.models import Address, CachedDigest, ListEntry, SaltEpoch, Suppression
+from scrubber.store.types import utcnow
+
+__all__ = ["HashEngine", "ThreadExecutor", "current_epoch", "utcnow"]
+
+CHUNK = 256  # addresses per task: large enough to amortise the task overhead
+
+
+class Executor(Protocol):
+    """Runs hash chunks somewhere: threads here, a cluster elsewhere."""
+
+    workers: int
+
+    def submit(
+        self, canonicals: Sequence[str], salt: bytes, params: scheme.Params
+    ) -> Future[list[bytes]]: ...
+
+    def close(self) -> None: ...
+
+
+def hash_chunk(canonicals: Sequence[str], salt: bytes, params: scheme.Params) -> list[bytes]:
+    return [scheme.digest(c, salt, params).h for c in canonicals]
+
+
+class ThreadExecutor:
+    """One thread per core by default."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="argon2")
+
+    def submit(
+        self, canonicals: Sequence[str], salt: bytes, params: scheme.Params
+    ) -> Future[list[bytes]]:
+        return self._pool.submit(hash_chunk, canonicals, salt, params)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class HashSummary:
+    epoch_id: int
+    needed: int
+    cached: int
+    computed: int
+
+
+def current_epoch(
+    store: Store, params: scheme.Params, days: int, now: datetime | None = None
+) -> SaltEpoch:
+    """The salt epoch in force now for these parameters; starts a new one if none."""
+    now = now or utcnow()
+    with store.write() as session:
+        epoch = session.scalars(
+            select(SaltEpoch)
+            .where(SaltEpoch.started_at <= now, SaltEpoch.ends_at > now)
+            .where(SaltEpoch.t == params.t, SaltEpoch.m == params.m, SaltEpoch.p == params.p)
+            .order_by(SaltEpoch.started_at.desc())
+        ).first()
+        if epoch is None:
+            epoch = SaltEpoch(
+                salt=os.urandom(scheme.SALT_LEN),
+                t=params.t,
+                m=params.m,
+                p=params.p,
+                started_at=now,
+                ends_at=now + timedelta(days=days),
+            )
+            session.add(epoch)
+            session.flush()
+        return epoch
+
+
+class HashEngine:
+    """Fills the digest cache for lists in an epoch, streaming in pages."""
+
+    def __init__(self, store: Store, executor: Executor, page: int = 8192) -> None:
+        self.store = store
+        self.executor = executor
+        self.page = page
+
+    def ensure(
+        self,
+        epoch: SaltEpoch,
+        list_ids: Sequence[int],
+        on_done: Callable[[int], None] | None = None,
+    ) -> HashSummary:
+        """Hash every unsuppressed address of ``list_ids`` not yet cached in ``epoch``."""
+        needed, missing = self._count(epoch.id, list_ids)
+        params = scheme.Params(t=epoch.t, m=epoch.m, p=epoch.p)
+        computed = 0
+        for page in self._missing_pages(epoch.id, list_ids):
+            results = self._hash_page(page, epoch.salt, params, on_done)
+            with self.store.write_connection() as conn:
+                conn.execute(
+                    insert(CachedDigest),
+                    [{"epoch_id": epoch.id, "address_id": i, "h": h} for i, h in results],
+                )
+            computed += len(results)
+        return HashSummary(epoch.id, needed, needed - missing, computed)
+
+    def _hash_page(
+        self,
+        page: list[tuple[int, str]],
+        salt: bytes,
+        params: scheme.Params,
+        on_done: Callable[[int], None] | None,
+    ) -> list[tuple[int, bytes]]:
+        # Keep at most 2 chunks per worker in flight, so memory stays flat.
+        pending: deque[tuple[list[int], Future[list[bytes]]]] = deque()
+        results: list[tuple[int, bytes]] = []
+        limit = 2 * self.executor.workers
+        for start in range(0, len(page), CHUNK):
+            chunk = page[start : start + CHUNK]
+            ids = [i for i, _ in chunk]
+            pending.append((ids, self.executor.submit([c for _, c in chunk], salt, params)))
+            if len(pending) >= limit:
+                results.extend(_collect(pending.popleft(), on_done))
+        while pending:
+            results.extend(_collect(pending.popleft(), on_done))
+        return results
+
+    def _count(self, epoch_id: int, list_ids: Sequence[int]) -> tuple[int, int]:
+        with self.store.read() as session:
+            base = _wanted(list_ids).subquery()
+            needed = session.scalar(select(func.count()).select_from(base)) or 0
+            missing = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(base)
+                    .outerjoin(
+                        CachedDigest,
+                        (CachedDigest.address_id == base.c.id)
+                        & (CachedDigest.epoch_id == epoch_id),
+                    )
+                    .where(CachedDigest.address_id.is_(None))
+                )
+                or 0
+            )
+        return needed, missing
+
+    def _missing_pages(
+        self, epoch_id: int, list_ids: Sequence[int]
+    ) -> Iterator[list[tuple[int, str]]]:
+        last = 0
+        while True:
+            with self.store.read() as session:
+                base = _wanted(list_ids).where(Address.id > last).subquery()
+                rows = session.execute(
+                    select(base.c.id, base.c.canonical)
+                    .outerjoin(
+                        CachedDigest,
+                        (CachedDigest.address_id == base.c.id)
+                        & (CachedDigest.epoch_id == epoch_id),
+                    )
+                    .where(CachedDigest.address_id.is_(None))
+                    .order_by(base.c.id)
+                    .limit(self.page)
+                ).all()
+            if not rows:
+                return
+            yield [(int(i), str(c)) for i, c in rows]
+            last = rows[-1][0]
+
+
+def _wanted(list_ids: Sequence[int]) -> Select[tuple[int, str]]:
+    """Distinct unsuppressed addresses on any of the lists."""
+    return (
+        select(Address.id, Address.canonical)
+        .where(Address.id.in_(select(ListEntry.address_id).where(ListEntry.list_id.in_(list_ids))))
+        .where(~Address.id.in_(select(Suppression.address_id)))
+    )
+
+
+def _collect(
+    item: tuple[list[int], Future[list[bytes]]], on_done: Callable[[int], None] | None
+) -> list[tuple[int, bytes]]:
+    ids, future = item
+    hashes = future.result()
+    if on_done is not None:
+        on_done(len(ids))
+    return list(zip(ids, hashes, strict=True))

@@ -1,0 +1,318 @@
+"""Mailing lists: import, export, suppression.
+
+Import streams each file through the scheme's canonical form into a staging
+table, then folds it into the list with set-based SQL, all in one
+transaction: an interrupted import leaves the list as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from scrubber import scheme
+from scrubber.errors import NotFoundError, UsageError
+from scrubber.readers import read_addresses
+from scrubber.store import Store
+from scrubber.store.models import (
+    Address,
+    ImportRun,
+    ListEntry,
+    MailingList,
+    Suppression,
+)
+from scrubber.store.types import utcnow
+
+STAGING_CHUNK = 20_000
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    list_name: str
+    lines: int
+    accepted: int
+    unique: int
+    added: int
+    rejected: int
+    rejects_path: Path | None
+
+    @property
+    def folded(self) -> int:
+        """Lines that repeated an address already seen in this import."""
+        return self.accepted - self.unique
+
+    @property
+    def already_listed(self) -> int:
+        return self.unique - self.added
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    name: str
+    addresses: int
+    suppressed: int
+    created_at: datetime
+    last_import_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SuppressSummary:
+    added: int
+    already: int
+    rejected: list[tuple[str, str]]
+
+
+def validate_name(name: str) -> str:
+    if not name or len(name) > MAX_NAME or not name.isprintable() or name.strip() != name:
+        raise UsageError(f"invalid list name {name!r}: use 1-{MAX_NAME} printable characters")
+    return name
+
+
+class RejectsWriter:
+    """Rejected lines go to a CSV written aside and moved into place at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent)
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._handle)
+        self._csv.writerow(["file", "line", "input", "reason"])
+
+    def add(self, source: str, line: int, value: str, reason: str) -> None:
+        self.count += 1
+        self._csv.writerow([source, line, value, reason])
+
+    def commit(self) -> Path | None:
+        self._handle.close()
+        if self.count == 0:
+            self._tmp.unlink()
+            return None
+        self._tmp.replace(self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def import_files(
+    store: Store,
+    name: str,
+    paths: list[Path],
+    *,
+    rejects_path: Path,
+    column: str | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import ``paths`` into list ``name`` (created if new) in one transaction."""
+    validate_name(name)
+    started = utcnow()
+    rejects = RejectsWriter(rejects_path)
+    try:
+        with store.write_connection() as conn:
+            list_id = _ensure_list(conn, name, started)
+            lines, accepted = _stage(conn, paths, column, rejects, on_bytes)
+            unique, added = _fold_staging(conn, list_id)
+            kept = rejects.commit()
+            conn.execute(
+                insert(ImportRun).values(
+                    list_id=list_id,
+                    source=", ".join(str(p) for p in paths),
+                    started_at=started,
+                    finished_at=utcnow(),
+                    lines=lines,
+                    accepted=accepted,
+                    added=added,
+                    rejected=rejects.count,
+                    rejects_path=str(kept) if kept else None,
+                )
+            )
+            conn.execute(
+                update(MailingList).where(MailingList.id == list_id).values(last_import_at=utcnow())
+            )
+    except BaseException:
+        rejects.discard()
+        raise
+    return ImportSummary(name, lines, accepted, unique, added, rejects.count, kept)
+
+
+def _ensure_list(conn: Connection, name: str, now: datetime) -> int:
+    found = conn.execute(select(MailingList.id).where(MailingList.name == name)).scalar()
+    if found is not None:
+        return found
+    result = conn.execute(insert(MailingList).values(name=name, created_at=now))
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def _stage(
+    conn: Connection,
+    paths: list[Path],
+    column: str | None,
+    rejects: RejectsWriter,
+    on_bytes: Callable[[int], None] | None,
+) -> tuple[int, int]:
+    conn.exec_driver_sql("DROP TABLE IF EXISTS import_staging")
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE import_staging (seq INTEGER, canonical TEXT, original TEXT)"
+    )
+    lines = accepted = 0
+    chunk: list[tuple[int, str, str]] = []
+    insert = "INSERT INTO import_staging (seq, canonical, original) VALUES (?, ?, ?)"
+    if conn.dialect.name != "sqlite":
+        insert = insert.replace("?", "%s")
+    for path in paths:
+        for row in read_addresses(path, column=column, on_bytes=on_bytes):
+            lines += 1
+            result = scheme.try_canonicalize(row.text)
+            if isinstance(result, scheme.Reject):
+                rejects.add(str(path), row.line, row.text, result.value)
+                continue
+            accepted += 1
+            chunk.append((lines, result, row.text.strip()))
+            if len(chunk) >= STAGING_CHUNK:
+                conn.exec_driver_sql(insert, chunk)
+                chunk.clear()
+    if chunk:
+        conn.exec_driver_sql(insert, chunk)
+    return lines, accepted
+
+
+def _fold_staging(conn: Connection, list_id: int) -> tuple[int, int]:
+    """Move staged rows into addresses and list_entries; return (unique, added)."""
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE import_first AS "
+        "SELECT canonical, MIN(seq) AS seq FROM import_staging GROUP BY canonical"
+    )
+    unique = conn.exec_driver_sql("SELECT COUNT(*) FROM import_first").scalar_one()
+    conn.exec_driver_sql(
+        "INSERT INTO addresses (canonical) SELECT canonical FROM import_first "
+        "WHERE true ON CONFLICT (canonical) DO NOTHING"
+    )
+    added = conn.execute(
+        text(
+            "INSERT INTO list_entries (list_id, address_id, original) "
+            "SELECT :list_id, a.id, s.original FROM import_first f "
+            "JOIN import_staging s ON s.seq = f.seq "
+            "JOIN addresses a ON a.canonical = f.canonical "
+            "WHERE true ON CONFLICT (list_id, address_id) DO NOTHING"
+        ),
+        {"list_id": list_id},
+    ).rowcount
+    conn.exec_driver_sql("DROP TABLE import_first")
+    conn.exec_driver_sql("DROP TABLE import_staging")
+    return int(unique), int(added)
+
+
+def get_list(session: Session, name: str) -> MailingList:
+    found = session.scalars(select(MailingList).where(MailingList.name == name)).first()
+    if found is None:
+        raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
+    return found
+
+
+def list_infos(store: Store) -> list[ListInfo]:
+    with store.read() as session:
+        suppressed = (
+            select(ListEntry.list_id, func.count().label("n"))
+            .join(Suppression, Suppression.address_id == ListEntry.address_id)
+            .group_by(ListEntry.list_id)
+            .subquery()
+        )
+        total = (
+            select(ListEntry.list_id, func.count().label("n"))
+            .group_by(ListEntry.list_id)
+            .subquery()
+        )
+        rows = session.execute(
+            select(MailingList, total.c.n, suppressed.c.n)
+            .outerjoin(total, total.c.list_id == MailingList.id)
+            .outerjoin(suppressed, suppressed.c.list_id == MailingList.id)
+            .order_by(MailingList.name)
+        ).all()
+    return [ListInfo(m.name, n or 0, s or 0, m.created_at, m.last_import_at) for m, n, s in rows]
+
+
+def list_info(store: Store, name: str) -> ListInfo:
+    for info in list_infos(store):
+        if info.name == name:
+            return info
+    raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
+
+
+def import_history(store: Store, name: str) -> list[ImportRun]:
+    with store.read() as session:
+        mailing_list = get_list(session, name)
+        return list(
+            session.scalars(
+                select(ImportRun)
+                .where(ImportRun.list_id == mailing_list.id)
+                .order_by(ImportRun.started_at)
+            )
+        )
+
+
+def iter_export(store: Store, name: str, page: int = 10_000) -> Iterator[str]:
+    """Original spellings of the list's addresses, minus every suppressed one."""
+    with store.read() as session:
+        list_id = get_list(session, name).id
+    last = 0
+    while True:
+        with store.read() as session:
+            rows = session.execute(
+                select(ListEntry.address_id, ListEntry.original)
+                .outerjoin(Suppression, Suppression.address_id == ListEntry.address_id)
+                .where(ListEntry.list_id == list_id, ListEntry.address_id > last)
+                .where(Suppression.address_id.is_(None))
+                .order_by(ListEntry.address_id)
+                .limit(page)
+            ).all()
+        if not rows:
+            return
+        for _, original in rows:
+            yield original
+        last = rows[-1][0]
+
+
+def suppress(store: Store, addresses: Iterable[str], *, source: str = "manual") -> SuppressSummary:
+    """Suppress addresses across all lists, permanently; returns counts and rejects."""
+    rejected: list[tuple[str, str]] = []
+    canonicals: set[str] = set()
+    for raw in addresses:
+        result = scheme.try_canonicalize(raw)
+        if isinstance(result, scheme.Reject):
+            rejected.append((raw, result.value))
+        else:
+            canonicals.add(result)
+    added = 0
+    with store.write() as session:
+        for canonical in sorted(canonicals):
+            address_id = ensure_address(session, canonical)
+            if session.get(Suppression, address_id) is None:
+                session.add(
+                    Suppression(address_id=address_id, suppressed_at=utcnow(), source=source)
+                )
+                added += 1
+    return SuppressSummary(added, len(canonicals) - added, rejected)
+
+
+def ensure_address(session: Session, canonical: str) -> int:
+    found = session.scalar(select(Address.id).where(Address.canonical == canonical))
+    if found is not None:
+        return found
+    address = Address(canonical=canonical)
+    session.add(address)
+    session.flush()
+    return address.id

@@ -1,0 +1,226 @@
+"""The published scheme ``dni-argon2id-v1``: canonical form, hash, tag, proof.
+
+Pure: no I/O, no clock, no randomness. docs/scheme.md is the normative text;
+this module is its reference implementation, and tests/test_scheme.py checks
+both against the same vectors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import idna
+from argon2.low_level import Type, hash_secret_raw
+
+SCHEME_NAME = "dni-argon2id-v1"
+HASH_LEN = 32
+PROOF_SLICE = slice(16, 32)
+SALT_LEN = 16
+MIN_TAG_LEN, MAX_TAG_LEN, DEFAULT_TAG_LEN = 4, 16, 8
+MAX_LOCAL_OCTETS = 64
+MAX_ADDRESS_OCTETS = 254
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class Reject(enum.StrEnum):
+    """Why an address has no canonical form. The values are the stable codes."""
+
+    EMPTY = "empty"
+    WHITESPACE = "whitespace"
+    CONTROL = "control-character"
+    QUOTED = "quoted-local-part"
+    NO_AT = "no-at-sign"
+    MULTIPLE_AT = "multiple-at-signs"
+    EMPTY_LOCAL = "empty-local-part"
+    EMPTY_DOMAIN = "empty-domain"
+    DOMAIN_LITERAL = "domain-literal"
+    BAD_DOMAIN = "invalid-domain"
+    LOCAL_TOO_LONG = "local-part-too-long"
+    TOO_LONG = "address-too-long"
+
+
+class Rejected(ValueError):
+    """Raised by :func:`canonicalize`; ``reason`` is a :class:`Reject` code."""
+
+    def __init__(self, reason: Reject) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Argon2id cost parameters and tag length of one salt epoch or batch."""
+
+    t: int = 2
+    m: int = 1024
+    p: int = 1
+    tag_length: int = DEFAULT_TAG_LEN
+
+    def __post_init__(self) -> None:
+        if self.t < 1 or self.p < 1 or self.m < 8 * self.p:
+            raise ValueError(f"invalid Argon2 parameters t={self.t} m={self.m} p={self.p}")
+        if not MIN_TAG_LEN <= self.tag_length <= MAX_TAG_LEN:
+            raise ValueError(f"tag length must be {MIN_TAG_LEN}..{MAX_TAG_LEN} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One address's Argon2id output with the two published slices."""
+
+    h: bytes
+    tag_length: int
+
+    @property
+    def tag(self) -> bytes:
+        return self.h[: self.tag_length]
+
+    @property
+    def proof(self) -> bytes:
+        return self.h[PROOF_SLICE]
+
+
+def canonicalize(address: str) -> str:
+    """Return the canonical form of ``address`` or raise :class:`Rejected`."""
+    text = address.strip()
+    _check_characters(text)
+    local, _, domain = text.rpartition("@")
+    if "@" in local:
+        raise Rejected(Reject.MULTIPLE_AT)
+    if not local:
+        raise Rejected(Reject.EMPTY_LOCAL)
+    domain = canonical_domain(domain)
+    local = _canonical_local(local, domain)
+    if domain in GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+        if not local:
+            raise Rejected(Reject.EMPTY_LOCAL)
+    if len(local.encode()) > MAX_LOCAL_OCTETS:
+        raise Rejected(Reject.LOCAL_TOO_LONG)
+    result = f"{local}@{domain}"
+    if len(result.encode()) > MAX_ADDRESS_OCTETS:
+        raise Rejected(Reject.TOO_LONG)
+    return result
+
+
+def try_canonicalize(address: str) -> str | Reject:
+    """Like :func:`canonicalize` but returns the reject code instead of raising."""
+    try:
+        return canonicalize(address)
+    except Rejected as exc:
+        return exc.reason
+
+
+def _check_characters(text: str) -> None:
+    if not text:
+        raise Rejected(Reject.EMPTY)
+    for char in text:
+        if char.isspace():
+            raise Rejected(Reject.WHITESPACE)
+        if unicodedata.category(char) == "Cc":
+            raise Rejected(Reject.CONTROL)
+    if '"' in text:
+        raise Rejected(Reject.QUOTED)
+    if "@" not in text:
+        raise Rejected(Reject.NO_AT)
+
+
+def _canonical_local(local: str, domain: str) -> str:
+    # NFC again after lowering: lowering can leave a sequence NFC would
+    # recompose, and the canonical form must be a fixed point.
+    lowered = unicodedata.normalize("NFC", unicodedata.normalize("NFC", local).lower())
+    base, plus, _ = lowered.partition("+")
+    return base if plus and base else lowered
+
+
+@functools.lru_cache(maxsize=65536)
+def canonical_domain(domain: str) -> str:
+    """Canonical (A-label, lower-case) domain; cached because lists repeat domains."""
+    if not domain:
+        raise Rejected(Reject.EMPTY_DOMAIN)
+    if domain.startswith("[") or domain.endswith("]"):
+        raise Rejected(Reject.DOMAIN_LITERAL)
+    if domain.endswith("."):
+        domain = domain[:-1]
+    if not domain:
+        raise Rejected(Reject.EMPTY_DOMAIN)
+    if domain.isascii():
+        ascii_domain = domain.lower()
+    else:
+        try:
+            ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
+        except (idna.IDNAError, UnicodeError):
+            raise Rejected(Reject.BAD_DOMAIN) from None
+    if not all(_HOST_LABEL.match(label) for label in ascii_domain.split(".")):
+        raise Rejected(Reject.BAD_DOMAIN)
+    if any(label.startswith("xn--") for label in ascii_domain.split(".")):
+        _check_a_labels(ascii_domain)
+    return ascii_domain
+
+
+def _check_a_labels(ascii_domain: str) -> None:
+    # An A-label given directly must decode to a valid U-label, or two
+    # spellings of the same domain could hash differently.
+    try:
+        unicode_form = idna.decode(ascii_domain)
+        if idna.encode(unicode_form, uts46=True).decode("ascii") != ascii_domain:
+            raise Rejected(Reject.BAD_DOMAIN)
+    except (idna.IDNAError, UnicodeError):
+        raise Rejected(Reject.BAD_DOMAIN) from None
+
+
+def digest(canonical: str, salt: bytes, params: Params) -> Digest:
+    """Argon2id of a canonical address (the caller canonicalizes first)."""
+    h = hash_secret_raw(
+        secret=canonical.encode("utf-8"),
+        salt=salt,
+        time_cost=params.t,
+        memory_cost=params.m,
+        parallelism=params.p,
+        hash_len=HASH_LEN,
+        type=Type.ID,
+        version=0x13,
+    )
+    return Digest(h=h, tag_length=params.tag_length)
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding, the scheme's text encoding for proofs."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def from_b64url(text: str) -> bytes:
+    """Decode unpadded (or padded) base64url; raises ValueError on anything else."""
+    text = text.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
+        raise ValueError("not base64url")
+    text = text.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64url") from None
+
+
+def parse_salt(text: str) -> bytes:
+    """A salt given as hex; the scheme fixes 16 bytes."""
+    try:
+        salt = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("salt must be hex") from None
+    if len(salt) != SALT_LEN:
+        raise ValueError(f"salt must be {SALT_LEN} bytes ({2 * SALT_LEN} hex digits)")
+    return salt
+
+
+def mask(address: str) -> str:
+    """Mask an address for logs and reports: ``j***@example.com``."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,183 @@
+"""Tables. Schema changes go through an Alembic migration in migrations/versions;
+tests/test_store.py fails when these models and the migrations disagree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from scrubber.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Timestamp = UTCDateTime()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class SaltEpoch(Base):
+    """A salt with its Argon2 parameters; digests are cached per epoch."""
+
+    __tablename__ = "salt_epochs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16), unique=True)
+    t: Mapped[int]
+    m: Mapped[int]
+    p: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    ends_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class MailingList(Base):
+    __tablename__ = "lists"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_import_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Address(Base):
+    """One canonical address of the operator, shared by all its lists."""
+
+    __tablename__ = "addresses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    canonical: Mapped[str] = mapped_column(String(254), unique=True)
+
+
+class ListEntry(Base):
+    __tablename__ = "list_entries"
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
+    original: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_list_entries_address_id", "address_id"),)
+
+
+class ImportRun(Base):
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime] = mapped_column(Timestamp)
+    lines: Mapped[int]
+    accepted: Mapped[int]
+    added: Mapped[int]
+    rejected: Mapped[int]
+    rejects_path: Mapped[str | None] = mapped_column(Text)
+
+
+class Suppression(Base):
+    """An address the operator must never mail again: permanent, across all lists."""
+
+    __tablename__ = "suppressions"
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
+    suppressed_at: Mapped[datetime] = mapped_column(Timestamp)
+    source: Mapped[str] = mapped_column(String(16))  # "ping" or "manual"
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+    ping_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CachedDigest(Base):
+    """Argon2id output of one address in one salt epoch (the hash cache)."""
+
+    __tablename__ = "digests"
+    epoch_id: Mapped[int] = mapped_column(ForeignKey("salt_epochs.id"), primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
+    h: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    epoch_id: Mapped[int] = mapped_column(ForeignKey("salt_epochs.id"))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    t: Mapped[int]
+    m: Mapped[int]
+    p: Mapped[int]
+    tag_length: Mapped[int]
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    newsgroup: Mapped[str] = mapped_column(String(200))
+    respond_http: Mapped[str] = mapped_column(Text)
+    respond_smtp: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    key_public: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int]
+    parts_total: Mapped[int]
+
+
+class BatchList(Base):
+    __tablename__ = "batch_lists"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), primary_key=True)
+
+
+class BatchEntry(Base):
+    """The proof index: which address a proof of this batch stands for."""
+
+    __tablename__ = "batch_entries"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    proof: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    tag: Mapped[bytes] = mapped_column(LargeBinary(16))
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
+    __table_args__ = (Index("ix_batch_entries_batch_address", "batch_id", "address_id"),)
+
+
+class BatchPart(Base):
+    __tablename__ = "batch_parts"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    first_tag: Mapped[bytes] = mapped_column(LargeBinary(16))
+    last_tag: Mapped[bytes] = mapped_column(LargeBinary(16))
+    count: Mapped[int]
+    size: Mapped[int]
+    posted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    server: Mapped[str | None] = mapped_column(Text)
+
+
+class Ping(Base):
+    """One proof received by the listener, with its outcome."""
+
+    __tablename__ = "pings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    proof: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8))
+    peer: Mapped[str] = mapped_column(String(64))
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id"))
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    committed_at: Mapped[datetime] = mapped_column(Timestamp)
+    __table_args__ = (
+        # At most one accepted ping per proof and batch, even with several
+        # listeners on one PostgreSQL database.
+        Index(
+            "uq_pings_accepted",
+            "batch_id",
+            "proof",
+            unique=True,
+            sqlite_where=text("outcome = 'accepted'"),
+            postgresql_where=text("outcome = 'accepted'"),
+        ),
+    )

@@ -1,0 +1,155 @@
+"""The Store: the one owner of the database engine.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` so a committed transaction
+survives a crash; writers take the lock up front (``BEGIN IMMEDIATE``) so two
+writers queue instead of deadlocking on a lock upgrade. PostgreSQL is used by
+URL for several listeners and large lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib.resources import files
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from scrubber.errors import StoreError, StoreUnavailable
+
+_WRITE = "scrubber_write"
+
+
+class Store:
+    """Engine, sessions and the single write path of one database."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, echo=echo, **_engine_options(url))
+        except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+            raise StoreError(f"cannot use database URL {_redact(url)}: {error}") from None
+        if self.is_sqlite:
+            _install_sqlite_hooks(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions -----------------------------------------------------
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; rolled back at the end."""
+        with _translate_errors(), self._sessions() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """The write path: one transaction, committed on success, else rolled back."""
+        with _translate_errors():
+            conn = self.engine.connect().execution_options(**{_WRITE: True})
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                    yield session
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """Core-level write transaction, for bulk statements."""
+        with _translate_errors():
+            conn = self.engine.connect().execution_options(**{_WRITE: True})
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.close()
+
+    # -- schema -----------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        with _translate_errors(), self.engine.begin() as conn:
+            config = _alembic_config(conn)
+            command.upgrade(config, "head")
+
+    def schema_is_current(self) -> bool:
+        with _translate_errors(), self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_heads()
+            head = ScriptDirectory.from_config(_alembic_config(conn)).get_heads()
+            return set(current) == set(head)
+
+    def require_current_schema(self) -> None:
+        if not self.schema_is_current():
+            raise StoreError(
+                f"database {_redact(self.url)} is not at the current schema; "
+                "run 'scrubber init --upgrade'"
+            )
+
+
+def _alembic_config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("scrubber.store") / "migrations"))
+    config.attributes["connection"] = conn
+    return config
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event, not the driver, emit BEGIN.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def _translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except exc.OperationalError as error:
+        text = str(error.orig) if error.orig is not None else str(error)
+        raise StoreUnavailable(f"database unavailable: {text.splitlines()[0]}") from error
+    except exc.DBAPIError as error:
+        text = str(error.orig) if error.orig is not None else str(error)
+        raise StoreError(f"database error: {text.splitlines()[0]}") from error
+
+
+def _redact(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<invalid URL>"

@@ -1,0 +1,48 @@
+"""Creating and opening a workspace: config file, key pair, database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scrubber.config import CONFIG_NAME, Settings, Workspace, load_workspace
+from scrubber.errors import WorkspaceError
+from scrubber.keys import OperatorKey
+from scrubber.store import Store
+
+
+def init_workspace(root: Path, settings: Settings | None = None) -> Workspace:
+    """Create a workspace in ``root``; refuses if one is there already."""
+    settings = settings or Settings()
+    config = root / CONFIG_NAME
+    if config.exists():
+        raise WorkspaceError(f"{root} is already a workspace ({CONFIG_NAME} exists)")
+    workspace = Workspace(root=root.resolve(), settings=settings)
+    private = workspace.path(settings.private_key)
+    if private.exists():
+        raise WorkspaceError(f"{private} exists; refusing to overwrite a key")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        OperatorKey.generate().write(private, workspace.path(settings.public_key))
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create workspace in {root}: {exc.strerror}") from None
+    with open_store(workspace, migrate=True):
+        pass
+    spool = workspace.spool_dir
+    if spool is not None:
+        spool.mkdir(parents=True, exist_ok=True)
+    # Written last: a workspace only counts as one once everything above exists.
+    config.write_text(settings.to_toml(), encoding="utf-8")
+    return load_workspace(root)
+
+
+def open_store(workspace: Workspace, *, migrate: bool = False) -> Store:
+    store = Store(workspace.database_url)
+    if migrate:
+        store.migrate()
+    else:
+        store.require_current_schema()
+    return store
+
+
+def load_key(workspace: Workspace) -> OperatorKey:
+    return OperatorKey.load(workspace.path(workspace.settings.private_key))

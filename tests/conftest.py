@@ -1,0 +1,90 @@
+"""Shared fixtures: workspaces, the CLI as a user runs it, real services.
+
+Services come from `make services` (scripts/provision-*.sh), which writes
+their URLs to .services.env; the Makefile exports them. A test that needs a
+service skips when it is absent, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scrubber.config import Workspace
+from scrubber.workspace import init_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def require_service(env_var: str, what: str) -> str:
+    """The service URL from the environment; skip locally, fail under CI."""
+    value = os.environ.get(env_var)
+    if value:
+        return value
+    message = f"{what} not available: set {env_var} (run 'make services')"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str,
+    workspace: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    """Run `python -m scrubber ARGS` in a subprocess, as a user would."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("SCRUBBER_WORKSPACE", None)
+    command = [sys.executable, "-m", "scrubber"]
+    if workspace is not None:
+        command += ["--workspace", str(workspace)]
+    proc = subprocess.run(
+        [*command, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return init_workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    base = require_service("SCRUBBER_TEST_PG", "PostgreSQL")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"scrubber_t_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

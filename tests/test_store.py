@@ -1,0 +1,73 @@
+"""The store: migrations on SQLite and a real PostgreSQL, models match them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from scrubber.errors import StoreError
+from scrubber.store import Store
+from scrubber.store.models import Base, MailingList
+from scrubber.store.types import utcnow
+
+
+def _assert_migrated(store: Store) -> None:
+    store.migrate()
+    assert store.schema_is_current()
+    with store.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == [], f"models and migrations disagree: {diff}"
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"addresses", "lists", "batches", "pings", "suppressions"} <= tables
+
+
+def test_migrations_sqlite(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        _assert_migrated(store)
+        with store.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        assert mode == "wal"
+
+
+@pytest.mark.postgres
+def test_migrations_postgres(pg_url: str) -> None:
+    with Store(pg_url) as store:
+        _assert_migrated(store)
+        _assert_migrated(store)  # running them again is a no-op
+
+
+def test_write_rolls_back_on_error(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        store.migrate()
+        with pytest.raises(RuntimeError), store.write() as session:
+            session.add(MailingList(name="x", created_at=utcnow()))
+            session.flush()
+            raise RuntimeError("boom")
+        with store.read() as session:
+            assert session.query(MailingList).count() == 0
+
+
+def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store, pytest.raises(StoreError):
+        store.require_current_schema()
+
+
+def test_bad_url_is_a_store_error() -> None:
+    with pytest.raises(StoreError):
+        Store("nosuchdialect://x")
+
+
+def test_datetimes_come_back_aware(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        store.migrate()
+        with store.write() as session:
+            session.add(MailingList(name="x", created_at=utcnow()))
+        with store.read() as session:
+            created = session.query(MailingList).one().created_at
+        assert created.tzinfo is not None
