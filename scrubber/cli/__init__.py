@@ -43,9 +43,27 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 def _register() -> None:
     # One module per command group; each exports COMMANDS.
-    from scrubber.cli import democmd, lists, schemecmd, workspace
+    from scrubber.cli import (
+        batchcmd,
+        democmd,
+        listencmd,
+        lists,
+        reportcmd,
+        respondercmd,
+        schemecmd,
+        workspace,
+    )
 
-    for module in (workspace, lists, schemecmd, democmd):
+    for module in (
+        workspace,
+        lists,
+        schemecmd,
+        batchcmd,
+        listencmd,
+        respondercmd,
+        reportcmd,
+        democmd,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 
