@@ -23,7 +23,7 @@ from scrubber.errors import UsageError
     "--sample",
     type=click.Path(dir_okay=False, path_type=Path),
     default=SAMPLE / "customers.csv.gz",
-    show_default=True,
+    show_default="sample_lists/customers.csv.gz",
     help="List to import.",
 )
 @pass_app
