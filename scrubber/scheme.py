@@ -27,6 +27,15 @@ MAX_LOCAL_OCTETS = 64
 MAX_ADDRESS_OCTETS = 254
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Unicode White_Space (stripped at the ends, rejected inside), control
+# characters (Cc) and lone surrogates (text that was not valid UTF-8). An
+# explicit set rather than str.isspace/str.strip, which differ from Unicode's
+# White_Space property (they include U+001C..U+001F).
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SUSPECT = re.compile(f'[{WHITE_SPACE}\x00-\x1f\x7f-\x9f\ud800-\udfff"]')
 
 
 class Reject(enum.StrEnum):
@@ -35,6 +44,7 @@ class Reject(enum.StrEnum):
     EMPTY = "empty"
     WHITESPACE = "whitespace"
     CONTROL = "control-character"
+    INVALID = "invalid-character"
     QUOTED = "quoted-local-part"
     NO_AT = "no-at-sign"
     MULTIPLE_AT = "multiple-at-signs"
@@ -88,7 +98,7 @@ class Digest:
 
 def canonicalize(address: str) -> str:
     """Return the canonical form of ``address`` or raise :class:`Rejected`."""
-    text = address.strip()
+    text = address.strip(WHITE_SPACE)
     _check_characters(text)
     local, _, domain = text.rpartition("@")
     if "@" in local:
@@ -98,9 +108,9 @@ def canonicalize(address: str) -> str:
     domain = canonical_domain(domain)
     local = _canonical_local(local, domain)
     if domain in GMAIL_DOMAINS:
-        local, domain = local.replace(".", ""), "gmail.com"
-        if not local:
-            raise Rejected(Reject.EMPTY_LOCAL)
+        domain = "gmail.com"
+    if not local:
+        raise Rejected(Reject.EMPTY_LOCAL)
     if len(local.encode()) > MAX_LOCAL_OCTETS:
         raise Rejected(Reject.LOCAL_TOO_LONG)
     result = f"{local}@{domain}"
@@ -120,23 +130,31 @@ def try_canonicalize(address: str) -> str | Reject:
 def _check_characters(text: str) -> None:
     if not text:
         raise Rejected(Reject.EMPTY)
-    for char in text:
-        if char.isspace():
+    # One regex pass finds the first offending character (the common case
+    # is none); its kind decides the reason.
+    found = _SUSPECT.search(text)
+    if found is not None:
+        char = found.group()
+        if char in WHITE_SPACE:
             raise Rejected(Reject.WHITESPACE)
-        if unicodedata.category(char) == "Cc":
-            raise Rejected(Reject.CONTROL)
-    if '"' in text:
-        raise Rejected(Reject.QUOTED)
+        if char == '"':
+            raise Rejected(Reject.QUOTED)
+        if "\ud800" <= char <= "\udfff":
+            raise Rejected(Reject.INVALID)
+        raise Rejected(Reject.CONTROL)
     if "@" not in text:
         raise Rejected(Reject.NO_AT)
 
 
 def _canonical_local(local: str, domain: str) -> str:
-    # NFC again after lowering: lowering can leave a sequence NFC would
-    # recompose, and the canonical form must be a fixed point.
-    lowered = unicodedata.normalize("NFC", unicodedata.normalize("NFC", local).lower())
+    lowered = unicodedata.normalize("NFC", local).lower()
     base, plus, _ = lowered.partition("+")
-    return base if plus and base else lowered
+    result = base if plus and base else lowered
+    if domain in GMAIL_DOMAINS:
+        result = result.replace(".", "")
+    # NFC last: lowering or dropping dots can leave a sequence NFC would
+    # recompose ("A.\u0301" -> "a\u0301"), and the result must be a fixed point.
+    return unicodedata.normalize("NFC", result)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -146,20 +164,30 @@ def canonical_domain(domain: str) -> str:
         raise Rejected(Reject.EMPTY_DOMAIN)
     if domain.startswith("[") or domain.endswith("]"):
         raise Rejected(Reject.DOMAIN_LITERAL)
-    if domain.endswith("."):
-        domain = domain[:-1]
-    if not domain:
-        raise Rejected(Reject.EMPTY_DOMAIN)
     if domain.isascii():
-        ascii_domain = domain.lower()
+        ascii_domain = domain.removesuffix(".").lower()
     else:
+        # NFC first so that canonically equivalent inputs map alike: UTS-46
+        # maps some combining marks (U+0345) to base letters, so the order
+        # of marks in the input would otherwise matter.
+        nfc = unicodedata.normalize("NFC", domain)
         try:
-            ascii_domain = idna.encode(domain, uts46=True).decode("ascii").lower()
+            ascii_domain = idna.encode(nfc, uts46=True).decode("ascii").lower()
         except (idna.IDNAError, UnicodeError):
             raise Rejected(Reject.BAD_DOMAIN) from None
-    if not all(_HOST_LABEL.match(label) for label in ascii_domain.split(".")):
+        # UTS-46 maps other full stops (U+3002...) to ".", so the one
+        # trailing dot to drop may only show up after the mapping.
+        ascii_domain = ascii_domain.removesuffix(".")
+    if not ascii_domain:
+        raise Rejected(Reject.EMPTY_DOMAIN)
+    labels = ascii_domain.split(".")
+    if not all(_HOST_LABEL.match(label) for label in labels):
         raise Rejected(Reject.BAD_DOMAIN)
-    if any(label.startswith("xn--") for label in ascii_domain.split(".")):
+    # "--" in positions 3-4 is reserved for A-labels (RFC 5891 4.2.3.1); the
+    # idna package enforces it on IDN domains, so ASCII ones must match.
+    if any(label[2:4] == "--" and not label.startswith("xn--") for label in labels):
+        raise Rejected(Reject.BAD_DOMAIN)
+    if any(label.startswith("xn--") for label in labels):
         _check_a_labels(ascii_domain)
     return ascii_domain
 

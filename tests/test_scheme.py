@@ -1,0 +1,249 @@
+"""The published scheme: vectors read from docs/scheme.md, plus properties.
+
+The vectors are parsed from the normative document itself, so the spec and
+the reference implementation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import pytest
+from conftest import ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scrubber import scheme
+
+SPEC = (ROOT / "docs" / "scheme.md").read_text(encoding="utf-8")
+
+
+def _section(heading: str) -> str:
+    start = SPEC.index(f"\n{heading}\n")
+    following = re.search(r"\n#{1,3} ", SPEC[start + len(heading) + 2 :])
+    end = start + len(heading) + 2 + following.start() if following else len(SPEC)
+    return SPEC[start:end]
+
+
+def _canonical_cases() -> list[tuple[str, str]]:
+    rows = re.findall(r"^\| \d+ \| `(.*?)` \| `(.*?)` \|", _section("### Canonicalization"), re.M)
+    return [(json.loads(given), expected) for given, expected in rows]
+
+
+@dataclass(frozen=True)
+class HashVector:
+    input: str
+    canonical: str
+    salt: str
+    t: int
+    m: int
+    p: int
+    tag_length: int
+    h: str
+    tag: str
+    proof: str
+
+
+def _hash_vectors() -> list[HashVector]:
+    blocks = re.findall(r"```text\n(.*?)```", _section("### Hash vectors"), re.S)
+    vectors = []
+    for block in blocks:
+        fields = dict(line.split(":", 1) for line in block.strip().splitlines())
+        v = {k.strip().replace("-", "_"): val.strip() for k, val in fields.items()}
+        vectors.append(
+            HashVector(
+                input=json.loads(v["input"]),
+                canonical=json.loads(v["canonical"]),
+                salt=v["salt"],
+                t=int(v["t"]),
+                m=int(v["m"]),
+                p=int(v["p"]),
+                tag_length=int(v["tag_length"]),
+                h=v["H"],
+                tag=v["tag"],
+                proof=v["proof"],
+            )
+        )
+    return vectors
+
+
+CANONICAL_CASES = _canonical_cases()
+HASH_VECTORS = _hash_vectors()
+
+
+def test_spec_has_the_required_vectors() -> None:
+    assert len(CANONICAL_CASES) >= 15
+    assert len(HASH_VECTORS) >= 5
+    reasons = {e.removeprefix("REJECT ") for _, e in CANONICAL_CASES if e.startswith("REJECT ")}
+    # Every reject code is illustrated by at least one case.
+    assert reasons == {r.value for r in scheme.Reject}
+
+
+@pytest.mark.parametrize(("address", "expected"), CANONICAL_CASES)
+def test_canonicalization_vector(address: str, expected: str) -> None:
+    result = scheme.try_canonicalize(address)
+    if expected.startswith("REJECT "):
+        assert isinstance(result, scheme.Reject)
+        assert result.value == expected.removeprefix("REJECT ")
+    else:
+        assert not isinstance(result, scheme.Reject)
+        assert result == json.loads(expected)
+
+
+@pytest.mark.parametrize("vector", HASH_VECTORS, ids=lambda v: v.canonical)
+def test_hash_vector(vector: HashVector) -> None:
+    canonical = scheme.canonicalize(vector.input)
+    assert canonical == vector.canonical
+    params = scheme.Params(vector.t, vector.m, vector.p, vector.tag_length)
+    digest = scheme.digest(canonical, scheme.parse_salt(vector.salt), params)
+    assert digest.h.hex() == vector.h
+    assert digest.tag.hex() == vector.tag
+    assert scheme.b64url(digest.proof) == vector.proof
+    assert scheme.from_b64url(vector.proof) == bytes.fromhex(vector.h)[16:32]
+
+
+def test_rejected_carries_its_code() -> None:
+    with pytest.raises(scheme.Rejected) as info:
+        scheme.canonicalize("no-at-sign")
+    assert info.value.reason is scheme.Reject.NO_AT
+    assert str(info.value) == "no-at-sign"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "00", "0" * 30, "0" * 34, "zz" * 16],
+)
+def test_parse_salt_rejects_bad_salts(bad: str) -> None:
+    with pytest.raises(ValueError):
+        scheme.parse_salt(bad)
+
+
+@pytest.mark.parametrize(
+    ("t", "m", "p", "tag_length"),
+    [
+        (0, 1024, 1, 8),
+        (2, 1024, 0, 8),
+        (2, 7, 1, 8),
+        (2, 15, 2, 8),
+        (2, 1024, 1, 3),
+        (2, 1024, 1, 17),
+    ],
+)
+def test_params_reject_bad_values(t: int, m: int, p: int, tag_length: int) -> None:
+    with pytest.raises(ValueError):
+        scheme.Params(t, m, p, tag_length)
+
+
+def test_b64url_has_no_padding_and_round_trips() -> None:
+    for size in range(0, 20):
+        data = bytes(range(size))
+        text = scheme.b64url(data)
+        assert "=" not in text and "+" not in text and "/" not in text
+        assert scheme.from_b64url(text) == data
+        assert scheme.from_b64url(text + "=" * (-len(text) % 4)) == data
+
+
+@pytest.mark.parametrize("bad", ["a+b/", "ab cd", "é", "abc==="])
+def test_from_b64url_rejects_other_alphabets(bad: str) -> None:
+    with pytest.raises(ValueError):
+        scheme.from_b64url(bad)
+
+
+def test_mask_hides_the_local_part() -> None:
+    assert scheme.mask("jane.doe@example.com") == "j***@example.com"
+    assert scheme.mask("garbage") == "***"
+
+
+# -- properties -------------------------------------------------------------
+
+_LOCAL_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"))
+_TRICKY = 'İIıißẞΣσςǅǄKΩÅ\u0345\u0301\u0308\u0307\u0327ΑΙᾼᾳ.+aAeE@"\u00a0'
+_LABEL_CHARS = st.characters(whitelist_categories=("Ll", "Lu", "Lo", "Mn", "Nd"))
+_DOMAINS = st.one_of(
+    st.lists(st.text(_LABEL_CHARS, min_size=1, max_size=12), min_size=1, max_size=3).map(".".join),
+    st.sampled_from(
+        [
+            "gmail.com",
+            "GoogleMail.COM",
+            "example.com.",
+            "bücher.de",
+            "xn--bcher-kva.de",
+            "例え.jp。",
+        ]
+    ),
+)
+_LOCALS = st.one_of(
+    st.text(_LOCAL_CHARS, min_size=1, max_size=24), st.text(_TRICKY, min_size=1, max_size=10)
+)
+ADDRESSES = st.one_of(st.builds(lambda lo, do: f"{lo}@{do}", _LOCALS, _DOMAINS), st.text())
+_PROPERTY_SETTINGS = settings(
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@_PROPERTY_SETTINGS
+@given(ADDRESSES)
+def test_canonicalization_is_idempotent(address: str) -> None:
+    first = scheme.try_canonicalize(address)
+    if isinstance(first, scheme.Reject):
+        return
+    assert scheme.canonicalize(first) == first
+
+
+@_PROPERTY_SETTINGS
+@given(ADDRESSES)
+def test_accepted_form_is_well_formed(address: str) -> None:
+    result = scheme.try_canonicalize(address)
+    if isinstance(result, scheme.Reject):
+        return
+    local, _, domain = result.partition("@")
+    assert "@" not in local and "@" not in domain
+    assert domain.isascii() and domain == domain.lower() and not domain.endswith(".")
+    assert unicodedata.is_normalized("NFC", local)
+    assert len(local.encode()) <= scheme.MAX_LOCAL_OCTETS
+    assert len(result.encode()) <= scheme.MAX_ADDRESS_OCTETS
+    assert not any(c in scheme.WHITE_SPACE or c == '"' for c in result)
+    assert domain not in scheme.GMAIL_DOMAINS or ("." not in local and domain == "gmail.com")
+
+
+@_PROPERTY_SETTINGS
+@given(ADDRESSES)
+def test_nfd_input_has_the_same_canonical_form(address: str) -> None:
+    decomposed = unicodedata.normalize("NFD", address)
+    assert scheme.try_canonicalize(decomposed) == scheme.try_canonicalize(address)
+
+
+@_PROPERTY_SETTINGS
+@given(ADDRESSES, st.sampled_from(["", " ", "\t", "\u3000 "]))
+def test_surrounding_white_space_is_ignored(address: str, pad: str) -> None:
+    assert scheme.try_canonicalize(pad + address + pad) == scheme.try_canonicalize(address)
+
+
+@_PROPERTY_SETTINGS
+@given(st.emails())
+def test_ascii_case_does_not_matter(address: str) -> None:
+    assert scheme.try_canonicalize(address.upper()) == scheme.try_canonicalize(address.lower())
+
+
+@_PROPERTY_SETTINGS
+@given(ADDRESSES)
+def test_canonicalize_never_raises_anything_but_rejected(address: str) -> None:
+    try:
+        scheme.canonicalize(address)
+    except scheme.Rejected as exc:
+        assert isinstance(exc.reason, scheme.Reject)
+
+
+@given(st.text(min_size=1, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_undecodable_bytes_are_rejected_not_crashing(text: str) -> None:
+    raw = text.encode() + b"\xff@example.com"
+    assert scheme.try_canonicalize(raw.decode("utf-8", "surrogateescape")) in (
+        scheme.Reject.INVALID,
+        scheme.Reject.WHITESPACE,
+        scheme.Reject.CONTROL,
+        scheme.Reject.QUOTED,
+    )
