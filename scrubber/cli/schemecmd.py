@@ -7,6 +7,7 @@ them stable.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -30,8 +31,8 @@ def canonicalize() -> None:
     Example:
       printf 'John.Doe+news@Example.COM\\n' | scrubber scheme canonicalize
     """
-    for line in sys.stdin:
-        result = scheme.try_canonicalize(line.rstrip("\r\n"))
+    for line in _stdin_lines():
+        result = scheme.try_canonicalize(line)
         if isinstance(result, scheme.Reject):
             sys.stdout.write(f"REJECT\t{result.value}\n")
         else:
@@ -64,13 +65,20 @@ def hash_(salt: str, t: int, m: int, p: int, tag_length: int) -> None:
         params = scheme.Params(t=t, m=m, p=p, tag_length=tag_length)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    for line in sys.stdin:
-        result = scheme.try_canonicalize(line.rstrip("\r\n"))
+    for line in _stdin_lines():
+        result = scheme.try_canonicalize(line)
         if isinstance(result, scheme.Reject):
             sys.stdout.write(f"REJECT\t{result.value}\n")
             continue
         d = scheme.digest(result, salt_bytes, params)
         sys.stdout.write(f"{result}\t{d.h.hex()}\t{d.tag.hex()}\t{scheme.b64url(d.proof)}\n")
+
+
+def _stdin_lines() -> Iterator[str]:
+    # Bytes, not sys.stdin: its error handler depends on the locale, and a
+    # line that is not UTF-8 must become a reject (invalid-character), not a crash.
+    for raw in sys.stdin.buffer:
+        yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
 
 
 COMMANDS = [scheme_group]
