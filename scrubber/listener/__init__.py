@@ -1,0 +1,1 @@
+"""The opt-out listener: SMTP and HTTP edges over one ingest path."""

@@ -1,0 +1,505 @@
+"""Where a ping is verified and stored: the one write path of the listener.
+
+``Ingestor.record_group`` takes any number of ping requests and, in ONE
+transaction, looks their proofs up in the proof index (``batch_entries``),
+decides each proof's outcome, stores a ``Ping`` row per proof and suppresses
+the address of every accepted proof. ``GroupCommitter`` feeds it from the
+event loop: concurrent requests queue up while a transaction commits and go
+into the next one together (group commit); each request's future resolves
+only after its transaction has committed.
+
+Exactly-once suppression across several listener processes rests on the
+database: the partial unique index ``uq_pings_accepted`` admits one accepted
+ping per (batch, proof), and ``suppressions`` has the address as primary key;
+both inserts use ON CONFLICT DO NOTHING, so a lost race becomes a duplicate.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import logging
+import queue
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from scrubber import scheme
+from scrubber.errors import ScrubberError, StoreError, StoreUnavailable
+from scrubber.store import Store
+from scrubber.store.models import Address, Batch, BatchEntry, Ping, Suppression
+from scrubber.store.types import utcnow
+
+log = logging.getLogger("scrubber.listener")
+
+PROOF_LEN = 16
+MAX_PROOFS = 1000  # per request, both channels
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LOOKUP_CHUNK = 500  # proofs per IN (...) query
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+    UNKNOWN_BATCH = "unknown-batch"
+    RATE_LIMITED = "rate-limited"
+
+
+@dataclass(frozen=True)
+class PingRequest:
+    """Proofs sent for one token in one HTTP request or one SMTP message."""
+
+    token: str
+    proofs: Sequence[str]
+    channel: str
+    peer: str
+    received_at: datetime = field(default_factory=utcnow)
+    # Set for requests refused at the edge: every proof is stored with it.
+    forced: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class PingResult:
+    batch_id: str | None
+    outcomes: list[Outcome]
+    suppressed: int  # addresses this request newly suppressed
+
+    @property
+    def known_batch(self) -> bool:
+        return self.batch_id is not None
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(self.outcomes)
+        return {outcome.value: found[outcome] for outcome in Outcome}
+
+
+class CommitObserver(Protocol):
+    """Told about every committed group (metrics implement it)."""
+
+    def committed(self, seconds: float, requests: Sequence[PingRequest]) -> None: ...
+
+    def outcome(self, channel: str, outcome: Outcome, count: int) -> None: ...
+
+    def failed(self, requests: int) -> None: ...
+
+
+def decode_proof(value: str) -> bytes | None:
+    """The 16 proof bytes, or None when the text is not a well-formed proof."""
+    try:
+        raw = scheme.from_b64url(value)
+    except ValueError:
+        return None
+    return raw if len(raw) == PROOF_LEN else None
+
+
+def clean_token(token: str) -> str | None:
+    return token if _TOKEN.fullmatch(token) else None
+
+
+class Ingestor:
+    """Verifies and stores pings. Thread-safe; the sync API others may use.
+
+    ``record(token, proofs)`` stores one request and returns its outcomes;
+    ``record_group(requests)`` stores many in one transaction.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._tokens: dict[str, str] = {}  # token -> batch id; batches never change token
+
+    def lookup(self, token: str) -> str | None:
+        """The batch id a response token stands for, or None."""
+        token_ok = clean_token(token)
+        if token_ok is None:
+            return None
+        if token_ok in self._tokens:
+            return self._tokens[token_ok]
+        with self.store.read() as session:
+            found = session.scalar(select(Batch.id).where(Batch.token == token_ok))
+        if found is not None:
+            self._tokens[token_ok] = found
+        return found
+
+    def record(
+        self,
+        token: str,
+        proofs: Sequence[str],
+        *,
+        channel: str = "api",
+        peer: str = "local",
+    ) -> PingResult:
+        """Verify and store the proofs of one request; committed on return."""
+        return self.record_group([PingRequest(token, list(proofs), channel, peer)])[0]
+
+    def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+        """Verify and store all requests in one transaction; committed on return."""
+        with self.store.write_connection() as conn:
+            return _Group(conn, self._tokens, requests).run()
+
+
+@dataclass
+class _Row:
+    request: int
+    key: tuple[str, bytes] | None
+    values: dict[str, Any]
+
+
+class _Group:
+    """One group commit: decide every outcome, then insert in bulk."""
+
+    def __init__(
+        self, conn: Connection, tokens: dict[str, str], requests: Sequence[PingRequest]
+    ) -> None:
+        self.conn = conn
+        self.tokens = tokens
+        self.requests = requests
+        self.now = utcnow()
+
+    def run(self) -> list[PingResult]:
+        batch_ids = [self._batch_id(r.token) for r in self.requests]
+        decoded = [[decode_proof(p) for p in r.proofs] for r in self.requests]
+        wanted = _wanted(self.requests, batch_ids, decoded)
+        entries = self._entries(wanted)
+        taken = self._already_accepted(wanted)
+        rows = self._decide(batch_ids, decoded, entries, taken)
+        won = self._insert(rows)
+        suppressed = self._suppress(won, entries)
+        return self._results(batch_ids, rows, suppressed)
+
+    def _batch_id(self, token: str) -> str | None:
+        token_ok = clean_token(token)
+        if token_ok is None:
+            return None
+        if token_ok not in self.tokens:
+            found = self.conn.scalar(select(Batch.id).where(Batch.token == token_ok))
+            if found is None:
+                return None
+            self.tokens[token_ok] = found
+        return self.tokens[token_ok]
+
+    def _entries(self, wanted: dict[str, set[bytes]]) -> dict[tuple[str, bytes], tuple[int, str]]:
+        """(batch, proof) -> (address id, canonical) for the proofs in the index."""
+        found: dict[tuple[str, bytes], tuple[int, str]] = {}
+        for batch_id, proofs in wanted.items():
+            for chunk in _chunks(sorted(proofs)):
+                rows = self.conn.execute(
+                    select(BatchEntry.proof, BatchEntry.address_id, Address.canonical)
+                    .join(Address, Address.id == BatchEntry.address_id)
+                    .where(BatchEntry.batch_id == batch_id, BatchEntry.proof.in_(chunk))
+                )
+                for proof, address_id, canonical in rows:
+                    found[(batch_id, bytes(proof))] = (address_id, canonical)
+        return found
+
+    def _already_accepted(self, wanted: dict[str, set[bytes]]) -> set[tuple[str, bytes]]:
+        taken: set[tuple[str, bytes]] = set()
+        for batch_id, proofs in wanted.items():
+            for chunk in _chunks(sorted(proofs)):
+                rows = self.conn.execute(
+                    select(Ping.proof).where(
+                        Ping.batch_id == batch_id,
+                        Ping.outcome == Outcome.ACCEPTED.value,
+                        Ping.proof.in_(chunk),
+                    )
+                )
+                taken.update((batch_id, bytes(proof)) for (proof,) in rows)
+        return taken
+
+    def _decide(
+        self,
+        batch_ids: list[str | None],
+        decoded: list[list[bytes | None]],
+        entries: dict[tuple[str, bytes], tuple[int, str]],
+        taken: set[tuple[str, bytes]],
+    ) -> list[_Row]:
+        rows: list[_Row] = []
+        for index, (request, batch_id) in enumerate(zip(self.requests, batch_ids, strict=True)):
+            for proof in decoded[index]:
+                key = (batch_id, proof) if batch_id and proof else None
+                outcome = _outcome(request.forced, batch_id, key, entries, taken)
+                if outcome is Outcome.ACCEPTED:
+                    assert key is not None
+                    taken.add(key)
+                address = entries.get(key) if key and outcome is Outcome.ACCEPTED else None
+                values = {
+                    "token": clean_token(request.token) or "<invalid>",
+                    "batch_id": batch_id,
+                    "proof": proof,
+                    "outcome": outcome.value,
+                    "channel": request.channel[:8],
+                    "peer": request.peer[:64],
+                    "address_id": address[0] if address else None,
+                    "received_at": request.received_at,
+                    "committed_at": self.now,
+                }
+                rows.append(_Row(index, key if outcome is Outcome.ACCEPTED else None, values))
+        return rows
+
+    def _insert(self, rows: list[_Row]) -> dict[tuple[str, bytes], int]:
+        """Store all rows; returns ping id per accepted (batch, proof) this group won."""
+        plain = [row.values for row in rows if row.key is None]
+        accepted = [row for row in rows if row.key is not None]
+        won: dict[tuple[str, bytes], int] = {}
+        if accepted:
+            stmt = (
+                _dialect_insert(self.conn, Ping)
+                .on_conflict_do_nothing(
+                    index_elements=["batch_id", "proof"],
+                    index_where=text("outcome = 'accepted'"),
+                )
+                .returning(Ping.id, Ping.batch_id, Ping.proof)
+            )
+            result = self.conn.execute(stmt, [row.values for row in accepted])
+            won = {(b, bytes(p)): i for i, b, p in result}
+        for row in accepted:
+            assert row.key is not None
+            if row.key not in won:
+                # Another listener committed this proof first: a duplicate here.
+                row.values["outcome"] = Outcome.DUPLICATE.value
+                row.values["address_id"] = None
+                row.key = None
+                plain.append(row.values)
+        if plain:
+            self.conn.execute(_dialect_insert(self.conn, Ping), plain)
+        return won
+
+    def _suppress(
+        self,
+        won: dict[tuple[str, bytes], int],
+        entries: dict[tuple[str, bytes], tuple[int, str]],
+    ) -> set[tuple[str, bytes]]:
+        """Suppress the addresses of accepted proofs; returns the keys that did."""
+        by_address: dict[int, tuple[str, bytes]] = {}
+        for key in sorted(won):
+            by_address.setdefault(entries[key][0], key)
+        if not by_address:
+            return set()
+        stmt = (
+            _dialect_insert(self.conn, Suppression)
+            .on_conflict_do_nothing(index_elements=["address_id"])
+            .returning(Suppression.address_id)
+        )
+        params = [
+            {
+                "address_id": address_id,
+                "suppressed_at": self.now,
+                "source": "ping",
+                "batch_id": key[0],
+                "ping_id": won[key],
+            }
+            for address_id, key in by_address.items()
+        ]
+        new = {address_id for (address_id,) in self.conn.execute(stmt, params)}
+        for address_id in sorted(new):
+            key = by_address[address_id]
+            log.info(
+                "event=suppressed batch=%s address=%s",
+                key[0],
+                scheme.mask(entries[key][1]),
+            )
+        return {by_address[address_id] for address_id in new}
+
+    def _results(
+        self,
+        batch_ids: list[str | None],
+        rows: list[_Row],
+        suppressed: set[tuple[str, bytes]],
+    ) -> list[PingResult]:
+        outcomes: list[list[Outcome]] = [[] for _ in self.requests]
+        newly = [0] * len(self.requests)
+        for row in rows:
+            outcomes[row.request].append(Outcome(row.values["outcome"]))
+            if row.key is not None and row.key in suppressed:
+                newly[row.request] += 1
+        return [
+            PingResult(batch_id, found, count)
+            for batch_id, found, count in zip(batch_ids, outcomes, newly, strict=True)
+        ]
+
+
+def _outcome(
+    forced: Outcome | None,
+    batch_id: str | None,
+    key: tuple[str, bytes] | None,
+    entries: dict[tuple[str, bytes], tuple[int, str]],
+    taken: set[tuple[str, bytes]],
+) -> Outcome:
+    if forced is not None:
+        return forced
+    if batch_id is None:
+        return Outcome.UNKNOWN_BATCH
+    if key is None or key not in entries:
+        return Outcome.INVALID
+    return Outcome.DUPLICATE if key in taken else Outcome.ACCEPTED
+
+
+def _wanted(
+    requests: Sequence[PingRequest],
+    batch_ids: list[str | None],
+    decoded: list[list[bytes | None]],
+) -> dict[str, set[bytes]]:
+    wanted: dict[str, set[bytes]] = {}
+    for request, batch_id, proofs in zip(requests, batch_ids, decoded, strict=True):
+        if batch_id is not None and request.forced is None:
+            wanted.setdefault(batch_id, set()).update(p for p in proofs if p is not None)
+    return wanted
+
+
+def _chunks(items: list[bytes]) -> Iterable[list[bytes]]:
+    for start in range(0, len(items), _LOOKUP_CHUNK):
+        yield items[start : start + _LOOKUP_CHUNK]
+
+
+def _dialect_insert(conn: Connection, table: type[Any]) -> Any:
+    """INSERT with ON CONFLICT support for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise StoreError(f"the listener does not support the {conn.dialect.name} database")
+
+
+class Overloaded(StoreUnavailable):
+    """Too many pings wait for the database; the sender should retry later."""
+
+
+_STOP = object()
+
+
+@dataclass
+class _Pending:
+    request: PingRequest
+    future: concurrent.futures.Future[PingResult] | None
+
+
+class GroupCommitter:
+    """One writer thread that commits queued requests many per transaction.
+
+    ``submit`` returns a future resolved after the commit (or failed with
+    StoreUnavailable: the edge then answers 451/503, never success).
+    """
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        *,
+        observer: CommitObserver | None = None,
+        max_group: int = 1000,
+        max_pending: int = 20_000,
+    ) -> None:
+        self.ingestor = ingestor
+        self.observer = observer
+        self.max_group = max_group
+        self.max_pending = max_pending
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ping-writer", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: PingRequest) -> concurrent.futures.Future[PingResult]:
+        if self._closed:
+            raise StoreUnavailable("the listener is shutting down")
+        if self._queue.qsize() >= self.max_pending:
+            raise Overloaded("too many pings waiting for the database")
+        future: concurrent.futures.Future[PingResult] = concurrent.futures.Future()
+        self._queue.put(_Pending(request, future))
+        return future
+
+    def record_later(self, request: PingRequest) -> bool:
+        """Store a refused request's proofs without waiting; dropped when overloaded."""
+        if self._closed or self._queue.qsize() >= self.max_pending // 2:
+            return False
+        self._queue.put(_Pending(request, None))
+        return True
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the writer thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            group: list[_Pending] = [first]  # type: ignore[list-item]
+            while len(group) < self.max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                group.append(item)  # type: ignore[arg-type]
+            self._commit(group)
+        self._drain()
+
+    def _drain(self) -> None:
+        # A submit that raced with close() still gets committed.
+        late: list[_Pending] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Pending):
+                late.append(item)
+        if late:
+            self._commit(late)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        started = time.perf_counter()
+        requests = [p.request for p in group]
+        try:
+            results = self.ingestor.record_group(requests)
+        except StoreUnavailable as error:
+            self._fail(group, error)
+            return
+        except ScrubberError as error:
+            if len(group) > 1:
+                # One bad request must not fail the others: retry one by one.
+                for pending in group:
+                    self._commit([pending])
+                return
+            self._fail(group, error)
+            return
+        except Exception as error:  # keep the writer alive, but say what broke
+            log.exception("event=writer-error")
+            self._fail(group, StoreError(f"cannot store pings: {error}"))
+            return
+        self._done(group, results, time.perf_counter() - started)
+
+    def _done(self, group: list[_Pending], results: list[PingResult], seconds: float) -> None:
+        if self.observer is not None:
+            self.observer.committed(seconds, [p.request for p in group])
+            for pending, result in zip(group, results, strict=True):
+                for outcome, count in Counter(result.outcomes).items():
+                    self.observer.outcome(pending.request.channel, outcome, count)
+        log.debug("event=commit requests=%d ms=%.1f", len(group), seconds * 1000)
+        for pending, result in zip(group, results, strict=True):
+            if pending.future is not None:
+                pending.future.set_result(result)
+
+    def _fail(self, group: list[_Pending], error: ScrubberError) -> None:
+        log.warning("event=commit-failed requests=%d error=%r", len(group), error.message)
+        if self.observer is not None:
+            self.observer.failed(len(group))
+        for pending in group:
+            if pending.future is not None:
+                pending.future.set_exception(error)

@@ -1,0 +1,120 @@
+"""Helpers for the listener tests: a workspace with a batch, proofs as a responder
+computes them, and the listener run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scrubber import scheme
+from scrubber.batch.create import create_batch, request_from_settings
+from scrubber.config import Workspace
+from scrubber.hashing import ThreadExecutor
+from scrubber.lists import import_files
+from scrubber.store.models import Batch
+from scrubber.workspace import load_key, open_store
+
+
+def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers") -> Batch:
+    """Import ``addresses`` into a list and create a batch of it."""
+    source = ws.root / f"{list_name}.txt"
+    source.write_text("\n".join(addresses) + "\n", encoding="utf-8")
+    store = open_store(ws)
+    executor = ThreadExecutor(2)
+    try:
+        import_files(store, list_name, [source], rejects_path=ws.root / "rejects.csv")
+        request = request_from_settings(ws.settings, [list_name])
+        return create_batch(store, ws.settings, load_key(ws), request, executor).batch
+    finally:
+        executor.close()
+        store.close()
+
+
+def proof_for(address: str, batch: Batch) -> str:
+    """The proof a registrant of ``address`` sends, computed from the scheme alone."""
+    params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
+    digest = scheme.digest(scheme.canonicalize(address), batch.salt, params)
+    return scheme.b64url(digest.proof)
+
+
+_LISTENING = re.compile(r"event=listening channel=(\w+) address=([\d.]+):(\d+)")
+
+
+@dataclass
+class Listener:
+    """`scrubber listen` as a subprocess; ports read from its startup log."""
+
+    proc: subprocess.Popen[str]
+    ports: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    @property
+    def smtp_port(self) -> int:
+        return self.ports["smtp"]
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    _reader: threading.Thread = field(init=False)
+
+
+def start_listener(ws: Path, *extra: str, channels: tuple[str, ...] = ("smtp", "http")) -> Listener:
+    args = [sys.executable, "-m", "scrubber", "--workspace", str(ws), "listen"]
+    args += ["--smtp", "127.0.0.1:0" if "smtp" in channels else "off"]
+    args += ["--http", "127.0.0.1:0" if "http" in channels else "off"]
+    env = {**os.environ}
+    env.pop("SCRUBBER_WORKSPACE", None)
+    proc = subprocess.Popen(
+        [*args, *extra],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    listener = Listener(proc)
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            listener.lines.append(line)
+            found = _LISTENING.search(line)
+            if found:
+                listener.ports[found.group(1)] = int(found.group(3))
+            if "event=ready" in line:
+                ready.set()
+        ready.set()
+
+    listener._reader = threading.Thread(target=read, daemon=True)
+    listener._reader.start()
+    if not ready.wait(60) or proc.poll() is not None:
+        proc.kill()
+        raise AssertionError(f"listener did not start:\n{listener.log()}")
+    return listener
+
+
+def wait_for(predicate: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

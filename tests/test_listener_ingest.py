@@ -1,0 +1,102 @@
+"""The ingest path as a library: outcomes, suppression, group commit."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+from sqlalchemy import func, select
+
+from scrubber import lists
+from scrubber.config import Workspace
+from scrubber.listener.ingest import GroupCommitter, Ingestor, Outcome, PingRequest
+from scrubber.store.models import Ping, Suppression
+from scrubber.workspace import open_store
+from tests.listener_support import make_batch, proof_for
+
+ADDRESSES = [f"user{i}@example.com" for i in range(20)]
+
+
+def test_record_outcomes_and_suppression(workspace: Workspace) -> None:
+    batch = make_batch(workspace, ADDRESSES)
+    store = open_store(workspace)
+    ingestor = Ingestor(store)
+    good = proof_for("User3@Example.com", batch)
+    other = proof_for("nobody@example.com", batch)
+    result = ingestor.record(batch.token, [good, good, other, "%%%", "AAAA"], channel="http")
+    assert result.batch_id == batch.id
+    assert result.outcomes == [
+        Outcome.ACCEPTED,
+        Outcome.DUPLICATE,
+        Outcome.INVALID,
+        Outcome.INVALID,
+        Outcome.INVALID,
+    ]
+    assert result.suppressed == 1
+    again = ingestor.record(batch.token, [good], channel="smtp")
+    assert again.outcomes == [Outcome.DUPLICATE]
+    assert again.suppressed == 0
+    unknown = ingestor.record("no-such-token", [good])
+    assert unknown.batch_id is None
+    assert unknown.outcomes == [Outcome.UNKNOWN_BATCH]
+    exported = list(lists.iter_export(store, "customers"))
+    assert "user3@example.com" not in exported
+    assert len(exported) == len(ADDRESSES) - 1
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Ping)) == 7
+        supp = session.scalars(select(Suppression)).one()
+        assert supp.source == "ping"
+        assert supp.batch_id == batch.id
+        ping = session.get(Ping, supp.ping_id)
+        assert ping is not None
+        assert ping.outcome == "accepted"
+        assert ping.channel == "http"
+    store.close()
+
+
+def test_group_commit_many_requests_one_transaction(workspace: Workspace) -> None:
+    batch = make_batch(workspace, ADDRESSES)
+    store = open_store(workspace)
+    committed: list[int] = []
+
+    class Observer:
+        def committed(self, seconds: float, requests: object) -> None:
+            committed.append(len(requests))  # type: ignore[arg-type]
+
+        def outcome(self, channel: str, outcome: Outcome, count: int) -> None:
+            pass
+
+        def failed(self, requests: int) -> None:
+            raise AssertionError("no failure expected")
+
+    committer = GroupCommitter(Ingestor(store), observer=Observer())
+    # Queue everything before the writer starts, so one group takes it all.
+    futures = [
+        committer.submit(PingRequest(batch.token, [proof_for(a, batch)], "http", "127.0.0.1"))
+        for a in ADDRESSES
+    ]
+    committer.start()
+    results = [f.result(30) for f in concurrent.futures.as_completed(futures)]
+    committer.close()
+    assert all(r.outcomes == [Outcome.ACCEPTED] for r in results)
+    assert committed == [len(ADDRESSES)]
+    assert list(lists.iter_export(store, "customers")) == []
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == len(ADDRESSES)
+    store.close()
+
+
+def test_expired_batch_still_honoured(workspace: Workspace) -> None:
+    batch = make_batch(workspace, ADDRESSES)
+    store = open_store(workspace)
+    from datetime import timedelta
+
+    from scrubber.store.models import Batch
+    from scrubber.store.types import utcnow
+
+    with store.write() as session:
+        found = session.get(Batch, batch.id)
+        assert found is not None
+        found.expires_at = utcnow() - timedelta(days=1)
+    result = Ingestor(store).record(batch.token, [proof_for(ADDRESSES[0], batch)])
+    assert result.outcomes == [Outcome.ACCEPTED]
+    store.close()
