@@ -1,0 +1,407 @@
+"""Batch articles: the writer and the verifying parser (docs/scheme.md, "Batch articles").
+
+A body is a metadata block (``Name: value`` lines), one blank line, the
+sorted tags as standard base64 wrapped at 76 columns, then ``Signature:``
+with the Ed25519 signature of every body byte above that line. Lines end in
+LF; a parser first turns CRLF into LF (NNTP transfers lines with CRLF).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import hashlib
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from scrubber import keys, scheme
+from scrubber.errors import ArticleError
+from scrubber.keys import OperatorKey
+
+MAX_PART_BYTES = 900_000
+WRAP = 76
+RAW_PER_LINE = WRAP // 4 * 3  # 57 raw bytes make one full base64 line
+SIGNATURE_PREFIX = b"Signature: "
+FIELDS = (
+    "Scheme",
+    "Batch",
+    "Part",
+    "Salt",
+    "Argon2",
+    "Tag-Length",
+    "Count",
+    "Total",
+    "Range",
+    "Respond-HTTP",
+    "Respond-SMTP",
+    "Expires",
+    "Key",
+    "Digest",
+)
+BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+_SUBJECT = re.compile(
+    r"\[DNI\] batch (?P<batch>[A-Za-z0-9][A-Za-z0-9_-]{0,39}) "
+    r"part (?P<part>[1-9][0-9]{0,5})/(?P<parts>[1-9][0-9]{0,5}) "
+    r"range (?P<first>(?:[0-9a-f]{2}){4,16})-(?P<last>(?:[0-9a-f]{2}){4,16})"
+)
+_ARGON2 = re.compile(r"t=([1-9][0-9]{0,9}),m=([1-9][0-9]{0,9}),p=([1-9][0-9]{0,5})")
+_PART = re.compile(r"([1-9][0-9]{0,5})/([1-9][0-9]{0,5})")
+_COUNT = re.compile(r"[1-9][0-9]{0,9}")
+_EXPIRES = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class ArticleMeta:
+    scheme: str
+    batch_id: str
+    part: int
+    parts: int
+    salt: bytes
+    t: int
+    m: int
+    p: int
+    tag_length: int
+    count: int
+    total: int
+    first_tag: bytes
+    last_tag: bytes
+    respond_http: str
+    respond_smtp: str
+    expires: datetime
+    key: bytes
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class ParsedArticle:
+    meta: ArticleMeta
+    tags: list[bytes]
+
+
+@dataclass(frozen=True)
+class SubjectInfo:
+    batch_id: str
+    part: int
+    parts: int
+    first_tag: bytes
+    last_tag: bytes
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    """What every part of one batch shares; the writer's input besides the tags."""
+
+    batch_id: str
+    salt: bytes
+    t: int
+    m: int
+    p: int
+    tag_length: int
+    total: int
+    respond_http: str
+    respond_smtp: str
+    expires: datetime
+    key: bytes
+
+
+def message_id(batch_id: str, part: int, domain: str) -> str:
+    """Deterministic, so a re-post of the same part is a duplicate to the server."""
+    return f"<dni.{batch_id}.{part}@{domain}>"
+
+
+def subject(info: SubjectInfo) -> str:
+    return (
+        f"[DNI] batch {info.batch_id} part {info.part}/{info.parts} "
+        f"range {info.first_tag.hex()}-{info.last_tag.hex()}"
+    )
+
+
+def parse_subject(text: str) -> SubjectInfo | None:
+    """The batch id, part and tag range of a Subject; None if not a batch subject."""
+    match = _SUBJECT.fullmatch(text.strip())
+    if match is None:
+        return None
+    part, parts = int(match["part"]), int(match["parts"])
+    first, last = bytes.fromhex(match["first"]), bytes.fromhex(match["last"])
+    if part > parts or len(first) != len(last) or first > last:
+        return None
+    return SubjectInfo(match["batch"], part, parts, first, last)
+
+
+def tags_per_part(tag_length: int, overhead: int) -> int:
+    """How many tags fit in one part next to ``overhead`` bytes of headers and metadata."""
+    lines = (MAX_PART_BYTES - overhead) // (WRAP + 1)
+    return lines * RAW_PER_LINE // tag_length
+
+
+def part_meta(header: BatchHeader, part: int, parts: int, tags: bytes) -> ArticleMeta:
+    """The metadata of one part holding ``tags`` (sorted, concatenated)."""
+    size = header.tag_length
+    if not tags or len(tags) % size:
+        raise ValueError("a part needs a whole, non-zero number of tags")
+    return ArticleMeta(
+        scheme=scheme.SCHEME_NAME,
+        batch_id=header.batch_id,
+        part=part,
+        parts=parts,
+        salt=header.salt,
+        t=header.t,
+        m=header.m,
+        p=header.p,
+        tag_length=size,
+        count=len(tags) // size,
+        total=header.total,
+        first_tag=tags[:size],
+        last_tag=tags[-size:],
+        respond_http=header.respond_http,
+        respond_smtp=header.respond_smtp,
+        expires=header.expires,
+        key=header.key,
+        digest=hashlib.sha256(tags).digest(),
+    )
+
+
+def render_body(meta: ArticleMeta, tags: bytes, sign: Callable[[bytes], bytes]) -> bytes:
+    """The signed body of one part; ``tags`` are its sorted tags, concatenated."""
+    if hashlib.sha256(tags).digest() != meta.digest or len(tags) != meta.count * meta.tag_length:
+        raise ValueError("tags do not match the metadata")
+    lines = [f"{name}: {value}" for name, value in zip(FIELDS, _field_values(meta), strict=True)]
+    head = ("\n".join(lines) + "\n\n").encode("ascii")
+    block = b"".join(
+        base64.b64encode(tags[i : i + RAW_PER_LINE]) + b"\n"
+        for i in range(0, len(tags), RAW_PER_LINE)
+    )
+    signed = head + block
+    return signed + SIGNATURE_PREFIX + base64.b64encode(sign(signed)) + b"\n"
+
+
+def render_article(
+    meta: ArticleMeta,
+    tags: bytes,
+    key: OperatorKey,
+    *,
+    newsgroup: str,
+    domain: str,
+    date: datetime,
+) -> bytes:
+    """A whole article (headers, blank line, signed body), LF line ends."""
+    if key.public_raw != meta.key:
+        raise ValueError("the signing key is not the batch's key")
+    info = SubjectInfo(meta.batch_id, meta.part, meta.parts, meta.first_tag, meta.last_tag)
+    headers = [
+        ("Path", "not-for-mail"),
+        ("From", f"DNI batch <{meta.respond_smtp}>"),
+        ("Newsgroups", newsgroup),
+        ("Subject", subject(info)),
+        ("Message-ID", message_id(meta.batch_id, meta.part, domain)),
+        ("Date", email.utils.format_datetime(date.astimezone(UTC))),
+        ("Expires", email.utils.format_datetime(meta.expires.astimezone(UTC))),
+        ("Content-Type", "text/plain; charset=us-ascii"),
+    ]
+    head = "".join(f"{name}: {value}\n" for name, value in headers).encode("ascii")
+    return head + b"\n" + render_body(meta, tags, key.sign)
+
+
+def split_article(raw: bytes) -> tuple[dict[str, str], bytes]:
+    """Headers (last wins, names lower-cased) and body of a whole article."""
+    raw = raw.replace(b"\r\n", b"\n")
+    head, sep, body = raw.partition(b"\n\n")
+    if not sep:
+        raise ArticleError("article has no blank line between headers and body")
+    headers: dict[str, str] = {}
+    name = ""
+    for line in head.decode("utf-8", "replace").split("\n"):
+        if line[:1] in (" ", "\t") and name:
+            headers[name] += " " + line.strip()
+            continue
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        headers[name] = value.strip()
+    return headers, body
+
+
+def parse_article(body: bytes) -> ParsedArticle:
+    """Parse and verify one article body; raise ArticleError saying what is wrong."""
+    body = body.replace(b"\r\n", b"\n")
+    signed, signature = _split_signature(body)
+    head, sep, block = signed.partition(b"\n\n")
+    if not sep:
+        raise ArticleError("no blank line after the metadata block")
+    meta_fields = _parse_fields(head)
+    key = _decode_b64(meta_fields["Key"], "Key")
+    if len(key) != 32:
+        raise ArticleError("Key is not a 32-byte Ed25519 public key")
+    if not keys.verify(key, signed, signature):
+        raise ArticleError("signature does not verify with the article's Key")
+    meta = _build_meta(meta_fields, key)
+    tags = _decode_tags(block, meta)
+    return ParsedArticle(meta=meta, tags=tags)
+
+
+def _field_values(meta: ArticleMeta) -> list[str]:
+    return [
+        meta.scheme,
+        meta.batch_id,
+        f"{meta.part}/{meta.parts}",
+        meta.salt.hex(),
+        f"t={meta.t},m={meta.m},p={meta.p}",
+        str(meta.tag_length),
+        str(meta.count),
+        str(meta.total),
+        f"{meta.first_tag.hex()}-{meta.last_tag.hex()}",
+        meta.respond_http,
+        meta.respond_smtp,
+        meta.expires.astimezone(UTC).strftime(_EXPIRES),
+        keys.encode_public(meta.key),
+        meta.digest.hex(),
+    ]
+
+
+def _split_signature(body: bytes) -> tuple[bytes, bytes]:
+    text = body[:-1] if body.endswith(b"\n") else body
+    cut = text.rfind(b"\n") + 1
+    line = text[cut:]
+    if not line.startswith(SIGNATURE_PREFIX):
+        raise ArticleError("no Signature line at the end (truncated?)")
+    signature = _decode_b64(line[len(SIGNATURE_PREFIX) :].decode("ascii", "replace"), "Signature")
+    if len(signature) != 64:
+        raise ArticleError("Signature is not 64 bytes")
+    return text[:cut], signature
+
+
+def _parse_fields(head: bytes) -> dict[str, str]:
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError:
+        raise ArticleError("metadata block is not ASCII") from None
+    found: dict[str, str] = {}
+    for line in text.split("\n"):
+        name, sep, value = line.partition(": ")
+        if not sep or name not in FIELDS:
+            raise ArticleError(f"unexpected metadata line {line[:40]!r}")
+        if name in found:
+            raise ArticleError(f"metadata field {name} appears twice")
+        found[name] = value
+    missing = [name for name in FIELDS if name not in found]
+    if missing:
+        raise ArticleError(f"metadata field {missing[0]} is missing")
+    return found
+
+
+def _build_meta(fields: dict[str, str], key: bytes) -> ArticleMeta:
+    if fields["Scheme"] != scheme.SCHEME_NAME:
+        raise ArticleError(f"unknown scheme {fields['Scheme'][:40]!r}")
+    if not BATCH_ID.fullmatch(fields["Batch"]):
+        raise ArticleError("Batch is not a valid batch id")
+    part, parts = _match_ints(_PART, fields["Part"], "Part")
+    if part > parts:
+        raise ArticleError("Part number is above the part count")
+    t, m, p = _match_ints(_ARGON2, fields["Argon2"], "Argon2")
+    size, count, total = (
+        _match_ints(_COUNT, fields[name], name)[0] for name in ("Tag-Length", "Count", "Total")
+    )
+    if not scheme.MIN_TAG_LEN <= size <= scheme.MAX_TAG_LEN:
+        raise ArticleError(
+            f"Tag-Length {size} is outside {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}"
+        )
+    if count > total:
+        raise ArticleError("Count is above Total")
+    first, last = _parse_range(fields["Range"], size)
+    return ArticleMeta(
+        scheme=fields["Scheme"],
+        batch_id=fields["Batch"],
+        part=part,
+        parts=parts,
+        salt=_parse_hex(fields["Salt"], scheme.SALT_LEN, "Salt"),
+        t=t,
+        m=m,
+        p=p,
+        tag_length=size,
+        count=count,
+        total=total,
+        first_tag=first,
+        last_tag=last,
+        respond_http=_parse_url(fields["Respond-HTTP"]),
+        respond_smtp=_parse_mailbox(fields["Respond-SMTP"]),
+        expires=_parse_expires(fields["Expires"]),
+        key=key,
+        digest=_parse_hex(fields["Digest"], 32, "Digest"),
+    )
+
+
+def _decode_tags(block: bytes, meta: ArticleMeta) -> list[bytes]:
+    lines = block.split(b"\n")
+    if lines[-1] != b"" or len(lines) < 2:
+        raise ArticleError("tag block is empty or not line-terminated")
+    lines.pop()
+    if any(len(line) != WRAP for line in lines[:-1]) or not 0 < len(lines[-1]) <= WRAP:
+        raise ArticleError(f"tag block lines are not wrapped at {WRAP} columns")
+    raw = _decode_b64(b"".join(lines).decode("ascii", "replace"), "tag block")
+    if hashlib.sha256(raw).digest() != meta.digest:
+        raise ArticleError("Digest does not match the tag block")
+    size = meta.tag_length
+    if len(raw) != meta.count * size:
+        raise ArticleError(f"tag block holds {len(raw) // size} tags, Count says {meta.count}")
+    tags = [raw[i : i + size] for i in range(0, len(raw), size)]
+    if any(a >= b for a, b in itertools.pairwise(tags)):
+        raise ArticleError("tags are not strictly sorted")
+    if tags[0] != meta.first_tag or tags[-1] != meta.last_tag:
+        raise ArticleError("Range does not match the first and last tag")
+    return tags
+
+
+def _decode_b64(text: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ArticleError(f"{what} is not valid base64") from None
+    # Unused low bits of the last character would let one value have many spellings.
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ArticleError(f"{what} is not canonical base64")
+    return raw
+
+
+def _match_ints(pattern: re.Pattern[str], text: str, what: str) -> list[int]:
+    match = pattern.fullmatch(text)
+    if match is None:
+        raise ArticleError(f"{what} is malformed: {text[:40]!r}")
+    return [int(g) for g in match.groups()] if match.groups() else [int(match[0])]
+
+
+def _parse_hex(text: str, length: int, what: str) -> bytes:
+    if not re.fullmatch(f"[0-9a-f]{{{2 * length}}}", text):
+        raise ArticleError(f"{what} must be {length} bytes of lower-case hex")
+    return bytes.fromhex(text)
+
+
+def _parse_range(text: str, size: int) -> tuple[bytes, bytes]:
+    first, sep, last = text.partition("-")
+    if not sep:
+        raise ArticleError("Range is malformed")
+    low, high = _parse_hex(first, size, "Range"), _parse_hex(last, size, "Range")
+    if low > high:
+        raise ArticleError("Range is reversed")
+    return low, high
+
+
+def _parse_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[!-~]+/dni/v1/ping/[A-Za-z0-9_-]{22,}", text):
+        raise ArticleError("Respond-HTTP is not a .../dni/v1/ping/<token> URL")
+    return text
+
+
+def _parse_mailbox(text: str) -> str:
+    if not re.fullmatch(r"dni-[A-Za-z0-9_-]{22,}@[A-Za-z0-9.-]+", text):
+        raise ArticleError("Respond-SMTP is not a dni-<token>@<domain> address")
+    return text
+
+
+def _parse_expires(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, _EXPIRES).replace(tzinfo=UTC)
+    except ValueError:
+        raise ArticleError("Expires is not YYYY-MM-DDTHH:MM:SSZ") from None
