@@ -169,11 +169,13 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
     if file_ is not None:
         found += [row.text for row in read_addresses(file_)]
     summary = lists.suppress(app.store, found)
+    if summary.rejected and summary.added + summary.already == 0:
+        raw, reason = summary.rejected[0]
+        more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""
+        raise UsageError(f"no valid address given: {raw!r} is {reason}{more}")
     app.out.print(f"suppressed {summary.added:,} new, {summary.already:,} already suppressed")
     for raw, reason in summary.rejected:
         app.err.print(f"rejected {raw!r}: {reason}")
-    if summary.rejected and summary.added + summary.already == 0:
-        raise UsageError("no valid address given")
 
 
 @list_group.command("hash")
