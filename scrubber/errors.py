@@ -88,3 +88,9 @@ class ReportError(ScrubberError):
 
 class VerificationFailed(ReportError):
     """A signed report does not match its signature."""
+
+
+class ReportCheckFailed(ReportError):
+    """``report --check``: a deadline was missed or an invariant broken."""
+
+    exit_code = 3

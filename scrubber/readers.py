@@ -1,7 +1,7 @@
 """Streaming readers for address files: plain text, CSV, and .gz of either.
 
 Pure parsing over file objects: nothing here touches the database. A reader
-yields ``(line_number, text)`` one row at a time, so a file of millions of
+yields ``(line_number, text)`` tuples one row at a time, so a file of millions of
 lines is never held in memory.
 """
 
@@ -12,7 +12,6 @@ import gzip
 import io
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,12 +20,12 @@ from scrubber.errors import InputFileError
 GZIP_MAGIC = b"\x1f\x8b"
 ADDRESS_HEADERS = ("email", "e-mail", "email_address", "emailaddress", "address", "mail")
 _SNIFF_BYTES = 65536
+_PROGRESS_EVERY = 4096  # rows between progress callbacks: tell() per row is costly
 
 
-@dataclass(frozen=True)
-class SourceLine:
-    line: int
-    text: str
+# (line number, address cell): a plain tuple, because building a richer
+# object per row costs more than everything else the reader does.
+SourceLine = tuple[int, str]
 
 
 def open_binary(path: Path) -> BinaryIO:
@@ -45,19 +44,13 @@ def read_addresses(
         gzipped = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         binary: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw  # type: ignore[assignment]
-        text = io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline="")
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
         stem = path.name.removesuffix(".gz") if gzipped else path.name
         is_csv = column is not None or stem.lower().endswith((".csv", ".tsv"))
         rows = _csv_cells(text, path, column) if is_csv else _text_lines(text)
-        last = 0
         try:
-            for item in rows:
-                if on_bytes is not None:
-                    position = raw.tell()
-                    if position != last:
-                        on_bytes(position - last)
-                        last = position
-                yield item
+            yield from _with_progress(rows, raw, on_bytes)
         except UnicodeDecodeError:
             raise InputFileError(f"{path} is not UTF-8 text (binary data?)") from None
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -66,13 +59,29 @@ def read_addresses(
             raise InputFileError(f"{path} is not valid CSV: {exc}") from None
 
 
+def _with_progress(
+    rows: Iterator[SourceLine], raw: BinaryIO, on_bytes: Callable[[int], None] | None
+) -> Iterator[SourceLine]:
+    if on_bytes is None:
+        yield from rows
+        return
+    last = 0
+    for count, row in enumerate(rows):
+        if count % _PROGRESS_EVERY == 0:
+            position = raw.tell()
+            on_bytes(position - last)
+            last = position
+        yield row
+    on_bytes(raw.tell() - last)
+
+
 def _text_lines(text: io.TextIOWrapper) -> Iterator[SourceLine]:
     for number, line in enumerate(text, start=1):
         if "\x00" in line:
             raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte")
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            yield SourceLine(number, line.rstrip("\r\n"))
+        if stripped and stripped[0] != "#":
+            yield number, line.rstrip("\r\n")
 
 
 def _csv_cells(text: io.TextIOWrapper, path: Path, column: str | None) -> Iterator[SourceLine]:
@@ -91,10 +100,10 @@ def _csv_cells(text: io.TextIOWrapper, path: Path, column: str | None) -> Iterat
         return
     index, header_row = _address_column(header, column, path)
     if not header_row:
-        yield SourceLine(1, header[index])
+        yield 1, header[index]
     for row in reader:
         if len(row) > index and row[index].strip():
-            yield SourceLine(reader.line_num, row[index])
+            yield reader.line_num, row[index]
 
 
 def _address_column(header: list[str], column: str | None, path: Path) -> tuple[int, bool]:

@@ -10,12 +10,13 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from unittest import mock
 
 import pytest
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from scrubber import scheme
 
 SPEC = (ROOT / "docs" / "scheme.md").read_text(encoding="utf-8")
@@ -247,3 +248,18 @@ def test_undecodable_bytes_are_rejected_not_crashing(text: str) -> None:
         scheme.Reject.CONTROL,
         scheme.Reject.QUOTED,
     )
+
+
+_ASCII_ADDRESSES = st.text(
+    alphabet="abcXYZ019.+-_!#'@\"[] \t", min_size=1, max_size=24
+) | st.emails().map(lambda a: a.upper() if len(a) % 2 else a)
+
+
+@_PROPERTY_SETTINGS
+@given(_ASCII_ADDRESSES)
+def test_plain_ascii_fast_path_equals_the_general_path(address: str) -> None:
+    fast = scheme.try_canonicalize(address)
+    never = re.compile(r"(?!)")
+    with mock.patch.object(scheme, "_PLAIN", never):
+        general = scheme.try_canonicalize(address)
+    assert fast == general

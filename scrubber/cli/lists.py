@@ -167,7 +167,7 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
         raise UsageError("give addresses or --file")
     found = list(addresses)
     if file_ is not None:
-        found += [row.text for row in read_addresses(file_)]
+        found += [text for _, text in read_addresses(file_)]
     summary = lists.suppress(app.store, found)
     if summary.rejected and summary.added + summary.already == 0:
         raw, reason = summary.rejected[0]
