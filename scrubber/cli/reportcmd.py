@@ -1,7 +1,226 @@
-"""scrubber report commands (filled in by the report work)."""
+"""scrubber report BATCH | report --all | report verify FILE, and scrubber status."""
 
 from __future__ import annotations
 
-import click
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.table import Table
+
+from scrubber import keys
+from scrubber.cli.context import AppContext, pass_app
+from scrubber.errors import ReportCheckFailed, UsageError, WorkspaceError
+from scrubber.report import build, formats, sign, status
+from scrubber.report.render_text import render_text
+from scrubber.workspace import load_key
+
+DEFAULT = "show"
+
+
+class _ReportGroup(click.Group):
+    """Routes ``report BATCH ...`` and ``report --all ...`` to the ``show`` command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and (args[0] in self.commands or args[0] in ctx.help_option_names):
+            return super().parse_args(ctx, args)
+        return super().parse_args(ctx, [DEFAULT, *args])
+
+
+@click.group("report", cls=_ReportGroup)
+def report() -> None:
+    """Signed compliance reports per batch, and their verification.
+
+    \b
+    Usage:
+      scrubber report BATCH [--format text|md|json|csv|html] [-o FILE] [--check]
+      scrubber report --all [--since DATE] [--format csv|json] [-o FILE]
+      scrubber report verify FILE [--key KEY]
+
+    \b
+    Examples:
+      scrubber report 20260101-1a2b3c4d -o audit.html
+      scrubber report 20260101-1a2b3c4d --check --format json > /dev/null
+      scrubber report verify audit.html
+    """
+
+
+@report.command(DEFAULT)
+@click.argument("batch", required=False)
+@click.option("--all", "all_", is_flag=True, help="A summary row per batch instead of one batch.")
+@click.option("--since", metavar="DATE", help="With --all: batches created on or after DATE.")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(formats.FORMATS),
+    help="Default: from -o's suffix, else text on a terminal and json in a pipe.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
+@click.option(
+    "--check", is_flag=True, help="Exit with status 3 if a deadline or an invariant fails."
+)
+@pass_app
+def show(
+    app: AppContext,
+    batch: str | None,
+    all_: bool,
+    since: str | None,
+    fmt: str | None,
+    output: Path | None,
+    check: bool,
+) -> None:
+    """Report on BATCH (or on every batch with --all), signed with the operator key.
+
+    json, md and html reports embed the signed data; check them with
+    'scrubber report verify FILE'.
+    """
+    document = _build(app, batch, all_, since)
+    document = sign.sign_report(document, load_key(app.workspace))
+    chosen = formats.format_for(output, fmt, terminal=sys.stdout.isatty())
+    if output is None and chosen == "text" and sys.stdout.isatty():
+        app.out.print(render_text(document))
+    else:
+        text = formats.render(document, chosen)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            formats.write_file(output, text)
+            signed = "signed" if chosen in formats.SIGNED else "unsigned format"
+            app.err.print(f"wrote {output} ({chosen}, {signed})")
+    if check:
+        _check(document)
+
+
+def _build(app: AppContext, batch: str | None, all_: bool, since: str | None) -> dict[str, Any]:
+    if all_ and batch:
+        raise UsageError("give either a BATCH id or --all, not both")
+    if since is not None and not all_:
+        raise UsageError("--since works with --all only")
+    if all_:
+        return build.build_summary(app.store, _parse_since(since))
+    if not batch:
+        raise UsageError("give a BATCH id, or --all for every batch (see 'scrubber report -h')")
+    return build.build_report(app.store, batch)
+
+
+def _parse_since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r} is not a date (use YYYY-MM-DD)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _check(document: dict[str, Any]) -> None:
+    if "batches" in document:
+        bad = [row["batch"] for row in document["batches"] if not row["ok"]]
+        if bad:
+            raise ReportCheckFailed(f"check failed for batch(es): {', '.join(bad)}")
+        return
+    found = formats.failures(document)
+    if found:
+        raise ReportCheckFailed("check failed: " + "; ".join(found))
+
+
+@report.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_text",
+    metavar="KEY",
+    help="Expected public key: base64 or a .pub file (default: the workspace's key, if any).",
+)
+@pass_app
+def verify(app: AppContext, file: Path, key_text: str | None) -> None:
+    """Check the signature of a json, md or html report; exit 1 on any change."""
+    expected = _expected_key(app, key_text)
+    result = sign.verify_file(file, expected)
+    checked = (
+        "the expected key"
+        if result.key_checked
+        else "a key not compared to any known key (pass --key)"
+    )
+    app.out.print(
+        f"valid: {file} ({result.format}) is the unchanged report on {result.subject}, "
+        f"signed by {checked}, fingerprint {result.key_fingerprint}"
+    )
+
+
+def _expected_key(app: AppContext, key_text: str | None) -> bytes | None:
+    if key_text is None:
+        try:
+            workspace = app.workspace
+        except WorkspaceError:
+            return None
+        key_text = str(workspace.path(workspace.settings.public_key))
+    path = Path(key_text)
+    try:
+        text = path.read_text(encoding="ascii") if path.is_file() else key_text
+        return keys.decode_public(text)
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise UsageError(f"--key {key_text!r} is neither a public key nor a key file") from None
+
+
+@click.command("status")
+@pass_app
+def status_(app: AppContext) -> None:
+    """One screen: lists, batches, pings today, suppressions, listener health."""
+    facts = status.gather(app.store, app.workspace.settings)
+    out = app.out
+    out.print(f"[bold]scrubber status[/] - workspace {app.workspace.root}")
+    out.print(_lists_table(facts))
+    out.print(_batches_table(facts))
+    out.print(_counts_table("Pings today (UTC)", facts.pings_today, "no pings today"))
+    out.print(_counts_table("Suppressions", facts.suppressions, "no suppressions"))
+    health = facts.listener
+    state = "[green]up[/]" if health.up else "[yellow]down[/]"
+    out.print(f"[bold]Listener[/] {health.url}: {state} - {health.detail}")
+
+
+def _lists_table(facts: status.Status) -> Table:
+    table = Table(title="Lists", title_justify="left")
+    for column in ("list", "addresses", "suppressed", "last import"):
+        table.add_column(column)
+    for info in facts.lists:
+        last = build.iso(info.last_import_at) or "-"
+        table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last[:19])
+    if not facts.lists:
+        table.caption = "no lists yet: scrubber list import NAME FILE"
+    return table
+
+
+def _batches_table(facts: status.Status) -> Table:
+    shown = len(facts.recent_batches)
+    table = Table(
+        title=f"Batches ({facts.batches_total} in all, newest {shown})", title_justify="left"
+    )
+    for column in ("batch", "created", "addresses", "parts posted", "opt-outs"):
+        table.add_column(column)
+    for line in facts.recent_batches:
+        created = build.iso(line.created_at) or "-"
+        parts = f"{line.parts_posted}/{line.parts_total}"
+        table.add_row(line.id, created[:19], f"{line.count:,}", parts, f"{line.accepted:,}")
+    return table
+
+
+def _counts_table(title: str, counts: dict[str, int], empty: str) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False)
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    table.add_row("total", f"{sum(counts.values()):,}")
+    if not counts:
+        table.caption = empty
+    return table
+
+
+COMMANDS: list[click.Command] = [report, status_]

@@ -1,0 +1,375 @@
+"""Gather one batch's compliance facts from the Store into the canonical JSON form.
+
+Everything in a report is derived from rows at build time; nothing is cached.
+Addresses leave this module masked only.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from scrubber import keys, scheme
+from scrubber.errors import NotFoundError
+from scrubber.report.deadlines import RULES
+from scrubber.store import Store
+from scrubber.store.models import (
+    Address,
+    Batch,
+    BatchEntry,
+    BatchList,
+    BatchPart,
+    MailingList,
+    Ping,
+    Suppression,
+)
+from scrubber.store.types import utcnow
+
+FORMAT = "scrubber-compliance-report"
+SUMMARY_FORMAT = "scrubber-compliance-summary"
+VERSION = 1
+CHANNELS = ("http", "smtp")
+OUTCOMES = ("accepted", "duplicate", "invalid", "unknown-batch", "rate-limited")
+INVARIANT = "no address suppressed before this batch was created is in it"
+RELISTED = "no address suppressed through this batch was listed in a later batch"
+EXAMPLES = 20  # masked examples kept per failed invariant
+
+Report = dict[str, Any]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO 8601 with microseconds and a Z, or None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def seconds(delta: timedelta) -> float:
+    return round(delta.total_seconds(), 6)
+
+
+def build_report(store: Store, batch_id: str, *, now: datetime | None = None) -> Report:
+    """The unsigned report of ``batch_id``; raises NotFoundError if there is none."""
+    now = now or utcnow()
+    with store.read() as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber report --all')")
+        removals = _removals(session, batch, now)
+        report: Report = {
+            "report": {"format": FORMAT, "version": VERSION, "generated_at": iso(now)},
+            "batch": _metadata(session, batch),
+            "addresses_hashed": _count(session, BatchEntry, BatchEntry.batch_id == batch.id),
+            "parts": _parts(session, batch),
+            "pings": _pings(session, batch.id),
+            "suppressions": {
+                "count": sum(1 for r in removals if r["suppressed_at"] is not None),
+                "pending": sum(1 for r in removals if r["suppressed_at"] is None),
+                "items": removals,
+            },
+            "latency_seconds": latency_stats(
+                [r["latency_seconds"] for r in removals if r["latency_seconds"] is not None]
+            ),
+            "deadlines": _deadlines(removals),
+            "invariants": _invariants(session, batch),
+            "timeline": _timeline(session, batch.id),
+        }
+    report["ok"] = all(d["ok"] for d in report["deadlines"]) and all(
+        i["ok"] for i in report["invariants"]
+    )
+    return report
+
+
+def _count(session: Session, model: Any, *where: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def _metadata(session: Session, batch: Batch) -> dict[str, Any]:
+    names = session.scalars(
+        select(MailingList.name)
+        .join(BatchList, BatchList.list_id == MailingList.id)
+        .where(BatchList.batch_id == batch.id)
+        .order_by(MailingList.name)
+    ).all()
+    return {
+        "id": batch.id,
+        "lists": list(names),
+        "created_at": iso(batch.created_at),
+        "expires_at": iso(batch.expires_at),
+        "scheme": scheme.SCHEME_NAME,
+        "argon2": {"t": batch.t, "m": batch.m, "p": batch.p},
+        "tag_length": batch.tag_length,
+        "salt_epoch": {"id": batch.epoch_id, "salt": batch.salt.hex()},
+        "key_public": batch.key_public,
+        "key_fingerprint": keys.fingerprint(keys.decode_public(batch.key_public)),
+        "newsgroup": batch.newsgroup,
+        "respond_http": batch.respond_http,
+        "respond_smtp": batch.respond_smtp,
+    }
+
+
+def _parts(session: Session, batch: Batch) -> dict[str, Any]:
+    rows = session.scalars(
+        select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
+    ).all()
+    items = [
+        {
+            "part": row.part,
+            "message_id": row.message_id,
+            "server": row.server,
+            "posted_at": iso(row.posted_at),
+            "count": row.count,
+            "size": row.size,
+            "first_tag": row.first_tag.hex(),
+            "last_tag": row.last_tag.hex(),
+        }
+        for row in rows
+    ]
+    posted = sum(1 for item in items if item["posted_at"] is not None)
+    return {"total": batch.parts_total, "posted": posted, "items": items}
+
+
+def _pings(session: Session, batch_id: str) -> dict[str, Any]:
+    rows = session.execute(
+        select(Ping.channel, Ping.outcome, func.count())
+        .where(Ping.batch_id == batch_id)
+        .group_by(Ping.channel, Ping.outcome)
+    ).all()
+    by_channel: dict[str, dict[str, int]] = {c: dict.fromkeys(OUTCOMES, 0) for c in CHANNELS}
+    for channel, outcome, count in rows:
+        by_channel.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
+        by_channel[channel][outcome] = by_channel[channel].get(outcome, 0) + int(count)
+    by_outcome: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
+    for counts in by_channel.values():
+        by_outcome.update(counts)
+    first, last = session.execute(
+        select(func.min(Ping.received_at), func.max(Ping.received_at)).where(
+            Ping.batch_id == batch_id
+        )
+    ).one()
+    return {
+        "total": sum(by_outcome.values()),
+        "by_outcome": dict(sorted(by_outcome.items())),
+        "by_channel": {c: dict(sorted(v.items())) for c, v in sorted(by_channel.items())},
+        "first_received_at": iso(first),
+        "last_received_at": iso(last),
+    }
+
+
+def _removals(session: Session, batch: Batch, now: datetime) -> list[dict[str, Any]]:
+    """One row per accepted ping: its address (masked) and when it was suppressed."""
+    rows = session.execute(
+        select(
+            Ping.id,
+            Ping.channel,
+            Ping.received_at,
+            Address.canonical,
+            Suppression.suppressed_at,
+            Suppression.source,
+        )
+        .join(Address, Address.id == Ping.address_id)
+        .outerjoin(Suppression, Suppression.address_id == Ping.address_id)
+        .where(Ping.batch_id == batch.id, Ping.outcome == "accepted")
+        .order_by(Ping.received_at, Ping.id)
+    ).all()
+    return [_removal(row, now) for row in rows]
+
+
+def _removal(row: Any, now: datetime) -> dict[str, Any]:
+    ping_id, channel, received, canonical, suppressed, source = row
+    # Suppressed earlier (another batch, or by hand): removal took no time.
+    latency = None if suppressed is None else max(suppressed - received, timedelta(0))
+    item: dict[str, Any] = {
+        "ping_id": ping_id,
+        "address": scheme.mask(canonical),
+        "channel": channel,
+        "received_at": iso(received),
+        "suppressed_at": iso(suppressed),
+        "source": source,
+        "latency_seconds": None if latency is None else seconds(latency),
+    }
+    for rule in RULES:
+        deadline = rule.deadline(received)
+        if latency is not None:
+            item[rule.key] = "met" if received + latency <= deadline else "late"
+        else:
+            item[rule.key] = "late" if now > deadline else "pending"
+    return item
+
+
+def latency_stats(values: Sequence[float]) -> dict[str, float | int | None]:
+    """min, median, p99 (nearest rank) and max of the removal latencies."""
+    if not values:
+        return {"count": 0, "min": None, "median": None, "p99": None, "max": None}
+    ordered = sorted(values)
+    rank = math.ceil(0.99 * len(ordered))
+    return {
+        "count": len(ordered),
+        "min": ordered[0],
+        "median": round(statistics.median(ordered), 6),
+        "p99": ordered[rank - 1],
+        "max": ordered[-1],
+    }
+
+
+def _deadlines(removals: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    items = list(removals)
+    result = []
+    for rule in RULES:
+        counts = Counter(item[rule.key] for item in items)
+        result.append(
+            {
+                "rule": rule.key,
+                "name": rule.name,
+                "limit": rule.limit,
+                "checked": len(items),
+                "met": counts["met"],
+                "late": counts["late"],
+                "pending": counts["pending"],
+                "ok": counts["late"] == 0,
+            }
+        )
+    return result
+
+
+def _invariants(session: Session, batch: Batch) -> list[dict[str, Any]]:
+    before = (
+        select(Address.canonical)
+        .join(BatchEntry, BatchEntry.address_id == Address.id)
+        .join(Suppression, Suppression.address_id == Address.id)
+        .where(BatchEntry.batch_id == batch.id, Suppression.suppressed_at < batch.created_at)
+    )
+    later = (
+        select(Address.canonical)
+        .join(Suppression, Suppression.address_id == Address.id)
+        .join(BatchEntry, BatchEntry.address_id == Address.id)
+        .join(Batch, Batch.id == BatchEntry.batch_id)
+        .join(
+            Ping,
+            and_(Ping.batch_id == batch.id, Ping.address_id == Address.id),
+        )
+        .where(Ping.outcome == "accepted", Batch.created_at > Suppression.suppressed_at)
+        .distinct()
+    )
+    return [
+        _invariant(session, "not_previously_suppressed", INVARIANT, before),
+        _invariant(session, "not_relisted_later", RELISTED, later),
+    ]
+
+
+def _invariant(session: Session, key: str, statement: str, query: Any) -> dict[str, Any]:
+    count = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    examples = session.scalars(query.order_by(Address.canonical).limit(EXAMPLES)).all()
+    return {
+        "check": key,
+        "statement": statement,
+        "violations": count,
+        "examples": [scheme.mask(a) for a in examples],
+        "ok": count == 0,
+    }
+
+
+def _timeline(session: Session, batch_id: str) -> list[dict[str, Any]]:
+    """Pings and suppressions per UTC hour, for the HTML timeline."""
+    buckets: dict[datetime, Counter[str]] = {}
+    pings = select(Ping.received_at, Ping.outcome).where(Ping.batch_id == batch_id)
+    for received, outcome in session.execute(pings.execution_options(yield_per=5000)):
+        kind = "accepted" if outcome == "accepted" else "other"
+        buckets.setdefault(_hour(received), Counter())[kind] += 1
+    removed = select(Suppression.suppressed_at).where(Suppression.batch_id == batch_id)
+    for (suppressed,) in session.execute(removed.execution_options(yield_per=5000)):
+        buckets.setdefault(_hour(suppressed), Counter())["suppressed"] += 1
+    return [
+        {
+            "hour": iso(hour),
+            "accepted": counts["accepted"],
+            "other": counts["other"],
+            "suppressed": counts["suppressed"],
+        }
+        for hour, counts in sorted(buckets.items())
+    ]
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# -- the summary across batches (report --all) --------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """The columns an auditor scans first, one row per batch."""
+
+    batch: str
+    created_at: str
+    lists: str
+    addresses_hashed: int
+    parts_posted: int
+    parts_total: int
+    pings: int
+    accepted: int
+    suppressed: int
+    pending: int
+    latency_max_seconds: float | None
+    can_spam_ok: bool
+    gmail_yahoo_ok: bool
+    invariants_ok: bool
+    ok: bool
+
+
+def summary_row(report: Report) -> SummaryRow:
+    deadlines = {d["rule"]: d["ok"] for d in report["deadlines"]}
+    return SummaryRow(
+        batch=report["batch"]["id"],
+        created_at=report["batch"]["created_at"],
+        lists=" ".join(report["batch"]["lists"]),
+        addresses_hashed=report["addresses_hashed"],
+        parts_posted=report["parts"]["posted"],
+        parts_total=report["parts"]["total"],
+        pings=report["pings"]["total"],
+        accepted=report["pings"]["by_outcome"]["accepted"],
+        suppressed=report["suppressions"]["count"],
+        pending=report["suppressions"]["pending"],
+        latency_max_seconds=report["latency_seconds"]["max"],
+        can_spam_ok=deadlines["can_spam"],
+        gmail_yahoo_ok=deadlines["gmail_yahoo"],
+        invariants_ok=all(i["ok"] for i in report["invariants"]),
+        ok=report["ok"],
+    )
+
+
+def batch_ids(store: Store, since: datetime | None = None) -> list[str]:
+    query = select(Batch.id).order_by(Batch.created_at, Batch.id)
+    if since is not None:
+        query = query.where(Batch.created_at >= since)
+    with store.read() as session:
+        return list(session.scalars(query).all())
+
+
+def build_summary(store: Store, since: datetime | None = None) -> Report:
+    """A row per batch created at or after ``since``; unsigned."""
+    now = utcnow()
+    rows = [summary_row(build_report(store, b, now=now)) for b in batch_ids(store, since)]
+    return {
+        "report": {
+            "format": SUMMARY_FORMAT,
+            "version": VERSION,
+            "generated_at": iso(now),
+            "since": iso(since),
+        },
+        "batches": [asdict(row) for row in rows],
+        "ok": all(row.ok for row in rows),
+    }

@@ -1,0 +1,74 @@
+"""Format names, rendering by name, writing files, and the --check verdict."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from scrubber.errors import ReportError, UsageError
+from scrubber.report.render_csv import render_csv
+from scrubber.report.render_html import render_html
+from scrubber.report.render_json import render_json
+from scrubber.report.render_md import render_markdown
+from scrubber.report.render_text import render_plain
+
+FORMATS = ("text", "md", "json", "csv", "html")
+SIGNED = ("json", "md", "html")
+SUFFIXES = {".txt": "text", ".md": "md", ".json": "json", ".csv": "csv", ".html": "html"}
+
+
+def format_for(output: Path | None, requested: str | None, *, terminal: bool) -> str:
+    """The format asked for, else the output file's suffix, else text on a terminal."""
+    if requested is not None:
+        return requested
+    if output is not None:
+        return SUFFIXES.get(output.suffix.lower(), "text")
+    return "text" if terminal else "json"
+
+
+def render(document: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return render_json(document)
+    if fmt == "md":
+        return render_markdown(document)
+    if fmt == "csv":
+        return render_csv(document)
+    if fmt == "html":
+        return render_html(document)
+    if fmt == "text":
+        return render_plain(document)
+    raise UsageError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write atomically (temp file + rename), so a failed write leaves no half report."""
+    directory = path.parent if str(path.parent) else Path()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        Path(tmp).chmod(0o644)  # mkstemp makes 0600; a report is meant to be shared
+        Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def failures(document: dict[str, Any]) -> list[str]:
+    """What makes ``report --check`` fail: missed deadlines and broken invariants."""
+    found = [
+        f"{d['name']} deadline ({d['limit']}) missed for {d['late']} suppression(s)"
+        for d in document.get("deadlines", [])
+        if not d["ok"]
+    ]
+    found += [
+        f"invariant broken ({i['violations']} address(es)): {i['statement']}"
+        for i in document.get("invariants", [])
+        if not i["ok"]
+    ]
+    return found

@@ -1,0 +1,50 @@
+"""Markdown for tickets and wikis; the signed JSON rides along in a comment."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from scrubber.report.sections import Section, sections, title
+
+MD_MARKER = "<!-- scrubber-report:"
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    parts = [f"# {_cell(title(document))}\n"]
+    parts += [_section(section) for section in sections(document)]
+    if "signature" in document:
+        parts.append(_embedded(document))
+    return "\n".join(parts)
+
+
+def _section(section: Section) -> str:
+    lines = [f"## {_cell(section.title)}", ""]
+    if section.note:
+        lines += [f"_{_cell(section.note)}_", ""]
+    if section.rows:
+        header = ("", "") if section.keyvalue else section.columns
+        lines.append("| " + " | ".join(_cell(c) for c in header) + " |")
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in section.rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    # Pipes would split a table cell; angle brackets would start HTML.
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\n", " ")
+    )
+
+
+def _embedded(document: dict[str, Any]) -> str:
+    # base64, so nothing in the data can close the comment early.
+    data = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    encoded = base64.b64encode(data.encode("utf-8")).decode("ascii")
+    return f"{MD_MARKER}\n{encoded}\n-->\n"

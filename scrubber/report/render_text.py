@@ -1,0 +1,54 @@
+"""Text: rich tables for a terminal (or a plain-text file)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from scrubber.report.sections import Section, sections, title
+
+
+def render_text(document: dict[str, Any]) -> RenderableType:
+    """One renderable holding every section."""
+    style = "bold green" if document["ok"] else "bold red"
+    items: list[RenderableType] = [Text(title(document), style=style)]
+    for section in sections(document):
+        items.append(_table(section))
+    return Group(*items)
+
+
+def render_plain(document: dict[str, Any], width: int = 120) -> str:
+    """The same tables as plain text without colour, for ``-o FILE``."""
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(render_text(document))
+    return console.export_text()
+
+
+def _table(section: Section) -> RenderableType:
+    table = Table(
+        title=section.title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAVY,
+        show_header=not section.keyvalue,
+        caption=section.note,
+        caption_justify="left",
+    )
+    for i, column in enumerate(section.columns):
+        table.add_column(column, style="bold" if section.keyvalue and i == 0 else None)
+    for row in section.rows:
+        table.add_row(*(_styled(cell) for cell in row))
+    return table
+
+
+def _styled(cell: str) -> Text:
+    if cell in ("PASS", "met"):
+        return Text(cell, style="green")
+    if cell in ("FAIL", "late"):
+        return Text(cell, style="bold red")
+    return Text(cell)

@@ -1,0 +1,115 @@
+"""The facts behind ``scrubber status``: lists, batches, pings today, listener."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from scrubber import lists
+from scrubber.config import Settings
+from scrubber.store import Store
+from scrubber.store.models import Batch, BatchPart, Ping, Suppression
+
+HEALTH_TIMEOUT = 0.5  # seconds; a listener that is up answers far faster
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    id: str
+    created_at: datetime
+    count: int
+    parts_posted: int
+    parts_total: int
+    accepted: int
+
+
+@dataclass(frozen=True)
+class Health:
+    url: str
+    up: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Status:
+    lists: list[lists.ListInfo]
+    batches_total: int
+    recent_batches: list[BatchLine]
+    pings_today: dict[str, int]
+    suppressions: dict[str, int]
+    listener: Health
+
+
+def gather(store: Store, settings: Settings, recent: int = 5) -> Status:
+    midnight = today_utc()
+    with store.read() as session:
+        batches_total = int(session.scalar(select(func.count()).select_from(Batch)) or 0)
+        today = session.execute(
+            select(Ping.outcome, func.count())
+            .where(Ping.received_at >= midnight)
+            .group_by(Ping.outcome)
+        ).all()
+        by_source = session.execute(
+            select(Suppression.source, func.count()).group_by(Suppression.source)
+        ).all()
+    return Status(
+        lists=lists.list_infos(store),
+        batches_total=batches_total,
+        recent_batches=recent_batches(store, recent),
+        pings_today={outcome: int(n) for outcome, n in sorted(today)},
+        suppressions={source: int(n) for source, n in sorted(by_source)},
+        listener=probe_listener(settings),
+    )
+
+
+def recent_batches(store: Store, limit: int) -> list[BatchLine]:
+    posted = (
+        select(func.count())
+        .where(BatchPart.batch_id == Batch.id, BatchPart.posted_at.is_not(None))
+        .scalar_subquery()
+    )
+    accepted = (
+        select(func.count())
+        .where(Ping.batch_id == Batch.id, Ping.outcome == "accepted")
+        .scalar_subquery()
+    )
+    query = (
+        select(Batch.id, Batch.created_at, Batch.count, posted, Batch.parts_total, accepted)
+        .order_by(Batch.created_at.desc(), Batch.id.desc())
+        .limit(limit)
+    )
+    with store.read() as session:
+        return [BatchLine(*row) for row in session.execute(query).all()]
+
+
+def probe_listener(settings: Settings, timeout: float = HEALTH_TIMEOUT) -> Health:
+    """GET /healthz on the configured HTTP address; never raises."""
+    url = f"http://{settings.http_host}:{settings.http_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read(4096).decode("utf-8", "replace").strip()
+            return Health(url, True, _summary(body) or f"HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        return Health(url, False, f"HTTP {exc.code}")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Health(url, False, f"not running ({reason})")
+
+
+def _summary(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        return body.splitlines()[0][:80] if body else ""
+    if isinstance(data, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(data.items()))[:120]
+    return str(data)[:80]
+
+
+def today_utc() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
