@@ -299,9 +299,17 @@ def import_history(store: Store, name: str) -> list[ImportRun]:
 
 
 def iter_export(store: Store, name: str, page: int = 10_000) -> Iterator[str]:
-    """Original spellings of the list's addresses, minus every suppressed one."""
+    """Original spellings of the list's addresses, minus every suppressed one.
+
+    The list is looked up now (NotFoundError before any output is written);
+    the rows stream in pages.
+    """
     with store.read() as session:
         list_id = get_list(session, name).id
+    return _export_pages(store, list_id, page)
+
+
+def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
     last = 0
     while True:
         with store.read() as session:

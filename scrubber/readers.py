@@ -28,7 +28,7 @@ _PROGRESS_EVERY = 4096  # rows between progress callbacks: tell() per row is cos
 SourceLine = tuple[int, str]
 
 
-def open_binary(path: Path) -> BinaryIO:
+def open_binary(path: Path) -> io.BufferedReader:
     try:
         return path.open("rb")
     except OSError as exc:
@@ -41,8 +41,8 @@ def read_addresses(
     """Yield the address cells of ``path``; raise InputFileError on unusable input."""
     raw = open_binary(path)
     with raw:
-        gzipped = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
+        # peek, not read + seek: pipes and FIFOs cannot seek.
+        gzipped = raw.peek(2)[:2] == GZIP_MAGIC
         binary: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw  # type: ignore[assignment]
         # utf-8-sig: spreadsheet exports often start with a byte-order mark.
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
@@ -60,9 +60,9 @@ def read_addresses(
 
 
 def _with_progress(
-    rows: Iterator[SourceLine], raw: BinaryIO, on_bytes: Callable[[int], None] | None
+    rows: Iterator[SourceLine], raw: io.BufferedReader, on_bytes: Callable[[int], None] | None
 ) -> Iterator[SourceLine]:
-    if on_bytes is None:
+    if on_bytes is None or not raw.seekable():  # a pipe has no position to report
         yield from rows
         return
     last = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from scrubber import hashing, lists
+from scrubber import hashing, lists, scheme
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 
@@ -42,9 +42,11 @@ def import_(
       scrubber list import customers customers.csv.gz --column email
     """
     for path in files:
-        if not path.is_file():
+        if path.is_dir():
+            raise InputFileError(f"cannot read {path}: it is a directory")
+        if not path.exists():
             raise InputFileError(f"cannot read {path}: no such file")
-    total = sum(p.stat().st_size for p in files)
+    total = sum(p.stat().st_size for p in files if p.is_file()) or None
     if rejects is None:
         stamp = hashing.utcnow().strftime("%Y%m%dT%H%M%S")
         rejects = app.workspace.root / "rejects" / f"{_safe(name)}-{stamp}.csv"
@@ -175,7 +177,7 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
         raise UsageError(f"no valid address given: {raw!r} is {reason}{more}")
     app.out.print(f"suppressed {summary.added:,} new, {summary.already:,} already suppressed")
     for raw, reason in summary.rejected:
-        app.err.print(f"rejected {raw!r}: {reason}")
+        app.err.print(f"rejected {scheme.mask(raw)}: {reason}")
 
 
 @list_group.command("hash")
