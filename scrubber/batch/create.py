@@ -1,4 +1,4 @@
-"""batch create: snapshot lists minus suppressions, hash, store the proof index."""
+"""batch create: snapshot lists minus suppressions, hash, store the proof index and parts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from scrubber import hashing, scheme
+from scrubber.batch.parts import plan_parts
 from scrubber.config import Settings
 from scrubber.errors import UsageError
 from scrubber.keys import OperatorKey
@@ -22,6 +23,7 @@ from scrubber.store.models import (
     BatchList,
     CachedDigest,
     ListEntry,
+    SaltEpoch,
     Suppression,
 )
 from scrubber.store.types import utcnow
@@ -64,24 +66,12 @@ def request_from_settings(
     )
 
 
-def create_batch(
-    store: Store,
-    settings: Settings,
-    key: OperatorKey,
-    request: BatchRequest,
-    executor: hashing.Executor,
-    on_hashed: Callable[[int], None] | None = None,
-) -> CreatedBatch:
-    """Hash the lists (cache reused) and store the batch with its proof index."""
-    if not scheme.MIN_TAG_LEN <= request.tag_length <= scheme.MAX_TAG_LEN:
-        raise UsageError(f"--tag-length must be {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}")
-    with store.read() as session:
-        list_ids = [get_list(session, name).id for name in request.lists]
-    epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
-    summary = hashing.HashEngine(store, executor).ensure(epoch, list_ids, on_done=on_hashed)
-    now = utcnow()
+def new_batch(
+    settings: Settings, key: OperatorKey, epoch: SaltEpoch, request: BatchRequest, now: datetime
+) -> Batch:
+    """A Batch row with a fresh id and one-time token; not stored yet."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    batch = Batch(
+    return Batch(
         id=new_batch_id(now),
         created_at=now,
         epoch_id=epoch.id,
@@ -99,6 +89,24 @@ def create_batch(
         count=0,
         parts_total=0,
     )
+
+
+def create_batch(
+    store: Store,
+    settings: Settings,
+    key: OperatorKey,
+    request: BatchRequest,
+    executor: hashing.Executor,
+    on_hashed: Callable[[int], None] | None = None,
+) -> CreatedBatch:
+    """Hash the lists (cache reused) and store the batch with its proof index."""
+    if not scheme.MIN_TAG_LEN <= request.tag_length <= scheme.MAX_TAG_LEN:
+        raise UsageError(f"--tag-length must be {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}")
+    with store.read() as session:
+        list_ids = [get_list(session, name).id for name in request.lists]
+    epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
+    summary = hashing.HashEngine(store, executor).ensure(epoch, list_ids, on_done=on_hashed)
+    batch = new_batch(settings, key, epoch, request, utcnow())
     with store.write() as session:
         session.add(batch)
         session.flush()
@@ -113,6 +121,7 @@ def create_batch(
                 f"nothing to batch: {', '.join(request.lists)} "
                 "has no address left after suppression"
             )
+        plan_parts(session, batch, key)
     return CreatedBatch(batch=batch, lists=list(request.lists), hashed=summary)
 
 

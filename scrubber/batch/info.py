@@ -1,0 +1,125 @@
+"""Read-only views of batches for `batch ls` and `batch show`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from scrubber.batch.post import get_batch
+from scrubber.store import Store
+from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    id: str
+    created_at: datetime
+    expires_at: datetime
+    lists: list[str]
+    addresses: int
+    tag_length: int
+    newsgroup: str
+    parts_total: int
+    parts_posted: int
+    pings: dict[str, int]  # outcome -> count
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    part: int
+    message_id: str
+    first_tag: str
+    last_tag: str
+    count: int
+    size: int
+    posted_at: datetime | None
+    server: str | None
+
+
+@dataclass(frozen=True)
+class BatchDetail:
+    info: BatchInfo
+    salt: str
+    argon2: dict[str, int]
+    respond_http: str
+    respond_smtp: str
+    key: str
+    parts: list[PartInfo]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(data.pop("info"))
+        return data
+
+
+def batch_infos(store: Store) -> list[BatchInfo]:
+    with store.read() as session:
+        batches = session.scalars(select(Batch).order_by(Batch.created_at, Batch.id)).all()
+        return [_info(session, b) for b in batches]
+
+
+def batch_detail(store: Store, batch_id: str) -> BatchDetail:
+    batch = get_batch(store, batch_id)
+    with store.read() as session:
+        info = _info(session, batch)
+        rows = session.scalars(
+            select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
+        ).all()
+    parts = [
+        PartInfo(
+            r.part,
+            r.message_id,
+            r.first_tag.hex(),
+            r.last_tag.hex(),
+            r.count,
+            r.size,
+            r.posted_at,
+            r.server,
+        )
+        for r in rows
+    ]
+    return BatchDetail(
+        info=info,
+        salt=batch.salt.hex(),
+        argon2={"t": batch.t, "m": batch.m, "p": batch.p},
+        respond_http=batch.respond_http,
+        respond_smtp=batch.respond_smtp,
+        key=batch.key_public,
+        parts=parts,
+    )
+
+
+def _info(session: Session, batch: Batch) -> BatchInfo:
+    names = session.scalars(
+        select(MailingList.name)
+        .join(BatchList, BatchList.list_id == MailingList.id)
+        .where(BatchList.batch_id == batch.id)
+        .order_by(MailingList.name)
+    ).all()
+    posted = session.scalar(
+        select(func.count())
+        .select_from(BatchPart)
+        .where(BatchPart.batch_id == batch.id, BatchPart.posted_at.is_not(None))
+    )
+    pings = session.execute(
+        select(Ping.outcome, func.count()).where(Ping.batch_id == batch.id).group_by(Ping.outcome)
+    ).all()
+    return BatchInfo(
+        id=batch.id,
+        created_at=batch.created_at,
+        expires_at=batch.expires_at,
+        lists=list(names),
+        addresses=batch.count,
+        tag_length=batch.tag_length,
+        newsgroup=batch.newsgroup,
+        parts_total=batch.parts_total,
+        parts_posted=int(posted or 0),
+        pings={outcome: int(n) for outcome, n in pings},
+    )

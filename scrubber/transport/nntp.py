@@ -1,0 +1,212 @@
+"""nntp:// and nntps://: POST over NNTP with AUTHINFO, STARTTLS, timeouts and retries.
+
+Connection errors and transient 4xx answers reconnect and retry with
+exponential backoff; definitive answers (441 posting failed, 5xx, refused
+credentials) fail at once with the server's own text. Before posting, STAT
+asks whether the server already has the Message-ID, so a resumed post never
+sends a part twice; a 435/437/441 "duplicate" answer counts as posted too.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from scrubber.errors import AuthenticationError, TransientTransportError, TransportError
+from scrubber.transport import PostStatus
+
+with warnings.catch_warnings():
+    # nntplib is deprecated in 3.11 and gone in 3.13 (standard-nntplib brings it back).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import nntplib
+
+T = TypeVar("T")
+# Answers that a retry cannot change.
+_AUTH_CODES = ("480", "481", "482", "483", "502")
+_DEFINITIVE = ("411", "440", "441")
+_DUPLICATE_CODES = ("435", "437")
+
+
+@dataclass(frozen=True)
+class NntpTarget:
+    host: str
+    port: int
+    implicit_tls: bool
+    user: str | None
+    password: str | None
+
+    @property
+    def name(self) -> str:
+        scheme = "nntps" if self.implicit_tls else "nntp"
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+class NntpTransport:
+    def __init__(
+        self,
+        target: NntpTarget,
+        *,
+        newsgroup: str,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.target = target
+        self.newsgroup = newsgroup
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._conn: nntplib.NNTP | None = None
+
+    @classmethod
+    def connect(
+        cls, target: NntpTarget, *, newsgroup: str, timeout: float, retries: int, backoff: float
+    ) -> NntpTransport:
+        transport = cls(
+            target, newsgroup=newsgroup, timeout=timeout, retries=retries, backoff=backoff
+        )
+        transport._with_retries("connect", transport._connection)
+        return transport
+
+    @property
+    def server(self) -> str:
+        return self.target.name
+
+    def post(self, message_id: str, article: bytes) -> PostStatus:
+        return self._with_retries(
+            f"post {message_id}", lambda: self._post_once(message_id, article)
+        )
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (OSError, EOFError, nntplib.NNTPError):
+                conn.sock.close()  # the server is gone already; just free the socket
+
+    # -- one attempt ---------------------------------------------------------
+
+    def _post_once(self, message_id: str, article: bytes) -> PostStatus:
+        conn = self._connection()
+        try:
+            conn.stat(message_id)
+            return PostStatus.DUPLICATE
+        except nntplib.NNTPTemporaryError as exc:
+            if not str(exc).startswith(("430", "423")):
+                raise
+        try:
+            conn.post(article)
+        except nntplib.NNTPTemporaryError as exc:
+            if _is_duplicate(str(exc)):
+                return PostStatus.DUPLICATE
+            raise
+        return PostStatus.POSTED
+
+    def _connection(self) -> nntplib.NNTP:
+        if self._conn is None:
+            conn = self._open()
+            try:
+                self._prepare(conn)
+            except BaseException:
+                conn.sock.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _open(self) -> nntplib.NNTP:
+        t = self.target
+        if t.implicit_tls:
+            return nntplib.NNTP_SSL(
+                t.host,
+                t.port,
+                ssl_context=ssl.create_default_context(),
+                readermode=True,
+                usenetrc=False,
+                timeout=self.timeout,
+            )
+        return nntplib.NNTP(t.host, t.port, readermode=True, usenetrc=False, timeout=self.timeout)
+
+    def _prepare(self, conn: nntplib.NNTP) -> None:
+        t = self.target
+        if not t.implicit_tls and "STARTTLS" in conn.getcapabilities():
+            self._starttls(conn)
+        if t.user is not None:
+            conn.login(t.user, t.password or "")
+        try:
+            conn.group(self.newsgroup)
+        except nntplib.NNTPTemporaryError as exc:
+            if str(exc).startswith("411"):
+                raise TransportError(
+                    f"{self.server}: newsgroup {self.newsgroup} does not exist ({exc})"
+                ) from None
+            raise
+
+    @staticmethod
+    def _starttls(conn: nntplib.NNTP) -> None:
+        """Opportunistic: 580 (server cannot start TLS) leaves the session in plain
+        text (RFC 4642), as with a server that offers no STARTTLS; nntps:// insists."""
+        try:
+            conn.starttls(ssl.create_default_context())
+        except nntplib.NNTPPermanentError as exc:
+            if not str(exc).startswith("580"):
+                raise
+
+    # -- retry policy ----------------------------------------------------------
+
+    def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
+        delay = self.backoff
+        for number in range(self.retries + 1):
+            try:
+                return attempt()
+            except (OSError, EOFError, nntplib.NNTPError) as exc:
+                self._drop()
+                error = self._classify(exc)
+                if not isinstance(error, TransientTransportError):
+                    raise error from None
+                if number == self.retries:
+                    raise TransientTransportError(
+                        f"{error.message} (gave up after {number + 1} attempts)"
+                    ) from None
+            self._sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def _classify(self, exc: BaseException) -> TransportError:
+        text = _one_line(str(exc))
+        if isinstance(exc, nntplib.NNTPError):
+            if text.startswith(_AUTH_CODES):
+                return AuthenticationError(_auth_message(self.server, self.target, text))
+            if isinstance(exc, nntplib.NNTPTemporaryError) and not text.startswith(_DEFINITIVE):
+                return TransientTransportError(f"{self.server}: {text}")
+            return TransportError(f"{self.server} refused: {text}")
+        if isinstance(exc, ssl.SSLError):
+            return TransportError(f"{self.server}: TLS failed: {text}")
+        reason = getattr(exc, "strerror", None) or text or type(exc).__name__
+        return TransientTransportError(f"cannot reach {self.server}: {reason}")
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.sock.close()
+
+
+def _is_duplicate(text: str) -> bool:
+    code = text[:3]
+    return code in _DUPLICATE_CODES or (code == "441" and "duplicate" in text.lower())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _auth_message(server: str, target: NntpTarget, text: str) -> str:
+    if target.user is None:
+        return f"{server} requires authentication ({text}); give nntp://USER:PASS@host"
+    return f"{server} refused the credentials for {target.user} ({text})"
