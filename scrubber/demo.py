@@ -28,11 +28,13 @@ def run_demo(root: Path, sample: Path, say: Callable[[DemoStep], None]) -> Works
             store, "demo", [sample], rejects_path=root / "rejects" / "demo.csv"
         )
         say(DemoStep("import", f"{summary.added:,} addresses, {summary.rejected:,} rejected"))
+        with store.read() as session:
+            list_id = lists.get_list(session, "demo").id
         settings = workspace.settings
         epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
         executor = hashing.ThreadExecutor()
         try:
-            hashed = hashing.HashEngine(store, executor).ensure(epoch, [1])
+            hashed = hashing.HashEngine(store, executor).ensure(epoch, [list_id])
         finally:
             executor.close()
         say(DemoStep("hash", f"{hashed.computed:,} addresses hashed in salt epoch {epoch.id}"))
