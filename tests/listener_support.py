@@ -71,6 +71,8 @@ class Listener:
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout)
         self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         return code
 
     _reader: threading.Thread = field(init=False)

@@ -1,7 +1,71 @@
-"""scrubber listen commands (filled in by the listen work)."""
+"""scrubber listen: the opt-out listener (SMTP + HTTP)."""
 
 from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from scrubber.cli.context import AppContext, pass_app
+from scrubber.listener import server
+from scrubber.workspace import load_key
+
+
+@click.command("listen")
+@click.option("--smtp", metavar="HOST:PORT|off", help="SMTP address (default: from scrubber.toml).")
+@click.option("--http", metavar="HOST:PORT|off", help="HTTP address (default: from scrubber.toml).")
+@click.option(
+    "--client-rate",
+    type=click.IntRange(min=0),
+    help="Proofs per minute per client address; 0 = no limit "
+    "(default: rate_limit_per_minute from scrubber.toml).",
+)
+@click.option(
+    "--token-rate",
+    type=click.IntRange(min=0),
+    default=60_000,
+    show_default=True,
+    help="Proofs per minute per response token; 0 = no limit.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds a client may stay silent (HTTP body, SMTP session) before it is dropped.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+)
+@pass_app
+def listen(
+    app: AppContext,
+    smtp: str | None,
+    http: str | None,
+    client_rate: int | None,
+    token_rate: int,
+    read_timeout: float,
+    log_level: str,
+) -> None:
+    """Collect opt-out pings on SMTP and HTTP; suppress matched addresses.
+
+    Runs until SIGTERM or Ctrl-C, then finishes and commits what is in
+    flight. Port 0 picks a free port (logged at start).
+    """
+    settings = app.workspace.settings
+    key = load_key(app.workspace)
+    config = server.ListenConfig(
+        smtp=server.parse_endpoint(smtp or f"{settings.smtp_host}:{settings.smtp_port}", "--smtp"),
+        http=server.parse_endpoint(http or f"{settings.http_host}:{settings.http_port}", "--http"),
+        client_per_minute=(settings.rate_limit_per_minute if client_rate is None else client_rate),
+        token_per_minute=token_rate,
+        key_public=key.public_b64,
+        key_fingerprint=key.fingerprint,
+        read_timeout=read_timeout,
+    )
+    server.configure_logging(log_level)
+    server.run(app.workspace, app.store, config)
+
+
+COMMANDS: list[click.Command] = [listen]

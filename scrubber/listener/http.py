@@ -1,0 +1,170 @@
+"""HTTP edge (aiohttp): parses requests and answers; ingest does the work.
+
+POST /dni/v1/ping/<token>   JSON {"proofs": [...]} or text/plain, one a line
+GET  /dni/v1/key            the operator's public key (key binding)
+GET  /healthz               200 when the database answers, else 503
+GET  /metrics               Prometheus text format
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from scrubber import scheme
+from scrubber.errors import StoreUnavailable
+from scrubber.listener.ingest import (
+    MAX_PROOFS,
+    GroupCommitter,
+    Outcome,
+    PingRequest,
+    PingResult,
+)
+from scrubber.listener.metrics import ListenerMetrics
+from scrubber.listener.ratelimit import Limits
+
+log = logging.getLogger("scrubber.listener")
+
+MAX_BODY = 64 * 1024
+RETRY_AFTER = "5"
+
+
+class BadPing(Exception):
+    """The request body is not a ping; answered 400 (or 415) with this text."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_proofs(content_type: str, body: bytes) -> list[str]:
+    """The proofs of a ping body; raises BadPing when the body is malformed."""
+    if content_type == "application/json":
+        proofs = _json_proofs(body)
+    elif content_type == "text/plain":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadPing("body is not valid UTF-8") from None
+        proofs = [line.strip() for line in text.splitlines() if line.strip()]
+    else:
+        raise BadPing("send application/json or text/plain", status=415)
+    if not proofs:
+        raise BadPing("no proofs in the request")
+    if len(proofs) > MAX_PROOFS:
+        raise BadPing(f"too many proofs: {len(proofs)} (at most {MAX_PROOFS} a request)")
+    return proofs
+
+
+def _json_proofs(body: bytes) -> list[str]:
+    try:
+        data = json.loads(body)
+    except ValueError:  # includes invalid UTF-8
+        raise BadPing("body is not valid JSON") from None
+    proofs = data.get("proofs") if isinstance(data, dict) else None
+    if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
+        raise BadPing('expected {"proofs": ["<base64url>", ...]}')
+    return proofs
+
+
+@dataclass
+class HttpEdge:
+    committer: GroupCommitter
+    metrics: ListenerMetrics
+    limits: Limits
+    key_public: str
+    key_fingerprint: str
+    health: Callable[[], Awaitable[None]]
+    read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._count])
+        app.add_routes(
+            [
+                web.post("/dni/v1/ping/{token}", self.ping),
+                web.get("/dni/v1/key", self.key),
+                web.get("/healthz", self.healthz),
+                web.get("/metrics", self.metrics_text),
+            ]
+        )
+        return app
+
+    @web.middleware
+    async def _count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            self.metrics.answered("http", error.status)
+            raise
+        self.metrics.answered("http", response.status)
+        return response
+
+    async def ping(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        peer = request.remote or "unknown"
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                body = await request.read()
+            proofs = parse_proofs(request.content_type, body)
+        except TimeoutError:
+            return _error(408, "request body not received in time")
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"body over {MAX_BODY} bytes")
+        except BadPing as error:
+            return _error(error.status, str(error))
+        ping = PingRequest(token, proofs, "http", peer)
+        if not self.limits.allow(peer, token, len(proofs)):
+            self.committer.record_later(
+                PingRequest(token, proofs, "http", peer, ping.received_at, Outcome.RATE_LIMITED)
+            )
+            log.info("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
+            return _error(429, "rate limited; try again later", retry=True)
+        try:
+            result = await asyncio.wrap_future(self.committer.submit(ping))
+        except StoreUnavailable as error:
+            return _error(503, f"not stored, try again later: {error.message}", retry=True)
+        if not result.known_batch:
+            return _error(404, "unknown response token")
+        return web.json_response(_body(result))
+
+    async def key(self, _request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "scheme": scheme.SCHEME_NAME,
+                "key": self.key_public,
+                "fingerprint": self.key_fingerprint,
+            }
+        )
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        try:
+            await self.health()
+        except StoreUnavailable as error:
+            return _error(503, error.message, retry=True)
+        return web.json_response({"status": "ok"})
+
+    async def metrics_text(self, _request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _body(result: PingResult) -> dict[str, Any]:
+    return {
+        "batch": result.batch_id,
+        "counts": result.counts(),
+        "outcomes": [outcome.value for outcome in result.outcomes],
+        "suppressed": result.suppressed,
+    }
+
+
+def _error(status: int, message: str, *, retry: bool = False) -> web.Response:
+    headers = {"Retry-After": RETRY_AFTER} if retry else None
+    return web.json_response({"error": message}, status=status, headers=headers)

@@ -1,0 +1,69 @@
+"""Prometheus metrics of one listener, in its own registry (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+from scrubber.listener.ingest import Outcome, PingRequest
+
+_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class ListenerMetrics:
+    """Pings by channel and outcome, commit latency, group-commit sizes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.pings = Counter(
+            "scrubber_pings",
+            "Proofs stored, by channel and outcome",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "scrubber_commit_seconds",
+            "Time to verify and commit one group of pings",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.group_requests = Histogram(
+            "scrubber_group_commit_requests",
+            "Requests committed together in one transaction",
+            buckets=_SIZES,
+            registry=self.registry,
+        )
+        self.commit_failures = Counter(
+            "scrubber_commit_failures",
+            "Requests whose transaction failed (answered 451/503)",
+            registry=self.registry,
+        )
+        self.responses = Counter(
+            "scrubber_responses",
+            "Answers sent, by channel and status code",
+            ["channel", "status"],
+            registry=self.registry,
+        )
+        for channel in ("http", "smtp"):
+            for outcome in Outcome:
+                self.pings.labels(channel, outcome.value)
+
+    # CommitObserver
+    def committed(self, seconds: float, requests: Sequence[PingRequest]) -> None:
+        self.commit_seconds.observe(seconds)
+        self.group_requests.observe(len(requests))
+
+    def outcome(self, channel: str, outcome: Outcome, count: int) -> None:
+        self.pings.labels(channel, outcome.value).inc(count)
+
+    def failed(self, requests: int) -> None:
+        self.commit_failures.inc(requests)
+
+    def answered(self, channel: str, status: int) -> None:
+        self.responses.labels(channel, str(status)).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

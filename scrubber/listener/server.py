@@ -1,0 +1,215 @@
+"""Run the SMTP and HTTP edges in one asyncio loop over one ingest path.
+
+Shutdown (SIGTERM/SIGINT): stop accepting, let in-flight requests finish and
+commit, commit whatever is queued, then return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import event, text
+
+from scrubber.config import Workspace
+from scrubber.errors import ListenerError, UsageError
+from scrubber.listener.http import HttpEdge
+from scrubber.listener.ingest import GroupCommitter, Ingestor
+from scrubber.listener.metrics import ListenerMetrics
+from scrubber.listener.ratelimit import Limits
+from scrubber.listener.smtp import SmtpHandler, smtp_factory
+from scrubber.store import Store
+
+log = logging.getLogger("scrubber.listener")
+
+SHUTDOWN_GRACE = 20.0  # seconds in-flight requests get to finish
+LOCK_WAIT_MS = 5000  # how long a ping waits for a locked SQLite database
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(value: str, option: str) -> Endpoint | None:
+    """``HOST:PORT`` (IPv6 as ``[::1]:25``); ``off`` disables the channel."""
+    if value.strip().lower() == "off":
+        return None
+    host, colon, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"{option} wants HOST:PORT (or 'off'), got {value!r}")
+    return Endpoint(host, int(port))
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    smtp: Endpoint | None
+    http: Endpoint | None
+    client_per_minute: int
+    token_per_minute: int
+    key_public: str
+    key_fingerprint: str
+    read_timeout: float = 15.0
+
+
+def configure_logging(level: str) -> None:
+    """key=value lines on stderr for the scrubber loggers; aiosmtpd kept quiet."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("ts=%(asctime)s level=%(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    )
+    logger = logging.getLogger("scrubber")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    # aiosmtpd logs envelopes (full addresses) at INFO/DEBUG: warnings only.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def limit_lock_wait(store: Store, milliseconds: int = LOCK_WAIT_MS) -> None:
+    """A ping waiting long on a locked SQLite file gets a temporary failure instead."""
+    if not store.is_sqlite:
+        return
+
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
+        cursor.close()
+
+    event.listen(store.engine, "connect", _on_connect)
+    store.engine.dispose()  # pooled connections were made with the old timeout
+
+
+def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
+    """Serve until SIGTERM/SIGINT; returns after a clean shutdown."""
+    if config.smtp is None and config.http is None:
+        raise UsageError("both channels are off; nothing to listen on")
+    limit_lock_wait(store)
+    asyncio.run(_serve(workspace, store, config))
+
+
+async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> None:
+    metrics = ListenerMetrics()
+    ingestor = Ingestor(store)
+    committer = GroupCommitter(ingestor, observer=metrics)
+    committer.start()
+    limits = Limits.of(config.client_per_minute, config.token_per_minute)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner: web.AppRunner | None = None
+    smtp_server: asyncio.Server | None = None
+    handler: SmtpHandler | None = None
+    sessions: list[Any] = []
+    try:
+        if config.http is not None:
+            runner = await _start_http(config, committer, metrics, limits, store)
+        if config.smtp is not None:
+            handler = SmtpHandler(
+                committer, ingestor, workspace.settings.response_domain, limits, metrics.answered
+            )
+            smtp_server = await _start_smtp(config, handler, sessions, workspace)
+        log.info("event=ready pid=%d", os.getpid())
+        await stop.wait()
+        log.info("event=stopping")
+    finally:
+        await _shutdown(runner, smtp_server, handler, sessions)
+        await asyncio.to_thread(committer.close)
+        log.info("event=stopped")
+
+
+async def _start_http(
+    config: ListenConfig,
+    committer: GroupCommitter,
+    metrics: ListenerMetrics,
+    limits: Limits,
+    store: Store,
+) -> web.AppRunner:
+    assert config.http is not None
+
+    async def health() -> None:
+        await asyncio.to_thread(_ping_database, store)
+
+    edge = HttpEdge(
+        committer,
+        metrics,
+        limits,
+        config.key_public,
+        config.key_fingerprint,
+        health,
+        read_timeout=config.read_timeout,
+    )
+    runner = web.AppRunner(edge.app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port, backlog=1024)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise ListenerError(f"cannot listen for HTTP on {config.http}: {error.strerror}") from None
+    for address in runner.addresses:
+        log.info("event=listening channel=http address=%s:%d", address[0], address[1])
+    return runner
+
+
+async def _start_smtp(
+    config: ListenConfig, handler: SmtpHandler, sessions: list[Any], workspace: Workspace
+) -> asyncio.Server:
+    assert config.smtp is not None
+    endpoint = config.smtp
+    hostname = workspace.settings.response_domain
+
+    def factory() -> Any:
+        protocol = smtp_factory(handler, hostname, config.read_timeout)
+        sessions.append(protocol)
+        if len(sessions) > 1000:  # forget closed sessions now and then
+            sessions[:] = [s for s in sessions if s.transport is not None]
+        return protocol
+
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(factory, endpoint.host, endpoint.port, backlog=1024)
+    except OSError as error:
+        raise ListenerError(f"cannot listen for SMTP on {endpoint}: {error.strerror}") from None
+    for sock in server.sockets:
+        address = sock.getsockname()
+        log.info("event=listening channel=smtp address=%s:%d", address[0], address[1])
+    return server
+
+
+async def _shutdown(
+    runner: web.AppRunner | None,
+    smtp_server: asyncio.Server | None,
+    handler: SmtpHandler | None,
+    sessions: list[Any],
+) -> None:
+    if smtp_server is not None:
+        smtp_server.close()  # stop accepting; open sessions go on for now
+    if handler is not None and handler.inflight:
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await handler.idle.wait()
+        except TimeoutError:
+            log.warning("event=shutdown-timeout channel=smtp inflight=%d", handler.inflight)
+    for session in sessions:
+        if session.transport is not None:
+            session.transport.close()
+    if runner is not None:
+        await runner.cleanup()  # stops accepting, waits for in-flight handlers
+
+
+def _ping_database(store: Store) -> None:
+    with store.read() as session:
+        session.execute(text("SELECT 1"))

@@ -1,0 +1,160 @@
+"""SMTP edge (aiosmtpd): RCPT picks the batch, DATA carries DNI-Proof lines.
+
+Only ``dni-<token>@<response domain>`` is a recipient here (never a relay);
+a message is answered 250 only after its proofs are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.message
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from scrubber.errors import StoreUnavailable
+from scrubber.listener.ingest import (
+    MAX_PROOFS,
+    GroupCommitter,
+    Ingestor,
+    Outcome,
+    PingRequest,
+    clean_token,
+)
+from scrubber.listener.ratelimit import Limits
+
+log = logging.getLogger("scrubber.listener")
+
+MAX_MESSAGE = 64 * 1024
+_PROOF_LINE = re.compile(r"^DNI-Proof:[ \t]*(\S+)[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+
+NO_RELAY = "550 5.1.1 No such recipient here (this host takes opt-out pings only)"
+UNKNOWN = "550 5.1.1 Unknown response address"
+TRY_LATER = "451 4.3.0 Not stored, try again later"
+
+
+def token_of(address: str, domain: str) -> str | None:
+    """The token of ``dni-<token>@<domain>``, or None for any other address."""
+    local, at, host = address.rpartition("@")
+    if not at or host.lower().rstrip(".") != domain.lower() or not local.startswith("dni-"):
+        return None
+    return clean_token(local[len("dni-") :])
+
+
+def extract_proofs(content: bytes) -> list[str]:
+    """``DNI-Proof:`` lines of every text part, transfer encodings undone."""
+    message = email.message_from_bytes(content)
+    proofs: list[str] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        proofs.extend(_PROOF_LINE.findall(_part_text(part)))
+    return proofs
+
+
+def _part_text(part: email.message.Message) -> str:
+    payload = part.get_payload(decode=True)
+    raw = payload if isinstance(payload, bytes) else b""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return raw.decode(charset, errors="replace")
+    except LookupError:  # unknown charset name: proofs are ASCII anyway
+        return raw.decode("utf-8", errors="replace")
+
+
+@dataclass
+class SmtpHandler:
+    """aiosmtpd handler hooks; ``inflight`` counts messages being committed."""
+
+    committer: GroupCommitter
+    ingestor: Ingestor
+    domain: str
+    limits: Limits
+    answered: Callable[[str, int], None]  # metrics hook
+    inflight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        token = token_of(address, self.domain)
+        if token is None:
+            return self._say(NO_RELAY)
+        if envelope.rcpt_tos:
+            return self._say("452 4.5.3 One recipient per message")
+        try:
+            batch_id = await asyncio.to_thread(self.ingestor.lookup, token)
+        except StoreUnavailable:
+            return self._say(TRY_LATER)
+        if batch_id is None:
+            log.info("event=unknown-token channel=smtp peer=%s", _peer(session))
+            return self._say(UNKNOWN)
+        envelope.rcpt_tos.append(address)
+        return self._say("250 2.1.5 OK")
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.inflight += 1
+        self.idle.clear()
+        try:
+            return self._say(await self._data(session, envelope))
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.idle.set()
+
+    async def _data(self, session: Session, envelope: Envelope) -> str:
+        token = token_of(envelope.rcpt_tos[0], self.domain) if envelope.rcpt_tos else None
+        if token is None:
+            return "503 5.5.1 No valid recipient"
+        content = envelope.original_content or b""
+        proofs = extract_proofs(content if isinstance(content, bytes) else content.encode())
+        if not proofs:
+            return "550 5.6.0 No DNI-Proof lines in the message"
+        if len(proofs) > MAX_PROOFS:
+            return f"552 5.3.4 Too many proofs (at most {MAX_PROOFS} a message)"
+        peer = _peer(session)
+        ping = PingRequest(token, proofs, "smtp", peer)
+        if not self.limits.allow(peer, token, len(proofs)):
+            self.committer.record_later(
+                PingRequest(token, proofs, "smtp", peer, ping.received_at, Outcome.RATE_LIMITED)
+            )
+            log.info("event=rate-limited channel=smtp peer=%s proofs=%d", peer, len(proofs))
+            return "451 4.7.1 Rate limited, try again later"
+        try:
+            result = await asyncio.wrap_future(self.committer.submit(ping))
+        except StoreUnavailable:
+            return TRY_LATER
+        counts = result.counts()
+        summary = " ".join(f"{k}={v}" for k, v in counts.items() if v)
+        return f"250 2.0.0 Stored: {summary}"
+
+    def _say(self, reply: str) -> str:
+        self.answered("smtp", int(reply[:3]))
+        return reply
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "unknown")
+
+
+def smtp_factory(handler: SmtpHandler, hostname: str, timeout: float) -> SMTP:
+    """One SMTP session; ``timeout`` is the client silence before it is dropped."""
+    return SMTP(
+        handler,
+        data_size_limit=MAX_MESSAGE,
+        hostname=hostname,
+        timeout=timeout,
+        decode_data=False,
+    )
