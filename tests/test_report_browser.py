@@ -1,0 +1,263 @@
+"""The HTML report in a real headless Chromium, driven over the DevTools protocol.
+
+Chromium is Debian's (scripts/provision-chromium.sh). The test talks CDP over
+aiohttp's websocket client: it records console messages, uncaught
+exceptions, failed and blocked requests, then checks what the page shows on
+a desktop and a phone viewport, takes screenshots, and prints it to PDF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from test_report import TIMELY, Seeded, add_parts, make_batch, make_workspace, record_pings
+
+from conftest import require_service, run_cli
+from scrubber.workspace import open_store
+
+pytestmark = pytest.mark.browser
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Page:
+    """One CDP session on a page target, with the events it has seen."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    events: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        await self.ws.send_json({"id": self.next_id, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self.ws.receive_json(), 30)
+            if message.get("id") == self.next_id:
+                assert "error" not in message, message
+                return dict(message.get("result", {}))
+            if "method" in message:
+                self.events.append(message)
+
+    async def wait_for(self, method: str) -> None:
+        if any(e["method"] == method for e in self.events):
+            return
+        while True:
+            message = await asyncio.wait_for(self.ws.receive_json(), 30)
+            if "method" in message:
+                self.events.append(message)
+                if message["method"] == method:
+                    return
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Console errors/warnings, exceptions, failed requests, any network request."""
+        return [e for e in self.events if _is_problem(e["method"], e.get("params", {}))]
+
+
+def _is_problem(method: str, params: dict[str, Any]) -> bool:
+    if method in ("Runtime.exceptionThrown", "Network.loadingFailed"):
+        return True
+    if method == "Log.entryAdded":
+        return bool(params["entry"]["level"] in ("error", "warning"))
+    if method == "Runtime.consoleAPICalled":
+        return bool(params["type"] in ("error", "warning"))
+    if method == "Network.requestWillBeSent":
+        # A self-contained page fetches nothing but itself.
+        return not params["request"]["url"].startswith(("file://", "data:"))
+    return False
+
+
+@asynccontextmanager
+async def chromium_page(binary: str) -> AsyncIterator[Page]:
+    profile = Path(tempfile.mkdtemp(prefix="scrubber-chromium-"))
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port = await _devtools_port(profile, proc)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
+                targets = await response.json()
+            url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            async with http.ws_connect(url, max_msg_size=0) as ws:
+                page = Page(ws)
+                for domain in ("Page", "Runtime", "Log", "Network"):
+                    await page.call(f"{domain}.enable")
+                yield page
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def _devtools_port(profile: Path, proc: subprocess.Popen[bytes]) -> int:
+    """Chromium writes the port it picked to DevToolsActivePort in the profile."""
+    marker = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"chromium exited with {proc.returncode}")
+        if marker.exists() and marker.read_text().strip():
+            return int(marker.read_text().splitlines()[0])
+        await asyncio.sleep(0.1)
+    raise AssertionError("chromium did not open its DevTools port")
+
+
+async def load(page: Page, url: str, width: int, height: int, mobile: bool) -> None:
+    await page.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=height,
+        deviceScaleFactor=1,
+        mobile=mobile,
+    )
+    page.events = [e for e in page.events if e["method"] != "Page.loadEventFired"]
+    await page.call("Page.navigate", url=url)
+    await page.wait_for("Page.loadEventFired")
+
+
+async def screenshot(page: Page, path: Path) -> bytes:
+    data = base64.b64decode((await page.call("Page.captureScreenshot", format="png"))["data"])
+    path.write_bytes(data)
+    return data
+
+
+@pytest.fixture
+def chromium() -> str:
+    return require_service("SCRUBBER_TEST_CHROMIUM", "Chromium")
+
+
+@pytest.fixture
+def report_html(tmp_path: Path) -> tuple[Seeded, Path]:
+    workspace = make_workspace(tmp_path / "ws")
+    data = make_batch(workspace)
+    with open_store(workspace) as store:
+        record_pings(store, data.batch_id, TIMELY)
+        add_parts(store, data.batch_id, posted=2, total=3)
+    target = tmp_path / "report.html"
+    result = run_cli("report", data.batch_id, "-o", str(target), workspace=workspace.root)
+    assert result.returncode == 0, result.stderr
+    return data, target
+
+
+def test_html_report_in_headless_chromium(
+    chromium: str, report_html: tuple[Seeded, Path], tmp_path: Path
+) -> None:
+    data, target = report_html
+    embedded = _embedded_json(target)
+    asyncio.run(_check_page(chromium, target.as_uri(), data, embedded, tmp_path))
+
+
+async def _check_page(
+    chromium: str, url: str, data: Seeded, doc: dict[str, Any], shots: Path
+) -> None:
+    async with chromium_page(chromium) as page:
+        await load(page, url, 1280, 1600, mobile=False)
+        text = await page.evaluate("document.body.innerText")
+        assert f"scrubber compliance report: batch {data.batch_id}" in text
+        summary = await page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#summary tr')]"
+            ".map(r => [r.cells[0].innerText, r.cells[1].innerText]))"
+        )
+        assert summary["addresses hashed"] == str(doc["addresses_hashed"]) == "24"
+        assert summary["pings received"] == str(len(TIMELY))
+        assert summary["addresses suppressed"] == str(doc["suppressions"]["count"]) == "4"
+        assert summary["parts posted"] == "2 of 3"
+        assert await page.evaluate("document.getElementById('verdict').innerText") == "PASS"
+        bars = await page.evaluate("document.querySelectorAll('#timeline svg rect').length")
+        assert bars == sum(
+            (b["accepted"] > 0) + (b["other"] > 0) + (b["suppressed"] > 0) for b in doc["timeline"]
+        )
+        visible = await page.evaluate(
+            "[...document.querySelectorAll('#timeline svg rect')]"
+            ".every(r => r.getBoundingClientRect().height > 0)"
+        )
+        assert visible is True
+        for address in data.addresses:
+            assert address not in text
+        desktop = await screenshot(page, shots / "desktop.png")
+        assert desktop.startswith(PNG) and len(desktop) > 10_000
+
+        await load(page, url, 390, 844, mobile=True)
+        overflow = await page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 390, "the page scrolls sideways on a phone"
+        font = await page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+        assert font >= 14
+        phone = await screenshot(page, shots / "phone.png")
+        assert phone.startswith(PNG)
+
+        pdf = base64.b64decode((await page.call("Page.printToPDF"))["data"])
+        assert pdf.startswith(b"%PDF")
+        assert page.problems() == []
+
+
+def _embedded_json(path: Path) -> dict[str, Any]:
+    from scrubber.report.sign import extract
+
+    fmt, payload = extract(path.read_text("utf-8"))
+    assert fmt == "html"
+    document: dict[str, Any] = json.loads(payload)
+    return document
+
+
+def test_the_page_check_catches_errors_and_requests(
+    chromium: str, report_html: tuple[Seeded, Path]
+) -> None:
+    """The detector itself: an injected fetch and script error must show up."""
+    _, target = report_html
+    page_text = target.read_text("utf-8")
+    broken = target.with_name("broken.html")
+    injected = '<img src="http://127.0.0.1:9/x.png"><script>undefinedCall()</script></main>'
+    broken.write_text(page_text.replace("</main>", injected), encoding="utf-8")
+    # The page's own CSP blocks both (reported as console errors)...
+    blocked = asyncio.run(_problems_of(chromium, broken.as_uri()))
+    assert any("blocked" in p["params"].get("entry", {}).get("text", "") for p in blocked)
+    # ... and without it, the script error and the request show up too.
+    open_page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", broken.read_text())
+    broken.write_text(open_page, encoding="utf-8")
+    methods = {p["method"] for p in asyncio.run(_problems_of(chromium, broken.as_uri()))}
+    assert {"Runtime.exceptionThrown", "Network.requestWillBeSent"} <= methods, methods
+
+
+async def _problems_of(chromium: str, url: str) -> list[dict[str, Any]]:
+    async with chromium_page(chromium) as page:
+        await load(page, url, 800, 600, mobile=False)
+        await asyncio.sleep(0.5)
+        await page.evaluate("1")  # drain events that arrived meanwhile
+        return page.problems()
