@@ -1,0 +1,172 @@
+"""Durability: SIGKILL under load loses no acknowledged ping; two listeners on
+one PostgreSQL database suppress each address exactly once."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import smtplib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from scrubber.config import Settings, Workspace
+from scrubber.store.models import Batch, Ping, Suppression
+from scrubber.workspace import init_workspace, open_store
+from tests.listener_support import Listener, make_batch, proof_for, start_listener
+
+ADDRESSES = [f"crash{i}@example.net" for i in range(400)]
+
+
+def http_pinger(
+    listener: Listener, token: str, proofs: list[str], acked: list[str], stop: threading.Event
+) -> Callable[[], None]:
+    def run() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", listener.ports["http"], timeout=10)
+        try:
+            send(conn)
+        finally:
+            conn.close()
+
+    def send(conn: http.client.HTTPConnection) -> None:
+        for proof in proofs:
+            if stop.is_set():
+                return
+            try:
+                conn.request(
+                    "POST",
+                    f"/dni/v1/ping/{token}",
+                    json.dumps({"proofs": [proof]}),
+                    {"Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                return  # the listener died: this ping was not acknowledged
+            if response.status == 200:
+                acked.append(proof)
+
+    return run
+
+
+def smtp_pinger(
+    listener: Listener, rcpt: str, proofs: list[str], acked: list[str], stop: threading.Event
+) -> Callable[[], None]:
+    def run() -> None:
+        client = smtplib.SMTP()
+        try:
+            client.connect("127.0.0.1", listener.smtp_port)
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for proof in proofs:
+                if stop.is_set():
+                    return
+                client.mail("p@responder.example")
+                client.rcpt(rcpt)
+                code, _ = client.data(f"DNI-Proof: {proof}\n".encode())
+                if code == 250:
+                    acked.append(proof)
+        except (OSError, smtplib.SMTPException):
+            return  # the listener died: this ping was not acknowledged
+        finally:
+            client.close()
+
+    return run
+
+
+def test_sigkill_loses_no_acknowledged_ping(workspace: Workspace) -> None:
+    batch = make_batch(workspace, ADDRESSES)
+    proofs = [proof_for(a, batch) for a in ADDRESSES]
+    rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+    listener = start_listener(workspace.root, "--client-rate", "0")
+    acked: list[str] = []
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=http_pinger(listener, batch.token, proofs[i::6], acked, stop))
+        for i in range(4)
+    ] + [
+        threading.Thread(target=smtp_pinger(listener, rcpt, proofs[i::6], acked, stop))
+        for i in range(4, 6)
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 20
+    while len(acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    listener.stop(signal.SIGKILL)
+    stop.set()
+    for worker in workers:
+        worker.join(30)
+    assert len(acked) >= 60, "the clients never got going"
+    assert len(acked) < len(proofs), "killed too late to test anything"
+
+    restarted = start_listener(workspace.root)  # recovers the WAL
+    assert restarted.stop() == 0
+    store = open_store(workspace)
+    with store.read() as session:
+        stored = {
+            bytes(p)
+            for (p,) in session.execute(
+                select(Ping.proof).where(Ping.batch_id == batch.id, Ping.outcome == "accepted")
+            )
+        }
+        suppressed = session.scalar(select(func.count()).select_from(Suppression))
+    store.close()
+    from scrubber import scheme
+
+    missing = [p for p in acked if scheme.from_b64url(p) not in stored]
+    assert missing == []
+    assert suppressed == len(stored) >= len(acked)
+
+
+@pytest.mark.postgres
+def test_two_listeners_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    ws = init_workspace(tmp_path / "ws", Settings(database_url=pg_url))
+    addresses = ADDRESSES[:120]
+    batch = make_batch(ws, addresses)
+    proofs = [proof_for(a, batch) for a in addresses]
+    first = start_listener(ws.root, "--client-rate", "0", channels=("http",))
+    second = start_listener(ws.root, "--client-rate", "0", channels=("http",))
+    acked: list[str] = []
+    stop = threading.Event()
+    # Every proof goes to both listeners, from two clients each, at once.
+    workers = [
+        threading.Thread(target=http_pinger(listener, batch.token, proofs, acked, stop))
+        for listener in (first, second, first, second)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert first.stop() == 0
+    assert second.stop() == 0
+    assert len(acked) == 4 * len(proofs)
+    store = open_store(ws)
+    with store.read() as session:
+        outcomes = dict(
+            session.execute(
+                select(Ping.outcome, func.count())
+                .where(Ping.batch_id == batch.id)
+                .group_by(Ping.outcome)
+            ).all()
+        )
+        per_proof = session.execute(
+            select(Ping.proof, func.count())
+            .where(Ping.outcome == "accepted")
+            .group_by(Ping.proof)
+            .having(func.count() > 1)
+        ).all()
+        suppressions = session.scalar(select(func.count()).select_from(Suppression))
+        by_ping = session.scalar(
+            select(func.count()).select_from(Suppression).where(Suppression.source == "ping")
+        )
+    store.close()
+    assert per_proof == []
+    assert outcomes == {"accepted": len(proofs), "duplicate": 3 * len(proofs)}
+    assert suppressions == by_ping == len(addresses)
+    assert isinstance(batch, Batch)
