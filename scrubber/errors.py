@@ -94,3 +94,7 @@ class ReportCheckFailed(ReportError):
     """``report --check``: a deadline was missed or an invariant broken."""
 
     exit_code = 3
+
+
+class ArticleGone(ResponderError):
+    """An article the overview listed is no longer on the server (expired, cancelled)."""

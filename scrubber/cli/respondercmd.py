@@ -1,7 +1,231 @@
-"""scrubber responder commands (filled in by the responder work)."""
+"""scrubber responder add|ls|remove|scan|report: the registrant's side."""
 
 from __future__ import annotations
 
-import click
+import time
+from dataclasses import asdict
+from pathlib import Path
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.table import Table
+
+from scrubber.cli.context import AppContext, pass_app, print_json
+from scrubber.errors import ResponderError, UsageError
+from scrubber.responder import store as rstore
+from scrubber.responder.ping import PingConfig
+from scrubber.responder.report import key_reports
+from scrubber.responder.run import RunResult, run_once
+from scrubber.responder.scan import Caps
+from scrubber.responder.source import DEFAULT_GROUP, open_source
+
+
+@click.group("responder")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=rstore.ENV_DB,
+    help="Responder database (default: $SCRUBBER_RESPONDER_DB, else "
+    "~/.local/share/scrubber/responder.db). Never an operator workspace.",
+)
+@click.pass_context
+def responder(ctx: click.Context, db: Path | None) -> None:
+    """The registrant's side: protect your addresses and opt out of batches
+    that list them (the reference responder)."""
+    ctx.meta["responder_db"] = db or rstore.default_db_path()
+
+
+def _store(ctx: click.Context) -> rstore.ResponderStore:
+    store = rstore.ResponderStore.open(ctx.meta["responder_db"])
+    ctx.call_on_close(store.close)
+    return store
+
+
+@responder.command("add")
+@click.argument("addresses", nargs=-1)
+@click.option("--file", "file_", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+@click.pass_context
+def add(
+    ctx: click.Context, app: AppContext, addresses: tuple[str, ...], file_: Path | None
+) -> None:
+    """Protect ADDRESSES (or those in --file, one a line). Only the canonical
+    form is stored; nothing leaves this machine except proofs."""
+    wanted = list(addresses) + (rstore.read_address_file(file_) if file_ else [])
+    if not wanted:
+        raise UsageError("give addresses or --file F")
+    result = rstore.add_addresses(_store(ctx), wanted)
+    for masked, reason in result.rejected:
+        app.err.print(f"rejected {masked}: {reason}")
+    app.out.print(
+        f"protected {len(result.added)} new, {len(result.known)} already protected, "
+        f"{len(result.rejected)} rejected"
+    )
+    if result.rejected and not result.added and not result.known:
+        raise UsageError("no valid address given")
+
+
+@responder.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@click.pass_context
+def ls(ctx: click.Context, app: AppContext, as_json: bool) -> None:
+    """List the protected addresses (canonical forms)."""
+    protected = rstore.list_protected(_store(ctx))
+    if as_json:
+        print_json(protected)
+        return
+    for canonical in protected:
+        app.out.print(canonical)
+    app.err.print(f"{len(protected)} protected")
+
+
+@responder.command("remove")
+@click.argument("addresses", nargs=-1, required=True)
+@pass_app
+@click.pass_context
+def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> None:
+    """Stop protecting ADDRESSES (any spelling of them)."""
+    removed, missing = rstore.remove_addresses(_store(ctx), addresses)
+    app.out.print(f"removed {removed}")
+    if missing:
+        raise UsageError(f"{len(missing)} of the given addresses were not protected")
+
+
+@responder.command("scan")
+@click.option("--server", help="News server: nntp://[USER:PASS@]HOST[:PORT] or nntps://...")
+@click.option("--spool", type=click.Path(file_okay=False, path_type=Path), help="Spool directory.")
+@click.option("--group", default=DEFAULT_GROUP, show_default=True)
+@click.option("--once", "mode", flag_value="once", default=True, help="Scan once (default).")
+@click.option("--watch", type=click.FloatRange(min=1), metavar="SECONDS", help="Scan repeatedly.")
+@click.option("--smtp-server", metavar="HOST:PORT", help="SMTP fallback host (default: MX domain).")
+@click.option("--no-smtp", is_flag=True, help="Never fall back to SMTP.")
+@click.option("--max-t", type=click.IntRange(min=1), default=Caps.max_t, show_default=True)
+@click.option("--max-m", type=click.IntRange(min=8), default=Caps.max_m, show_default=True)
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_app
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    app: AppContext,
+    server: str | None,
+    spool: Path | None,
+    group: str,
+    mode: str,
+    watch: float | None,
+    smtp_server: str | None,
+    no_smtp: bool,
+    max_t: int,
+    max_m: int,
+    retries: int,
+    as_json: bool,
+) -> None:
+    """Read new batch articles, find your addresses, ping their senders.
+
+    Reads from a stored high-water mark per server and group; verifies
+    signatures, cost caps, expiry and key binding before any ping; pings over
+    HTTP with SMTP as fallback; keeps what could not be sent for the next run.
+    """
+    if (server is None) == (spool is None):
+        raise UsageError("give exactly one of --server URL or --spool DIR")
+    store = _store(ctx)
+    caps = Caps(max_t=max_t, max_m=max_m)
+    config = PingConfig(smtp_server=_host_port(smtp_server), use_smtp=not no_smtp, retries=retries)
+    while True:
+        result = run_once(
+            store, lambda: open_source(server, spool, group), caps=caps, ping_config=config
+        )
+        _show(app, result, as_json, watching=watch is not None)
+        if watch is None:
+            if result.error:
+                raise ResponderError(result.error)
+            return
+        time.sleep(watch)
+
+
+def _host_port(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--smtp-server must be HOST:PORT, not {text!r}")
+    return host, int(port)
+
+
+def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "scan": asdict(result.scan) if result.scan else None,
+                "error": result.error,
+                "pings": asdict(result.pings),
+            }
+        )
+    for reason in result.scan.skipped if result.scan else []:
+        app.err.print(f"skipped: {reason}")
+    for failure in result.pings.failures:
+        app.err.print(f"ping: {failure}")
+    if result.error and watching:  # else main() prints it once, on exit
+        app.err.print(f"error: {result.error}")
+    if as_json:
+        return
+    found = result.scan
+    if found is not None:
+        app.out.print(
+            f"scanned {found.articles} articles, {found.batches} new batches, "
+            f"{found.bodies_fetched} bodies fetched, {found.hashed} hashed, "
+            f"{found.matches} matches ({found.escalations} escalated)"
+        )
+    pings = result.pings
+    app.out.print(
+        f"pinged {pings.delivered} proofs in {pings.requests} requests, "
+        f"{pings.refused} refused, {pings.pending} still owed"
+    )
+
+
+@responder.command("report")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@click.pass_context
+def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
+    """Per sender key: batches, pings, answers and escalations (compliance failures)."""
+    rows = key_reports(_store(ctx))
+    if as_json:
+        print_json([asdict(row) for row in rows])
+        return
+    table = Table(title="senders by key")
+    for column in (
+        "key",
+        "batches",
+        "refused",
+        "forged",
+        "matches",
+        "pings",
+        "owed",
+        "answers",
+        "escalations",
+    ):
+        table.add_column(column)
+    for row in rows:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.answers.items()))
+        table.add_row(
+            row.fingerprint[:16],
+            str(row.batches),
+            str(row.refused_batches),
+            str(row.forged_batches),
+            str(row.matches),
+            str(row.pings_sent),
+            str(row.pings_owed),
+            answers or "-",
+            str(row.escalations),
+        )
+    app.out.print(table)
+    for row in rows:
+        if row.escalations:
+            app.out.print(
+                f"compliance failure: key {row.fingerprint[:16]} re-listed "
+                f"{len(row.relisted)} addresses already opted out: {', '.join(row.relisted[:10])}"
+            )
+
+
+COMMANDS: list[click.Command] = [responder]

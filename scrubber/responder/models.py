@@ -1,0 +1,107 @@
+"""The responder's own tables, in its own database (never an operator workspace).
+
+Nothing here leaves the machine except proofs. Digests are cached per
+(salt, parameters, address), so a protected address is hashed once per
+sender salt epoch, not once per batch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from scrubber.store.models import NAMING
+from scrubber.store.types import UTCDateTime
+
+Timestamp = UTCDateTime()
+
+
+class ResponderBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Protected(ResponderBase):
+    """A protected address, canonical form only."""
+
+    __tablename__ = "protected"
+    canonical: Mapped[str] = mapped_column(String(254), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CachedDigest(ResponderBase):
+    __tablename__ = "digests"
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    params: Mapped[str] = mapped_column(String(40), primary_key=True)  # "t,m,p"
+    canonical: Mapped[str] = mapped_column(
+        ForeignKey("protected.canonical", ondelete="CASCADE"), primary_key=True
+    )
+    h: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class Cursor(ResponderBase):
+    """High-water mark per source (server + group, or spool directory)."""
+
+    __tablename__ = "cursors"
+    source: Mapped[str] = mapped_column(String(400), primary_key=True)
+    mark: Mapped[str] = mapped_column(String(400))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class SeenBatch(ResponderBase):
+    """A batch the responder has examined; ``status`` is ok or why it was refused."""
+
+    __tablename__ = "batches"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # ok, refused, forged
+    reason: Mapped[str | None] = mapped_column(Text)
+    parts: Mapped[int] = mapped_column(Integer)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    t: Mapped[int] = mapped_column(Integer)
+    m: Mapped[int] = mapped_column(Integer)
+    p: Mapped[int] = mapped_column(Integer)
+    tag_length: Mapped[int] = mapped_column(Integer)
+    respond_http: Mapped[str] = mapped_column(Text)
+    respond_smtp: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    seen_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Match(ResponderBase):
+    """A protected address found in a batch: the proof owed to its sender.
+
+    ``occurrence`` counts the batches of the same key that listed the address
+    (1 = first time); ``pings_due`` is 1, 2, 4 or 8 accordingly (escalation).
+    """
+
+    __tablename__ = "matches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.batch_id"))
+    key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    canonical: Mapped[str] = mapped_column(String(254))
+    proof: Mapped[bytes] = mapped_column(LargeBinary(16))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    pings_due: Mapped[int] = mapped_column(Integer)
+    pings_sent: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))  # pending, done, refused
+    found_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("uq_matches_batch_canonical", "batch_id", "canonical", unique=True),
+        Index("ix_matches_key_canonical", "key", "canonical"),
+    )
+
+
+class PingLog(ResponderBase):
+    """Every ping attempt and the answer it got."""
+
+    __tablename__ = "ping_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.batch_id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # http, smtp
+    proofs: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    answer: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -1,0 +1,269 @@
+"""Sending what scans found: key binding first, then HTTP pings, SMTP as fallback.
+
+Every proof owed is a ``Match`` row with ``pings_due`` (1, or 2/4/8 when a
+key re-lists an address) and ``pings_sent``; this module only ever moves
+``pings_sent`` up after the sender acknowledged, so an outage leaves the rest
+owed for the next run and nothing acknowledged is sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from scrubber import keys, scheme
+from scrubber.responder.models import Match, PingLog, SeenBatch
+from scrubber.responder.store import ResponderStore
+from scrubber.store.types import utcnow
+
+log = logging.getLogger("scrubber.responder")
+
+MAX_PROOFS = 1000  # per request, the listener's limit
+ANSWER_CHARS = 500
+
+
+@dataclass(frozen=True)
+class PingConfig:
+    smtp_server: tuple[str, int] | None = None  # default: the Respond-SMTP domain, port 25
+    use_smtp: bool = True
+    retries: int = 3
+    backoff: float = 0.5  # seconds, doubled per retry
+    timeout: float = 10
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class PingReport:
+    delivered: int = 0  # proofs acknowledged
+    requests: int = 0
+    refused: int = 0  # matches never to be sent (forged batch, sender said no)
+    failures: list[str] = field(default_factory=list)
+    pending: int = 0  # proofs still owed after this run
+
+
+@dataclass(frozen=True)
+class _Answer:
+    ok: bool
+    transient: bool
+    text: str
+
+
+def send_pending(store: ResponderStore, config: PingConfig | None = None) -> PingReport:
+    """Send every proof still owed, batch by batch; returns what happened."""
+    config = config or PingConfig()
+    report = PingReport()
+    for batch in _batches_owed(store):
+        _send_batch(store, batch, config, report)
+    report.pending = owed(store)
+    return report
+
+
+def owed(store: ResponderStore) -> int:
+    with store.read() as session:
+        rows = session.execute(
+            select(Match.pings_due, Match.pings_sent).where(Match.state == "pending")
+        )
+        return sum(due - sent for due, sent in rows)
+
+
+def _batches_owed(store: ResponderStore) -> list[SeenBatch]:
+    with store.read() as session:
+        pending = select(Match.batch_id).where(Match.state == "pending").distinct()
+        return list(session.scalars(select(SeenBatch).where(SeenBatch.batch_id.in_(pending))))
+
+
+def _send_batch(
+    store: ResponderStore, batch: SeenBatch, config: PingConfig, report: PingReport
+) -> None:
+    if batch.status != "bound":
+        problem = _check_binding(batch, config)
+        if problem is not None and problem.transient:
+            report.failures.append(f"batch {batch.batch_id}: {problem.text}")
+            return
+        _bind(store, batch, problem)
+        if problem is not None:
+            report.refused += _refuse(store, batch.batch_id)
+            report.failures.append(f"batch {batch.batch_id}: no ping, {problem.text}")
+            log.warning("batch %s: no ping: %s", batch.batch_id, problem.text)
+            return
+    while True:
+        group = _round(store, batch.batch_id)
+        if not group:
+            return
+        answer = _deliver(store, batch, [m.proof for m in group], config, report)
+        if answer.ok:
+            _mark_sent(store, [m.id for m in group])
+            report.delivered += len(group)
+            continue
+        report.failures.append(f"batch {batch.batch_id}: {answer.text}")
+        if not answer.transient:
+            report.refused += _refuse(store, batch.batch_id)
+        return
+
+
+def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
+    """None when GET /dni/v1/key on the Respond-HTTP host returns the batch's Key.
+
+    A batch can name any host; without this check anyone could post batches
+    that make responders flood a victim (reflection).
+    """
+    parts = urlsplit(batch.respond_http)
+    url = f"{parts.scheme}://{parts.netloc}/dni/v1/key"
+    # parse_article admits only http(s) Respond-HTTP URLs.
+    answer = _http(urllib.request.Request(url), config)  # noqa: S310
+    if not answer.ok:
+        return _Answer(False, answer.transient, f"key check {url} failed: {answer.text}")
+    try:
+        served = keys.decode_public(str(json.loads(answer.text)["key"]))
+    except (ValueError, KeyError, TypeError):
+        return _Answer(False, False, f"key check {url}: answer holds no key")
+    if served != batch.key:
+        return _Answer(
+            False,
+            False,
+            f"key binding failed: {parts.netloc} serves key {keys.fingerprint(served)}, "
+            f"the batch is signed by {keys.fingerprint(batch.key)}",
+        )
+    return None
+
+
+def _bind(store: ResponderStore, batch: SeenBatch, problem: _Answer | None) -> None:
+    with store.write() as session:
+        row = session.get(SeenBatch, batch.batch_id)
+        assert row is not None
+        row.status = "forged" if problem else "bound"
+        row.reason = problem.text if problem else None
+    batch.status = "forged" if problem else "bound"
+
+
+def _refuse(store: ResponderStore, batch_id: str) -> int:
+    with store.write() as session:
+        rows = list(
+            session.scalars(
+                select(Match).where(Match.batch_id == batch_id, Match.state == "pending")
+            )
+        )
+        for row in rows:
+            row.state = "refused"
+        return len(rows)
+
+
+def _round(store: ResponderStore, batch_id: str) -> list[Match]:
+    """Proofs owed one more ping: escalated ones come round again until their due."""
+    with store.read() as session:
+        rows = session.scalars(
+            select(Match)
+            .where(
+                Match.batch_id == batch_id,
+                Match.state == "pending",
+                Match.pings_sent < Match.pings_due,
+            )
+            .order_by(Match.id)
+            .limit(MAX_PROOFS)
+        )
+        return list(rows)
+
+
+def _mark_sent(store: ResponderStore, ids: Sequence[int]) -> None:
+    with store.write() as session:
+        for row in session.scalars(select(Match).where(Match.id.in_(ids))):
+            row.pings_sent += 1
+            if row.pings_sent >= row.pings_due:
+                row.state = "done"
+
+
+def _deliver(
+    store: ResponderStore,
+    batch: SeenBatch,
+    proofs: list[bytes],
+    config: PingConfig,
+    report: PingReport,
+) -> _Answer:
+    """HTTP with retries; SMTP when HTTP keeps failing for a reason a retry may cure."""
+    texts = [scheme.b64url(p) for p in proofs]
+    body = json.dumps({"proofs": texts}).encode("ascii")
+    request = urllib.request.Request(  # noqa: S310 - http(s) only, see parse_article
+        batch.respond_http,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    answer = _with_retries(lambda: _http(request, config), config)
+    _log(store, batch.batch_id, "http", len(proofs), answer)
+    report.requests += 1
+    if answer.ok or not answer.transient or not config.use_smtp:
+        return answer
+    answer = _with_retries(lambda: _smtp(batch.respond_smtp, texts, config), config)
+    _log(store, batch.batch_id, "smtp", len(proofs), answer)
+    report.requests += 1
+    return answer
+
+
+def _with_retries(attempt: Callable[[], _Answer], config: PingConfig) -> _Answer:
+    answer = attempt()
+    for n in range(config.retries):
+        if answer.ok or not answer.transient:
+            break
+        config.sleep(config.backoff * 2**n)
+        answer = attempt()
+    return answer
+
+
+def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
+    try:
+        with urllib.request.urlopen(request, timeout=config.timeout) as response:  # noqa: S310
+            text = response.read(64 * 1024).decode("utf-8", "replace")
+            return _Answer(True, False, text)
+    except urllib.error.HTTPError as error:
+        text = error.read(ANSWER_CHARS).decode("utf-8", "replace")
+        transient = error.code in (408, 429) or error.code >= 500
+        return _Answer(False, transient, f"HTTP {error.code}: {text.strip()}")
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return _Answer(False, True, f"{request.full_url} unreachable: {reason}")
+
+
+def _smtp(mailbox: str, proofs: list[str], config: PingConfig) -> _Answer:
+    host, port = config.smtp_server or (mailbox.rpartition("@")[2], 25)
+    message = EmailMessage()
+    message["To"] = mailbox
+    message["From"] = "DNI responder <responder@localhost>"
+    message["Subject"] = "DNI opt-out"
+    message.set_content("".join(f"DNI-Proof: {p}\n" for p in proofs))
+    try:
+        with smtplib.SMTP(host, port, timeout=config.timeout) as client:
+            client.send_message(message, from_addr="", to_addrs=[mailbox])
+    except smtplib.SMTPRecipientsRefused as error:
+        code, said = next(iter(error.recipients.values()))
+        return _Answer(False, code < 500, f"SMTP {code}: {said.decode('utf-8', 'replace')}")
+    except smtplib.SMTPResponseException as error:
+        raw = error.smtp_error
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return _Answer(False, error.smtp_code < 500, f"SMTP {error.smtp_code}: {text}")
+    except (TimeoutError, smtplib.SMTPException, OSError) as error:
+        return _Answer(False, True, f"SMTP {host}:{port} unreachable: {error}")
+    return _Answer(True, False, "SMTP 250")
+
+
+def _log(store: ResponderStore, batch_id: str, channel: str, proofs: int, answer: _Answer) -> None:
+    with store.write() as session:
+        session.add(
+            PingLog(
+                batch_id=batch_id,
+                channel=channel,
+                proofs=proofs,
+                ok=answer.ok,
+                answer=answer.text[:ANSWER_CHARS],
+                sent_at=utcnow(),
+            )
+        )

@@ -1,0 +1,331 @@
+"""One scan: read new articles, find the batches that list a protected address.
+
+Order of work, cheapest first: the overview (Subjects) groups articles into
+batches and tag ranges; one body per new batch teaches salt, parameters and
+key; cost caps and expiry are checked before anything is hashed; then only
+the parts whose range can hold one of our tags are fetched. Every body is
+verified (signature by the article's Key, Digest, Range) by ``parse_article``
+and must agree with its Subject and with the batch's first part.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from scrubber import scheme
+from scrubber.batch.article import (
+    ArticleMeta,
+    ParsedArticle,
+    SubjectInfo,
+    parse_article,
+    parse_subject,
+)
+from scrubber.errors import ArticleError, ArticleGone
+from scrubber.hashing import CHUNK, ThreadExecutor
+from scrubber.keys import fingerprint
+from scrubber.responder.models import Match, SeenBatch
+from scrubber.responder.source import ArticleSource, Entry
+from scrubber.responder.store import (
+    ResponderStore,
+    cached_digests,
+    get_mark,
+    list_protected,
+    params_key,
+    save_digests,
+    set_mark,
+)
+from scrubber.store.types import utcnow
+
+log = logging.getLogger("scrubber.responder")
+
+MAX_PINGS = 8  # escalation: 1, 2, 4, 8, 8, ...
+# Batch states: ok (verified, within caps), bound (key binding confirmed too),
+# refused (caps, expiry), forged (key binding failed).
+USABLE = ("ok", "bound")
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The most a batch may make us spend on hashing (DESIGN.md section 1)."""
+
+    max_t: int = 4
+    max_m: int = 65536  # KiB
+    max_p: int = 8
+
+
+@dataclass
+class ScanReport:
+    articles: int = 0  # new overview entries
+    batches: int = 0  # batches examined for the first time
+    bodies_fetched: int = 0
+    hashed: int = 0  # Argon2 computations (cache misses)
+    matches: int = 0  # protected addresses newly found in a batch
+    escalations: int = 0  # of those, re-listed under the same key
+    skipped: list[str] = field(default_factory=list)  # why an article or batch was passed over
+
+    def skip(self, reason: str) -> None:
+        log.warning("skipped: %s", reason)
+        self.skipped.append(reason)
+
+
+@dataclass(frozen=True)
+class _Part:
+    entry: Entry
+    info: SubjectInfo
+
+
+def pings_due(occurrence: int) -> int:
+    """Escalation: the n-th listing by one key earns 2**(n-1) pings, at most 8."""
+    return min(1 << (occurrence - 1), MAX_PINGS)
+
+
+def scan(
+    store: ResponderStore,
+    source: ArticleSource,
+    *,
+    caps: Caps | None = None,
+    now: datetime | None = None,
+) -> ScanReport:
+    """Examine the articles after the source's high-water mark, then advance it.
+
+    The mark moves only after every new batch is recorded, so a scan that
+    fails half-way (server down) is repeated in full next time; matches are
+    unique per (batch, address), so nothing is owed twice.
+    """
+    caps, now = caps or Caps(), now or utcnow()
+    report = ScanReport()
+    start = source.bodies_fetched
+    entries, mark = source.overview(get_mark(store, source.name))
+    report.articles = len(entries)
+    executor = ThreadExecutor()
+    try:
+        for batch_id, parts in _by_batch(entries).items():
+            _scan_batch(store, source, batch_id, parts, caps, now, report, executor)
+    finally:
+        executor.close()
+        report.bodies_fetched = source.bodies_fetched - start
+    if mark is not None:
+        set_mark(store, source.name, mark)
+    return report
+
+
+def _by_batch(entries: Sequence[Entry]) -> dict[str, list[_Part]]:
+    batches: dict[str, list[_Part]] = defaultdict(list)
+    for entry in entries:
+        info = parse_subject(entry.subject)
+        if info is not None:  # other articles in the group are not ours to judge
+            batches[info.batch_id].append(_Part(entry, info))
+    for parts in batches.values():
+        parts.sort(key=lambda p: p.info.part)
+    return batches
+
+
+def _scan_batch(
+    store: ResponderStore,
+    source: ArticleSource,
+    batch_id: str,
+    parts: list[_Part],
+    caps: Caps,
+    now: datetime,
+    report: ScanReport,
+    executor: ThreadExecutor,
+) -> None:
+    with store.read() as session:
+        known = session.get(SeenBatch, batch_id)
+    first: ParsedArticle | None = None
+    if known is None:
+        known, first, parts = _learn(store, source, parts, caps, now, report)
+        if known is None:
+            return
+    if known.status not in USABLE:
+        if first is not None or parts:
+            log.info("batch %s: %s earlier (%s)", batch_id, known.status, known.reason)
+        return
+    mine = _own_tags(store, known, executor, report)
+    tags = sorted(mine)
+    if first is not None:
+        _record_matches(store, known, first, mine, report)
+    for part in parts:
+        if not _may_hold(tags, part.info.first_tag, part.info.last_tag):
+            continue
+        parsed = _fetch(source, part, report)
+        if parsed is None:
+            continue
+        mismatch = _disagrees(parsed.meta, known)
+        if mismatch:
+            report.skip(f"batch {batch_id} part {part.info.part}: {mismatch}")
+            continue
+        _record_matches(store, known, parsed, mine, report)
+
+
+def _learn(
+    store: ResponderStore,
+    source: ArticleSource,
+    parts: list[_Part],
+    caps: Caps,
+    now: datetime,
+    report: ScanReport,
+) -> tuple[SeenBatch | None, ParsedArticle | None, list[_Part]]:
+    """Fetch the lowest part that verifies; record the batch (ok or refused)."""
+    for index, part in enumerate(parts):
+        parsed = _fetch(source, part, report)
+        if parsed is None:
+            continue
+        meta = parsed.meta
+        refusal = _refusal(meta, caps, now)
+        if refusal:
+            report.skip(f"batch {meta.batch_id} refused: {refusal}")
+        report.batches += 1
+        seen = _record_batch(store, meta, refusal, now)
+        return seen, parsed, parts[index + 1 :]
+    return None, None, []
+
+
+def _fetch(source: ArticleSource, part: _Part, report: ScanReport) -> ParsedArticle | None:
+    where = f"batch {part.info.batch_id} part {part.info.part} ({part.entry.message_id})"
+    try:
+        parsed = parse_article(source.body(part.entry))
+    except ArticleError as exc:
+        report.skip(f"{where}: {exc.message}")
+        return None
+    except ArticleGone as exc:
+        report.skip(f"{where}: {exc.message}")
+        return None
+    meta, info = parsed.meta, part.info
+    subject_says = (info.batch_id, info.part, info.parts, info.first_tag, info.last_tag)
+    if subject_says != (meta.batch_id, meta.part, meta.parts, meta.first_tag, meta.last_tag):
+        report.skip(f"{where}: Subject does not match the signed metadata")
+        return None
+    return parsed
+
+
+def _refusal(meta: ArticleMeta, caps: Caps, now: datetime) -> str | None:
+    """Why a batch is not worth hashing for; checked before any Argon2 work."""
+    if meta.t > caps.max_t:
+        return f"Argon2 t={meta.t} is above the cap {caps.max_t}"
+    if meta.m > caps.max_m:
+        return f"Argon2 m={meta.m} KiB is above the cap {caps.max_m}"
+    if meta.p > caps.max_p:
+        return f"Argon2 p={meta.p} is above the cap {caps.max_p}"
+    if meta.m < 8 * meta.p:
+        return f"Argon2 m={meta.m} is below 8*p"
+    if meta.expires <= now:
+        return f"expired at {meta.expires:%Y-%m-%d %H:%M}Z"
+    return None
+
+
+def _record_batch(
+    store: ResponderStore, meta: ArticleMeta, refusal: str | None, now: datetime
+) -> SeenBatch:
+    seen = SeenBatch(
+        batch_id=meta.batch_id,
+        key=meta.key,
+        status="refused" if refusal else "ok",
+        reason=refusal,
+        parts=meta.parts,
+        salt=meta.salt,
+        t=meta.t,
+        m=meta.m,
+        p=meta.p,
+        tag_length=meta.tag_length,
+        respond_http=meta.respond_http,
+        respond_smtp=meta.respond_smtp,
+        expires_at=meta.expires,
+        seen_at=now,
+    )
+    with store.write() as session:
+        session.add(seen)
+    return seen
+
+
+def _disagrees(meta: ArticleMeta, batch: SeenBatch) -> str | None:
+    """A later part must carry the batch's key, salt, parameters and addresses."""
+    mine = (meta.key, meta.salt, meta.t, meta.m, meta.p, meta.tag_length, meta.parts)
+    theirs = (batch.key, batch.salt, batch.t, batch.m, batch.p, batch.tag_length, batch.parts)
+    if mine != theirs:
+        return "key, salt or parameters differ from the batch's first part"
+    if (meta.respond_http, meta.respond_smtp) != (batch.respond_http, batch.respond_smtp):
+        return "response addresses differ from the batch's first part"
+    return None
+
+
+def _own_tags(
+    store: ResponderStore, batch: SeenBatch, executor: ThreadExecutor, report: ScanReport
+) -> dict[bytes, tuple[str, bytes]]:
+    """tag -> (canonical, proof) of every protected address under this batch's salt."""
+    params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
+    key = params_key(batch.t, batch.m, batch.p)
+    canonicals = list_protected(store)
+    digests = cached_digests(store, batch.salt, key, canonicals)
+    missing = [c for c in canonicals if c not in digests]
+    futures = [
+        executor.submit(missing[i : i + CHUNK], batch.salt, params)
+        for i in range(0, len(missing), CHUNK)
+    ]
+    fresh = dict(zip(missing, (h for f in futures for h in f.result()), strict=True))
+    report.hashed += len(fresh)
+    save_digests(store, batch.salt, key, fresh)
+    digests.update(fresh)
+    size = batch.tag_length
+    return {h[:size]: (c, h[scheme.PROOF_SLICE]) for c, h in digests.items()}
+
+
+def _may_hold(tags: list[bytes], first: bytes, last: bytes) -> bool:
+    index = bisect.bisect_left(tags, first)
+    return index < len(tags) and tags[index] <= last
+
+
+def _record_matches(
+    store: ResponderStore,
+    batch: SeenBatch,
+    parsed: ParsedArticle,
+    mine: dict[bytes, tuple[str, bytes]],
+    report: ScanReport,
+) -> None:
+    found = [mine[tag] for tag in parsed.tags if tag in mine]
+    if not found:
+        return
+    now = utcnow()
+    with store.write() as session:
+        for canonical, proof in found:
+            exists = session.scalar(
+                select(Match.id).where(
+                    Match.batch_id == batch.batch_id, Match.canonical == canonical
+                )
+            )
+            if exists is not None:
+                continue
+            earlier = session.scalar(
+                select(func.count()).where(Match.key == batch.key, Match.canonical == canonical)
+            )
+            occurrence = (earlier or 0) + 1
+            session.add(
+                Match(
+                    batch_id=batch.batch_id,
+                    key=batch.key,
+                    canonical=canonical,
+                    proof=proof,
+                    occurrence=occurrence,
+                    pings_due=pings_due(occurrence),
+                    pings_sent=0,
+                    state="pending",
+                    found_at=now,
+                )
+            )
+            report.matches += 1
+            if occurrence > 1:
+                report.escalations += 1
+                log.warning(
+                    "key %s re-listed %s (listing %d): escalating to %d pings",
+                    fingerprint(batch.key),
+                    scheme.mask(canonical),
+                    occurrence,
+                    pings_due(occurrence),
+                )

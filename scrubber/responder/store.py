@@ -1,0 +1,176 @@
+"""The registrant's local database: protected addresses and what scans learned.
+
+A separate SQLite file (never an operator workspace), managed like the main
+store: the same ``Store`` engine and single write path, its own Alembic
+migrations (``responder/migrations``) and its own version table, so the two
+schemas can never be mixed up in one file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, delete, select
+
+from scrubber import scheme
+from scrubber.errors import InputFileError, StoreError
+from scrubber.responder.models import CachedDigest, Cursor, Protected
+from scrubber.store import Store
+from scrubber.store.store import _translate_errors
+from scrubber.store.types import utcnow
+
+ENV_DB = "SCRUBBER_RESPONDER_DB"
+VERSION_TABLE = "responder_alembic_version"
+
+
+def default_db_path() -> Path:
+    """$SCRUBBER_RESPONDER_DB, else $XDG_DATA_HOME/scrubber/responder.db."""
+    explicit = os.environ.get(ENV_DB)
+    if explicit:
+        return Path(explicit)
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "scrubber" / "responder.db"
+
+
+class ResponderStore(Store):
+    """The responder database; created and migrated on first open."""
+
+    @classmethod
+    def open(cls, path: Path) -> ResponderStore:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
+        store = cls(f"sqlite:///{path}")
+        try:
+            store.migrate()
+        except Exception:
+            store.close()
+            raise
+        return store
+
+    def migrate(self) -> None:
+        with _translate_errors(), self.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+
+    def schema_is_current(self) -> bool:
+        with _translate_errors(), self.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            head = ScriptDirectory.from_config(_alembic_config(conn)).get_heads()
+            return set(context.get_current_heads()) == set(head)
+
+
+def _alembic_config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("scrubber.responder") / "migrations"))
+    config.attributes["connection"] = conn
+    return config
+
+
+@dataclass(frozen=True)
+class AddResult:
+    added: list[str]  # canonical forms newly protected
+    known: list[str]  # canonical forms that were protected already
+    rejected: list[tuple[str, str]]  # (masked input, reason)
+
+
+def add_addresses(store: ResponderStore, addresses: Iterable[str]) -> AddResult:
+    """Protect ``addresses`` (canonicalized; the original spelling is not kept)."""
+    wanted: dict[str, None] = {}
+    rejected: list[tuple[str, str]] = []
+    for address in addresses:
+        result = scheme.try_canonicalize(address)
+        if isinstance(result, scheme.Reject):
+            rejected.append((scheme.mask(address.strip()), result.value))
+        else:
+            wanted[result] = None
+    now = utcnow()
+    with store.write() as session:
+        present = set(session.scalars(select(Protected.canonical)))
+        added = [c for c in wanted if c not in present]
+        session.add_all(Protected(canonical=c, added_at=now) for c in added)
+    return AddResult(added, [c for c in wanted if c in present], rejected)
+
+
+def read_address_file(path: Path) -> list[str]:
+    """One address a line; blank lines and ``#`` comments are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise InputFileError(f"cannot read {path}: {reason}") from None
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def remove_addresses(store: ResponderStore, addresses: Iterable[str]) -> tuple[int, list[str]]:
+    """Stop protecting ``addresses``; returns (removed, inputs not protected)."""
+    canonical: dict[str, str] = {}
+    for address in addresses:
+        result = scheme.try_canonicalize(address)
+        canonical[address] = result if isinstance(result, str) else address
+    with store.write() as session:
+        present = set(session.scalars(select(Protected.canonical)))
+        gone = {c for c in canonical.values() if c in present}
+        if gone:
+            session.execute(delete(CachedDigest).where(CachedDigest.canonical.in_(gone)))
+            session.execute(delete(Protected).where(Protected.canonical.in_(gone)))
+    missing = [a for a, c in canonical.items() if c not in present]
+    return len(gone), missing
+
+
+def list_protected(store: ResponderStore) -> list[str]:
+    with store.read() as session:
+        return list(session.scalars(select(Protected.canonical).order_by(Protected.canonical)))
+
+
+def get_mark(store: ResponderStore, source: str) -> str | None:
+    with store.read() as session:
+        row = session.get(Cursor, source)
+        return row.mark if row else None
+
+
+def set_mark(store: ResponderStore, source: str, mark: str) -> None:
+    with store.write() as session:
+        row = session.get(Cursor, source)
+        if row is None:
+            session.add(Cursor(source=source, mark=mark, updated_at=utcnow()))
+        else:
+            row.mark, row.updated_at = mark, utcnow()
+
+
+def params_key(t: int, m: int, p: int) -> str:
+    return f"{t},{m},{p}"
+
+
+def cached_digests(
+    store: ResponderStore, salt: bytes, params: str, canonicals: Sequence[str]
+) -> dict[str, bytes]:
+    with store.read() as session:
+        rows = session.execute(
+            select(CachedDigest.canonical, CachedDigest.h).where(
+                CachedDigest.salt == salt, CachedDigest.params == params
+            )
+        )
+        wanted = set(canonicals)
+        return {c: h for c, h in rows if c in wanted}
+
+
+def save_digests(store: ResponderStore, salt: bytes, params: str, found: dict[str, bytes]) -> None:
+    if not found:
+        return
+    with store.write() as session:
+        present = set(session.scalars(select(Protected.canonical)))
+        # An address removed while we hashed is not cached again.
+        session.add_all(
+            CachedDigest(salt=salt, params=params, canonical=c, h=h)
+            for c, h in found.items()
+            if c in present
+        )

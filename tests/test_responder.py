@@ -1,0 +1,389 @@
+"""The reference responder against signed batches in a spool and sender
+endpoints on real sockets: matching, bodies fetched, caps, key binding,
+tampering, retries, SMTP fallback, escalation, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from scrubber import scheme
+from scrubber.keys import OperatorKey
+from scrubber.responder.models import CachedDigest, Match
+from scrubber.responder.ping import PingConfig
+from scrubber.responder.report import key_reports
+from scrubber.responder.run import RunResult, run_once
+from scrubber.responder.scan import pings_due
+from scrubber.responder.source import SpoolSource
+from scrubber.responder.store import ResponderStore, add_addresses, list_protected
+from tests.conftest import run_cli
+from tests.responder_support import (
+    BatchSpec,
+    SenderEndpoint,
+    SmtpSink,
+    batch_articles,
+    free_port,
+    part_holding,
+    write_spool,
+)
+
+ALICE = "alice@example.org"
+SPELLINGS = ["Alice@Example.ORG", "alice+news@example.org", " alice@EXAMPLE.org. "]
+NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResponderStore]:
+    opened = ResponderStore.open(tmp_path / "responder.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def key() -> OperatorKey:
+    return OperatorKey.generate()
+
+
+@pytest.fixture
+def sender(key: OperatorKey) -> Iterator[SenderEndpoint]:
+    endpoint = SenderEndpoint(key.public_raw).start()
+    yield endpoint
+    endpoint.stop()
+
+
+def scan_spool(store: ResponderStore, spool: Path, config: PingConfig = NO_WAIT) -> RunResult:
+    return run_once(store, lambda: SpoolSource(spool), ping_config=config)
+
+
+def test_add_keeps_only_canonical_forms_and_folds_spellings(store: ResponderStore) -> None:
+    result = add_addresses(store, [*SPELLINGS, "J.Doe@GoogleMail.com", "not an address"])
+    assert result.added == [ALICE, "jdoe@gmail.com"]
+    assert result.known == []
+    assert result.rejected == [("***", "whitespace")]
+    assert list_protected(store) == [ALICE, "jdoe@gmail.com"]
+    assert add_addresses(store, ["ALICE@example.org"]).known == [ALICE]
+    raw = Path(store.engine.url.database or "").read_bytes()
+    assert b"J.Doe" not in raw and b"alice+news" not in raw
+
+
+def test_scan_fetches_first_part_and_the_part_holding_the_tag_then_pings_once(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, ["Alice+x@EXAMPLE.org"])
+    spec = BatchSpec(key, sender.base)
+    articles = batch_articles(spec, [ALICE, "other@example.org"], parts=4)
+    holder = part_holding(spec, articles, ALICE)
+    write_spool(tmp_path / "spool", articles)
+
+    result = scan_spool(store, tmp_path / "spool")
+
+    assert result.error is None and result.scan is not None
+    assert result.scan.articles == 4
+    assert result.scan.bodies_fetched == (1 if holder == 1 else 2)
+    assert result.scan.matches == 1
+    assert sender.pings == [[spec.proof(ALICE)]]
+    assert result.pings.delivered == 1 and result.pings.pending == 0
+
+    again = scan_spool(store, tmp_path / "spool")
+    assert again.scan is not None and again.scan.articles == 0
+    assert again.scan.bodies_fetched == 0
+    assert sender.pings == [[spec.proof(ALICE)]]
+
+
+def test_parts_arriving_in_a_later_scan_reuse_the_batch_and_cached_digests(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE, "bob@example.net", "carol@example.com"])
+    spec = BatchSpec(key, sender.base)
+    listed = [ALICE, "bob@example.net", "carol@example.com"]
+    articles = batch_articles(spec, listed, parts=3)
+    write_spool(tmp_path / "spool", articles[:1])
+    first = scan_spool(store, tmp_path / "spool")
+    assert first.scan is not None and first.scan.hashed == 3
+    time.sleep(0.01)  # a later mtime: the spool mark orders by it
+    write_spool(tmp_path / "spool", articles[1:])
+    second = scan_spool(store, tmp_path / "spool")
+    assert second.scan is not None and second.scan.hashed == 0
+    sent = sorted(p for request in sender.pings for p in request)
+    assert sent == sorted(spec.proof(a) for a in listed)
+
+
+def test_forged_batch_pointing_at_a_host_with_another_key_gets_no_ping(
+    store: ResponderStore, key: OperatorKey, tmp_path: Path
+) -> None:
+    victim = SenderEndpoint(OperatorKey.generate().public_raw).start()
+    try:
+        add_addresses(store, [ALICE])
+        spec = BatchSpec(key, victim.base)  # signed by `key`, pointing at the victim
+        write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+        result = scan_spool(store, tmp_path / "spool")
+        assert victim.key_requests == 1
+        assert victim.pings == []
+        assert result.pings.refused == 1 and result.pings.pending == 0
+        assert any("key binding failed" in f for f in result.pings.failures)
+        (row,) = key_reports(store)
+        assert row.forged_batches == 1 and row.pings_sent == 0
+        # A later run does not try again.
+        assert scan_spool(store, tmp_path / "spool").pings.requests == 0
+        assert victim.pings == []
+    finally:
+        victim.stop()
+
+
+def test_tampered_part_is_skipped_with_a_reason_and_the_rest_still_works(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    spec = BatchSpec(key, sender.base)
+    listed = [f"user{i}@example.net" for i in range(40)]
+    add_addresses(store, listed)
+    articles = batch_articles(spec, listed, filler=2000, parts=4)
+    where = {a: part_holding(spec, articles, a) for a in listed}
+    assert 3 in where.values() and set(where.values()) - {3}
+    raw = bytearray(articles[2])
+    cut = raw.index(b"\n\n", raw.index(b"Digest: ")) + 2
+    raw[cut + 5] = ord("A") if raw[cut + 5] != ord("A") else ord("B")
+    articles[2] = bytes(raw)
+    write_spool(tmp_path / "spool", articles)
+
+    result = scan_spool(store, tmp_path / "spool")
+
+    assert result.scan is not None
+    assert any("part 3" in s and "signature does not verify" in s for s in result.scan.skipped)
+    sent = sorted(p for request in sender.pings for p in request)
+    assert sent == sorted(spec.proof(a) for a, part in where.items() if part != 3)
+
+
+def test_garbage_and_foreign_articles_in_the_group_are_passed_over(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE])
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "junk.rnews").write_bytes(b"\x00\xffnot an article at all")
+    (spool / "chat.rnews").write_bytes(
+        b"Newsgroups: alt.dni.batches\nMessage-ID: <x@y>\nSubject: hello\n\nhi\n"
+    )
+    forged_subject = (
+        b"Newsgroups: alt.dni.batches\nMessage-ID: <f@y>\n"
+        b"Subject: [DNI] batch zz part 1/1 range 0000000000000000-ffffffffffffffff\n\ngarbage\n"
+    )
+    (spool / "fake.rnews").write_bytes(forged_subject)
+    spec = BatchSpec(key, sender.base)
+    write_spool(spool, batch_articles(spec, [ALICE], parts=2))
+
+    result = scan_spool(store, spool)
+
+    assert result.error is None and result.scan is not None
+    assert any("batch zz" in s for s in result.scan.skipped)
+    assert sender.pings == [[spec.proof(ALICE)]]
+
+
+def test_batch_over_the_memory_cap_is_refused_without_hashing(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE])
+    # The header claims m = 16 GiB: hashing would take minutes or fail; refusing costs nothing.
+    spec = BatchSpec(key, sender.base, params=scheme.Params(t=1, m=16 * 1024 * 1024, p=1))
+    write_spool(tmp_path / "spool", [_article_with_random_tags(spec)])
+    started = time.monotonic()
+    result = scan_spool(store, tmp_path / "spool")
+    assert time.monotonic() - started < 5
+    assert result.scan is not None and result.scan.hashed == 0
+    assert any("m=16777216 KiB is above the cap 65536" in s for s in result.scan.skipped)
+    assert result.scan.bodies_fetched == 1
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(CachedDigest)) == 0
+    assert sender.pings == [] and sender.key_requests == 0
+
+
+def _article_with_random_tags(spec: BatchSpec) -> bytes:
+    from scrubber.batch import article
+
+    blob = b"".join(sorted({os.urandom(8) for _ in range(50)}))
+    header = article.BatchHeader(
+        batch_id=spec.batch_id,
+        salt=spec.salt,
+        t=spec.params.t,
+        m=spec.params.m,
+        p=spec.params.p,
+        tag_length=8,
+        total=len(blob) // 8,
+        respond_http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
+        respond_smtp=f"dni-{spec.token}@dni.example.test",
+        expires=spec.expires.replace(microsecond=0),
+        key=spec.key.public_raw,
+    )
+    meta = article.part_meta(header, 1, 1, blob)
+    date = datetime.now(UTC)
+    return article.render_article(
+        meta, blob, spec.key, newsgroup="alt.dni.batches", domain="t.test", date=date
+    )
+
+
+def test_expired_batch_is_refused(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE])
+    spec = BatchSpec(key, sender.base, expires=datetime.now(UTC) - timedelta(hours=1))
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+    result = scan_spool(store, tmp_path / "spool")
+    assert result.scan is not None and result.scan.hashed == 0
+    assert any("expired" in s for s in result.scan.skipped)
+    assert sender.pings == []
+
+
+def test_5xx_is_retried_with_backoff_and_nothing_is_sent_twice(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE])
+    spec = BatchSpec(key, sender.base)
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+    sender.fail_pings = 2
+    waits: list[float] = []
+    config = PingConfig(retries=3, backoff=0.5, use_smtp=False, sleep=waits.append)
+    result = scan_spool(store, tmp_path / "spool", config)
+    assert waits == [0.5, 1.0]
+    assert result.pings.delivered == 1
+    assert sender.pings == [[spec.proof(ALICE)]]
+
+
+def test_listener_down_keeps_the_proof_owed_until_a_later_run(
+    store: ResponderStore, key: OperatorKey, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE])
+    port = free_port()  # nothing listens there yet
+    spec = BatchSpec(key, f"http://127.0.0.1:{port}")
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+    down = scan_spool(store, tmp_path / "spool")
+    assert down.pings.delivered == 0 and down.pings.pending == 1
+    assert any("unreachable" in f for f in down.pings.failures)
+
+    up = SenderEndpoint(key.public_raw).start(port)
+    try:
+        later = scan_spool(store, tmp_path / "spool")
+        assert later.pings.delivered == 1 and later.pings.pending == 0
+        assert up.pings == [[spec.proof(ALICE)]]
+        assert scan_spool(store, tmp_path / "spool").pings.requests == 0
+        assert up.pings == [[spec.proof(ALICE)]]
+    finally:
+        up.stop()
+
+
+def test_smtp_fallback_when_http_keeps_failing(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    add_addresses(store, [ALICE])
+    spec = BatchSpec(key, sender.base)
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+    sender.fail_pings = 100
+    sink = SmtpSink().start()
+    try:
+        config = PingConfig(
+            smtp_server=("127.0.0.1", sink.port), retries=1, backoff=0.01, use_smtp=True
+        )
+        result = scan_spool(store, tmp_path / "spool", config)
+    finally:
+        sink.stop()
+    assert result.pings.delivered == 1
+    ((_, rcpts, content),) = sink.messages
+    assert rcpts == [f"dni-{spec.token}@dni.example.test"]
+    assert f"DNI-Proof: {spec.proof(ALICE)}".encode() in content
+    assert sender.pings == []
+
+
+def test_same_key_relisting_escalates_2_4_8_and_is_reported(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    assert [pings_due(n) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
+    add_addresses(store, [ALICE])
+    spool = tmp_path / "spool"
+    counts = []
+    for _ in range(4):
+        spec = BatchSpec(key, sender.base)
+        before = len(sender.pings)
+        time.sleep(0.01)
+        write_spool(spool, batch_articles(spec, [ALICE], parts=1))
+        scan_spool(store, spool)
+        counts.append(len(sender.pings) - before)
+    assert counts == [1, 2, 4, 8]
+    other = OperatorKey.generate()
+    other_sender = SenderEndpoint(other.public_raw).start()
+    try:
+        write_spool(spool, batch_articles(BatchSpec(other, other_sender.base), [ALICE], parts=1))
+        scan_spool(store, spool)
+        assert len(other_sender.pings) == 1  # another key starts at one ping
+    finally:
+        other_sender.stop()
+    rows = {r.fingerprint: r for r in key_reports(store)}
+    assert rows[key.fingerprint].escalations == 3
+    assert rows[key.fingerprint].pings_sent == 15
+    assert rows[key.fingerprint].relisted == [scheme.mask(ALICE)]
+    assert rows[other.fingerprint].escalations == 0
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Match)) == 5
+
+
+def test_cli_add_ls_remove_scan_report(
+    key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    db = tmp_path / "r.db"
+    env = {"SCRUBBER_RESPONDER_DB": str(db)}
+    (tmp_path / "mine.txt").write_text("# mine\nAlice+x@Example.org\n\nbob@example.net\n")
+    added = run_cli("responder", "add", "--file", str(tmp_path / "mine.txt"), env=env)
+    assert added.returncode == 0, added.stderr
+    assert "protected 2 new" in added.stdout
+    listed = run_cli("responder", "ls", env=env)
+    assert listed.stdout.split() == ["alice@example.org", "bob@example.net"]
+    assert run_cli("responder", "remove", "BOB@example.net", env=env).returncode == 0
+    assert run_cli("responder", "ls", env=env).stdout.split() == ["alice@example.org"]
+    missing = run_cli("responder", "remove", "zed@example.net", env=env)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+
+    spec = BatchSpec(key, sender.base)
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=3))
+    scan = run_cli("responder", "scan", "--spool", str(tmp_path / "spool"), env=env)
+    assert scan.returncode == 0, scan.stderr
+    assert "1 matches" in scan.stdout and "pinged 1 proofs" in scan.stdout
+    assert sender.pings == [[spec.proof(ALICE)]]
+    report = run_cli("responder", "--db", str(db), "report", "--json")
+    assert report.returncode == 0, report.stderr
+    assert '"pings_sent": 1' in report.stdout
+    assert key.fingerprint in report.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan"], "give exactly one of --server URL or --spool DIR"),
+        (["scan", "--spool", "/nonexistent/spool"], "spool directory /nonexistent/spool"),
+        (["scan", "--server", "nntp://127.0.0.1:9"], "news server 127.0.0.1:9 unreachable"),
+        (["scan", "--server", "http://x"], "news server must be nntp://"),
+        (["add", "no-at-sign"], "no valid address given"),
+        (["add", "--file", "/nonexistent/f"], "cannot read /nonexistent/f"),
+    ],
+)
+def test_cli_bad_input_gives_one_line_and_nonzero_exit(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_cli("responder", "--db", str(tmp_path / "r.db"), *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_database_is_the_responders_own_schema(tmp_path: Path) -> None:
+    opened = ResponderStore.open(tmp_path / "r.db")
+    assert opened.schema_is_current()
+    opened.close()
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    assert "responder_alembic_version" in tables and "alembic_version" not in tables
+    assert {"protected", "digests", "matches", "ping_log", "cursors", "batches"} <= tables
