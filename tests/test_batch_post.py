@@ -1,0 +1,219 @@
+"""batch post against the real INN2: multi-part batches, kill and resume, rnews spool."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from scrubber.batch import post
+from scrubber.batch.article import MAX_PART_BYTES, parse_article, parse_subject
+from scrubber.config import Workspace, load_workspace
+from scrubber.store.models import BatchPart
+from scrubber.transport import open_transport
+from scrubber.transport.spool import spool_name
+from scrubber.workspace import load_key, open_store
+from tests.batch_support import (
+    TEST_GROUP,
+    batch_row,
+    fetch_article,
+    fetch_parsed,
+    nntp_connect,
+    subjects_in_group,
+    synthetic_batch,
+)
+from tests.conftest import require_service, run_cli
+
+pytestmark = pytest.mark.inn
+
+
+@pytest.fixture
+def nntp() -> str:
+    return require_service("SCRUBBER_TEST_NNTP", "INN2")
+
+
+def parts_of(ws: Workspace, batch_id: str) -> list[BatchPart]:
+    store = open_store(ws)
+    try:
+        with store.read() as session:
+            return list(
+                session.query(BatchPart).filter_by(batch_id=batch_id).order_by(BatchPart.part)
+            )
+    finally:
+        store.close()
+
+
+def test_200k_batch_is_split_posted_read_back_and_complete(workspace: Workspace, nntp: str) -> None:
+    batch_id, tags = synthetic_batch(workspace, 200_000)
+    result = run_cli("batch", "post", batch_id, "--server", nntp, workspace=workspace.root)
+    assert result.returncode == 0, result.stderr
+
+    parts = parts_of(workspace, batch_id)
+    assert len(parts) >= 3
+    conn = nntp_connect(nntp)
+    seen: list[bytes] = []
+    try:
+        for row in parts:
+            headers, parsed = fetch_parsed(conn, row.message_id)
+            info = parse_subject(headers["subject"])
+            assert info is not None
+            assert (info.batch_id, info.part, info.parts) == (batch_id, row.part, len(parts))
+            assert (info.first_tag, info.last_tag) == (row.first_tag, row.last_tag)
+            assert parsed.meta.count == row.count == len(parsed.tags)
+            assert parsed.meta.total == len(tags)
+            assert row.size <= MAX_PART_BYTES and row.posted_at is not None
+            assert row.server == nntp
+            seen.extend(parsed.tags)
+    finally:
+        conn.quit()
+    assert seen == sorted(tags)  # every tag, once, in order across the parts
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from scrubber.batch import post
+    from scrubber.config import load_workspace
+    from scrubber.transport import open_transport
+    from scrubber.workspace import load_key, open_store
+
+    root, batch_id, server, when = sys.argv[1:]
+    ws = load_workspace(Path(root))
+    store = open_store(ws)
+    work = post.pending(store, batch_id)
+    transport = open_transport(server, newsgroup=work.batch.newsgroup)
+
+    class DieAfterServerAccepts:
+        server = transport.server
+        def post(self, message_id, article):
+            status = transport.post(message_id, article)
+            os.kill(os.getpid(), signal.SIGKILL)  # before the part is marked posted
+        def close(self):
+            transport.close()
+
+    def die_after_mark(result):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if when == "after-accept":
+        post.post_batch(store, work, load_key(ws), DieAfterServerAccepts())
+    else:
+        post.post_batch(store, work, load_key(ws), transport, on_part=die_after_mark)
+    """
+)
+
+
+@pytest.mark.parametrize("when", ["after-mark", "after-accept"])
+def test_killed_post_resumes_with_exactly_one_article_per_part(
+    workspace: Workspace, nntp: str, when: str
+) -> None:
+    batch_id, _ = synthetic_batch(workspace, 90_000, tag_length=16)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(workspace.root), batch_id, nntp, when],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    marked = [p.posted_at is not None for p in parts_of(workspace, batch_id)]
+    assert len(marked) >= 3
+    assert marked == ([True] if when == "after-mark" else [False]) + [False] * (len(marked) - 1)
+
+    resumed = run_cli("batch", "post", batch_id, "--server", nntp, workspace=workspace.root)
+    assert resumed.returncode == 0, resumed.stderr
+    if when == "after-accept":
+        assert "1 already on the server" in resumed.stdout
+    else:
+        assert "1 posted earlier" in resumed.stdout
+    assert all(p.posted_at is not None for p in parts_of(workspace, batch_id))
+
+    conn = nntp_connect(nntp)
+    try:
+        subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
+    finally:
+        conn.quit()
+    numbers = sorted(info.part for s in subjects if (info := parse_subject(s)) is not None)
+    assert numbers == list(range(1, len(marked) + 1))
+
+
+def rename_batch(root: Path, old: str, new: str) -> None:
+    """Give the copied batch another id, so both copies can reach the same server."""
+    db = sqlite3.connect(root / "scrubber.db")
+    with db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.execute("UPDATE batches SET id = ? WHERE id = ?", (new, old))
+        for table in ("batch_entries", "batch_lists"):
+            db.execute(f"UPDATE {table} SET batch_id = ? WHERE batch_id = ?", (new, old))
+        db.execute(
+            "UPDATE batch_parts SET batch_id = ?, message_id = replace(message_id, ?, ?) "
+            "WHERE batch_id = ?",
+            (new, old, new, old),
+        )
+    db.close()
+
+
+def post_at(ws: Workspace, batch_id: str, server: str, when: datetime) -> list[str]:
+    store = open_store(ws)
+    work = post.pending(store, batch_id)
+    transport = open_transport(server, newsgroup=work.batch.newsgroup, base=ws.root)
+    try:
+        post.post_batch(store, work, load_key(ws), transport, now=lambda: when)
+    finally:
+        transport.close()
+        store.close()
+    return [p.message_id for p in work.parts]
+
+
+AUTHORED = ("from", "newsgroups", "subject", "message-id", "date", "expires", "content-type")
+
+
+def test_spool_fed_to_rnews_equals_a_direct_post(
+    workspace: Workspace, nntp: str, tmp_path: Path
+) -> None:
+    rnews = shutil.which("rnews") or require_service("SCRUBBER_TEST_RNEWS", "INN2's rnews")
+    batch_id, _ = synthetic_batch(workspace, 5_000)
+    twin_root = tmp_path / "twin"
+    shutil.copytree(workspace.root, twin_root)
+    twin_id = batch_id + "t"
+    rename_batch(twin_root, batch_id, twin_id)
+    twin = load_workspace(twin_root)
+    when = datetime.now(UTC).replace(microsecond=0)
+
+    spool = tmp_path / "spool"
+    spooled = post_at(workspace, batch_id, f"spool:{spool}", when)
+    for message_id in spooled:
+        with (spool / spool_name(message_id)).open("rb") as handle:
+            fed = subprocess.run(
+                [rnews, "-r", "127.0.0.1"], stdin=handle, capture_output=True, timeout=60
+            )
+        assert fed.returncode == 0, fed.stderr
+    direct = post_at(twin, twin_id, nntp, when)
+
+    conn = nntp_connect(nntp)
+    try:
+        for via_rnews, via_post in zip(spooled, direct, strict=True):
+            r_headers, r_body = fetch_article(conn, via_rnews)
+            d_headers, d_body = fetch_article(conn, via_post)
+            for name in AUTHORED:
+                assert r_headers[name] == d_headers[name].replace(twin_id, batch_id), name
+            assert strip_id(r_body, batch_id) == strip_id(d_body, twin_id)
+            r_parsed, d_parsed = parse_article(r_body), parse_article(d_body)
+            assert r_parsed.tags == d_parsed.tags
+            assert r_parsed.meta == dataclasses.replace(d_parsed.meta, batch_id=batch_id)
+    finally:
+        conn.quit()
+    assert batch_row(workspace, batch_id).parts_total == len(spooled) == len(direct)
+
+
+def strip_id(body: bytes, batch_id: str) -> bytes:
+    """The body without its batch id and signature (both differ by construction)."""
+    signed = body[: body.rindex(b"\nSignature: ") + 1]
+    return signed.replace(batch_id.encode(), b"BATCH")
