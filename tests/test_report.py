@@ -761,3 +761,40 @@ def test_report_on_postgresql_matches_the_database(pg_url: str, tmp_path: Path) 
         == 0
     )
     assert run_cli("report", "verify", str(target), workspace=workspace.root).returncode == 0
+
+
+def test_default_format_is_text_on_a_terminal_and_json_in_a_pipe(seeded: Seeded) -> None:
+    piped = run_cli("report", seeded.batch_id, workspace=seeded.workspace.root)
+    assert json.loads(piped.stdout)["batch"]["id"] == seeded.batch_id
+    screen = _run_in_terminal("report", seeded.batch_id, workspace=seeded.workspace.root)
+    assert "Pings by channel and outcome" in screen
+    assert "\x1b[" in screen  # rich colours a real terminal
+    assert not screen.lstrip().startswith("{")
+
+
+def _run_in_terminal(*args: str, workspace: Path) -> str:
+    """Run the CLI with its stdout on a pseudo-terminal; return what it showed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    command = [sys.executable, "-m", "scrubber", "--workspace", str(workspace), *args]
+    with subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, env=env) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return b"".join(chunks).decode("utf-8", "replace")

@@ -188,12 +188,12 @@ def status_(app: AppContext) -> None:
 
 
 def _lists_table(facts: status.Status) -> Table:
-    table = Table(title="Lists", title_justify="left")
+    table = Table(title="Lists (times in UTC)", title_justify="left")
     for column in ("list", "addresses", "suppressed", "last import"):
         table.add_column(column)
     for info in facts.lists:
-        last = build.iso(info.last_import_at) or "-"
-        table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last[:19])
+        last = _minute(info.last_import_at)
+        table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
     if not facts.lists:
         table.caption = "no lists yet: scrubber list import NAME FILE"
     return table
@@ -207,10 +207,14 @@ def _batches_table(facts: status.Status) -> Table:
     for column in ("batch", "created", "addresses", "parts posted", "opt-outs"):
         table.add_column(column)
     for line in facts.recent_batches:
-        created = build.iso(line.created_at) or "-"
         parts = f"{line.parts_posted}/{line.parts_total}"
-        table.add_row(line.id, created[:19], f"{line.count:,}", parts, f"{line.accepted:,}")
+        created = _minute(line.created_at)
+        table.add_row(line.id, created, f"{line.count:,}", parts, f"{line.accepted:,}")
     return table
+
+
+def _minute(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 def _counts_table(title: str, counts: dict[str, int], empty: str) -> Table:
