@@ -128,7 +128,7 @@ class HttpEdge:
             log.info("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
             return _error(429, "rate limited; try again later", retry=True)
         try:
-            result = await asyncio.wrap_future(self.committer.submit(ping))
+            result = await self.committer.ping(ping)
         except StoreUnavailable as error:
             return _error(503, f"not stored, try again later: {error.message}", retry=True)
         if not result.known_batch:

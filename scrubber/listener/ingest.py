@@ -16,7 +16,9 @@ both inserts use ON CONFLICT DO NOTHING, so a lost race becomes a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import enum
 import logging
 import queue
@@ -168,8 +170,7 @@ class _Group:
         batch_ids = [self._batch_id(r.token) for r in self.requests]
         decoded = [[decode_proof(p) for p in r.proofs] for r in self.requests]
         wanted = _wanted(self.requests, batch_ids, decoded)
-        entries = self._entries(wanted)
-        taken = self._already_accepted(wanted)
+        entries, taken = self._entries(wanted)
         rows = self._decide(batch_ids, decoded, entries, taken)
         won = self._insert(rows)
         suppressed = self._suppress(won, entries)
@@ -186,33 +187,35 @@ class _Group:
             self.tokens[token_ok] = found
         return self.tokens[token_ok]
 
-    def _entries(self, wanted: dict[str, set[bytes]]) -> dict[tuple[str, bytes], tuple[int, str]]:
-        """(batch, proof) -> (address id, canonical) for the proofs in the index."""
+    def _entries(
+        self, wanted: dict[str, set[bytes]]
+    ) -> tuple[dict[tuple[str, bytes], tuple[int, str]], set[tuple[str, bytes]]]:
+        """The proofs found in the index, (batch, proof) -> (address id, canonical),
+        and those among them already accepted before."""
         found: dict[tuple[str, bytes], tuple[int, str]] = {}
+        taken: set[tuple[str, bytes]] = set()
+        accepted = Ping.__table__.alias("accepted")
         for batch_id, proofs in wanted.items():
             for chunk in _chunks(sorted(proofs)):
                 rows = self.conn.execute(
-                    select(BatchEntry.proof, BatchEntry.address_id, Address.canonical)
+                    select(
+                        BatchEntry.proof, BatchEntry.address_id, Address.canonical, accepted.c.id
+                    )
                     .join(Address, Address.id == BatchEntry.address_id)
+                    .outerjoin(
+                        accepted,
+                        (accepted.c.batch_id == BatchEntry.batch_id)
+                        & (accepted.c.proof == BatchEntry.proof)
+                        & (accepted.c.outcome == Outcome.ACCEPTED.value),
+                    )
                     .where(BatchEntry.batch_id == batch_id, BatchEntry.proof.in_(chunk))
                 )
-                for proof, address_id, canonical in rows:
-                    found[(batch_id, bytes(proof))] = (address_id, canonical)
-        return found
-
-    def _already_accepted(self, wanted: dict[str, set[bytes]]) -> set[tuple[str, bytes]]:
-        taken: set[tuple[str, bytes]] = set()
-        for batch_id, proofs in wanted.items():
-            for chunk in _chunks(sorted(proofs)):
-                rows = self.conn.execute(
-                    select(Ping.proof).where(
-                        Ping.batch_id == batch_id,
-                        Ping.outcome == Outcome.ACCEPTED.value,
-                        Ping.proof.in_(chunk),
-                    )
-                )
-                taken.update((batch_id, bytes(proof)) for (proof,) in rows)
-        return taken
+                for proof, address_id, canonical, ping_id in rows:
+                    key = (batch_id, bytes(proof))
+                    found[key] = (address_id, canonical)
+                    if ping_id is not None:
+                        taken.add(key)
+        return found, taken
 
     def _decide(
         self,
@@ -378,14 +381,16 @@ _STOP = object()
 @dataclass
 class _Pending:
     request: PingRequest
-    future: concurrent.futures.Future[PingResult] | None
+    future: concurrent.futures.Future[PingResult] | None = None
+    waiter: asyncio.Future[PingResult] | None = None  # resolved on its own loop
 
 
 class GroupCommitter:
     """One writer thread that commits queued requests many per transaction.
 
     ``submit`` returns a future resolved after the commit (or failed with
-    StoreUnavailable: the edge then answers 451/503, never success).
+    StoreUnavailable: the edge then answers 451/503, never success); ``ping``
+    is the same for coroutines, with one loop wake-up per group, not per ping.
     """
 
     def __init__(
@@ -408,19 +413,29 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(self, request: PingRequest) -> concurrent.futures.Future[PingResult]:
+        self._admit()
+        future: concurrent.futures.Future[PingResult] = concurrent.futures.Future()
+        self._queue.put(_Pending(request, future=future))
+        return future
+
+    async def ping(self, request: PingRequest) -> PingResult:
+        """Queue the request and wait until its transaction has committed."""
+        self._admit()
+        waiter: asyncio.Future[PingResult] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Pending(request, waiter=waiter))
+        return await waiter
+
+    def _admit(self) -> None:
         if self._closed:
             raise StoreUnavailable("the listener is shutting down")
         if self._queue.qsize() >= self.max_pending:
             raise Overloaded("too many pings waiting for the database")
-        future: concurrent.futures.Future[PingResult] = concurrent.futures.Future()
-        self._queue.put(_Pending(request, future))
-        return future
 
     def record_later(self, request: PingRequest) -> bool:
         """Store a refused request's proofs without waiting; dropped when overloaded."""
         if self._closed or self._queue.qsize() >= self.max_pending // 2:
             return False
-        self._queue.put(_Pending(request, None))
+        self._queue.put(_Pending(request))
         return True
 
     def close(self) -> None:
@@ -492,14 +507,36 @@ class GroupCommitter:
                 for outcome, count in Counter(result.outcomes).items():
                     self.observer.outcome(pending.request.channel, outcome, count)
         log.debug("event=commit requests=%d ms=%.1f", len(group), seconds * 1000)
-        for pending, result in zip(group, results, strict=True):
-            if pending.future is not None:
-                pending.future.set_result(result)
+        _resolve(group, results)
 
     def _fail(self, group: list[_Pending], error: ScrubberError) -> None:
         log.warning("event=commit-failed requests=%d error=%r", len(group), error.message)
         if self.observer is not None:
             self.observer.failed(len(group))
-        for pending in group:
-            if pending.future is not None:
-                pending.future.set_exception(error)
+        _resolve(group, [error] * len(group))
+
+
+def _resolve(group: list[_Pending], outcomes: Sequence[PingResult | ScrubberError]) -> None:
+    """Hand each request its result; one call into each event loop per group."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[PingResult], Any]]] = {}
+    for pending, outcome in zip(group, outcomes, strict=True):
+        if pending.future is not None:
+            if isinstance(outcome, ScrubberError):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+        if pending.waiter is not None:
+            by_loop.setdefault(pending.waiter.get_loop(), []).append((pending.waiter, outcome))
+    for loop, waiters in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, waiters)
+
+
+def _settle(waiters: list[tuple[asyncio.Future[PingResult], Any]]) -> None:
+    for waiter, outcome in waiters:
+        if waiter.done():  # cancelled: the client went away
+            continue
+        if isinstance(outcome, ScrubberError):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)

@@ -29,6 +29,7 @@ from scrubber.store import Store
 log = logging.getLogger("scrubber.listener")
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight requests get to finish
+SWITCH_INTERVAL = 0.0002  # seconds; see run()
 LOCK_WAIT_MS = 5000  # how long a ping waits for a locked SQLite database
 
 
@@ -96,6 +97,9 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
     limit_lock_wait(store)
+    # The writer thread gives up the GIL on every SQLite call; under load the
+    # event loop would hold it for a whole 5 ms switch interval each time.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     asyncio.run(_serve(workspace, store, config))
 
 

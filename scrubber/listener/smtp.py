@@ -130,7 +130,7 @@ class SmtpHandler:
             log.info("event=rate-limited channel=smtp peer=%s proofs=%d", peer, len(proofs))
             return "451 4.7.1 Rate limited, try again later"
         try:
-            result = await asyncio.wrap_future(self.committer.submit(ping))
+            result = await self.committer.ping(ping)
         except StoreUnavailable:
             return TRY_LATER
         counts = result.counts()

@@ -1,0 +1,197 @@
+"""Benchmark: durable HTTP pings/s of `scrubber listen` vs an aiohttp hello-world.
+
+    .venv/bin/python bench/listen_http.py [--quick] [--seconds S] [--addresses N]
+
+Same load generator for both (wrk, 50 connections, one proof per POST). The
+listener runs as `python -m scrubber listen` on a fresh SQLite workspace
+(WAL, synchronous=FULL) whose batch is made by the real `batch create` path
+(with a cheap Argon2 cost, so setup is quick); every 200 it sends is a
+committed ping. Proofs cycle through the batch: first accepted (suppression
+written), then duplicates (a ping row written). The baseline is an aiohttp
+app answering "Hello, world" in its own process. The last line is
+`listen_http: ratio <x> (goal >= 0.5)`; the line before gives p99 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scrubber.config import Settings, load_workspace  # noqa: E402
+from scrubber.store.models import Ping  # noqa: E402
+from scrubber.workspace import init_workspace, open_store  # noqa: E402
+
+GOAL_RATIO = 0.5
+GOAL_P99_MS = 50.0
+CONNECTIONS = 50
+
+HELLO = """
+import sys
+from aiohttp import web
+async def hello(request):
+    return web.Response(text="Hello, world")
+app = web.Application()
+app.add_routes([web.post("/dni/v1/ping/{token}", hello)])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+LUA = """
+local proofs = {}
+for line in io.lines("%(proofs)s") do proofs[#proofs + 1] = line end
+local counter = 0
+local offset = 0
+function setup(thread)
+  thread:set("offset", counter * 7919)
+  counter = counter + 1
+end
+local i = 0
+request = function()
+  i = i + 1
+  local proof = proofs[((offset + i) %% #proofs) + 1]
+  return wrk.format("POST", "/dni/v1/ping/%(token)s",
+    {["Content-Type"] = "application/json"}, '{"proofs": ["' .. proof .. '"]}')
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"server on port {port} did not start")
+
+
+def make_workspace(root: Path, addresses: int) -> tuple[str, list[str]]:
+    """A workspace with one batch; returns its token and the proofs."""
+    from scrubber import scheme
+    from scrubber.batch.create import create_batch, request_from_settings
+    from scrubber.hashing import ThreadExecutor
+    from scrubber.lists import import_files
+    from scrubber.workspace import load_key
+
+    ws = init_workspace(root, Settings(argon2_t=1, argon2_m=8))
+    source = root / "list.txt"
+    source.write_text("".join(f"bench{i}@example.com\n" for i in range(addresses)))
+    store = open_store(ws)
+    executor = ThreadExecutor(2)
+    import_files(store, "bench", [source], rejects_path=root / "rejects.csv")
+    request = request_from_settings(ws.settings, ["bench"])
+    batch = create_batch(store, ws.settings, load_key(ws), request, executor).batch
+    executor.close()
+    from sqlalchemy import select
+
+    from scrubber.store.models import BatchEntry
+
+    with store.read() as session:
+        proofs = [
+            scheme.b64url(p)
+            for (p,) in session.execute(
+                select(BatchEntry.proof).where(BatchEntry.batch_id == batch.id)
+            )
+        ]
+    store.close()
+    return batch.token, proofs
+
+
+def run_wrk(port: int, script: Path, seconds: int) -> tuple[float, float, int]:
+    """(requests/s, p99 ms, non-2xx count) of one wrk run."""
+    out = subprocess.run(
+        [
+            "wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+            "-s", str(script), f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None, out
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    if errors:
+        print(f"  wrk: {errors.group(0)}")
+    return rps, float(p99.group(1)) * scale, int(bad.group(1)) if bad else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (< 30 s in all)")
+    parser.add_argument("--seconds", type=int, default=None)
+    parser.add_argument("--addresses", type=int, default=None)
+    args = parser.parse_args()
+    seconds = args.seconds or (5 if args.quick else 20)
+    addresses = args.addresses or (5_000 if args.quick else 50_000)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-listen-http-") as tmp:
+        work = Path(tmp)
+        token, proofs = make_workspace(work / "ws", addresses)
+        (work / "proofs.txt").write_text("\n".join(proofs) + "\n")
+        script = work / "ping.lua"
+        script.write_text(LUA % {"proofs": work / "proofs.txt", "token": token})
+
+        port = free_port()
+        hello = subprocess.Popen([sys.executable, "-c", HELLO, str(port)])
+        try:
+            wait_port(port, hello)
+            base_rps, base_p99, _ = run_wrk(port, script, seconds)
+        finally:
+            hello.terminate()
+            hello.wait()
+        print(f"aiohttp hello-world: {base_rps:.0f} req/s, p99 {base_p99:.1f} ms")
+
+        port = free_port()
+        listener = subprocess.Popen(
+            [
+                sys.executable, "-m", "scrubber", "--workspace", str(work / "ws"), "listen",
+                "--smtp", "off", "--http", f"127.0.0.1:{port}",
+                "--client-rate", "0", "--token-rate", "0", "--log-level", "warning",
+            ],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        try:
+            wait_port(port, listener)
+            rps, p99, bad = run_wrk(port, script, seconds)
+        finally:
+            listener.terminate()
+            code = listener.wait()
+        if code != 0 or bad:
+            sys.exit(f"listener exit {code}, {bad} non-2xx answers: not a valid run")
+        store = open_store(load_workspace(work / "ws"))
+        with store.read() as session:
+            stored = session.query(Ping).count()
+        store.close()
+        print(f"scrubber listen: {rps:.0f} durable pings/s, p99 {p99:.1f} ms, {stored} stored")
+    print(
+        f"command: .venv/bin/python bench/listen_http.py{' --quick' if args.quick else ''}; "
+        f"{CONNECTIONS} connections, {seconds} s per side, {addresses} proofs"
+    )
+    print(f"listen_http: p99 {p99:.1f} ms (goal < {GOAL_P99_MS:g} ms)")
+    print(f"listen_http: ratio {rps / base_rps:.2f} (goal >= {GOAL_RATIO:g})")
+
+
+if __name__ == "__main__":
+    main()
