@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from typing import Any
 
@@ -158,17 +159,16 @@ def test_smtp_pings(workspace: Workspace, batch: Batch, listener: Listener) -> N
     assert code == 250
     assert b"accepted=1" in reply
     assert b"invalid=1" in reply
-    # quoted-printable text/plain, with the proof repeated: a duplicate
-    mime = MIMEText(f"DNI-Proof: {good}\n", "plain", "utf-8")
-    mime.replace_header("Content-Transfer-Encoding", "quoted-printable")
-    del mime["Content-Transfer-Encoding"]
-    mime["Content-Transfer-Encoding"] = "quoted-printable"
-    mime.set_payload(f"DNI-Proof: {good[:10]}=\n{good[10:]}\n")
-    code, reply = (
-        client.sendmail("ping@responder.example", [rcpt], mime.as_bytes())[rcpt]
-        if (False)
-        else _send(client, rcpt, mime.as_bytes())
-    )
+    # quoted-printable text/plain (soft line break inside the proof) in a
+    # multipart message, the proof repeated: a duplicate
+    qp = MIMEText("", "plain", "utf-8")
+    del qp["Content-Transfer-Encoding"]
+    qp["Content-Transfer-Encoding"] = "quoted-printable"
+    qp.set_payload(f"Opt me out.\r\nDNI-Proof: {good[:10]}=\r\n{good[10:]}\r\n")
+    mixed = MIMEMultipart()
+    mixed["Subject"] = "opt-out"
+    mixed.attach(qp)
+    code, reply = _send(client, rcpt, mixed.as_bytes())
     assert code == 250
     assert b"duplicate=1" in reply
     client.mail("ping@responder.example")
@@ -199,10 +199,18 @@ def _send(client: smtplib.SMTP, rcpt: str, message: bytes) -> tuple[int, bytes]:
 def test_garbage_and_half_open_connections(workspace: Workspace, batch: Batch) -> None:
     listener = start_listener(workspace.root, "--read-timeout", "2")
     idle = [socket.create_connection(("127.0.0.1", listener.ports[c])) for c in ("http", "smtp")]
-    for port in listener.ports.values():
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"\x00\xff\xfe garbage \r\n\r\n" * 50)
-            sock.recv(4096)  # an answer (an error), not a hang
+    garbage = b"\x00\xff\xfe garbage \r\n\r\n" * 50
+    with socket.create_connection(("127.0.0.1", listener.ports["http"]), timeout=10) as sock:
+        sock.sendall(garbage)
+        assert sock.recv(4096).startswith(b"HTTP/1.0 400")
+    with socket.create_connection(("127.0.0.1", listener.ports["smtp"]), timeout=10) as sock:
+        sock.sendall(garbage)
+        answers = b""
+        while answers.count(b"\r\n") < 3:
+            answers += sock.recv(4096)
+        lines = answers.split(b"\r\n")
+        assert lines[0].startswith(b"220 ")
+        assert lines[1].startswith(b"500 ")
     with socket.create_connection(("127.0.0.1", listener.ports["http"]), timeout=30) as sock:
         # Headers promise a body that never comes: the read timeout answers.
         sock.sendall(
