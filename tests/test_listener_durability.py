@@ -170,3 +170,70 @@ def test_two_listeners_on_postgres(tmp_path: Path, pg_url: str) -> None:
     assert outcomes == {"accepted": len(proofs), "duplicate": 3 * len(proofs)}
     assert suppressions == by_ping == len(addresses)
     assert isinstance(batch, Batch)
+
+
+@pytest.mark.postgres
+def test_database_down_answers_503_then_recovers(tmp_path: Path, pg_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.test_listener_edges import get, ping_json
+
+    ws = init_workspace(tmp_path / "ws", Settings(database_url=pg_url))
+    addresses = ADDRESSES[:3]
+    batch = make_batch(ws, addresses)
+    listener = start_listener(ws.root, channels=("http",))
+    name = make_url(pg_url).database
+    admin = create_engine(pg_url.replace(f"/{name}", "/postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        assert ping_json(listener, batch.token, [proof_for(addresses[0], batch)])[0] == 200
+        with admin.connect() as conn:  # the database goes away under the listener
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+        status, body = ping_json(listener, batch.token, [proof_for(addresses[1], batch)])
+        assert status == 503, body
+        assert get(f"{listener.http}/healthz")[0] == 503
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        status, body = ping_json(listener, batch.token, [proof_for(addresses[1], batch)])
+        assert (status, body["outcomes"]) == (200, ["accepted"])
+        assert listener.stop() == 0
+    finally:
+        listener.stop(signal.SIGKILL)
+        admin.dispose()
+    store = open_store(ws)
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 2
+    store.close()
+
+
+def test_sigterm_under_load_commits_in_flight_and_exits_zero(workspace: Workspace) -> None:
+    batch = make_batch(workspace, ADDRESSES)
+    proofs = [proof_for(a, batch) for a in ADDRESSES]
+    listener = start_listener(workspace.root, "--client-rate", "0", channels=("http",))
+    acked: list[str] = []
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=http_pinger(listener, batch.token, proofs[i::4], acked, stop))
+        for i in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 20
+    while len(acked) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert listener.stop(signal.SIGTERM) == 0, listener.log()
+    stop.set()
+    for worker in workers:
+        worker.join(30)
+    assert "event=stopped" in listener.log()
+    store = open_store(workspace)
+    with store.read() as session:
+        accepted = session.scalar(
+            select(func.count()).select_from(Ping).where(Ping.outcome == "accepted")
+        )
+    store.close()
+    assert 40 <= len(acked) <= (accepted or 0)
