@@ -246,8 +246,11 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in saved:
-            conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
+        # An interrupt inside a statement invalidates the connection; it is
+        # then discarded, so there is nothing to restore.
+        if not conn.invalidated:
+            for name, value in saved:
+                conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
 
 
 def get_list(session: Session, name: str) -> MailingList:
