@@ -24,7 +24,7 @@ class KeyReport:
     pings_owed: int = 0
     answers: dict[str, int] = field(default_factory=dict)  # "http ok", "smtp failed", ...
     escalations: int = 0  # re-listings of an address already pinged for: compliance failures
-    relisted: list[str] = field(default_factory=list)  # masked addresses
+    relisted: list[str] = field(default_factory=list)  # masked, one per re-listed address
 
 
 def key_reports(store: ResponderStore) -> list[KeyReport]:
@@ -49,11 +49,11 @@ def key_reports(store: ResponderStore) -> list[KeyReport]:
             entry.pings_owed += match.pings_due - match.pings_sent
         if match.occurrence > 1:
             entry.escalations += 1
-            relisted[match.key].add(mask(match.canonical))
+            relisted[match.key].add(match.canonical)
     for batch_id, channel, ok in log_rows:
         answers = by_key[key_of[batch_id]].answers
         name = f"{channel} {'ok' if ok else 'failed'}"
         answers[name] = answers.get(name, 0) + 1
-    for key, masked in relisted.items():
-        by_key[key].relisted = sorted(masked)
+    for key, canonicals in relisted.items():
+        by_key[key].relisted = sorted(mask(c) for c in canonicals)
     return sorted(by_key.values(), key=lambda r: (-r.escalations, r.fingerprint))

@@ -69,6 +69,7 @@ class ScanReport:
     matches: int = 0  # protected addresses newly found in a batch
     escalations: int = 0  # of those, re-listed under the same key
     skipped: list[str] = field(default_factory=list)  # why an article or batch was passed over
+    bodies: dict[str, int] = field(default_factory=dict)  # bodies fetched per batch id
 
     def skip(self, reason: str) -> None:
         log.warning("skipped: %s", reason)
@@ -191,7 +192,9 @@ def _learn(
 def _fetch(source: ArticleSource, part: _Part, report: ScanReport) -> ParsedArticle | None:
     where = f"batch {part.info.batch_id} part {part.info.part} ({part.entry.message_id})"
     try:
-        parsed = parse_article(source.body(part.entry))
+        body = source.body(part.entry)
+        report.bodies[part.info.batch_id] = report.bodies.get(part.info.batch_id, 0) + 1
+        parsed = parse_article(body)
     except ArticleError as exc:
         report.skip(f"{where}: {exc.message}")
         return None
