@@ -26,6 +26,8 @@ from typing import Any
 import jsonschema
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text, update
 
 from conftest import run_cli
@@ -798,3 +800,17 @@ def _run_in_terminal(*args: str, workspace: Path) -> str:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(min_value=0, max_value=60),
+)
+def test_business_days_match_counting_day_by_day(start: datetime, days: int) -> None:
+    current, counted = start, 0
+    while counted < days:
+        current += timedelta(days=1)
+        counted += current.weekday() < 5
+    assert add_business_days(start, days) == current

@@ -17,11 +17,16 @@ GMAIL_YAHOO_DAYS = 2
 
 def add_business_days(start: datetime, days: int) -> datetime:
     """``start`` moved forward by ``days`` weekdays, keeping the time of day."""
-    current, added = start, 0
-    while added < days:
+    if days <= 0:
+        return start
+    # From a weekend, counting starts as from the Friday before.
+    current = start - timedelta(days=max(0, start.weekday() - 4))
+    weeks, rest = divmod(days, 5)
+    current += timedelta(weeks=weeks)  # five weekdays are always one calendar week
+    while rest:
         current += timedelta(days=1)
         if current.weekday() < 5:
-            added += 1
+            rest -= 1
     return current
 
 
