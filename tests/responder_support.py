@@ -114,6 +114,7 @@ class SenderEndpoint:
 
     key: bytes
     fail_pings: int = 0
+    redirect_to: str | None = None
     pings: list[list[str]] = field(default_factory=list)
     key_requests: int = 0
     port: int = 0
@@ -130,6 +131,8 @@ class SenderEndpoint:
         return web.json_response({"key": encode_public(self.key)})
 
     async def _ping(self, request: web.Request) -> web.Response:
+        if self.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(self.redirect_to)
         if self.fail_pings > 0:
             self.fail_pings -= 1
             return web.json_response({"error": "down"}, status=503)

@@ -276,6 +276,23 @@ def test_listener_down_keeps_the_proof_owed_until_a_later_run(
         up.stop()
 
 
+def test_a_redirect_is_not_followed_and_the_proof_goes_nowhere_else(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    victim = SenderEndpoint(key.public_raw).start()
+    try:
+        sender.redirect_to = f"{victim.base}/dni/v1/ping/x"
+        add_addresses(store, [ALICE])
+        spec = BatchSpec(key, sender.base)
+        write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+        result = scan_spool(store, tmp_path / "spool")
+        assert victim.pings == [] and sender.pings == []
+        assert result.pings.refused == 1 and result.pings.pending == 0
+        assert any("HTTP 307" in f for f in result.pings.failures)
+    finally:
+        victim.stop()
+
+
 def test_smtp_fallback_when_http_keeps_failing(
     store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
 ) -> None:

@@ -219,9 +219,17 @@ def _with_retries(attempt: Callable[[], _Answer], config: PingConfig) -> _Answer
     return answer
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would let a batch's host send our request on to a third party."""
+
+    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+        return None
+
+
 def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
+    opener = urllib.request.build_opener(_NoRedirects)
     try:
-        with urllib.request.urlopen(request, timeout=config.timeout) as response:  # noqa: S310
+        with opener.open(request, timeout=config.timeout) as response:
             text = response.read(64 * 1024).decode("utf-8", "replace")
             return _Answer(True, False, text)
     except urllib.error.HTTPError as error:
