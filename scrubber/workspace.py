@@ -22,11 +22,16 @@ def init_workspace(root: Path, settings: Settings | None = None) -> Workspace:
         raise WorkspaceError(f"{private} exists; refusing to overwrite a key")
     try:
         root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create workspace in {root}: {exc.strerror}") from None
+    # The database first: if its URL is wrong, no key is left behind to
+    # block the next 'init' (which never overwrites a key).
+    with open_store(workspace, migrate=True):
+        pass
+    try:
         OperatorKey.generate().write(private, workspace.path(settings.public_key))
     except OSError as exc:
         raise WorkspaceError(f"cannot create workspace in {root}: {exc.strerror}") from None
-    with open_store(workspace, migrate=True):
-        pass
     spool = workspace.spool_dir
     if spool is not None:
         spool.mkdir(parents=True, exist_ok=True)

@@ -356,3 +356,27 @@ def test_interrupted_import_leaves_the_list_as_it_was(
     again = run_cli("list", "import", "l", str(big), workspace=seeded.root, timeout=300)
     assert again.returncode == 0, again.stderr
     assert _ls(seeded) == {"l": 2 + 600_000 - len(range(0, 600_000, 97))}
+
+
+def test_init_with_a_bad_database_url_leaves_no_key(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    result = run_cli("init", str(root), "--database-url", "nosuchdialect://x")
+    _assert_one_line_error(result, "cannot use database URL")
+    assert not (root / "keys").exists() and not (root / "scrubber.toml").exists()
+    assert run_cli("init", str(root)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ("[scrubber\n", "not valid TOML"),
+        ("[other]\nx = 1\n", "no [scrubber] table"),
+        ("[scrubber]\nfoo = 1\n", "unknown setting 'foo'"),
+        ('[scrubber]\nargon2_t = "two"\n', "must be int"),
+        ("[scrubber]\nargon2_m = 4\n", "invalid Argon2 parameters"),
+        ("[scrubber]\ntag_length = 40\n", "tag length"),
+    ],
+)
+def test_broken_config_is_one_line(tmp_path: Path, config: str, fragment: str) -> None:
+    (tmp_path / "scrubber.toml").write_text(config)
+    _assert_one_line_error(run_cli("list", "ls", workspace=tmp_path), fragment)
