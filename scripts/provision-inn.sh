@@ -3,7 +3,9 @@
 #
 # - port 119: innd with nnrpd for readers; localhost may read and post.
 # - port 1119: a second nnrpd whose readers.conf demands AUTHINFO USER/PASS.
-# Writes SCRUBBER_TEST_NNTP and SCRUBBER_TEST_NNTP_AUTH to .services.env.
+# - port 1563: nnrpd with implicit TLS; port 119 offers STARTTLS. The
+#   self-signed certificate for 127.0.0.1 goes into the system trust store.
+# Writes SCRUBBER_TEST_NNTP, _NNTP_AUTH and _NNTPS to .services.env.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV_FILE=.services.env
@@ -14,6 +16,9 @@ AUTH_PASS=scrubber-test
 AUTH_CONF=/etc/news/readers-scrubber-auth.conf
 AUTH_PASSWD=/etc/news/scrubber-auth.passwd
 NEWSGROUPS=(alt.dni.batches alt.dni.test)
+TLS_PORT=1563
+TLS_DIR=/etc/news/scrubber-tls
+TLS_CA=/usr/local/share/ca-certificates/scrubber-test-inn.crt
 
 log() { echo "provision-inn: $*" >&2; }
 
@@ -104,12 +109,42 @@ EOF
     wait_port "$AUTH_PORT"
 }
 
+# A self-signed certificate for 127.0.0.1, trusted system-wide, so STARTTLS on
+# port 119 and implicit TLS (nntps) on $TLS_PORT verify like a real server.
+setup_tls() {
+    if [ ! -f "$TLS_DIR/cert.pem" ]; then
+        mkdir -p "$TLS_DIR"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -days 3650 -subj "/CN=127.0.0.1" \
+            -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
+        chown -R news:news "$TLS_DIR"
+        chmod 0600 "$TLS_DIR/key.pem"
+    fi
+    set_conf tlscertfile "$TLS_DIR/cert.pem"
+    set_conf tlskeyfile "$TLS_DIR/key.pem"
+    if ! cmp -s "$TLS_DIR/cert.pem" "$TLS_CA"; then
+        cp "$TLS_DIR/cert.pem" "$TLS_CA"
+        update-ca-certificates >/dev/null 2>&1
+    fi
+}
+
+start_tls_nnrpd() {
+    if port_open "$TLS_PORT"; then
+        return
+    fi
+    log "starting the implicit-TLS nnrpd on port $TLS_PORT"
+    su news -s /bin/sh -c "$NEWSBIN/nnrpd -D -S -p $TLS_PORT" >/dev/null 2>&1 </dev/null &
+    wait_port "$TLS_PORT"
+}
+
 write_env() {
     touch "$ENV_FILE"
     grep -v '^SCRUBBER_TEST_NNTP' "$ENV_FILE" > "$ENV_FILE.tmp" || true
     {
         echo "SCRUBBER_TEST_NNTP=nntp://127.0.0.1:119"
         echo "SCRUBBER_TEST_NNTP_AUTH=nntp://$AUTH_USER:$AUTH_PASS@127.0.0.1:$AUTH_PORT"
+        echo "SCRUBBER_TEST_NNTPS=nntps://127.0.0.1:$TLS_PORT"
     } >> "$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -119,8 +154,10 @@ if [ "$(id -u)" != 0 ]; then
     exit 0
 fi
 install_inn
+setup_tls
 start_innd
 create_groups
 start_auth_nnrpd
+start_tls_nnrpd
 write_env
 log "INN2 ready: nntp://127.0.0.1:119, AUTHINFO on port $AUTH_PORT"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,3 +189,27 @@ def test_signature_spelled_with_unused_base64_bits_is_rejected() -> None:
     assert base64.b64decode(respelled) == base64.b64decode(encoded)
     with pytest.raises(ArticleError, match="not canonical"):
         article.parse_article(body[:line_start] + article.SIGNATURE_PREFIX + respelled + b"\n")
+
+
+def test_the_example_in_the_spec_verifies_and_is_reproduced_byte_for_byte() -> None:
+    spec = (Path(__file__).resolve().parent.parent / "docs" / "scheme.md").read_text("utf-8")
+    example = re.search(r"```article\n(.*?)```", spec, re.S)
+    assert example is not None
+    raw = example.group(1).encode("ascii")
+    headers, body = article.split_article(raw)
+    parsed = article.parse_article(body)
+    key = OperatorKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    assert parsed.meta.key == key.public_raw
+    assert [t.hex() for t in parsed.tags] == ["0a1b2c3d", "1f2e3d4c", "7cd9d615"]
+    assert article.parse_subject(headers["subject"]) == article.SubjectInfo(
+        "20261123-0a1b2c3d", 1, 2, parsed.tags[0], parsed.tags[-1]
+    )
+    again = article.render_article(
+        parsed.meta,
+        b"".join(parsed.tags),
+        key,
+        newsgroup="alt.dni.batches",
+        domain="dni.example.com",
+        date=datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC),
+    )
+    assert again == raw

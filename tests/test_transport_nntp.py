@@ -13,6 +13,7 @@ import pytest
 from scrubber.config import Workspace
 from scrubber.errors import AuthenticationError, TransientTransportError, TransportError
 from scrubber.transport import PostStatus, open_transport
+from scrubber.transport.nntp import NntpTransport
 from tests.batch_support import TEST_GROUP, batch_row, fetch_parsed, nntp_connect, synthetic_batch
 from tests.conftest import require_service, run_cli
 
@@ -173,3 +174,27 @@ def test_rejected_article_shows_the_servers_text(nntp: str) -> None:
         transport.close()
     assert not isinstance(error.value, (TransientTransportError, AuthenticationError))
     assert str(error.value).startswith(f"{nntp} refused: 441 ")
+
+
+def test_starttls_is_used_when_the_server_offers_it(nntp: str) -> None:
+    transport = open_transport(nntp, newsgroup=TEST_GROUP)
+    try:
+        assert isinstance(transport, NntpTransport) and transport.encrypted
+        message_id, article = small_article()
+        assert transport.post(message_id, article) is PostStatus.POSTED
+    finally:
+        transport.close()
+
+
+def test_nntps_posts_a_batch_over_implicit_tls(workspace: Workspace) -> None:
+    nntps = require_service("SCRUBBER_TEST_NNTPS", "INN2 nnrpd with implicit TLS")
+    batch_id, tags = synthetic_batch(workspace, 2_000)
+    result = run_cli("batch", "post", batch_id, "--server", nntps, workspace=workspace.root)
+    assert result.returncode == 0, result.stderr
+    assert batch_row(workspace, batch_id).parts_total == 1
+    conn = nntp_connect(require_service("SCRUBBER_TEST_NNTP", "INN2"))
+    try:
+        _, parsed = fetch_parsed(conn, f"<dni.{batch_id}.1@{workspace.settings.response_domain}>")
+    finally:
+        conn.quit()
+    assert parsed.tags == sorted(tags)

@@ -7,15 +7,18 @@ by range whenever it is rendered, and the same part renders to the same body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrubber import keys
 from scrubber.batch import article
+from scrubber.errors import StoreError
 from scrubber.keys import OperatorKey
 from scrubber.store.models import Batch, BatchEntry, BatchPart
 
@@ -99,28 +102,73 @@ def plan_parts(session: Session, batch: Batch, key: OperatorKey) -> list[BatchPa
     return rows
 
 
-def part_tags(session: Session, batch_id: str, first: bytes, last: bytes) -> bytes:
-    """The sorted, distinct tags of one part, concatenated."""
+def pending_tags(
+    session: Session, batch: Batch, rows: Sequence[BatchPart]
+) -> Iterator[tuple[BatchPart, bytes]]:
+    """Each of ``rows`` (parts of ``batch``, in order) with its tags, concatenated.
+
+    One ordered pass over the proof index serves every part: the parts are
+    contiguous runs of the sorted distinct tags, ``count`` tags each.
+    """
+    wanted = {row.part: row for row in rows}
+    counts = session.scalars(
+        select(BatchPart.count).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
+    ).all()
+    stream = _stream(session, batch.id)
+    last_wanted = max(wanted, default=0)
+    for number, count in enumerate(counts[:last_wanted], start=1):
+        chunk = b"".join(itertools.islice(stream, count))
+        row = wanted.get(number)
+        if row is None:
+            continue
+        size = batch.tag_length
+        if chunk[:size] != row.first_tag or chunk[-size:] != row.last_tag:
+            raise StoreError(f"batch {batch.id}: proof index no longer matches part {number}")
+        yield row, chunk
+
+
+def total_tags(session: Session, batch_id: str) -> int:
+    """Tags in the whole batch (the articles' Total): the parts' counts added up."""
+    return int(
+        session.scalar(select(func.sum(BatchPart.count)).where(BatchPart.batch_id == batch_id)) or 0
+    )
+
+
+def _stream(session: Session, batch_id: str) -> Iterator[bytes]:
+    """The batch's distinct tags in order, straight from the driver's cursor.
+
+    Millions of rows pass here; SQLAlchemy's per-row result processing would
+    cost more than the query, so the compiled statement runs on the DBAPI
+    cursor (plain bytes come back from both sqlite3 and psycopg).
+    """
     query = (
         select(BatchEntry.tag)
         .where(BatchEntry.batch_id == batch_id)
-        .where(BatchEntry.tag >= first, BatchEntry.tag <= last)
         .distinct()
         .order_by(BatchEntry.tag)
     )
-    return b"".join(session.scalars(query))
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    params = compiled.construct_params()
+    args: Any = (
+        tuple(params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else params
+    )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        while rows := cursor.fetchmany(_STREAM):
+            for (tag,) in rows:
+                yield bytes(tag)
+    finally:
+        cursor.close()
 
 
 def _chunks(session: Session, batch: Batch, per_part: int) -> Iterator[bytes]:
-    query = (
-        select(BatchEntry.tag)
-        .where(BatchEntry.batch_id == batch.id)
-        .distinct()
-        .order_by(BatchEntry.tag)
-    )
     chunk = bytearray()
     limit = per_part * batch.tag_length
-    for tag in session.scalars(query, execution_options={"yield_per": _STREAM}):
+    for tag in _stream(session, batch.id):
         chunk += tag
         if len(chunk) == limit:
             yield bytes(chunk)

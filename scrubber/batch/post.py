@@ -97,25 +97,18 @@ def post_batch(
         )
     summary = PostSummary(batch.id, transport.server, batch.parts_total)
     summary.already = batch.parts_total - len(work.parts)
+
     with store.read() as session:
-        total = batch_parts.distinct_tags(session, batch.id)
-    for part in work.parts:
-        raw = _render(store, batch, part, total, key, now())
-        status = transport.post(part.message_id, raw)
-        _mark_posted(store, part, transport.server, now())
-        result = PartPosted(part.part, part.message_id, len(raw), status)
-        summary.results.append(result)
-        if on_part is not None:
-            on_part(result)
+        total = batch_parts.total_tags(session, batch.id)
+        for part, tags in batch_parts.pending_tags(session, batch, work.parts):
+            raw = batch_parts.render(batch, part.part, batch.parts_total, total, tags, key, now())
+            status = transport.post(part.message_id, raw)
+            _mark_posted(store, part, transport.server, now())
+            result = PartPosted(part.part, part.message_id, len(raw), status)
+            summary.results.append(result)
+            if on_part is not None:
+                on_part(result)
     return summary
-
-
-def _render(
-    store: Store, batch: Batch, part: BatchPart, total: int, key: OperatorKey, date: datetime
-) -> bytes:
-    with store.read() as session:
-        tags = batch_parts.part_tags(session, batch.id, part.first_tag, part.last_tag)
-    return batch_parts.render(batch, part.part, batch.parts_total, total, tags, key, date)
 
 
 def _mark_posted(store: Store, part: BatchPart, server: str, when: datetime) -> None:

@@ -9,6 +9,7 @@ sends a part twice; a 435/437/441 "duplicate" answer counts as posted too.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 import warnings
@@ -78,6 +79,11 @@ class NntpTransport:
     def server(self) -> str:
         return self.target.name
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether the current session runs over TLS (nntps, or STARTTLS succeeded)."""
+        return self._conn is not None and isinstance(self._conn.sock, ssl.SSLSocket)
+
     def post(self, message_id: str, article: bytes) -> PostStatus:
         return self._with_retries(
             f"post {message_id}", lambda: self._post_once(message_id, article)
@@ -135,6 +141,9 @@ class NntpTransport:
 
     def _prepare(self, conn: nntplib.NNTP) -> None:
         t = self.target
+        # nntplib writes an article line by line: without this, Nagle's
+        # algorithm meets the server's delayed ACK and each POST stalls.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not t.implicit_tls and "STARTTLS" in conn.getcapabilities():
             self._starttls(conn)
         if t.user is not None:
