@@ -143,3 +143,33 @@ def _matches_database(doc: dict[str, Any], ws: Workspace, batch: Batch) -> None:
     items = doc["suppressions"]["items"]
     assert all(re.fullmatch(r"r\*\*\*@example\.com", i["address"]) for i in items)
     assert all(i["can_spam"] == i["gmail_yahoo"] == "met" for i in items)
+
+
+def test_report_on_pings_from_the_ingest_api(tmp_path: Path) -> None:
+    """Pings stored by the listener's sync API (any channel name) report exactly."""
+    from listener_support import make_batch
+
+    from scrubber.listener.ingest import Ingestor
+
+    ws = init_workspace(tmp_path / "ws", Settings(http_port=free_port()))
+    addresses = [f"api{i}@example.net" for i in range(6)]
+    batch = make_batch(ws, addresses)
+    with open_store(ws) as store:
+        ingest = Ingestor(store)
+        first = ingest.record(batch.token, [proof_for(a, batch) for a in addresses[:4]])
+        again = ingest.record(batch.token, [proof_for(addresses[0], batch), "bm90LWEtcHJvb2Y"])
+    assert first.counts()["accepted"] == 4
+    assert again.counts() == {**again.counts(), "duplicate": 1, "invalid": 1}
+    result = run_cli("report", batch.id, "-f", "json", workspace=ws.root)
+    doc = json.loads(result.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["pings"]["by_channel"]["api"] == {
+        "accepted": 4,
+        "duplicate": 1,
+        "invalid": 1,
+        "unknown-batch": 0,
+        "rate-limited": 0,
+    }
+    assert doc["suppressions"]["count"] == 4 and doc["ok"] is True
+    text = run_cli("report", batch.id, "-f", "text", workspace=ws.root).stdout
+    assert re.search(r"api\s+4\s+1\s+1\s+0\s+0\s+6", text), text
