@@ -100,3 +100,38 @@ def test_expired_batch_still_honoured(workspace: Workspace) -> None:
     result = Ingestor(store).record(batch.token, [proof_for(ADDRESSES[0], batch)])
     assert result.outcomes == [Outcome.ACCEPTED]
     store.close()
+
+
+def test_already_suppressed_address_and_two_batches(workspace: Workspace) -> None:
+    first = make_batch(workspace, ADDRESSES)
+    second = make_batch(workspace, ADDRESSES, list_name="newsletter")
+    store = open_store(workspace)
+    lists.suppress(store, [ADDRESSES[0]])  # by hand, before any ping
+    ingestor = Ingestor(store)
+    proof0 = proof_for(ADDRESSES[0], first)
+    proof1 = proof_for(ADDRESSES[1], first)
+    assert proof_for(ADDRESSES[1], second) == proof1  # same salt epoch, same proof
+    # One group: both batches, both addresses; each address suppressed once.
+    results = ingestor.record_group(
+        [
+            PingRequest(first.token, [proof0, proof1], "http", "192.0.2.1"),
+            PingRequest(second.token, [proof1], "smtp", "192.0.2.2"),
+        ]
+    )
+    assert [r.outcomes for r in results] == [
+        [Outcome.ACCEPTED, Outcome.ACCEPTED],
+        [Outcome.ACCEPTED],
+    ]
+    assert [r.suppressed for r in results] == [1, 0]
+    with store.read() as session:
+        rows = {s.address_id: s for s in session.scalars(select(Suppression))}
+        assert len(rows) == 2
+        assert sorted(s.source for s in rows.values()) == ["manual", "ping"]
+        pings = session.scalars(select(Ping).order_by(Ping.id)).all()
+    assert [(p.channel, p.peer) for p in pings] == [
+        ("http", "192.0.2.1"),
+        ("http", "192.0.2.1"),
+        ("smtp", "192.0.2.2"),
+    ]
+    assert all(p.received_at <= p.committed_at for p in pings)
+    store.close()

@@ -8,10 +8,12 @@ event loop: concurrent requests queue up while a transaction commits and go
 into the next one together (group commit); each request's future resolves
 only after its transaction has committed.
 
-Exactly-once suppression across several listener processes rests on the
-database: the partial unique index ``uq_pings_accepted`` admits one accepted
-ping per (batch, proof), and ``suppressions`` has the address as primary key;
-both inserts use ON CONFLICT DO NOTHING, so a lost race becomes a duplicate.
+Exactly once, even with several listener processes: on SQLite the group's
+transaction holds the one write lock (BEGIN IMMEDIATE) from its checks to its
+commit, so the checks are exact; on PostgreSQL the partial unique index
+``uq_pings_accepted`` (one accepted ping per batch and proof) and the
+primary key of ``suppressions`` decide, through ON CONFLICT DO NOTHING, and a
+ping that lost the race to another listener is stored as a duplicate.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Select, bindparam, insert, select, text
+from sqlalchemy.dialects import postgresql
 
 from scrubber import scheme
 from scrubber.errors import ScrubberError, StoreError, StoreUnavailable
@@ -107,6 +109,64 @@ def clean_token(token: str) -> str | None:
     return token if _TOKEN.fullmatch(token) else None
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The group commit's SQL, built once per dialect (building costs more than
+    running them for a small group)."""
+
+    token: Select[tuple[str]]
+    entries: Select[tuple[bytes, int, str, int | None]]
+    suppressed: Select[tuple[int]]
+    insert_accepted: Any
+    insert_ping: Any
+    insert_suppression: Any
+
+    @classmethod
+    def for_dialect(cls, name: str) -> _Statements:
+        accepted = Ping.__table__.alias("accepted")
+        entries = (
+            select(BatchEntry.proof, BatchEntry.address_id, Address.canonical, accepted.c.id)
+            .join(Address, Address.id == BatchEntry.address_id)
+            .outerjoin(
+                accepted,
+                (accepted.c.batch_id == BatchEntry.batch_id)
+                & (accepted.c.proof == BatchEntry.proof)
+                & (accepted.c.outcome == Outcome.ACCEPTED.value),
+            )
+            .where(
+                BatchEntry.batch_id == bindparam("batch_id"),
+                BatchEntry.proof.in_(bindparam("proofs", expanding=True)),
+            )
+        )
+        insert_accepted: Any = insert(Ping)
+        insert_suppression: Any = insert(Suppression)
+        if name == "postgresql":
+            # Another listener may commit the same proof or address between
+            # our check and our insert: the loser's row is skipped, not an error.
+            insert_accepted = postgresql.insert(Ping).on_conflict_do_nothing(
+                index_elements=["batch_id", "proof"], index_where=text("outcome = 'accepted'")
+            )
+            insert_suppression = postgresql.insert(Suppression).on_conflict_do_nothing(
+                index_elements=["address_id"]
+            )
+        elif name != "sqlite":
+            raise StoreError(f"the listener does not support the {name} database")
+        # SQLite needs no ON CONFLICT: BEGIN IMMEDIATE holds the one write lock
+        # from the checks to the commit, so the checks are exact. (The plain
+        # INSERT also keeps SQLAlchemy's compiled-statement cache, which the
+        # dialect's ON CONFLICT construct does not.)
+        return cls(
+            token=select(Batch.id).where(Batch.token == bindparam("token")),
+            entries=entries,
+            suppressed=select(Suppression.address_id).where(
+                Suppression.address_id.in_(bindparam("ids", expanding=True))
+            ),
+            insert_accepted=insert_accepted.returning(Ping.id, Ping.batch_id, Ping.proof),
+            insert_ping=insert(Ping),
+            insert_suppression=insert_suppression.returning(Suppression.address_id),
+        )
+
+
 class Ingestor:
     """Verifies and stores pings. Thread-safe; the sync API others may use.
 
@@ -117,6 +177,7 @@ class Ingestor:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._tokens: dict[str, str] = {}  # token -> batch id; batches never change token
+        self._sql = _Statements.for_dialect(store.engine.dialect.name)
 
     def lookup(self, token: str) -> str | None:
         """The batch id a response token stands for, or None."""
@@ -126,7 +187,7 @@ class Ingestor:
         if token_ok in self._tokens:
             return self._tokens[token_ok]
         with self.store.read() as session:
-            found = session.scalar(select(Batch.id).where(Batch.token == token_ok))
+            found = session.scalar(self._sql.token, {"token": token_ok})
         if found is not None:
             self._tokens[token_ok] = found
         return found
@@ -145,7 +206,7 @@ class Ingestor:
     def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
         """Verify and store all requests in one transaction; committed on return."""
         with self.store.write_connection() as conn:
-            return _Group(conn, self._tokens, requests).run()
+            return _Group(conn, self._sql, self._tokens, requests).run()
 
 
 @dataclass
@@ -159,9 +220,14 @@ class _Group:
     """One group commit: decide every outcome, then insert in bulk."""
 
     def __init__(
-        self, conn: Connection, tokens: dict[str, str], requests: Sequence[PingRequest]
+        self,
+        conn: Connection,
+        sql: _Statements,
+        tokens: dict[str, str],
+        requests: Sequence[PingRequest],
     ) -> None:
         self.conn = conn
+        self.sql = sql
         self.tokens = tokens
         self.requests = requests
         self.now = utcnow()
@@ -173,7 +239,8 @@ class _Group:
         entries, taken = self._entries(wanted)
         rows = self._decide(batch_ids, decoded, entries, taken)
         won = self._insert(rows)
-        suppressed = self._suppress(won, entries)
+        order = [row.key for row in rows if row.key is not None and row.key in won]
+        suppressed = self._suppress(won, entries, order)
         return self._results(batch_ids, rows, suppressed)
 
     def _batch_id(self, token: str) -> str | None:
@@ -181,7 +248,7 @@ class _Group:
         if token_ok is None:
             return None
         if token_ok not in self.tokens:
-            found = self.conn.scalar(select(Batch.id).where(Batch.token == token_ok))
+            found = self.conn.scalar(self.sql.token, {"token": token_ok})
             if found is None:
                 return None
             self.tokens[token_ok] = found
@@ -194,22 +261,9 @@ class _Group:
         and those among them already accepted before."""
         found: dict[tuple[str, bytes], tuple[int, str]] = {}
         taken: set[tuple[str, bytes]] = set()
-        accepted = Ping.__table__.alias("accepted")
         for batch_id, proofs in wanted.items():
             for chunk in _chunks(sorted(proofs)):
-                rows = self.conn.execute(
-                    select(
-                        BatchEntry.proof, BatchEntry.address_id, Address.canonical, accepted.c.id
-                    )
-                    .join(Address, Address.id == BatchEntry.address_id)
-                    .outerjoin(
-                        accepted,
-                        (accepted.c.batch_id == BatchEntry.batch_id)
-                        & (accepted.c.proof == BatchEntry.proof)
-                        & (accepted.c.outcome == Outcome.ACCEPTED.value),
-                    )
-                    .where(BatchEntry.batch_id == batch_id, BatchEntry.proof.in_(chunk))
-                )
+                rows = self.conn.execute(self.sql.entries, {"batch_id": batch_id, "proofs": chunk})
                 for proof, address_id, canonical, ping_id in rows:
                     key = (batch_id, bytes(proof))
                     found[key] = (address_id, canonical)
@@ -253,15 +307,7 @@ class _Group:
         accepted = [row for row in rows if row.key is not None]
         won: dict[tuple[str, bytes], int] = {}
         if accepted:
-            stmt = (
-                _dialect_insert(self.conn, Ping)
-                .on_conflict_do_nothing(
-                    index_elements=["batch_id", "proof"],
-                    index_where=text("outcome = 'accepted'"),
-                )
-                .returning(Ping.id, Ping.batch_id, Ping.proof)
-            )
-            result = self.conn.execute(stmt, [row.values for row in accepted])
+            result = self.conn.execute(self.sql.insert_accepted, [row.values for row in accepted])
             won = {(b, bytes(p)): i for i, b, p in result}
         for row in accepted:
             assert row.key is not None
@@ -272,25 +318,25 @@ class _Group:
                 row.key = None
                 plain.append(row.values)
         if plain:
-            self.conn.execute(_dialect_insert(self.conn, Ping), plain)
+            self.conn.execute(self.sql.insert_ping, plain)
         return won
 
     def _suppress(
         self,
         won: dict[tuple[str, bytes], int],
         entries: dict[tuple[str, bytes], tuple[int, str]],
+        order: list[tuple[str, bytes]],
     ) -> set[tuple[str, bytes]]:
-        """Suppress the addresses of accepted proofs; returns the keys that did."""
+        """Suppress the addresses of accepted proofs (the first ping of an
+        address in the group gets the credit); returns the keys that did."""
         by_address: dict[int, tuple[str, bytes]] = {}
-        for key in sorted(won):
+        for key in order:
             by_address.setdefault(entries[key][0], key)
+        already = self.conn.scalars(self.sql.suppressed, {"ids": sorted(by_address)})
+        for address_id in already:
+            del by_address[address_id]
         if not by_address:
             return set()
-        stmt = (
-            _dialect_insert(self.conn, Suppression)
-            .on_conflict_do_nothing(index_elements=["address_id"])
-            .returning(Suppression.address_id)
-        )
         params = [
             {
                 "address_id": address_id,
@@ -301,7 +347,9 @@ class _Group:
             }
             for address_id, key in by_address.items()
         ]
-        new = {address_id for (address_id,) in self.conn.execute(stmt, params)}
+        new = {
+            address_id for (address_id,) in self.conn.execute(self.sql.insert_suppression, params)
+        }
         for address_id in sorted(new):
             key = by_address[address_id]
             log.info(
@@ -362,20 +410,8 @@ def _chunks(items: list[bytes]) -> Iterable[list[bytes]]:
         yield items[start : start + _LOOKUP_CHUNK]
 
 
-def _dialect_insert(conn: Connection, table: type[Any]) -> Any:
-    """INSERT with ON CONFLICT support for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise StoreError(f"the listener does not support the {conn.dialect.name} database")
-
-
 class Overloaded(StoreUnavailable):
     """Too many pings wait for the database; the sender should retry later."""
-
-
-_STOP = object()
 
 
 @dataclass
@@ -399,13 +435,15 @@ class GroupCommitter:
         *,
         observer: CommitObserver | None = None,
         max_group: int = 1000,
+        max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
     ) -> None:
         self.ingestor = ingestor
         self.observer = observer
         self.max_group = max_group
         self.max_pending = max_pending
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self.max_group_proofs = max_group_proofs
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()  # None: stop
         self._thread = threading.Thread(target=self._run, name="ping-writer", daemon=True)
         self._closed = False
 
@@ -442,28 +480,36 @@ class GroupCommitter:
         """Commit everything queued, then stop the writer thread."""
         if not self._closed:
             self._closed = True
-            self._queue.put(_STOP)
+            self._queue.put(None)
         if self._thread.is_alive():
             self._thread.join()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
+        while True:
+            group, stopping = self._take()
+            if group:
+                self._commit(group)
+            if stopping:
                 break
-            group: list[_Pending] = [first]  # type: ignore[list-item]
-            while len(group) < self.max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                group.append(item)  # type: ignore[arg-type]
-            self._commit(group)
         self._drain()
+
+    def _take(self) -> tuple[list[_Pending], bool]:
+        """What is queued now (at least one request), bounded in requests and proofs."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        group = [first]
+        proofs = len(first.request.proofs)
+        while len(group) < self.max_group and proofs < self.max_group_proofs:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return group, True
+            group.append(item)
+            proofs += len(item.request.proofs)
+        return group, False
 
     def _drain(self) -> None:
         # A submit that raced with close() still gets committed.
@@ -473,7 +519,7 @@ class GroupCommitter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, _Pending):
+            if item is not None:
                 late.append(item)
         if late:
             self._commit(late)
