@@ -814,3 +814,20 @@ def test_business_days_match_counting_day_by_day(start: datetime, days: int) -> 
         current += timedelta(days=1)
         counted += current.weekday() < 5
     assert add_business_days(start, days) == current
+
+
+def test_verify_names_the_generator_of_a_report_from_another_version(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    from scrubber.report.render_html import render_html
+
+    with open_store(seeded.workspace) as store:
+        doc = build.build_report(store, seeded.batch_id)
+    assert doc["report"]["generator"].startswith("scrubber ")
+    doc["report"]["generator"] = "scrubber 0.0.1"
+    signed = sign.sign_report(doc, load_key(seeded.workspace))
+    target = tmp_path / "old.html"
+    target.write_text(render_html(signed).replace("<h2>Batch</h2>", "<h2>Batch </h2>"))
+    result = run_cli("report", "verify", str(target), workspace=seeded.workspace.root)
+    assert result.returncode == 1
+    assert "it was made by scrubber 0.0.1, this is scrubber" in result.stderr

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from scrubber import keys, scheme
+from scrubber import __version__, keys, scheme
 from scrubber.errors import NotFoundError
 from scrubber.report.deadlines import RULES
 from scrubber.store import Store
@@ -69,7 +69,7 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
             raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber report --all')")
         removals = _removals(session, batch, now)
         report: Report = {
-            "report": {"format": FORMAT, "version": VERSION, "generated_at": iso(now)},
+            "report": _header(FORMAT, now),
             "batch": _metadata(session, batch),
             "addresses_hashed": _count(session, BatchEntry, BatchEntry.batch_id == batch.id),
             "parts": _parts(session, batch),
@@ -90,6 +90,16 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
         i["ok"] for i in report["invariants"]
     )
     return report
+
+
+def _header(kind: str, now: datetime) -> dict[str, Any]:
+    # The generator matters to verification: files are re-rendered to compare.
+    return {
+        "format": kind,
+        "version": VERSION,
+        "generator": f"scrubber {__version__}",
+        "generated_at": iso(now),
+    }
 
 
 def _count(session: Session, model: Any, *where: Any) -> int:
@@ -364,12 +374,7 @@ def build_summary(store: Store, since: datetime | None = None) -> Report:
     now = utcnow()
     rows = [summary_row(build_report(store, b, now=now)) for b in batch_ids(store, since)]
     return {
-        "report": {
-            "format": SUMMARY_FORMAT,
-            "version": VERSION,
-            "generated_at": iso(now),
-            "since": iso(since),
-        },
+        "report": {**_header(SUMMARY_FORMAT, now), "since": iso(since)},
         "batches": [asdict(row) for row in rows],
         "ok": all(row.ok for row in rows),
     }

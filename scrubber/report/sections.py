@@ -40,9 +40,11 @@ def duration(value: float | None) -> str:
     return f"{minutes} min {secs} s"
 
 
-def when(value: str | None) -> str:
+def when(value: str | None, zone: bool = True) -> str:
     """An ISO timestamp shortened to the second, or a dash."""
-    return "-" if value is None else value[:19].replace("T", " ") + " UTC"
+    if value is None:
+        return "-"
+    return value[:19].replace("T", " ") + (" UTC" if zone else "")
 
 
 def verdict(ok: bool) -> str:
@@ -122,14 +124,14 @@ def _parts(doc: dict[str, Any]) -> Section:
             str(p["part"]),
             p["message_id"],
             p["server"] or "-",
-            when(p["posted_at"]),
+            when(p["posted_at"], zone=False),
             f"{p['count']:,}",
             f"{p['size']:,}",
         )
         for p in doc["parts"]["items"]
     ]
     note = None if rows else "no parts recorded yet (run 'scrubber batch post')"
-    columns = ("part", "Message-ID", "server", "posted", "tags", "bytes")
+    columns = ("part", "Message-ID", "server", "posted (UTC)", "tags", "bytes")
     return Section("Parts posted", columns, rows, note=note, key="parts")
 
 
@@ -199,15 +201,15 @@ def _suppressed(doc: dict[str, Any]) -> Section:
             str(s["ping_id"]),
             s["address"],
             s["channel"],
-            when(s["received_at"]),
-            when(s["suppressed_at"]),
+            when(s["received_at"], zone=False),
+            when(s["suppressed_at"], zone=False),
             duration(s["latency_seconds"]),
             s["can_spam"],
             s["gmail_yahoo"],
         )
         for s in doc["suppressions"]["items"]
     ]
-    columns = ("ping", "address", "channel", "received", "suppressed", "latency")
+    columns = ("ping", "address", "channel", "received (UTC)", "suppressed (UTC)", "latency")
     note = None if rows else "no address suppressed through this batch yet"
     return Section(
         "Suppressed addresses (masked)",
@@ -222,7 +224,7 @@ def _summary_table(doc: dict[str, Any]) -> Section:
     rows = [
         (
             r["batch"],
-            when(r["created_at"]),
+            when(r["created_at"], zone=False),
             r["lists"],
             f"{r['addresses_hashed']:,}",
             f"{r['parts_posted']}/{r['parts_total']}",
@@ -233,7 +235,7 @@ def _summary_table(doc: dict[str, Any]) -> Section:
         )
         for r in doc["batches"]
     ]
-    columns = ("batch", "created", "lists", "hashed", "parts", "pings", "suppressed")
+    columns = ("batch", "created (UTC)", "lists", "hashed", "parts", "pings", "suppressed")
     since = doc["report"]["since"]
     note = f"batches created since {when(since)}" if since else "all batches"
     return Section("Batches", (*columns, "max latency", "result"), rows, note=note, key="batches")

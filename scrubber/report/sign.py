@@ -17,13 +17,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from scrubber import keys
+from scrubber import __version__, keys
 from scrubber.errors import ReportError, VerificationFailed
 from scrubber.report.render_html import SCRIPT_ID, render_html
 from scrubber.report.render_json import render_json
 from scrubber.report.render_md import MD_MARKER, render_markdown
 
 ALGORITHM = "ed25519"
+GENERATOR = f"scrubber {__version__}"
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:
@@ -95,8 +96,10 @@ def verify_file(path: Path, expected_key: bytes | None = None) -> Verified:
         raise VerificationFailed(f"INVALID: {path} holds no scrubber report")
     public = check_signature(document, expected_key)
     if _render(fmt, document) != text:
+        made_by = document["report"].get("generator")
+        hint = "" if made_by == GENERATOR else f"; it was made by {made_by}, this is {GENERATOR}"
         raise VerificationFailed(
-            f"INVALID: {path} was changed after signing (it differs from its signed data)"
+            f"INVALID: {path} was changed after signing (it differs from its signed data{hint})"
         )
     batch = document.get("batch")
     return Verified(
