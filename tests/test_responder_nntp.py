@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -164,8 +165,12 @@ def test_watch_picks_up_batches_posted_while_it_runs(
         wait_until(lambda: runs() >= seen + 2)  # two more rounds: they must not ping again
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        reader.join(10)
+        proc.wait(30)
+        reader.join(10)  # the reader alone drains stdout
+        assert proc.stdout is not None and proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
     assert sender.pings == [[spec.proof(ALICE)]], err
     documents = json.loads("[" + "".join(lines).replace("}\n{", "},{") + "]")
     assert sum(d["pings"]["delivered"] for d in documents) == 1
@@ -177,3 +182,19 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_credentials_from_the_url_and_a_clear_error_without_them(tmp_path: Path) -> None:
+    url = require_service("SCRUBBER_TEST_NNTP_AUTH", "INN2 with AUTHINFO")
+    parts = urlsplit(url)
+    bare = f"nntp://{parts.hostname}:{parts.port}"
+    db = ["responder", "--db", str(tmp_path / "r.db")]
+    denied = run_cli(*db, "scan", "--server", bare, "--group", GROUP)
+    assert denied.returncode == 1
+    assert denied.stderr.strip().endswith("(give credentials as nntp://USER:PASS@HOST)")
+    wrong = run_cli(*db, "scan", "--server", f"nntp://x:y@{parts.hostname}:{parts.port}")
+    assert wrong.returncode == 1 and "refused the login: 481" in wrong.stderr
+    ok = run_cli(*db, "scan", "--server", url, "--group", GROUP)
+    assert ok.returncode == 0, ok.stderr
+    # Nothing protected: the overview is read, no body is fetched.
+    assert "0 bodies fetched" in ok.stdout and "0 hashed" in ok.stdout

@@ -94,7 +94,7 @@ def _send_batch(
         if problem is not None:
             report.refused += _refuse(store, batch.batch_id)
             report.failures.append(f"batch {batch.batch_id}: no ping, {problem.text}")
-            log.warning("batch %s: no ping: %s", batch.batch_id, problem.text)
+            log.info("batch %s: no ping: %s", batch.batch_id, problem.text)
             return
     while True:
         group = _round(store, batch.batch_id)

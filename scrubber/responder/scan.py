@@ -72,7 +72,7 @@ class ScanReport:
     bodies: dict[str, int] = field(default_factory=dict)  # bodies fetched per batch id
 
     def skip(self, reason: str) -> None:
-        log.warning("skipped: %s", reason)
+        log.info("skipped: %s", reason)
         self.skipped.append(reason)
 
 
@@ -105,9 +105,11 @@ def scan(
     start = source.bodies_fetched
     entries, mark = source.overview(get_mark(store, source.name))
     report.articles = len(entries)
+    # Nothing protected: nothing can match, so no body is worth fetching.
+    batches = _by_batch(entries) if list_protected(store) else {}
     executor = ThreadExecutor()
     try:
-        for batch_id, parts in _by_batch(entries).items():
+        for batch_id, parts in batches.items():
             _scan_batch(store, source, batch_id, parts, caps, now, report, executor)
     finally:
         executor.close()
@@ -325,7 +327,7 @@ def _record_matches(
             report.matches += 1
             if occurrence > 1:
                 report.escalations += 1
-                log.warning(
+                log.info(
                     "key %s re-listed %s (listing %d): escalating to %d pings",
                     fingerprint(batch.key),
                     scheme.mask(canonical),

@@ -22,6 +22,7 @@ from scrubber.errors import ArticleError, ArticleGone, ResponderError, UsageErro
 
 DEFAULT_GROUP = "alt.dni.batches"
 _RNEWS = b"#! rnews "
+_AUTH_CODES = ("480", "481", "482", "502")
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ class NntpSource:
                 timeout=timeout,
             )
         except (OSError, self._nntplib.NNTPError, EOFError) as exc:
-            raise ResponderError(
-                f"news server {parts.hostname}:{port} unreachable: {exc}"
-            ) from None
+            text = str(exc).strip()
+            what = "refused the login" if text.startswith(_AUTH_CODES) else "unreachable"
+            raise ResponderError(f"news server {parts.hostname}:{port} {what}: {text}") from None
 
     def overview(self, mark: str | None) -> tuple[list[Entry], str | None]:
         nntplib = self._nntplib
@@ -122,7 +123,10 @@ class NntpSource:
             self._conn.quit()
 
     def _failed(self, exc: BaseException) -> ResponderError:
-        return ResponderError(f"news server {self.name} failed: {exc}")
+        text = str(exc).strip()
+        if text.startswith(_AUTH_CODES):
+            text += " (give credentials as nntp://USER:PASS@HOST)"
+        return ResponderError(f"news server {self.name} failed: {text}")
 
 
 def _decode(nntplib: ModuleType, header: str) -> str:
