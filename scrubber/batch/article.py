@@ -171,10 +171,8 @@ def render_body(meta: ArticleMeta, tags: bytes, sign: Callable[[bytes], bytes]) 
         raise ValueError("tags do not match the metadata")
     lines = [f"{name}: {value}" for name, value in zip(FIELDS, _field_values(meta), strict=True)]
     head = ("\n".join(lines) + "\n\n").encode("ascii")
-    block = b"".join(
-        base64.b64encode(tags[i : i + RAW_PER_LINE]) + b"\n"
-        for i in range(0, len(tags), RAW_PER_LINE)
-    )
+    encoded = base64.b64encode(tags)  # 57 raw bytes make exactly one 76-column line
+    block = b"".join(encoded[i : i + WRAP] + b"\n" for i in range(0, len(encoded), WRAP))
     signed = head + block
     return signed + SIGNATURE_PREFIX + base64.b64encode(sign(signed)) + b"\n"
 

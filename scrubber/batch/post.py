@@ -8,9 +8,13 @@ the part in flight; the next run finds that part on the server as a duplicate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar, cast
 
 from sqlalchemy import select, update
 
@@ -22,6 +26,8 @@ from scrubber.store import Store
 from scrubber.store.models import Batch, BatchPart
 from scrubber.store.types import utcnow
 from scrubber.transport import PostStatus, Transport
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,17 +104,64 @@ def post_batch(
     summary = PostSummary(batch.id, transport.server, batch.parts_total)
     summary.already = batch.parts_total - len(work.parts)
 
-    with store.read() as session:
-        total = batch_parts.total_tags(session, batch.id)
-        for part, tags in batch_parts.pending_tags(session, batch, work.parts):
-            raw = batch_parts.render(batch, part.part, batch.parts_total, total, tags, key, now())
-            status = transport.post(part.message_id, raw)
-            _mark_posted(store, part, transport.server, now())
-            result = PartPosted(part.part, part.message_id, len(raw), status)
-            summary.results.append(result)
-            if on_part is not None:
-                on_part(result)
+    def rendered() -> Iterator[tuple[BatchPart, bytes]]:
+        with store.read() as session:
+            total = batch_parts.total_tags(session, batch.id)
+            for part, tags in batch_parts.pending_tags(session, batch, work.parts):
+                yield (
+                    part,
+                    batch_parts.render(
+                        batch, part.part, batch.parts_total, total, tags, key, now()
+                    ),
+                )
+
+    for part, raw in _one_ahead(rendered):
+        status = transport.post(part.message_id, raw)
+        _mark_posted(store, part, transport.server, now())
+        result = PartPosted(part.part, part.message_id, len(raw), status)
+        summary.results.append(result)
+        if on_part is not None:
+            on_part(result)
     return summary
+
+
+def _one_ahead(produce: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """Run ``produce()`` in a worker thread one item ahead of the consumer, so
+    reading and signing the next part overlaps the server taking this one
+    (both sides spend that time in C: SQLite, sockets; the GIL is free)."""
+    items: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                items.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def work() -> None:
+        try:
+            for item in produce():
+                if not hand_over((True, item)):
+                    return
+            hand_over((False, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            hand_over((False, exc))
+
+    worker = threading.Thread(target=work, name="render-parts", daemon=True)
+    worker.start()
+    try:
+        while True:
+            is_item, value = items.get()
+            if is_item:
+                yield cast(T, value)
+            elif isinstance(value, BaseException):
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _mark_posted(store: Store, part: BatchPart, server: str, when: datetime) -> None:

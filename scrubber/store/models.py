@@ -139,7 +139,10 @@ class BatchEntry(Base):
     proof: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
     tag: Mapped[bytes] = mapped_column(LargeBinary(16))
     address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
-    __table_args__ = (Index("ix_batch_entries_batch_address", "batch_id", "address_id"),)
+    __table_args__ = (
+        Index("ix_batch_entries_batch_address", "batch_id", "address_id"),
+        Index("ix_batch_entries_batch_tag", "batch_id", "tag"),  # part ranges (batch post)
+    )
 
 
 class BatchPart(Base):

@@ -108,7 +108,9 @@ class NntpTransport:
             if not str(exc).startswith(("430", "423")):
                 raise
         try:
-            conn.post(article)
+            # One pre-formatted buffer: nntplib passes a CRLF-ended "line" through
+            # as is, so the article goes out in one write, not one per line.
+            conn.post([wire_format(article)])
         except nntplib.NNTPTemporaryError as exc:
             if _is_duplicate(str(exc)):
                 return PostStatus.DUPLICATE
@@ -204,6 +206,17 @@ class NntpTransport:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.sock.close()
+
+
+def wire_format(article: bytes) -> bytes:
+    """CRLF line ends and dot-stuffing (RFC 3977 3.1.1), without the final dot."""
+    text = article.replace(b"\r\n", b"\n")
+    if not text.endswith(b"\n"):
+        text += b"\n"
+    text = text.replace(b"\n.", b"\n..")
+    if text.startswith(b"."):
+        text = b"." + text
+    return text.replace(b"\n", b"\r\n")
 
 
 def _is_duplicate(text: str) -> bool:
