@@ -128,7 +128,7 @@ def import_files(
             with _bulk_pragmas(conn):
                 lines, accepted = _stage(conn, paths, column, rejects, on_bytes)
                 unique, added = _fold_staging(conn, list_id)
-            kept = rejects.commit()
+            kept = rejects.path if rejects.count else None
             conn.execute(
                 insert(ImportRun).values(
                     list_id=list_id,
@@ -148,6 +148,8 @@ def import_files(
     except BaseException:
         rejects.discard()
         raise
+    # Moved into place only once the import is committed.
+    rejects.commit()
     return ImportSummary(name, lines, accepted, unique, added, rejects.count, kept)
 
 
