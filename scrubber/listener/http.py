@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from scrubber import scheme
-from scrubber.errors import StoreUnavailable
+from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.ingest import (
     MAX_PROOFS,
     GroupCommitter,
@@ -125,12 +125,12 @@ class HttpEdge:
             self.committer.record_later(
                 PingRequest(token, proofs, "http", peer, ping.received_at, Outcome.RATE_LIMITED)
             )
-            log.info("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
+            log.debug("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
             return _error(429, "rate limited; try again later", retry=True)
         try:
             result = await self.committer.ping(ping)
-        except StoreUnavailable as error:
-            return _error(503, f"not stored, try again later: {error.message}", retry=True)
+        except StoreUnavailable:  # the writer logged why; clients learn only to retry
+            return _error(503, "not stored, try again later", retry=True)
         if not result.known_batch:
             return _error(404, "unknown response token")
         return web.json_response(_body(result))
@@ -147,8 +147,8 @@ class HttpEdge:
     async def healthz(self, _request: web.Request) -> web.Response:
         try:
             await self.health()
-        except StoreUnavailable as error:
-            return _error(503, error.message, retry=True)
+        except StoreError:
+            return _error(503, "database unavailable", retry=True)
         return web.json_response({"status": "ok"})
 
     async def metrics_text(self, _request: web.Request) -> web.Response:

@@ -96,7 +96,7 @@ class SmtpHandler:
         except StoreUnavailable:
             return self._say(TRY_LATER)
         if batch_id is None:
-            log.info("event=unknown-token channel=smtp peer=%s", _peer(session))
+            log.debug("event=unknown-token channel=smtp peer=%s", _peer(session))
             return self._say(UNKNOWN)
         envelope.rcpt_tos.append(address)
         return self._say("250 2.1.5 OK")
@@ -127,7 +127,7 @@ class SmtpHandler:
             self.committer.record_later(
                 PingRequest(token, proofs, "smtp", peer, ping.received_at, Outcome.RATE_LIMITED)
             )
-            log.info("event=rate-limited channel=smtp peer=%s proofs=%d", peer, len(proofs))
+            log.debug("event=rate-limited channel=smtp peer=%s proofs=%d", peer, len(proofs))
             return "451 4.7.1 Rate limited, try again later"
         try:
             result = await self.committer.ping(ping)
