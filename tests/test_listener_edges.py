@@ -188,6 +188,11 @@ def test_smtp_pings(workspace: Workspace, batch: Batch, listener: Listener) -> N
     assert count(workspace, Ping, Ping.channel == "smtp", Ping.outcome == "accepted") == 1
     assert count(workspace, Suppression) == 1
     assert "person2@" not in listener.log()
+    metrics = get(f"{listener.http}/metrics")[1].decode()
+    assert 'scrubber_pings_total{channel="smtp",outcome="accepted"} 1.0' in metrics
+    assert 'scrubber_pings_total{channel="smtp",outcome="duplicate"} 1.0' in metrics
+    assert 'scrubber_pings_total{channel="smtp",outcome="invalid"} 1.0' in metrics
+    assert 'scrubber_responses_total{channel="smtp",status="550"}' in metrics
 
 
 def _send(client: smtplib.SMTP, rcpt: str, message: bytes) -> tuple[int, bytes]:
