@@ -831,3 +831,17 @@ def test_verify_names_the_generator_of_a_report_from_another_version(
     result = run_cli("report", "verify", str(target), workspace=seeded.workspace.root)
     assert result.returncode == 1
     assert "it was made by scrubber 0.0.1, this is scrubber" in result.stderr
+
+
+def test_verify_with_the_workspace_public_key_missing(seeded: Seeded, tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    run_cli("report", seeded.batch_id, "-o", str(target), workspace=seeded.workspace.root)
+    public = seeded.workspace.path(seeded.workspace.settings.public_key)
+    key_b64 = public.read_text().strip()
+    public.unlink()
+    result = run_cli("report", "verify", str(target), workspace=seeded.workspace.root)
+    assert result.returncode == 1
+    assert result.stderr == f"error: cannot read the workspace's public key {public}\n"
+    given = run_cli("report", "verify", str(target), "--key", key_b64)
+    assert given.returncode == 0, given.stderr
+    assert "signed by the expected key" in given.stdout

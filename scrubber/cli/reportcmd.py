@@ -12,7 +12,7 @@ from rich.table import Table
 
 from scrubber import keys
 from scrubber.cli.context import AppContext, pass_app
-from scrubber.errors import ReportCheckFailed, UsageError, WorkspaceError
+from scrubber.errors import KeyFileError, ReportCheckFailed, UsageError, WorkspaceError
 from scrubber.report import build, formats, sign, status
 from scrubber.report.render_text import render_text
 from scrubber.workspace import load_key
@@ -157,12 +157,17 @@ def verify(app: AppContext, file: Path, key_text: str | None) -> None:
 
 
 def _expected_key(app: AppContext, key_text: str | None) -> bytes | None:
+    """--key (base64 or a file), else the workspace's public key, else None."""
     if key_text is None:
         try:
             workspace = app.workspace
         except WorkspaceError:
             return None
-        key_text = str(workspace.path(workspace.settings.public_key))
+        public = workspace.path(workspace.settings.public_key)
+        try:
+            return keys.decode_public(public.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise KeyFileError(f"cannot read the workspace's public key {public}") from None
     path = Path(key_text)
     try:
         text = path.read_text(encoding="ascii") if path.is_file() else key_text
