@@ -9,9 +9,10 @@ import pytest
 
 from scrubber import scheme
 from scrubber.batch.article import parse_article, parse_subject, split_article
-from scrubber.config import Workspace
+from scrubber.config import Settings, Workspace
 from scrubber.transport.spool import spool_name
-from tests.batch_support import batch_row
+from scrubber.workspace import init_workspace
+from tests.batch_support import batch_row, synthetic_batch
 from tests.conftest import run_cli
 
 ADDRESSES = [f"person{i}@example.com" for i in range(40)]
@@ -127,3 +128,18 @@ def test_bad_server_url_and_tag_length_are_usage_errors(listed: Workspace) -> No
     assert result.returncode == 2 and "secret" not in result.stderr
     result = run_cli("batch", "create", "customers", "--tag-length", "3", workspace=listed.root)
     assert result.returncode == 2
+
+
+@pytest.mark.postgres
+def test_parts_post_from_postgresql(tmp_path: Path, pg_url: str) -> None:
+    ws = init_workspace(tmp_path / "pg", Settings(database_url=pg_url))
+    batch_id, tags = synthetic_batch(ws, 150_000, tag_length=12)
+    result = run_cli("batch", "post", batch_id, workspace=ws.root)
+    assert result.returncode == 0, result.stderr
+    parts = batch_row(ws, batch_id).parts_total
+    assert parts >= 2
+    seen: list[bytes] = []
+    for part in range(1, parts + 1):
+        message_id = f"<dni.{batch_id}.{part}@{ws.settings.response_domain}>"
+        seen.extend(parse_article(split_article(spool_article(ws, message_id))[1]).tags)
+    assert seen == sorted(tags)
