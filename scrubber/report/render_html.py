@@ -24,7 +24,7 @@ CSS = """
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg)}
 main{max-width:1100px;margin:0 auto;padding:16px}
-h1{font-size:1.35rem;margin:.2em 0;word-break:break-all}
+h1{font-size:1.35rem;margin:.2em 0;overflow-wrap:anywhere}
 h2{font-size:1.05rem;margin:1.4em 0 .4em;border-bottom:1px solid var(--line);padding-bottom:.2em}
 .verdict{display:inline-block;padding:.1em .6em;border-radius:4px;color:#fff;font-weight:700}
 .PASS{background:var(--pass)}.FAIL{background:var(--fail)}
