@@ -8,10 +8,11 @@ addresses that were not hashed before.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,7 +24,7 @@ from scrubber.store import Store
 from scrubber.store.models import Address, CachedDigest, ListEntry, SaltEpoch, Suppression
 from scrubber.store.types import utcnow
 
-__all__ = ["HashEngine", "ThreadExecutor", "current_epoch", "utcnow"]
+__all__ = ["HashEngine", "ProcessExecutor", "ThreadExecutor", "current_epoch", "utcnow"]
 
 CHUNK = 256  # addresses per task: large enough to amortise the task overhead
 
@@ -55,6 +56,29 @@ class ThreadExecutor:
         self, canonicals: Sequence[str], salt: bytes, params: scheme.Params
     ) -> Future[list[bytes]]:
         return self._pool.submit(hash_chunk, canonicals, salt, params)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessExecutor:
+    """Worker processes, one per core by default.
+
+    Threads are the default because argon2-cffi releases the GIL; processes
+    are for an Argon2 binding that does not, or to keep the hashing off a
+    busy interpreter. Workers are spawned (not forked), so they never inherit
+    the parent's database connections or threads.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+
+    def submit(
+        self, canonicals: Sequence[str], salt: bytes, params: scheme.Params
+    ) -> Future[list[bytes]]:
+        return self._pool.submit(hash_chunk, list(canonicals), salt, params)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

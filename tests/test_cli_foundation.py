@@ -265,6 +265,10 @@ def test_list_hash_second_run_hashes_nothing(workspace: Workspace, tmp_path: Pat
     assert "20 addresses: 0 cached, 20 hashed" in first.stdout
     second = run_cli("list", "hash", "l", workspace=workspace.root)
     assert "20 addresses: 20 cached, 0 hashed" in second.stdout
+    source.write_text("".join(f"u{n}@example.com\n" for n in range(25)))
+    run_cli("list", "import", "l", str(source), workspace=workspace.root)
+    third = run_cli("list", "hash", "l", "--executor", "processes", workspace=workspace.root)
+    assert "25 addresses: 20 cached, 5 hashed" in third.stdout, third.stderr
 
 
 # -- bad input: one line, non-zero, database unchanged ------------------------------

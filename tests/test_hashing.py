@@ -135,3 +135,25 @@ def test_empty_list_hashes_nothing(store: Store, executor: hashing.ThreadExecuto
     assert (summary.needed, summary.computed) == (0, 0)
     with store.read() as session:
         assert session.scalar(select(func.count()).select_from(CachedDigest)) == 0
+
+
+def test_process_executor_equals_scheme_digest_and_fills_the_cache(
+    store: Store, tmp_path: Path
+) -> None:
+    salt = bytes(range(16, 32))
+    canonicals = [f"p{n}@example.com" for n in range(30)]
+    pool = hashing.ProcessExecutor(2)
+    try:
+        futures = [pool.submit(canonicals[i : i + 8], salt, PARAMS) for i in range(0, 30, 8)]
+        assert [h for f in futures for h in f.result()] == [
+            scheme.digest(c, salt, PARAMS).h for c in canonicals
+        ]
+        list_id = _import(store, tmp_path, "l", canonicals)
+        epoch = hashing.current_epoch(store, PARAMS, days=30)
+        assert hashing.HashEngine(store, pool).ensure(epoch, [list_id]).computed == 30
+    finally:
+        pool.close()
+    assert (
+        _cached(store, epoch.id)["p7@example.com"]
+        == scheme.digest("p7@example.com", epoch.salt, PARAMS).h
+    )

@@ -183,10 +183,17 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
 @list_group.command("hash")
 @click.argument("names", nargs=-1, required=True)
 @click.option(
-    "--workers", type=click.IntRange(min=1), help="Hashing threads (default: one per core)."
+    "--workers", type=click.IntRange(min=1), help="Hashing workers (default: one per core)."
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["threads", "processes"]),
+    default="threads",
+    show_default=True,
+    help="Where hashing runs (argon2-cffi releases the GIL, so threads scale).",
 )
 @pass_app
-def hash_(app: AppContext, names: tuple[str, ...], workers: int | None) -> None:
+def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor: str) -> None:
     """Hash lists in the current salt epoch (only addresses not cached yet).
 
     \b
@@ -197,13 +204,17 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None) -> None:
     with app.store.read() as session:
         ids = [lists.get_list(session, n).id for n in names]
     epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
-    executor = hashing.ThreadExecutor(workers)
-    engine = hashing.HashEngine(app.store, executor)
+    pool: hashing.Executor = (
+        hashing.ProcessExecutor(workers)
+        if executor == "processes"
+        else hashing.ThreadExecutor(workers)
+    )
+    engine = hashing.HashEngine(app.store, pool)
     try:
         with app.progress("hashing", None) as advance:
             summary = engine.ensure(epoch, ids, on_done=advance)
     finally:
-        executor.close()
+        pool.close()
     app.out.print(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"
