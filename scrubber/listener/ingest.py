@@ -58,6 +58,9 @@ class Outcome(enum.StrEnum):
     RATE_LIMITED = "rate-limited"
 
 
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+
+
 @dataclass(frozen=True)
 class PingRequest:
     """Proofs sent for one token in one HTTP request or one SMTP message."""
@@ -82,8 +85,10 @@ class PingResult:
         return self.batch_id is not None
 
     def counts(self) -> dict[str, int]:
-        found = Counter(self.outcomes)
-        return {outcome.value: found[outcome] for outcome in Outcome}
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for outcome in self.outcomes:
+            counts[outcome.value] += 1
+        return counts
 
 
 class CommitObserver(Protocol):
@@ -437,15 +442,18 @@ class GroupCommitter:
         max_group: int = 1000,
         max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
+        gather_delay: float = 0.003,
     ) -> None:
         self.ingestor = ingestor
         self.observer = observer
         self.max_group = max_group
         self.max_pending = max_pending
+        self.gather_delay = gather_delay
         self.max_group_proofs = max_group_proofs
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()  # None: stop
         self._thread = threading.Thread(target=self._run, name="ping-writer", daemon=True)
         self._closed = False
+        self._last_group = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -487,6 +495,7 @@ class GroupCommitter:
     def _run(self) -> None:
         while True:
             group, stopping = self._take()
+            self._last_group = len(group)
             if group:
                 self._commit(group)
             if stopping:
@@ -498,6 +507,11 @@ class GroupCommitter:
         first = self._queue.get()
         if first is None:
             return [], True
+        if self._last_group > 1 and self.gather_delay > 0:
+            # Under concurrent load, let a few more requests join this group:
+            # one fsync then covers them all (like PostgreSQL's commit_delay);
+            # a lone ping is never delayed.
+            time.sleep(self.gather_delay)
         group = [first]
         proofs = len(first.request.proofs)
         while len(group) < self.max_group and proofs < self.max_group_proofs:
