@@ -213,6 +213,15 @@ def test_opt_out_loop_over_inn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         with open_store(ws) as store, store.read() as session:
             pings = list(session.scalars(select(Ping)))
         assert len(pings) == 100 and {p.outcome for p in pings} == {"accepted"}
+        rows = {
+            r["fingerprint"]: r
+            for r in json.loads(cli_ok("responder", "report", "--json", env=env))
+        }
+        operator = rows[load_key(ws).fingerprint]
+        assert operator["outcomes"] == {"accepted": 100} and operator["escalations"] == 0
+        assert operator["batches"] == 2 and operator["pings_sent"] == 100
+        forger = rows[rogue.key.fingerprint]
+        assert forger["forged_batches"] == 1 and forger["pings_sent"] == 0
     finally:
         assert listener.stop() == 0
 
@@ -260,6 +269,7 @@ def _second_key_relisting_escalates(
     report = json.loads(cli_ok("responder", "report", "--json", env=env))
     row = next(r for r in report if r["fingerprint"] == fingerprint)
     assert row["escalations"] == 20 and row["pings_sent"] == 60
+    assert row["outcomes"] == {"accepted": 40, "duplicate": 20}
     assert len(row["relisted"]) == 20
     text = cli_ok("responder", "report", env=env)
     assert f"compliance failure: key {fingerprint[:16]} re-listed 20" in text

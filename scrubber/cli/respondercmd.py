@@ -203,11 +203,13 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
         "pings",
         "owed",
         "answers",
+        "outcomes",
         "escalations",
     ):
         table.add_column(column)
     for row in rows:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.answers.items()))
+        outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(row.outcomes.items()))
         table.add_row(
             row.fingerprint[:16],
             str(row.batches),
@@ -217,6 +219,7 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
             str(row.pings_sent),
             str(row.pings_owed),
             answers or "-",
+            outcomes or "-",
             str(row.escalations),
         )
     app.out.print(table)

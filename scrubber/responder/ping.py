@@ -29,7 +29,8 @@ from scrubber.store.types import utcnow
 log = logging.getLogger("scrubber.responder")
 
 MAX_PROOFS = 1000  # per request, the listener's limit
-ANSWER_CHARS = 500
+ANSWER_CHARS = 500  # of an error answer
+MAX_ANSWER = 64 * 1024  # an OK answer lists one outcome per proof
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
     opener = urllib.request.build_opener(_NoRedirects)
     try:
         with opener.open(request, timeout=config.timeout) as response:
-            text = response.read(64 * 1024).decode("utf-8", "replace")
+            text = response.read(MAX_ANSWER).decode("utf-8", "replace")
             return _Answer(True, False, text)
     except urllib.error.HTTPError as error:
         text = error.read(ANSWER_CHARS).decode("utf-8", "replace")
@@ -271,7 +272,7 @@ def _log(store: ResponderStore, batch_id: str, channel: str, proofs: int, answer
                 channel=channel,
                 proofs=proofs,
                 ok=answer.ok,
-                answer=answer.text[:ANSWER_CHARS],
+                answer=answer.text[:MAX_ANSWER],
                 sent_at=utcnow(),
             )
         )

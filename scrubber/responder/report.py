@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ class KeyReport:
     pings_sent: int = 0
     pings_owed: int = 0
     answers: dict[str, int] = field(default_factory=dict)  # "http ok", "smtp failed", ...
+    outcomes: dict[str, int] = field(default_factory=dict)  # per proof, as the sender said
     escalations: int = 0  # re-listings of an address already pinged for: compliance failures
     relisted: list[str] = field(default_factory=list)  # masked, one per re-listed address
 
@@ -31,7 +33,9 @@ def key_reports(store: ResponderStore) -> list[KeyReport]:
     with store.read() as session:
         batches = list(session.scalars(select(SeenBatch)))
         matches = list(session.scalars(select(Match)))
-        log_rows = list(session.execute(select(PingLog.batch_id, PingLog.channel, PingLog.ok)))
+        log_rows = list(
+            session.execute(select(PingLog.batch_id, PingLog.channel, PingLog.ok, PingLog.answer))
+        )
     by_key: dict[bytes, KeyReport] = {}
     key_of: dict[str, bytes] = {}
     for batch in batches:
@@ -50,10 +54,25 @@ def key_reports(store: ResponderStore) -> list[KeyReport]:
         if match.occurrence > 1:
             entry.escalations += 1
             relisted[match.key].add(match.canonical)
-    for batch_id, channel, ok in log_rows:
-        answers = by_key[key_of[batch_id]].answers
-        name = f"{channel} {'ok' if ok else 'failed'}"
-        answers[name] = answers.get(name, 0) + 1
+    for batch_id, channel, ok, answer in log_rows:
+        entry = by_key[key_of[batch_id]]
+        _count(entry.answers, [f"{channel} {'ok' if ok else 'failed'}"])
+        if ok and channel == "http":
+            _count(entry.outcomes, _outcomes(answer))
     for key, canonicals in relisted.items():
         by_key[key].relisted = sorted(mask(c) for c in canonicals)
     return sorted(by_key.values(), key=lambda r: (-r.escalations, r.fingerprint))
+
+
+def _count(counter: dict[str, int], names: list[str]) -> None:
+    for name in names:
+        counter[name] = counter.get(name, 0) + 1
+
+
+def _outcomes(answer: str) -> list[str]:
+    """The per-proof outcomes of a listener's JSON answer; [] if it has none."""
+    try:
+        outcomes = json.loads(answer).get("outcomes", [])
+    except (ValueError, AttributeError):
+        return []
+    return [str(o)[:20] for o in outcomes] if isinstance(outcomes, list) else []
