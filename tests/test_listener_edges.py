@@ -232,6 +232,8 @@ def test_garbage_and_half_open_connections(workspace: Workspace, batch: Batch) -
     idle[1].settimeout(10)
     assert idle[1].recv(4096).startswith(b"220 ")
     assert idle[1].recv(4096) == b""  # closed after the read timeout
+    idle[0].settimeout(10)
+    assert idle[0].recv(4096) == b""  # the silent HTTP connection too
     for sock in idle:
         sock.close()
     assert listener.stop() == 0

@@ -155,7 +155,13 @@ async def _start_http(
         health,
         read_timeout=config.read_timeout,
     )
-    runner = web.AppRunner(edge.app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+    runner = web.AppRunner(
+        edge.app(),
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        # Also closes a connection that sends nothing at all after connecting.
+        keepalive_timeout=config.read_timeout,
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.http.host, config.http.port, backlog=1024)
     try:
