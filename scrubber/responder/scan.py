@@ -153,8 +153,7 @@ def _scan_batch(
         return
     mine = _own_tags(store, known, executor, report)
     tags = sorted(mine)
-    if first is not None:
-        _record_matches(store, known, first, mine, report)
+    found = _found(first, mine) if first is not None else []
     for part in parts:
         if not _may_hold(tags, part.info.first_tag, part.info.last_tag):
             continue
@@ -165,7 +164,8 @@ def _scan_batch(
         if mismatch:
             report.skip(f"batch {batch_id} part {part.info.part}: {mismatch}")
             continue
-        _record_matches(store, known, parsed, mine, report)
+        found += _found(parsed, mine)
+    _record_matches(store, known, found, report)  # one transaction per batch
 
 
 def _learn(
@@ -287,14 +287,17 @@ def _may_hold(tags: list[bytes], first: bytes, last: bytes) -> bool:
     return index < len(tags) and tags[index] <= last
 
 
+def _found(parsed: ParsedArticle, mine: dict[bytes, tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """(canonical, proof) of every protected address whose tag the part lists."""
+    return [mine[tag] for tag in parsed.tags if tag in mine]
+
+
 def _record_matches(
     store: ResponderStore,
     batch: SeenBatch,
-    parsed: ParsedArticle,
-    mine: dict[bytes, tuple[str, bytes]],
+    found: list[tuple[str, bytes]],
     report: ScanReport,
 ) -> None:
-    found = [mine[tag] for tag in parsed.tags if tag in mine]
     if not found:
         return
     now = utcnow()

@@ -23,6 +23,7 @@ from scrubber.errors import ArticleError, ArticleGone, ResponderError, UsageErro
 DEFAULT_GROUP = "alt.dni.batches"
 _RNEWS = b"#! rnews "
 _AUTH_CODES = ("480", "481", "482", "502")
+HEAD_BYTES = 64 * 1024  # the overview reads this much of a spool file: headers only
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class SpoolSource:
         return found
 
     def _headers(self, path: Path) -> dict[str, str] | None:
-        raw = _read(path)
+        raw = _read(path, HEAD_BYTES)
         if raw is None:
             return None
         try:
@@ -202,9 +203,11 @@ class SpoolSource:
         return headers if headers.get("message-id") else None
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, limit: int = -1) -> bytes | None:
+    """The article in ``path`` (its first ``limit`` bytes), without rnews framing."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(limit)
     except OSError:
         return None
     if raw.startswith(_RNEWS):
