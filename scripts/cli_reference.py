@@ -15,8 +15,11 @@ from scrubber.cli import cli
 def _walk(command: click.Command, path: list[str]) -> list[list[str]]:
     found = [path]
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            found += _walk(command.commands[name], [*path, name])
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                found += _walk(sub, [*path, name])
     return found
 
 

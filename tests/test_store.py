@@ -53,6 +53,17 @@ def test_write_rolls_back_on_error(tmp_path: Path) -> None:
             assert session.query(MailingList).count() == 0
 
 
+def test_schema_head_constant_matches_migrations() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from scrubber.store.store import SCHEMA_HEAD
+
+    config = Config()
+    config.set_main_option("script_location", "scrubber.store:migrations")
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
+
+
 def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
     with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store, pytest.raises(StoreError):
         store.require_current_schema()

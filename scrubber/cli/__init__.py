@@ -5,6 +5,7 @@ No logic lives here; every command is a thin shell over a library function.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -14,8 +15,41 @@ from scrubber import __version__
 from scrubber.cli.context import AppContext
 from scrubber.errors import ScrubberError
 
+# Command name -> module under scrubber.cli. Modules are imported only when
+# their command runs (or for --help), so `scrubber list import` does not pay
+# for aiohttp, aiosmtpd and the report renderers at start-up.
+COMMAND_MODULES = {
+    "init": "workspace",
+    "list": "lists",
+    "scheme": "schemecmd",
+    "batch": "batchcmd",
+    "listen": "listencmd",
+    "responder": "respondercmd",
+    "report": "reportcmd",
+    "status": "reportcmd",
+    "demo": "democmd",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """The top-level group; loads each command group's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"scrubber.cli.{module_name}")
+        commands: list[click.Command] = module.COMMANDS
+        return next((c for c in commands if c.name == cmd_name), None)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="scrubber")
 @click.option(
     "--workspace",
@@ -39,36 +73,6 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     app = AppContext(workspace_path=workspace)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-def _register() -> None:
-    # One module per command group; each exports COMMANDS.
-    from scrubber.cli import (
-        batchcmd,
-        democmd,
-        listencmd,
-        lists,
-        reportcmd,
-        respondercmd,
-        schemecmd,
-        workspace,
-    )
-
-    for module in (
-        workspace,
-        lists,
-        schemecmd,
-        batchcmd,
-        listencmd,
-        respondercmd,
-        reportcmd,
-        democmd,
-    ):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:
