@@ -163,6 +163,11 @@ def add_parts(store: Store, batch_id: str, posted: int, total: int) -> None:
             )
 
 
+def parse_hour(moment: datetime) -> str:
+    """The timeline's name for the UTC hour holding ``moment``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00.000000Z")
+
+
 def store_parts_total(store: Store, batch_id: str) -> int:
     with store.read() as session:
         return int(session.scalar(select(Batch.parts_total).where(Batch.id == batch_id)) or 0)
@@ -262,6 +267,9 @@ def test_json_report_numbers_match_the_database(seeded: Seeded) -> None:
     timeline = doc["timeline"]
     assert sum(b["accepted"] + b["other"] for b in timeline) == len(TIMELY)
     assert sum(b["suppressed"] for b in timeline) == 4
+    hours = {b["hour"]: b for b in timeline}
+    assert hours[parse_hour(seeded.created_at + timedelta(hours=1))]["accepted"] == 1
+    assert hours[parse_hour(seeded.created_at + timedelta(hours=5))]["other"] == 2
 
 
 def test_late_suppressions_fail_the_deadlines_and_check(tmp_path: Path) -> None:
@@ -757,6 +765,12 @@ def test_report_on_postgresql_matches_the_database(pg_url: str, tmp_path: Path) 
     assert doc["pings"]["total"] == sum(truth["by"].values())
     assert doc["latency_seconds"] == expected_latency(LATE)
     assert doc["parts"]["posted"] == 1
+    # Hour buckets are computed in SQL, differently per dialect.
+    hours = {b["hour"]: b for b in doc["timeline"]}
+    assert sum(b["accepted"] + b["other"] for b in hours.values()) == len(LATE)
+    assert sum(b["suppressed"] for b in hours.values()) == 6
+    first = parse_hour(data.created_at + timedelta(hours=1))
+    assert hours[first]["accepted"] == 1
     target = tmp_path / "pg.html"
     assert (
         run_cli("report", data.batch_id, "-o", str(target), workspace=workspace.root).returncode

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from scrubber import __version__, keys, scheme
@@ -261,16 +261,19 @@ def _invariants(session: Session, batch: Batch) -> list[dict[str, Any]]:
         .join(Suppression, Suppression.address_id == Address.id)
         .where(BatchEntry.batch_id == batch.id, Suppression.suppressed_at < batch.created_at)
     )
+    # Driven from this batch's accepted pings and the few later batches, so the
+    # (batch_id, address_id) index answers each lookup.
     later = (
         select(Address.canonical)
-        .join(Suppression, Suppression.address_id == Address.id)
-        .join(BatchEntry, BatchEntry.address_id == Address.id)
-        .join(Batch, Batch.id == BatchEntry.batch_id)
+        .select_from(Ping)
+        .join(Suppression, Suppression.address_id == Ping.address_id)
+        .join(Batch, Batch.created_at > Suppression.suppressed_at)
         .join(
-            Ping,
-            and_(Ping.batch_id == batch.id, Ping.address_id == Address.id),
+            BatchEntry,
+            and_(BatchEntry.batch_id == Batch.id, BatchEntry.address_id == Ping.address_id),
         )
-        .where(Ping.outcome == "accepted", Batch.created_at > Suppression.suppressed_at)
+        .join(Address, Address.id == Ping.address_id)
+        .where(Ping.batch_id == batch.id, Ping.outcome == "accepted")
         .distinct()
     )
     return [
@@ -281,7 +284,9 @@ def _invariants(session: Session, batch: Batch) -> list[dict[str, Any]]:
 
 def _invariant(session: Session, key: str, statement: str, query: Any) -> dict[str, Any]:
     count = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    examples = session.scalars(query.order_by(Address.canonical).limit(EXAMPLES)).all()
+    examples = (
+        session.scalars(query.order_by(Address.canonical).limit(EXAMPLES)).all() if count else []
+    )
     return {
         "check": key,
         "statement": statement,
@@ -292,18 +297,30 @@ def _invariant(session: Session, key: str, statement: str, query: Any) -> dict[s
 
 
 def _timeline(session: Session, batch_id: str) -> list[dict[str, Any]]:
-    """Pings and suppressions per UTC hour, for the HTML timeline."""
-    buckets: dict[datetime, Counter[str]] = {}
-    pings = select(Ping.received_at, Ping.outcome).where(Ping.batch_id == batch_id)
-    for received, outcome in session.execute(pings.execution_options(yield_per=5000)):
-        kind = "accepted" if outcome == "accepted" else "other"
-        buckets.setdefault(_hour(received), Counter())[kind] += 1
-    removed = select(Suppression.suppressed_at).where(Suppression.batch_id == batch_id)
-    for (suppressed,) in session.execute(removed.execution_options(yield_per=5000)):
-        buckets.setdefault(_hour(suppressed), Counter())["suppressed"] += 1
+    """Pings and suppressions per UTC hour, for the HTML timeline; counted in SQL."""
+    buckets: dict[str, Counter[str]] = {}
+    # Grouped by label: PostgreSQL would not match repeated bound expressions.
+    kind = case((Ping.outcome == "accepted", "accepted"), else_="other").label("kind")
+    pings = (
+        select(_hour(session, Ping.received_at).label("hour"), kind, func.count())
+        .where(Ping.batch_id == batch_id)
+        .group_by("hour", "kind")
+    )
+    removed = (
+        select(
+            _hour(session, Suppression.suppressed_at).label("hour"),
+            literal("suppressed"),
+            func.count(),
+        )
+        .where(Suppression.batch_id == batch_id)
+        .group_by("hour")
+    )
+    for query in (pings, removed):
+        for hour, kind, count in session.execute(query):
+            buckets.setdefault(hour, Counter())[kind] += int(count)
     return [
         {
-            "hour": iso(hour),
+            "hour": f"{hour}:00:00.000000Z",
             "accepted": counts["accepted"],
             "other": counts["other"],
             "suppressed": counts["suppressed"],
@@ -312,8 +329,13 @@ def _timeline(session: Session, batch_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+def _hour(session: Session, column: Any) -> Any:
+    """SQL for the UTC hour of a timestamp column, as text ``YYYY-MM-DDTHH``."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite stores the naive UTC text that store/types.py writes.
+        return func.strftime("%Y-%m-%dT%H", column)
+    utc = func.timezone("UTC", column)
+    return func.to_char(func.date_trunc("hour", utc), 'YYYY-MM-DD"T"HH24')
 
 
 # -- the summary across batches (report --all) --------------------------------
