@@ -404,3 +404,22 @@ def test_database_is_the_responders_own_schema(tmp_path: Path) -> None:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert "responder_alembic_version" in tables and "alembic_version" not in tables
     assert {"protected", "digests", "matches", "ping_log", "cursors", "batches"} <= tables
+
+
+def test_responder_models_match_its_migrations(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from scrubber.responder.models import ResponderBase
+    from scrubber.responder.store import VERSION_TABLE
+
+    opened = ResponderStore.open(tmp_path / "r.db")
+    try:
+        with opened.engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            )
+            diff = compare_metadata(context, ResponderBase.metadata)
+    finally:
+        opened.close()
+    assert diff == [], f"responder models and migrations disagree: {diff}"
