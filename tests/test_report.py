@@ -859,3 +859,32 @@ def test_verify_with_the_workspace_public_key_missing(seeded: Seeded, tmp_path: 
     given = run_cli("report", "verify", str(target), "--key", key_b64)
     assert given.returncode == 0, given.stderr
     assert "signed by the expected key" in given.stdout
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_report_is_one_snapshot_while_pings_arrive(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    extra = {"database_url": request.getfixturevalue("pg_url")} if backend == "postgresql" else {}
+    workspace = make_workspace(tmp_path / "ws", **extra)
+    data = make_batch(workspace)
+    original = build._removals
+
+    def removals_then_a_ping_lands(session: Any, batch: Any, now: datetime) -> Any:
+        found = original(session, batch, now)
+        # Another connection commits an opt-out while the report is half built.
+        with open_store(workspace) as other:
+            record_pings(other, data.batch_id, [("http", "invalid", 1, None)])
+        return found
+
+    with open_store(workspace) as store:
+        record_pings(store, data.batch_id, TIMELY[:2])
+        monkeypatch.setattr(build, "_removals", removals_then_a_ping_lands)
+        doc = build.build_report(store, data.batch_id)
+        monkeypatch.undo()
+        after = build.build_report(store, data.batch_id)
+    assert doc["pings"]["total"] == 2 == len(doc["suppressions"]["items"])
+    assert sum(b["accepted"] + b["other"] for b in doc["timeline"]) == 2
+    assert after["pings"]["total"] == 3

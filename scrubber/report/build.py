@@ -64,6 +64,7 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
     """The unsigned report of ``batch_id``; raises NotFoundError if there is none."""
     now = now or utcnow()
     with store.read() as session:
+        _snapshot(session)
         batch = session.get(Batch, batch_id)
         if batch is None:
             raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber report --all')")
@@ -90,6 +91,14 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
         i["ok"] for i in report["invariants"]
     )
     return report
+
+
+def _snapshot(session: Session) -> None:
+    """Make every query of the report see one moment, while listeners write."""
+    # SQLite's read transaction already is a snapshot (WAL); PostgreSQL's
+    # default READ COMMITTED would let counts drift between statements.
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def _header(kind: str, now: datetime) -> dict[str, Any]:
