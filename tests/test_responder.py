@@ -423,3 +423,20 @@ def test_responder_models_match_its_migrations(tmp_path: Path) -> None:
     finally:
         opened.close()
     assert diff == [], f"responder models and migrations disagree: {diff}"
+
+
+def test_a_second_scan_of_the_same_database_is_refused_while_one_runs(tmp_path: Path) -> None:
+    opened = ResponderStore.open(tmp_path / "r.db")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    try:
+        with opened.exclusive():
+            busy = run_cli(
+                "responder", "--db", str(tmp_path / "r.db"), "scan", "--spool", str(spool)
+            )
+        assert busy.returncode == 1
+        assert busy.stderr.strip() == f"error: another responder scan is using {tmp_path / 'r.db'}"
+        free = run_cli("responder", "--db", str(tmp_path / "r.db"), "scan", "--spool", str(spool))
+        assert free.returncode == 0, free.stderr
+    finally:
+        opened.close()

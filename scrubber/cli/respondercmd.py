@@ -132,14 +132,20 @@ def scan(
     caps = Caps(max_t=max_t, max_m=max_m)
     config = PingConfig(smtp_server=_host_port(smtp_server), use_smtp=not no_smtp, retries=retries)
     while True:
-        result = run_once(
-            store, lambda: open_source(server, spool, group), caps=caps, ping_config=config
-        )
-        _show(app, result, as_json, watching=watch is not None)
-        if watch is None:
-            if result.error:
-                raise ResponderError(result.error)
-            return
+        try:
+            result = run_once(
+                store, lambda: open_source(server, spool, group), caps=caps, ping_config=config
+            )
+        except ResponderError as error:  # another scan holds the database
+            if watch is None:
+                raise
+            app.err.print(f"error: {error.message}")
+        else:
+            _show(app, result, as_json, watching=watch is not None)
+            if watch is None:
+                if result.error:
+                    raise ResponderError(result.error)
+                return
         time.sleep(watch)
 
 

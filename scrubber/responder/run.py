@@ -30,12 +30,13 @@ def run_once(
     server is down this time; a failed scan leaves the mark where it was."""
     report: ScanReport | None = None
     error: str | None = None
-    try:
-        source = open_source()
+    with store.exclusive():
         try:
-            report = scan(store, source, caps=caps)
-        finally:
-            source.close()
-    except ResponderError as exc:
-        error = exc.message
-    return RunResult(report, error, send_pending(store, ping_config))
+            source = open_source()
+            try:
+                report = scan(store, source, caps=caps)
+            finally:
+                source.close()
+        except ResponderError as exc:
+            error = exc.message
+        return RunResult(report, error, send_pending(store, ping_config))

@@ -8,8 +8,10 @@ schemas can never be mixed up in one file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -21,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, delete, select
 
 from scrubber import scheme
-from scrubber.errors import InputFileError, StoreError
+from scrubber.errors import InputFileError, ResponderError, StoreError
 from scrubber.responder.models import CachedDigest, Cursor, Protected
 from scrubber.store import Store
 from scrubber.store.store import _translate_errors
@@ -56,6 +58,23 @@ class ResponderStore(Store):
             store.close()
             raise
         return store
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the scan lock: two scans of one database at once could send a
+        ping round twice (both read it as owed before either records it)."""
+        path = Path(f"{self.engine.url.database}.lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ResponderError(
+                    f"another responder scan is using {self.engine.url.database}"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def migrate(self) -> None:
         with _translate_errors(), self.engine.begin() as conn:
