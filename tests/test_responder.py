@@ -382,6 +382,8 @@ def test_cli_add_ls_remove_scan_report(
         (["scan", "--spool", "/nonexistent/spool"], "spool directory /nonexistent/spool"),
         (["scan", "--server", "nntp://127.0.0.1:9"], "news server 127.0.0.1:9 unreachable"),
         (["scan", "--server", "http://x"], "news server must be nntp://"),
+        (["scan", "--spool", ".", "--once", "--watch", "5"], "give --once or --watch SECONDS"),
+        (["scan", "--spool", ".", "--smtp-server", "nohost"], "--smtp-server must be HOST:PORT"),
         (["add", "no-at-sign"], "no valid address given"),
         (["add", "--file", "/nonexistent/f"], "cannot read /nonexistent/f"),
     ],

@@ -94,14 +94,36 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
 @responder.command("scan")
 @click.option("--server", help="News server: nntp://[USER:PASS@]HOST[:PORT] or nntps://...")
 @click.option("--spool", type=click.Path(file_okay=False, path_type=Path), help="Spool directory.")
-@click.option("--group", default=DEFAULT_GROUP, show_default=True)
-@click.option("--once", "mode", flag_value="once", default=True, help="Scan once (default).")
+@click.option("--group", default=DEFAULT_GROUP, show_default=True, help="Newsgroup to read.")
+@click.option("--once", is_flag=True, help="Scan once and exit (the default).")
 @click.option("--watch", type=click.FloatRange(min=1), metavar="SECONDS", help="Scan repeatedly.")
-@click.option("--smtp-server", metavar="HOST:PORT", help="SMTP fallback host (default: MX domain).")
+@click.option(
+    "--smtp-server",
+    metavar="HOST:PORT",
+    help="SMTP fallback server (default: the Respond-SMTP domain, port 25).",
+)
 @click.option("--no-smtp", is_flag=True, help="Never fall back to SMTP.")
-@click.option("--max-t", type=click.IntRange(min=1), default=Caps.max_t, show_default=True)
-@click.option("--max-m", type=click.IntRange(min=8), default=Caps.max_m, show_default=True)
-@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option(
+    "--max-t",
+    type=click.IntRange(min=1),
+    default=Caps.max_t,
+    show_default=True,
+    help="Refuse batches with a higher Argon2 time cost.",
+)
+@click.option(
+    "--max-m",
+    type=click.IntRange(min=8),
+    default=Caps.max_m,
+    show_default=True,
+    help="Refuse batches with a higher Argon2 memory cost (KiB).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="HTTP retries (backoff 0.5 s, doubling) before SMTP.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
 @click.pass_context
@@ -111,7 +133,7 @@ def scan(
     server: str | None,
     spool: Path | None,
     group: str,
-    mode: str,
+    once: bool,
     watch: float | None,
     smtp_server: str | None,
     no_smtp: bool,
@@ -125,9 +147,16 @@ def scan(
     Reads from a stored high-water mark per server and group; verifies
     signatures, cost caps, expiry and key binding before any ping; pings over
     HTTP with SMTP as fallback; keeps what could not be sent for the next run.
+
+    \b
+    Example:
+      scrubber responder add me@example.org
+      scrubber responder scan --server nntp://news.example.org --watch 600
     """
     if (server is None) == (spool is None):
         raise UsageError("give exactly one of --server URL or --spool DIR")
+    if once and watch is not None:
+        raise UsageError("give --once or --watch SECONDS, not both")
     store = _store(ctx)
     caps = Caps(max_t=max_t, max_m=max_m)
     config = PingConfig(smtp_server=_host_port(smtp_server), use_smtp=not no_smtp, retries=retries)
