@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -425,6 +426,14 @@ def test_responder_models_match_its_migrations(tmp_path: Path) -> None:
     finally:
         opened.close()
     assert diff == [], f"responder models and migrations disagree: {diff}"
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from scrubber.responder.store import SCHEMA_HEAD
+
+    config = Config()
+    config.set_main_option("script_location", str(files("scrubber.responder") / "migrations"))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
 
 
 def test_a_second_scan_of_the_same_database_is_refused_while_one_runs(tmp_path: Path) -> None:
