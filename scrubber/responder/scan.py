@@ -82,6 +82,18 @@ class _Part:
     info: SubjectInfo
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one scan uses."""
+
+    store: ResponderStore
+    source: ArticleSource
+    caps: Caps
+    now: datetime
+    report: ScanReport
+    executor: ThreadExecutor
+
+
 def pings_due(occurrence: int) -> int:
     """Escalation: the n-th listing by one key earns 2**(n-1) pings, at most 8."""
     return min(1 << (occurrence - 1), MAX_PINGS)
@@ -107,12 +119,12 @@ def scan(
     report.articles = len(entries)
     # Nothing protected: nothing can match, so no body is worth fetching.
     batches = _by_batch(entries) if list_protected(store) else {}
-    executor = ThreadExecutor()
+    run = _Run(store, source, caps, now, report, ThreadExecutor())
     try:
         for batch_id, parts in batches.items():
-            _scan_batch(store, source, batch_id, parts, caps, now, report, executor)
+            _scan_batch(run, batch_id, parts)
     finally:
-        executor.close()
+        run.executor.close()
         report.bodies_fetched = source.bodies_fetched - start
     if mark is not None:
         set_mark(store, source.name, mark)
@@ -130,63 +142,49 @@ def _by_batch(entries: Sequence[Entry]) -> dict[str, list[_Part]]:
     return batches
 
 
-def _scan_batch(
-    store: ResponderStore,
-    source: ArticleSource,
-    batch_id: str,
-    parts: list[_Part],
-    caps: Caps,
-    now: datetime,
-    report: ScanReport,
-    executor: ThreadExecutor,
-) -> None:
-    with store.read() as session:
+def _scan_batch(run: _Run, batch_id: str, parts: list[_Part]) -> None:
+    with run.store.read() as session:
         known = session.get(SeenBatch, batch_id)
     first: ParsedArticle | None = None
     if known is None:
-        known, first, parts = _learn(store, source, parts, caps, now, report)
+        known, first, parts = _learn(run, parts)
         if known is None:
             return
     if known.status not in USABLE:
         if first is not None or parts:
             log.info("batch %s: %s earlier (%s)", batch_id, known.status, known.reason)
         return
-    mine = _own_tags(store, known, executor, report)
+    mine = _own_tags(run.store, known, run.executor, run.report)
     tags = sorted(mine)
     found = _found(first, mine) if first is not None else []
     for part in parts:
         if not _may_hold(tags, part.info.first_tag, part.info.last_tag):
             continue
-        parsed = _fetch(source, part, report)
+        parsed = _fetch(run.source, part, run.report)
         if parsed is None:
             continue
         mismatch = _disagrees(parsed.meta, known)
         if mismatch:
-            report.skip(f"batch {batch_id} part {part.info.part}: {mismatch}")
+            run.report.skip(f"batch {batch_id} part {part.info.part}: {mismatch}")
             continue
         found += _found(parsed, mine)
-    _record_matches(store, known, found, report)  # one transaction per batch
+    _record_matches(run.store, known, found, run.report)  # one transaction per batch
 
 
 def _learn(
-    store: ResponderStore,
-    source: ArticleSource,
-    parts: list[_Part],
-    caps: Caps,
-    now: datetime,
-    report: ScanReport,
+    run: _Run, parts: list[_Part]
 ) -> tuple[SeenBatch | None, ParsedArticle | None, list[_Part]]:
     """Fetch the lowest part that verifies; record the batch (ok or refused)."""
     for index, part in enumerate(parts):
-        parsed = _fetch(source, part, report)
+        parsed = _fetch(run.source, part, run.report)
         if parsed is None:
             continue
         meta = parsed.meta
-        refusal = _refusal(meta, caps, now)
+        refusal = _refusal(meta, run.caps, run.now)
         if refusal:
-            report.skip(f"batch {meta.batch_id} refused: {refusal}")
-        report.batches += 1
-        seen = _record_batch(store, meta, refusal, now)
+            run.report.skip(f"batch {meta.batch_id} refused: {refusal}")
+        run.report.batches += 1
+        seen = _record_batch(run.store, meta, refusal, run.now)
         return seen, parsed, parts[index + 1 :]
     return None, None, []
 
