@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -30,6 +31,11 @@ from scrubber.errors import UsageError
 def demo(app: AppContext, keep: Path | None, sample: Path) -> None:
     """Run the whole pipeline on embedded defaults (SQLite, spool directory).
 
+    Imports a sample list, creates a batch and posts it to a spool directory,
+    starts the listener on free local ports, lets the reference responder
+    find sample registrants in the batch and ping, then writes the signed
+    text and HTML compliance reports.
+
     \b
     Example:
       scrubber demo --keep /tmp/scrubber-demo
@@ -40,14 +46,23 @@ def demo(app: AppContext, keep: Path | None, sample: Path) -> None:
     def say(step: DemoStep) -> None:
         app.out.print(f"[bold green]{step.title:>10}[/]  {step.detail}")
 
+    started = time.monotonic()
     root = keep or Path(tempfile.mkdtemp(prefix="scrubber-demo-"))
+    # Without --keep the workspace goes, but the reports stay for a look.
+    reports = None if keep else Path(tempfile.mkdtemp(prefix="scrubber-demo-reports-"))
     try:
-        run_demo(root, sample, say)
+        result = run_demo(root, sample, say, reports_dir=reports)
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)
+    app.out.print(
+        f"\n[bold]done in {time.monotonic() - started:.0f} s[/]: {result.suppressed} addresses "
+        f"suppressed after opt-out pings for batch {result.batch_id}"
+    )
+    app.out.print(f"  text report  {result.text_report}")
+    app.out.print(f"  HTML report  {result.html_report}")
     if keep is not None:
-        app.out.print(f"workspace kept in {keep}")
+        app.out.print(f"  workspace    {keep} (try: scrubber -w {keep} status)")
 
 
 COMMANDS = [demo]
