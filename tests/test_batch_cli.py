@@ -88,6 +88,16 @@ def test_show_and_ls_report_parts_and_status(listed: Workspace) -> None:
     assert batch_id in listing.stdout and "1/1 posted" in listing.stdout
 
 
+def test_create_json_names_the_new_batch(listed: Workspace) -> None:
+    result = run_cli("batch", "create", "customers", "--json", workspace=listed.root)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    listing = json.loads(run_cli("batch", "ls", "--json", workspace=listed.root).stdout)
+    assert [b["id"] for b in listing] == [created["id"]]
+    assert created["addresses"] == len(ADDRESSES)
+    assert created["parts_posted"] == 0
+
+
 def test_unknown_batch_is_a_one_line_error(listed: Workspace) -> None:
     for command in (["post", "nope"], ["show", "nope"]):
         result = run_cli("batch", *command, workspace=listed.root)

@@ -25,6 +25,7 @@ def batch_group() -> None:
 @click.option("--expires", "expires_days", type=click.IntRange(min=1), help="Days until expiry.")
 @click.option("--group", "newsgroup", help="Newsgroup to post to (default: config).")
 @click.option("--workers", type=click.IntRange(min=1), help="Hashing threads (default: cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new batch as JSON (for scripts).")
 @pass_app
 def create(
     app: AppContext,
@@ -33,6 +34,7 @@ def create(
     expires_days: int | None,
     newsgroup: str | None,
     workers: int | None,
+    as_json: bool,
 ) -> None:
     """Snapshot LISTS minus suppressed addresses, hash them and store a batch.
 
@@ -54,6 +56,9 @@ def create(
     finally:
         executor.close()
     b = created.batch
+    if as_json:
+        print_json(batch_info.batch_detail(app.store, b.id).to_json())
+        return
     table = Table(title=f"batch {b.id}", show_header=False)
     table.add_row("lists", ", ".join(created.lists))
     table.add_row("addresses", f"{b.count:,}")
