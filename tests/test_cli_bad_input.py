@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,18 @@ CASES: list[tuple[list[str], str]] = [
     (["--workspace", "{ws}", "list", "export", "news", "-o", "{tmp}/no/such/dir/x"], "cannot"),
     (["scheme", "hash", "--salt", "xyz"], "salt"),
     (["scheme", "hash", "--salt", "00" * 16, "--tag-length", "99"], "tag-length"),
+    (["--workspace", "{ws}", "batch", "create", "nolist"], "no list named"),
+    (["--workspace", "{ws}", "batch", "create", "news", "--tag-length", "3"], "--tag-length"),
+    (["--workspace", "{ws}", "batch", "show", "nope"], "no batch"),
+    (["--workspace", "{ws}", "batch", "post", "nope"], "no batch"),
+    (["--workspace", "{ws}", "batch", "post", "{batch}", "--server", "ftp://x"], "nntp://"),
+    (["--workspace", "{ws}", "report", "nope"], "no batch"),
+    (["--workspace", "{ws}", "report", "verify", "{tmp}/missing.html"], "missing.html"),
+    (["--workspace", "{ws}", "report", "--since", "x"], "--since"),
+    (["--workspace", "{ws}", "listen", "--http", "notaport"], "HOST:PORT"),
+    (["responder", "--db", "{tmp}/r.db", "scan"], "--server"),
+    (["responder", "--db", "{tmp}/r.db", "scan", "--server", "bad://x"], "nntp://"),
+    (["responder", "--db", "{tmp}/r.db", "add", "not-an-address"], "no-at-sign"),
     (["--workspace", "{ws}", "frobnicate"], "No such command"),
     (["--workspace", "{ws}", "list", "import"], "Missing argument"),
     (["--workspace", "{ws}", "list", "ls", "--bogus"], "No such option"),
@@ -39,7 +52,10 @@ def inputs(tmp_path: Path, workspace: Workspace) -> dict[str, str]:
     (tmp_path / "list.txt").write_text("ann@example.com\n")
     result = run_cli("list", "import", "news", str(tmp_path / "list.txt"), workspace=workspace.root)
     assert result.returncode == 0, result.stderr
-    return {"ws": str(workspace.root), "tmp": str(tmp_path)}
+    created = run_cli("batch", "create", "news", "--json", workspace=workspace.root)
+    assert created.returncode == 0, created.stderr
+    batch = json.loads(created.stdout)["id"]
+    return {"ws": str(workspace.root), "tmp": str(tmp_path), "batch": batch}
 
 
 @pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(c[0][-3:]) for c in CASES])

@@ -64,7 +64,10 @@ class AppContext:
         else:
             columns += [MofNCompleteColumn()]
         columns.append(TimeRemainingColumn())
-        with Progress(*columns, console=self.err, transient=True) as bar:
+        # No bar when stderr is not a terminal: logs and pipes get no control codes.
+        with Progress(
+            *columns, console=self.err, transient=True, disable=not self.err.is_terminal
+        ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
 

@@ -54,14 +54,16 @@ def add(
     if not wanted:
         raise UsageError("give addresses or --file F")
     result = rstore.add_addresses(_store(ctx), wanted)
+    if result.rejected and not result.added and not result.known:
+        masked, reason = result.rejected[0]
+        more = f" (and {len(result.rejected) - 1} more)" if len(result.rejected) > 1 else ""
+        raise UsageError(f"no valid address given: {masked} is {reason}{more}")
     for masked, reason in result.rejected:
         app.err.print(f"rejected {masked}: {reason}")
     app.out.print(
         f"protected {len(result.added)} new, {len(result.known)} already protected, "
         f"{len(result.rejected)} rejected"
     )
-    if result.rejected and not result.added and not result.known:
-        raise UsageError("no valid address given")
 
 
 @responder.command("ls")
