@@ -96,13 +96,20 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
     )
 
 
+def list_names(session: Session, batch_id: str) -> list[str]:
+    """Names of the lists a batch was made from, sorted."""
+    return list(
+        session.scalars(
+            select(MailingList.name)
+            .join(BatchList, BatchList.list_id == MailingList.id)
+            .where(BatchList.batch_id == batch_id)
+            .order_by(MailingList.name)
+        )
+    )
+
+
 def _info(session: Session, batch: Batch) -> BatchInfo:
-    names = session.scalars(
-        select(MailingList.name)
-        .join(BatchList, BatchList.list_id == MailingList.id)
-        .where(BatchList.batch_id == batch.id)
-        .order_by(MailingList.name)
-    ).all()
+    names = list_names(session, batch.id)
     posted = session.scalar(
         select(func.count())
         .select_from(BatchPart)
@@ -115,7 +122,7 @@ def _info(session: Session, batch: Batch) -> BatchInfo:
         id=batch.id,
         created_at=batch.created_at,
         expires_at=batch.expires_at,
-        lists=list(names),
+        lists=names,
         addresses=batch.count,
         tag_length=batch.tag_length,
         newsgroup=batch.newsgroup,

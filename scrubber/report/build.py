@@ -18,6 +18,7 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from scrubber import __version__, keys, scheme
+from scrubber.batch.info import list_names
 from scrubber.errors import NotFoundError
 from scrubber.report.deadlines import RULES
 from scrubber.store import Store
@@ -25,9 +26,7 @@ from scrubber.store.models import (
     Address,
     Batch,
     BatchEntry,
-    BatchList,
     BatchPart,
-    MailingList,
     Ping,
     Suppression,
 )
@@ -116,15 +115,10 @@ def _count(session: Session, model: Any, *where: Any) -> int:
 
 
 def _metadata(session: Session, batch: Batch) -> dict[str, Any]:
-    names = session.scalars(
-        select(MailingList.name)
-        .join(BatchList, BatchList.list_id == MailingList.id)
-        .where(BatchList.batch_id == batch.id)
-        .order_by(MailingList.name)
-    ).all()
+    names = list_names(session, batch.id)
     return {
         "id": batch.id,
-        "lists": list(names),
+        "lists": names,
         "created_at": iso(batch.created_at),
         "expires_at": iso(batch.expires_at),
         "scheme": scheme.SCHEME_NAME,
