@@ -121,10 +121,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small batch, < 30 s")
     parser.add_argument("--server", help="post to and read from this news server")
     parser.add_argument("--group", default="alt.dni.test")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3, quick; 5)")
     args = parser.parse_args()
     # Parts of a multi-part batch hold 41,000-82,000 tags (half to all of 900 KB).
-    parts, per_part = (10, 45_000) if args.quick else (10, 80_000)
+    parts, per_part = (10, 80_000) if args.quick else (20, 80_000)
+    rounds = args.rounds or (3 if args.quick else 5)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         spool = workdir / "spool"
@@ -144,7 +145,7 @@ def main() -> None:
         size = sum(len(a) for a in articles)
         print(f"batch: {parts} parts, {parts * per_part:,} tags, {size / 1e6:.1f} MB")
         scans, baselines = [], []
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             baselines.append(timed_all_parts(open_source, mark))
             scans.append(timed_scan(open_source, workdir, mark))
     ratio = min(scans) / min(baselines)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from scrubber import scheme
 from scrubber.batch.article import (
@@ -34,11 +35,11 @@ from scrubber.responder.models import Match, SeenBatch
 from scrubber.responder.source import ArticleSource, Entry
 from scrubber.responder.store import (
     ResponderStore,
+    add_digests,
     cached_digests,
     get_mark,
     list_protected,
     params_key,
-    save_digests,
     set_mark,
 )
 from scrubber.store.types import utcnow
@@ -154,7 +155,7 @@ def _scan_batch(run: _Run, batch_id: str, parts: list[_Part]) -> None:
         if first is not None or parts:
             log.info("batch %s: %s earlier (%s)", batch_id, known.status, known.reason)
         return
-    mine = _own_tags(run.store, known, run.executor, run.report)
+    mine, fresh = _own_tags(run.store, known, run.executor, run.report)
     tags = sorted(mine)
     found = _found(first, mine) if first is not None else []
     for part in parts:
@@ -168,7 +169,12 @@ def _scan_batch(run: _Run, batch_id: str, parts: list[_Part]) -> None:
             run.report.skip(f"batch {batch_id} part {part.info.part}: {mismatch}")
             continue
         found += _found(parsed, mine)
-    _record_matches(run.store, known, found, run.report)  # one transaction per batch
+    # One transaction: a new batch, the digests computed for it, its matches.
+    with run.store.write() as session:
+        if first is not None:
+            session.add(known)
+        add_digests(session, known.salt, params_key(known.t, known.m, known.p), fresh)
+        _record_matches(session, known, found, run.report)
 
 
 def _learn(
@@ -184,7 +190,10 @@ def _learn(
         if refusal:
             run.report.skip(f"batch {meta.batch_id} refused: {refusal}")
         run.report.batches += 1
-        seen = _record_batch(run.store, meta, refusal, run.now)
+        seen = _seen_batch(meta, refusal, run.now)
+        if refusal:
+            with run.store.write() as session:
+                session.add(seen)
         return seen, parsed, parts[index + 1 :]
     return None, None, []
 
@@ -224,10 +233,8 @@ def _refusal(meta: ArticleMeta, caps: Caps, now: datetime) -> str | None:
     return None
 
 
-def _record_batch(
-    store: ResponderStore, meta: ArticleMeta, refusal: str | None, now: datetime
-) -> SeenBatch:
-    seen = SeenBatch(
+def _seen_batch(meta: ArticleMeta, refusal: str | None, now: datetime) -> SeenBatch:
+    return SeenBatch(
         batch_id=meta.batch_id,
         key=meta.key,
         status="refused" if refusal else "ok",
@@ -243,9 +250,6 @@ def _record_batch(
         expires_at=meta.expires,
         seen_at=now,
     )
-    with store.write() as session:
-        session.add(seen)
-    return seen
 
 
 def _disagrees(meta: ArticleMeta, batch: SeenBatch) -> str | None:
@@ -261,8 +265,9 @@ def _disagrees(meta: ArticleMeta, batch: SeenBatch) -> str | None:
 
 def _own_tags(
     store: ResponderStore, batch: SeenBatch, executor: ThreadExecutor, report: ScanReport
-) -> dict[bytes, tuple[str, bytes]]:
-    """tag -> (canonical, proof) of every protected address under this batch's salt."""
+) -> tuple[dict[bytes, tuple[str, bytes]], dict[str, bytes]]:
+    """tag -> (canonical, proof) of every protected address under this batch's
+    salt, and the digests newly computed (for the caller to cache)."""
     params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
     key = params_key(batch.t, batch.m, batch.p)
     canonicals = list_protected(store)
@@ -274,10 +279,9 @@ def _own_tags(
     ]
     fresh = dict(zip(missing, (h for f in futures for h in f.result()), strict=True))
     report.hashed += len(fresh)
-    save_digests(store, batch.salt, key, fresh)
-    digests.update(fresh)
     size = batch.tag_length
-    return {h[:size]: (c, h[scheme.PROOF_SLICE]) for c, h in digests.items()}
+    mine = {h[:size]: (c, h[scheme.PROOF_SLICE]) for c, h in (digests | fresh).items()}
+    return mine, fresh
 
 
 def _may_hold(tags: list[bytes], first: bytes, last: bytes) -> bool:
@@ -291,47 +295,39 @@ def _found(parsed: ParsedArticle, mine: dict[bytes, tuple[str, bytes]]) -> list[
 
 
 def _record_matches(
-    store: ResponderStore,
-    batch: SeenBatch,
-    found: list[tuple[str, bytes]],
-    report: ScanReport,
+    session: Session, batch: SeenBatch, found: list[tuple[str, bytes]], report: ScanReport
 ) -> None:
-    if not found:
-        return
     now = utcnow()
-    with store.write() as session:
-        for canonical, proof in found:
-            exists = session.scalar(
-                select(Match.id).where(
-                    Match.batch_id == batch.batch_id, Match.canonical == canonical
-                )
+    for canonical, proof in found:
+        exists = session.scalar(
+            select(Match.id).where(Match.batch_id == batch.batch_id, Match.canonical == canonical)
+        )
+        if exists is not None:
+            continue
+        earlier = session.scalar(
+            select(func.count()).where(Match.key == batch.key, Match.canonical == canonical)
+        )
+        occurrence = (earlier or 0) + 1
+        session.add(
+            Match(
+                batch_id=batch.batch_id,
+                key=batch.key,
+                canonical=canonical,
+                proof=proof,
+                occurrence=occurrence,
+                pings_due=pings_due(occurrence),
+                pings_sent=0,
+                state="pending",
+                found_at=now,
             )
-            if exists is not None:
-                continue
-            earlier = session.scalar(
-                select(func.count()).where(Match.key == batch.key, Match.canonical == canonical)
+        )
+        report.matches += 1
+        if occurrence > 1:
+            report.escalations += 1
+            log.info(
+                "key %s re-listed %s (listing %d): escalating to %d pings",
+                fingerprint(batch.key),
+                scheme.mask(canonical),
+                occurrence,
+                pings_due(occurrence),
             )
-            occurrence = (earlier or 0) + 1
-            session.add(
-                Match(
-                    batch_id=batch.batch_id,
-                    key=batch.key,
-                    canonical=canonical,
-                    proof=proof,
-                    occurrence=occurrence,
-                    pings_due=pings_due(occurrence),
-                    pings_sent=0,
-                    state="pending",
-                    found_at=now,
-                )
-            )
-            report.matches += 1
-            if occurrence > 1:
-                report.escalations += 1
-                log.info(
-                    "key %s re-listed %s (listing %d): escalating to %d pings",
-                    fingerprint(batch.key),
-                    scheme.mask(canonical),
-                    occurrence,
-                    pings_due(occurrence),
-                )

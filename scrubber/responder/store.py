@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, inspect, select, text
+from sqlalchemy.orm import Session
 
 from scrubber import scheme
 from scrubber.errors import InputFileError, ResponderError, StoreError
@@ -195,14 +196,14 @@ def cached_digests(
         return {c: h for c, h in rows if c in wanted}
 
 
-def save_digests(store: ResponderStore, salt: bytes, params: str, found: dict[str, bytes]) -> None:
+def add_digests(session: Session, salt: bytes, params: str, found: dict[str, bytes]) -> None:
+    """Cache ``found`` (canonical -> Argon2 output) in the caller's transaction."""
     if not found:
         return
-    with store.write() as session:
-        present = set(session.scalars(select(Protected.canonical)))
-        # An address removed while we hashed is not cached again.
-        session.add_all(
-            CachedDigest(salt=salt, params=params, canonical=c, h=h)
-            for c, h in found.items()
-            if c in present
-        )
+    present = set(session.scalars(select(Protected.canonical)))
+    # An address removed while we hashed is not cached again.
+    session.add_all(
+        CachedDigest(salt=salt, params=params, canonical=c, h=h)
+        for c, h in found.items()
+        if c in present
+    )
