@@ -699,6 +699,24 @@ def test_status_shows_lists_batches_pings_and_listener(seeded: Seeded) -> None:
     assert re.search(r"ping\s*│\s*4\s*│", suppressions), suppressions
 
 
+def test_status_json_matches_the_database(seeded: Seeded) -> None:
+    result = run_cli("status", "--json", workspace=seeded.workspace.root)
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    with open_store(seeded.workspace) as store, store.read() as session:
+        by_source = dict(
+            session.execute(
+                select(Suppression.source, func.count()).group_by(Suppression.source)
+            ).all()
+        )
+    assert facts["suppressions"] == by_source
+    assert [b["id"] for b in facts["recent_batches"]] == [seeded.batch_id]
+    assert facts["recent_batches"][0]["parts_posted"] == 2
+    assert facts["lists"][0]["name"] == "customers"
+    assert datetime.fromisoformat(facts["lists"][0]["created_at"]).tzinfo is not None
+    assert facts["listener"]["up"] is False
+
+
 def test_status_reports_a_running_listener(seeded: Seeded) -> None:
     port = seeded.workspace.settings.http_port
     with _healthz_server(port):

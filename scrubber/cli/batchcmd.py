@@ -124,7 +124,12 @@ def post(app: AppContext, batch_id: str, server: str | None, timeout: float, ret
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def ls(app: AppContext, as_json: bool) -> None:
-    """List batches with their post status and ping counts."""
+    """List batches with their post status and ping counts.
+
+    \b
+    Example:
+      scrubber batch ls --json
+    """
     infos = batch_info.batch_infos(app.store)
     if as_json:
         print_json([i.to_json() for i in infos])
@@ -150,7 +155,12 @@ def ls(app: AppContext, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def show(app: AppContext, batch_id: str, as_json: bool) -> None:
-    """Show one batch: metadata, parts with Message-IDs and status, pings."""
+    """Show one batch: metadata, parts with Message-IDs and status, pings.
+
+    \b
+    Example:
+      scrubber batch show 20261123-0a1b2c3d
+    """
     detail = batch_info.batch_detail(app.store, batch_id)
     if as_json:
         print_json(detail.to_json())

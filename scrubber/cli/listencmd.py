@@ -52,6 +52,10 @@ def listen(
 
     Runs until SIGTERM or Ctrl-C, then finishes and commits what is in
     flight. Port 0 picks a free port (logged at start).
+
+    \b
+    Example:
+      scrubber listen --smtp 0.0.0.0:2525 --http 127.0.0.1:8025
     """
     settings = app.workspace.settings
     key = load_key(app.workspace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import keys
-from scrubber.cli.context import AppContext, pass_app
+from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import KeyFileError, ReportCheckFailed, UsageError, WorkspaceError
 from scrubber.report import build, formats, sign, status
 from scrubber.report.render_text import render_text
@@ -81,6 +82,12 @@ def show(
 
     json, md and html reports embed the signed data; check them with
     'scrubber report verify FILE'.
+
+    \b
+    Examples:
+      scrubber report 20261123-0a1b2c3d --format html -o report.html
+      scrubber report 20261123-0a1b2c3d --check
+      scrubber report --all --since 2026-01-01 --format csv
     """
     document = _build(app, batch, all_, since)
     document = sign.sign_report(document, load_key(app.workspace))
@@ -142,7 +149,12 @@ def _check(document: dict[str, Any]) -> None:
 )
 @pass_app
 def verify(app: AppContext, file: Path, key_text: str | None) -> None:
-    """Check the signature of a json, md or html report; exit 1 on any change."""
+    """Check the signature of a json, md or html report; exit 1 on any change.
+
+    \b
+    Example:
+      scrubber report verify report.html
+    """
     expected = _expected_key(app, key_text)
     result = sign.verify_file(file, expected)
     checked = (
@@ -177,10 +189,19 @@ def _expected_key(app: AppContext, key_text: str | None) -> bytes | None:
 
 
 @click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def status_(app: AppContext) -> None:
-    """One screen: lists, batches, pings today, suppressions, listener health."""
+def status_(app: AppContext, as_json: bool) -> None:
+    """One screen: lists, batches, pings today, suppressions, listener health.
+
+    \b
+    Example:
+      scrubber status --json
+    """
     facts = status.gather(app.store, app.workspace.settings)
+    if as_json:
+        print_json(dataclasses.asdict(facts))
+        return
     out = app.out
     out.print(f"[bold]scrubber status[/] - workspace {app.workspace.root}")
     out.print(_lists_table(facts))

@@ -49,7 +49,12 @@ def add(
     ctx: click.Context, app: AppContext, addresses: tuple[str, ...], file_: Path | None
 ) -> None:
     """Protect ADDRESSES (or those in --file, one a line). Only the canonical
-    form is stored; nothing leaves this machine except proofs."""
+    form is stored; nothing leaves this machine except proofs.
+
+    \b
+    Example:
+      scrubber responder add me@example.org Me+news@Example.org
+    """
     wanted = list(addresses) + (rstore.read_address_file(file_) if file_ else [])
     if not wanted:
         raise UsageError("give addresses or --file F")
@@ -71,7 +76,12 @@ def add(
 @pass_app
 @click.pass_context
 def ls(ctx: click.Context, app: AppContext, as_json: bool) -> None:
-    """List the protected addresses (canonical forms)."""
+    """List the protected addresses (canonical forms).
+
+    \b
+    Example:
+      scrubber responder ls
+    """
     protected = rstore.list_protected(_store(ctx))
     if as_json:
         print_json(protected)
@@ -86,7 +96,12 @@ def ls(ctx: click.Context, app: AppContext, as_json: bool) -> None:
 @pass_app
 @click.pass_context
 def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> None:
-    """Stop protecting ADDRESSES (any spelling of them)."""
+    """Stop protecting ADDRESSES (any spelling of them).
+
+    \b
+    Example:
+      scrubber responder remove me@example.org
+    """
     removed, missing = rstore.remove_addresses(_store(ctx), addresses)
     app.out.print(f"removed {removed}")
     if missing:
@@ -225,7 +240,12 @@ def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) 
 @pass_app
 @click.pass_context
 def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
-    """Per sender key: batches, pings, answers and escalations (compliance failures)."""
+    """Per sender key: batches, pings, answers and escalations (compliance failures).
+
+    \b
+    Example:
+      scrubber responder report --json
+    """
     rows = key_reports(_store(ctx))
     if as_json:
         print_json([asdict(row) for row in rows])
