@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,12 +38,9 @@ sys.path.insert(0, str(ROOT))
 from scrubber.batch import post  # noqa: E402
 from scrubber.config import Workspace  # noqa: E402
 from scrubber.transport import open_transport  # noqa: E402
+from scrubber.transport.nntp import nntplib  # noqa: E402
 from scrubber.workspace import init_workspace, load_key, open_store  # noqa: E402
 from tests.batch_support import batch_row, synthetic_batch  # noqa: E402
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import nntplib
 
 GOAL_RATIO = 1.5
 

@@ -28,8 +28,9 @@ from scrubber import scheme
 from scrubber.batch import article
 from scrubber.keys import OperatorKey
 from scrubber.responder.scan import scan
-from scrubber.responder.source import ArticleSource, NntpSource, SpoolSource, nntplib_module
+from scrubber.responder.source import ArticleSource, NntpSource, SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses, set_mark
+from scrubber.transport.nntp import nntplib
 
 GOAL = 0.5
 PROTECTED = ["reader@example.org", "second.reader@example.net"]
@@ -72,7 +73,6 @@ def publish(articles: list[bytes], spool: Path, server: str | None) -> None:
         for number, raw in enumerate(articles):
             (spool / f"{number:04d}.rnews").write_bytes(raw)
         return
-    nntplib = nntplib_module()
     host, _, port = server.removeprefix("nntp://").partition(":")
     conn = nntplib.NNTP(host, int(port or 119), readermode=True)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import warnings
 from datetime import timedelta
 
 from sqlalchemy import insert, select
@@ -20,11 +19,8 @@ from scrubber.batch.article import ParsedArticle, parse_article, split_article
 from scrubber.config import Workspace
 from scrubber.store.models import Address, Batch, BatchEntry, BatchList, MailingList, SaltEpoch
 from scrubber.store.types import utcnow
+from scrubber.transport.nntp import nntplib
 from scrubber.workspace import load_key, open_store
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import nntplib
 
 TEST_GROUP = "alt.dni.test"
 

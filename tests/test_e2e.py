@@ -117,9 +117,8 @@ def start_from_now(db: Path, server: str) -> None:
 
 
 def post_raw(server: str, articles: list[bytes]) -> None:
-    from scrubber.responder.source import nntplib_module
+    from scrubber.transport.nntp import nntplib
 
-    nntplib = nntplib_module()
     host_port = server.removeprefix("nntp://").split(":")
     with warnings.catch_warnings():
         conn = nntplib.NNTP(host_port[0], int(host_port[1]), readermode=True)

@@ -19,8 +19,9 @@ import pytest
 from scrubber.keys import OperatorKey
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import run_once
-from scrubber.responder.source import NntpSource, nntplib_module
+from scrubber.responder.source import NntpSource
 from scrubber.responder.store import ResponderStore, add_addresses, set_mark
+from scrubber.transport.nntp import nntplib
 from tests.conftest import require_service, run_cli
 from tests.responder_support import BatchSpec, SenderEndpoint, batch_articles, part_holding
 
@@ -63,7 +64,6 @@ def store(tmp_path: Path, server: str) -> Iterator[ResponderStore]:
 
 
 def post(server: str, articles: list[bytes]) -> None:
-    nntplib = nntplib_module()
     host, port = server.removeprefix("nntp://").split(":")
     conn = nntplib.NNTP(host, int(port), readermode=True)
     try:

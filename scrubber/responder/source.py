@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from scrubber.batch.article import split_article
 from scrubber.errors import ArticleError, ArticleGone, ResponderError, UsageError
+from scrubber.transport.nntp import nntplib
 
 DEFAULT_GROUP = "alt.dni.batches"
 _RNEWS = b"#! rnews "
@@ -46,14 +45,6 @@ class ArticleSource(Protocol):
     def close(self) -> None: ...
 
 
-def nntplib_module() -> ModuleType:
-    """nntplib, imported without its 3.11 DeprecationWarning (pytest runs -W error)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import nntplib
-    return nntplib
-
-
 class NntpSource:
     """A group on a news server, read in reader mode (INN starts in transit mode)."""
 
@@ -61,14 +52,13 @@ class NntpSource:
         parts = urlsplit(url)
         if parts.scheme not in ("nntp", "nntps") or not parts.hostname:
             raise UsageError(f"news server must be nntp://HOST[:PORT] or nntps://..., not {url!r}")
-        self._nntplib = nntplib_module()
         port = parts.port or (563 if parts.scheme == "nntps" else 119)
         self.name = f"{parts.scheme}://{parts.hostname}:{port}/{group}"
         self.group = group
         self.bodies_fetched = 0
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
-        cls = self._nntplib.NNTP_SSL if parts.scheme == "nntps" else self._nntplib.NNTP
+        cls = nntplib.NNTP_SSL if parts.scheme == "nntps" else nntplib.NNTP
         try:
             self._conn: Any = cls(
                 parts.hostname,
@@ -78,13 +68,12 @@ class NntpSource:
                 readermode=True,
                 timeout=timeout,
             )
-        except (OSError, self._nntplib.NNTPError, EOFError) as exc:
+        except (OSError, nntplib.NNTPError, EOFError) as exc:
             text = str(exc).strip()
             what = "refused the login" if text.startswith(_AUTH_CODES) else "unreachable"
             raise ResponderError(f"news server {parts.hostname}:{port} {what}: {text}") from None
 
     def overview(self, mark: str | None) -> tuple[list[Entry], str | None]:
-        nntplib = self._nntplib
         try:
             _, count, first, last, _ = self._conn.group(self.group)
         except nntplib.NNTPTemporaryError as exc:
@@ -101,14 +90,13 @@ class NntpSource:
         except (OSError, nntplib.NNTPError, EOFError) as exc:
             raise self._failed(exc) from None
         entries = [
-            Entry(str(number), _decode(nntplib, fields.get("subject", "")), fields["message-id"])
+            Entry(str(number), _decode(fields.get("subject", "")), fields["message-id"])
             for number, fields in overviews
             if fields.get("message-id")
         ]
         return entries, str(last)
 
     def body(self, entry: Entry) -> bytes:
-        nntplib = self._nntplib
         try:
             _, info = self._conn.body(entry.message_id)
         except nntplib.NNTPTemporaryError as exc:
@@ -120,7 +108,7 @@ class NntpSource:
         return b"".join(line + b"\n" for line in info.lines)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, self._nntplib.NNTPError, EOFError):
+        with contextlib.suppress(OSError, nntplib.NNTPError, EOFError):
             self._conn.quit()
 
     def _failed(self, exc: BaseException) -> ResponderError:
@@ -130,7 +118,7 @@ class NntpSource:
         return ResponderError(f"news server {self.name} failed: {text}")
 
 
-def _decode(nntplib: ModuleType, header: str) -> str:
+def _decode(header: str) -> str:
     try:
         return str(nntplib.decode_header(header))
     except (ValueError, LookupError):

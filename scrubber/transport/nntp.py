@@ -21,9 +21,10 @@ from scrubber.errors import AuthenticationError, TransientTransportError, Transp
 from scrubber.transport import PostStatus
 
 with warnings.catch_warnings():
-    # nntplib is deprecated in 3.11 and gone in 3.13 (standard-nntplib brings it back).
+    # nntplib is deprecated in 3.11 and gone in 3.13 (standard-nntplib brings it back);
+    # everything else imports it from here, so the warning is silenced once.
     warnings.simplefilter("ignore", DeprecationWarning)
-    import nntplib
+    import nntplib as nntplib  # re-exported: the one place it is imported
 
 T = TypeVar("T")
 # Answers that a retry cannot change.
