@@ -98,3 +98,7 @@ class ReportCheckFailed(ReportError):
 
 class ArticleGone(ResponderError):
     """An article the overview listed is no longer on the server (expired, cancelled)."""
+
+
+class ImportWorkerError(ScrubberError):
+    """The process canonicalizing a large import died before it finished."""

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import multiprocessing
 import os
+import signal
+import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.connection import Connection as MPConnection
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from scrubber import scheme
-from scrubber.errors import NotFoundError, UsageError
+from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
 from scrubber.readers import read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
@@ -33,6 +38,7 @@ from scrubber.store.models import (
 from scrubber.store.types import utcnow
 
 STAGING_CHUNK = 20_000
+WORKER_MIN_BYTES = 4 << 20  # smaller inputs are not worth forking a worker
 BULK_CACHE_KIB = -65536  # negative: KiB, so 64 MiB per cache (main and temp)
 MAX_NAME = 200
 
@@ -162,6 +168,15 @@ def _ensure_list(conn: Connection, name: str, now: datetime) -> int:
     return int(result.inserted_primary_key[0])
 
 
+class _Chunk(NamedTuple):
+    """One batch of canonicalized input, small enough to send between processes."""
+
+    pairs: list[str]  # canonical, original, canonical, original, ...
+    rejects: list[tuple[str, int, str, str]]  # file, line, input, reason
+    lines: int
+    read_bytes: int
+
+
 def _stage(
     conn: Connection,
     paths: list[Path],
@@ -172,8 +187,9 @@ def _stage(
     """Canonicalize every line into a staging table keyed by canonical form.
 
     The first spelling of an address wins (ON CONFLICT DO NOTHING), so
-    duplicates fold while streaming and nothing is held in memory but one
-    chunk of rows.
+    duplicates fold while streaming and nothing is held in memory but a few
+    chunks of rows. Large inputs are canonicalized in a worker process, so
+    that work runs on a second core while this one inserts.
     """
     _create_staging(conn)
     insert = (
@@ -182,25 +198,111 @@ def _stage(
     )
     if conn.dialect.name != "sqlite":
         insert = insert.replace("?", "%s")
-    canonicalize, reject_type = scheme.try_canonicalize, scheme.Reject
+    use_worker = _input_bytes(paths) >= WORKER_MIN_BYTES
+    chunks = _worker_chunks(paths, column) if use_worker else _canonical_chunks(paths, column)
     lines = accepted = 0
-    chunk: list[tuple[str, str]] = []
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            for reject in chunk.rejects:
+                rejects.add(*reject)
+            if on_bytes is not None:
+                on_bytes(chunk.read_bytes)
+            lines += chunk.lines
+            accepted += len(chunk.pairs) // 2
+            if chunk.pairs:
+                conn.exec_driver_sql(
+                    insert, list(zip(chunk.pairs[::2], chunk.pairs[1::2], strict=True))
+                )
+    return lines, accepted
+
+
+def _canonical_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk, None, None]:
+    """Read and canonicalize ``paths`` in order, a chunk of accepted rows at a time."""
+    canonicalize, reject_type, white = scheme.try_canonicalize, scheme.Reject, scheme.WHITE_SPACE
+    read = [0]
+
+    def count(size: int) -> None:
+        read[0] += size
+
+    pairs: list[str] = []
+    rejected: list[tuple[str, int, str, str]] = []
+    lines = 0
     for path in paths:
         source = str(path)
-        for number, cell in read_addresses(path, column=column, on_bytes=on_bytes):
+        for number, cell in read_addresses(path, column=column, on_bytes=count):
             lines += 1
             result = canonicalize(cell)
             if isinstance(result, reject_type):
-                rejects.add(source, number, cell, result.value)
+                rejected.append((source, number, cell, result.value))
                 continue
-            accepted += 1
-            chunk.append((result, cell.strip(scheme.WHITE_SPACE)))
-            if len(chunk) >= STAGING_CHUNK:
-                conn.exec_driver_sql(insert, chunk)
-                chunk = []
-    if chunk:
-        conn.exec_driver_sql(insert, chunk)
-    return lines, accepted
+            pairs += (result, cell.strip(white))
+            if len(pairs) >= 2 * STAGING_CHUNK:
+                yield _Chunk(pairs, rejected, lines, read[0])
+                pairs, rejected, lines, read[0] = [], [], 0, 0
+    yield _Chunk(pairs, rejected, lines, read[0])
+
+
+def _input_bytes(paths: list[Path]) -> int:
+    """Total size of ``paths``, or 0 if any is not a regular file (pipes stay in-process)."""
+    try:
+        sizes = [p.stat() for p in paths]
+    except OSError:
+        return 0  # the reader reports the unreadable file
+    return sum(s.st_size for s in sizes) if all(stat.S_ISREG(s.st_mode) for s in sizes) else 0
+
+
+def _worker_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk, None, None]:
+    """The chunks of :func:`_canonical_chunks`, computed in a forked worker process."""
+    # fork: the child needs no imports and no pickled arguments to start.
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_worker_main, args=(sender, receiver, paths, column), daemon=True
+    )
+    worker.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                worker.join()  # for its exit code
+                raise ImportWorkerError(
+                    f"the canonicalization worker died (exit code {worker.exitcode})"
+                ) from None
+            if message is None:
+                return
+            if isinstance(message, str):
+                raise InputFileError(message)
+            text, rejected, lines, read_bytes = message
+            yield _Chunk(text.split("\n") if text else [], rejected, lines, read_bytes)
+    finally:
+        receiver.close()
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+
+
+def _worker_main(
+    sender: MPConnection, receiver: MPConnection, paths: list[Path], column: str | None
+) -> None:
+    # Ctrl-C reaches the whole process group; the parent handles it and ends us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Our copy of the read end must go, or a killed parent would leave us
+    # blocked on a full pipe instead of failing with EPIPE.
+    receiver.close()
+    try:
+        for chunk in _canonical_chunks(paths, column):
+            # One string pickles far faster than a list of 40,000; accepted
+            # addresses hold no whitespace, so a newline cannot occur in them.
+            sender.send(("\n".join(chunk.pairs), chunk.rejects, chunk.lines, chunk.read_bytes))
+        sender.send(None)
+    except InputFileError as exc:
+        sender.send(str(exc))
+    except BrokenPipeError:
+        pass  # the parent stopped listening: it failed or was interrupted
+    finally:
+        sender.close()
 
 
 def _create_staging(conn: Connection) -> None:
