@@ -272,8 +272,11 @@ def _worker_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk, N
                 ) from None
             if message is None:
                 return
-            if isinstance(message, str):
-                raise InputFileError(message)
+            if len(message) == 2:
+                kind, text = message
+                if kind == "input":
+                    raise InputFileError(text)
+                raise ImportWorkerError(f"the canonicalization worker failed: {text}")
             text, rejected, lines, read_bytes = message
             yield _Chunk(text.split("\n") if text else [], rejected, lines, read_bytes)
     finally:
@@ -298,9 +301,11 @@ def _worker_main(
             sender.send(("\n".join(chunk.pairs), chunk.rejects, chunk.lines, chunk.read_bytes))
         sender.send(None)
     except InputFileError as exc:
-        sender.send(str(exc))
+        sender.send(("input", str(exc)))
     except BrokenPipeError:
         pass  # the parent stopped listening: it failed or was interrupted
+    except Exception as exc:  # a bug: report it in one line, not a child traceback
+        sender.send(("crash", f"{type(exc).__name__}: {exc}"))
     finally:
         sender.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import re
 from collections.abc import Generator
 from pathlib import Path
 
@@ -128,21 +129,34 @@ def test_bad_input_in_the_worker_changes_nothing(
     assert not rejects.exists() and not list(tmp_path.glob(".rejects-*"))
 
 
-def test_a_dead_worker_is_an_error_and_changes_nothing(
-    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [("exit", "died (exit code 3)"), ("raise", "failed: RuntimeError: boom")],
+)
+def test_a_failed_worker_is_an_error_and_changes_nothing(
+    tmp_path: Path,
+    workspace: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    failure: str,
+    message: str,
 ) -> None:
-    def dying(paths: list[Path], column: str | None) -> Generator[lists._Chunk, None, None]:
+    def failing(paths: list[Path], column: str | None) -> Generator[lists._Chunk, None, None]:
         yield lists._Chunk(["a@example.com", "a@example.com"], [], 1, 14)
-        os._exit(3)  # the forked worker runs this; the parent must not trust half a file
+        # The forked worker runs this; the parent must not keep half a file.
+        if failure == "exit":
+            os._exit(3)
+        raise RuntimeError("boom")
 
     monkeypatch.setattr(lists, "WORKER_MIN_BYTES", 0)
-    monkeypatch.setattr(lists, "_canonical_chunks", dying)
+    monkeypatch.setattr(lists, "_canonical_chunks", failing)
     source = tmp_path / "l.txt"
     source.write_text("a@example.com\nb@example.com\n")
     with open_store(workspace) as opened:
-        with pytest.raises(ImportWorkerError, match="exit code 3"):
+        with pytest.raises(ImportWorkerError, match=re.escape(message)):
             lists.import_files(opened, "l", [source], rejects_path=tmp_path / "r.csv")
         assert lists.list_infos(opened) == []
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_pipes_and_small_files_stay_in_process(tmp_path: Path) -> None:
