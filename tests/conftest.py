@@ -14,11 +14,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from scrubber.config import Workspace
+from scrubber.keys import OperatorKey
 from scrubber.workspace import init_workspace
+
+if TYPE_CHECKING:
+    from tests.responder_support import SenderEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +93,19 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def key() -> OperatorKey:
+    """A fresh operator key (the responder tests sign their batches with it)."""
+    return OperatorKey.generate()
+
+
+@pytest.fixture
+def sender(key: OperatorKey) -> Iterator[SenderEndpoint]:
+    """A stand-in sender's HTTP endpoint serving ``key`` for key binding."""
+    from tests.responder_support import SenderEndpoint
+
+    endpoint = SenderEndpoint(key.public_raw).start()
+    yield endpoint
+    endpoint.stop()

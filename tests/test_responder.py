@@ -47,18 +47,6 @@ def store(tmp_path: Path) -> Iterator[ResponderStore]:
     opened.close()
 
 
-@pytest.fixture
-def key() -> OperatorKey:
-    return OperatorKey.generate()
-
-
-@pytest.fixture
-def sender(key: OperatorKey) -> Iterator[SenderEndpoint]:
-    endpoint = SenderEndpoint(key.public_raw).start()
-    yield endpoint
-    endpoint.stop()
-
-
 def scan_spool(store: ResponderStore, spool: Path, config: PingConfig = NO_WAIT) -> RunResult:
     return run_once(store, lambda: SpoolSource(spool), ping_config=config)
 

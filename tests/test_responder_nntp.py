@@ -37,18 +37,6 @@ def server() -> str:
 
 
 @pytest.fixture
-def key() -> OperatorKey:
-    return OperatorKey.generate()
-
-
-@pytest.fixture
-def sender(key: OperatorKey) -> Iterator[SenderEndpoint]:
-    endpoint = SenderEndpoint(key.public_raw).start()
-    yield endpoint
-    endpoint.stop()
-
-
-@pytest.fixture
 def store(tmp_path: Path, server: str) -> Iterator[ResponderStore]:
     """A responder that starts reading the test group from its current end."""
     opened = ResponderStore.open(tmp_path / "responder.db")
