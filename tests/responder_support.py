@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from conftest import free_port as free_port  # re-exported for the responder tests
 from scrubber import scheme
 from scrubber.batch import article
 from scrubber.keys import OperatorKey, encode_public
@@ -96,12 +96,6 @@ def write_spool(directory: Path, articles: list[bytes]) -> None:
         headers, _ = article.split_article(raw)
         name = headers["message-id"].strip("<>").replace("/", "_") + ".rnews"
         (directory / name).write_bytes(b"#! rnews %d\n" % len(raw) + raw)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

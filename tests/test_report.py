@@ -13,7 +13,6 @@ import json
 import math
 import re
 import secrets
-import socket
 import statistics
 import threading
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text, update
 
-from conftest import run_cli
+from conftest import free_port, run_cli
 from scrubber import lists
 from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Settings, Workspace
@@ -66,12 +65,6 @@ class Seeded:
     batch_id: str
     created_at: datetime
     addresses: list[str]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_workspace(root: Path, **settings: Any) -> Workspace:

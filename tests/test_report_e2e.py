@@ -20,9 +20,8 @@ from typing import Any
 import jsonschema
 from listener_support import proof_for, start_listener
 from sqlalchemy import func, select
-from test_report import free_port
 
-from conftest import run_cli
+from conftest import free_port, run_cli
 from scrubber.config import Settings, Workspace, load_workspace
 from scrubber.store.models import Batch, BatchEntry, BatchPart, Ping, Suppression
 from scrubber.workspace import init_workspace, open_store
