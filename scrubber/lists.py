@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import multiprocessing
 import os
 import signal
@@ -129,7 +130,9 @@ def import_files(
     started = utcnow()
     rejects = RejectsWriter(rejects_path)
     try:
-        with store.write_connection() as conn:
+        # Every key the fold writes comes from a join in the same transaction,
+        # so SQLite's per-row foreign-key checks would only cost time.
+        with store.write_connection(check_foreign_keys=False) as conn:
             list_id = _ensure_list(conn, name, started)
             with _bulk_pragmas(conn):
                 lines, accepted = _stage(conn, paths, column, rejects, on_bytes)
@@ -171,7 +174,9 @@ def _ensure_list(conn: Connection, name: str, now: datetime) -> int:
 class _Chunk(NamedTuple):
     """One batch of canonicalized input, small enough to send between processes."""
 
-    pairs: list[str]  # canonical, original, canonical, original, ...
+    # canonical, original, canonical, original, ...; the original is "" where
+    # it is the canonical form (stored as NULL: most addresses are spelled so).
+    pairs: list[str]
     rejects: list[tuple[str, int, str, str]]  # file, line, input, reason
     lines: int
     read_bytes: int
@@ -235,7 +240,8 @@ def _canonical_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk
             if isinstance(result, reject_type):
                 rejected.append((source, number, cell, result.value))
                 continue
-            pairs += (result, cell.strip(white))
+            original = cell.strip(white)
+            pairs += (result, "" if original == result else original)
             if len(pairs) >= 2 * STAGING_CHUNK:
                 yield _Chunk(pairs, rejected, lines, read[0])
                 pairs, rejected, lines, read[0] = [], [], 0, 0
@@ -291,6 +297,9 @@ def _worker_main(
 ) -> None:
     # Ctrl-C reaches the whole process group; the parent handles it and ends us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The loop makes no reference cycles, and the collector would otherwise
+    # rescan its growing chunk lists every few hundred allocations.
+    gc.disable()
     # Our copy of the read end must go, or a killed parent would leave us
     # blocked on a full pipe instead of failing with EPIPE.
     receiver.close()
@@ -330,7 +339,7 @@ def _fold_staging(conn: Connection, list_id: int) -> tuple[int, int]:
     added = conn.execute(
         text(
             "INSERT INTO list_entries (list_id, address_id, original) "
-            "SELECT :list_id, a.id, s.original FROM import_staging s "
+            "SELECT :list_id, a.id, NULLIF(s.original, '') FROM import_staging s "
             "JOIN addresses a ON a.canonical = s.canonical "
             "WHERE true ORDER BY a.id ON CONFLICT (list_id, address_id) DO NOTHING"
         ),
@@ -426,7 +435,8 @@ def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
     while True:
         with store.read() as session:
             rows = session.execute(
-                select(ListEntry.address_id, ListEntry.original)
+                select(ListEntry.address_id, func.coalesce(ListEntry.original, Address.canonical))
+                .join(Address, Address.id == ListEntry.address_id)
                 .outerjoin(Suppression, Suppression.address_id == ListEntry.address_id)
                 .where(ListEntry.list_id == list_id, ListEntry.address_id > last)
                 .where(Suppression.address_id.is_(None))

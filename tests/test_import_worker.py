@@ -49,7 +49,7 @@ def _mixed_inputs(tmp_path: Path) -> list[Path]:
 def _contents(opened: Store, name: str) -> list[tuple[str, str]]:
     with opened.engine.connect() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT a.canonical, e.original FROM list_entries e "
+            "SELECT a.canonical, COALESCE(e.original, a.canonical) FROM list_entries e "
             "JOIN addresses a ON a.id = e.address_id JOIN lists l ON l.id = e.list_id "
             f"WHERE l.name = '{name}' ORDER BY a.canonical"
         ).all()

@@ -76,6 +76,29 @@ def test_text_import_counts_folds_and_rejects(store: Store, tmp_path: Path) -> N
     ]
 
 
+def test_canonical_spellings_are_stored_once(store: Store, tmp_path: Path) -> None:
+    """A spelling equal to the canonical form is not stored twice; export still has it."""
+    source = _write(
+        tmp_path / "a.txt", "plain@example.com\nMixed@Example.com\n  spaced@example.com \n"
+    )
+    _import(store, "l", source)
+    with store.engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT a.canonical, e.original FROM list_entries e "
+            "JOIN addresses a ON a.id = e.address_id ORDER BY a.canonical"
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("mixed@example.com", "Mixed@Example.com"),
+        ("plain@example.com", None),
+        ("spaced@example.com", None),
+    ]
+    assert sorted(lists.iter_export(store, "l")) == [
+        "Mixed@Example.com",
+        "plain@example.com",
+        "spaced@example.com",
+    ]
+
+
 def test_reimport_is_idempotent(store: Store, tmp_path: Path) -> None:
     source = _write(tmp_path / "a.txt", "a@example.com\nb@example.com\nA@EXAMPLE.COM\n")
     first = _import(store, "l", source)

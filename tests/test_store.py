@@ -82,3 +82,55 @@ def test_datetimes_come_back_aware(tmp_path: Path) -> None:
         with store.read() as session:
             created = session.query(MailingList).one().created_at
         assert created.tzinfo is not None
+
+
+def _upgrade(store: Store, revision: str) -> None:
+    from alembic import command
+
+    from scrubber.store.store import _alembic_config
+
+    with store.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def _list_entries_sql(store: Store) -> str:
+    with store.engine.connect() as conn:
+        return str(
+            conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'list_entries'"
+            ).scalar_one()
+        )
+
+
+def test_list_entries_migration_keeps_rows(tmp_path: Path) -> None:
+    """0003 rebuilds list_entries WITHOUT ROWID on SQLite; no entry is lost."""
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        _upgrade(store, "0002")
+        assert "WITHOUT ROWID" not in _list_entries_sql(store)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO lists (id, name, created_at) VALUES (1, 'a', 'x')")
+            conn.exec_driver_sql("INSERT INTO addresses (id, canonical) VALUES (7, 'a@b.example')")
+            conn.exec_driver_sql("INSERT INTO list_entries VALUES (1, 7, 'A@b.example')")
+        store.migrate()
+        assert store.schema_is_current()
+        assert "WITHOUT ROWID" in _list_entries_sql(store)
+        with store.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT * FROM list_entries").all()
+            indexes = conn.exec_driver_sql("PRAGMA index_list(list_entries)").all()
+        assert [tuple(r) for r in rows] == [(1, 7, "A@b.example")]
+        assert [i[1] for i in indexes] == ["sqlite_autoindex_list_entries_1"]
+
+
+def test_write_connection_can_relax_foreign_keys(tmp_path: Path) -> None:
+    """Bulk writers may skip SQLite's per-row foreign-key checks; only they."""
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        store.migrate()
+        orphan = "INSERT INTO list_entries VALUES (99, 99, 'x@y.example')"
+        with store.write_connection(check_foreign_keys=False) as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+            conn.exec_driver_sql(orphan)
+            conn.exec_driver_sql("DELETE FROM list_entries")
+        # The pooled connection is checked again afterwards.
+        with pytest.raises(StoreError), store.write_connection() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            conn.exec_driver_sql(orphan)

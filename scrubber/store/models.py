@@ -64,11 +64,17 @@ class Address(Base):
 
 
 class ListEntry(Base):
+    """One address on one list, with the spelling the list had for it."""
+
     __tablename__ = "list_entries"
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), primary_key=True)
     address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
-    original: Mapped[str] = mapped_column(Text)
-    __table_args__ = (Index("ix_list_entries_address_id", "address_id"),)
+    # NULL when the list spells the address in its canonical form (most do):
+    # the same text is not stored twice.
+    original: Mapped[str | None] = mapped_column(Text)
+    # Read only by list (the leading key column): on SQLite the primary key
+    # is the table, one B-tree per imported address instead of three.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class ImportRun(Base):

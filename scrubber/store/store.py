@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The newest migration. Opening a workspace compares the database with this
 # constant instead of loading Alembic (which costs most of a command's start
 # time); tests/test_store.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 _WRITE = "scrubber_write"
 
@@ -75,14 +75,24 @@ class Store:
                 conn.close()
 
     @contextlib.contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """Core-level write transaction, for bulk statements."""
+    def write_connection(self, *, check_foreign_keys: bool = True) -> Iterator[Connection]:
+        """Core-level write transaction, for bulk statements.
+
+        ``check_foreign_keys=False`` skips SQLite's per-row foreign-key checks
+        for this transaction: for bulk writers whose statements take every
+        key from the rows they join (PostgreSQL always checks).
+        """
         with _translate_errors():
             conn = self.engine.connect().execution_options(**{_WRITE: True})
+            relax = self.is_sqlite and not check_foreign_keys
             try:
+                if relax:
+                    _sqlite_foreign_keys(conn, on=False)
                 with conn.begin():
                     yield conn
             finally:
+                if relax and not conn.invalidated:
+                    _sqlite_foreign_keys(conn, on=True)
                 conn.close()
 
     # -- schema -----------------------------------------------------------
@@ -125,6 +135,15 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     return {"pool_pre_ping": True}
+
+
+def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
+    # Straight on the driver connection: through SQLAlchemy the statement
+    # would open the transaction first, and SQLite ignores this pragma
+    # inside one.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
