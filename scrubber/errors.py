@@ -102,3 +102,7 @@ class ArticleGone(ResponderError):
 
 class ImportWorkerError(ScrubberError):
     """The process canonicalizing a large import died before it finished."""
+
+
+class ExecutorError(ScrubberError):
+    """The hashing executor cannot start or lost its workers (e.g. a Dask cluster)."""

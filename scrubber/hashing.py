@@ -15,18 +15,38 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, func, insert, select
 
 from scrubber import scheme
+from scrubber.errors import ExecutorError, UsageError
 from scrubber.store import Store
 from scrubber.store.models import Address, CachedDigest, ListEntry, SaltEpoch, Suppression
 from scrubber.store.types import utcnow
 
-__all__ = ["HashEngine", "ProcessExecutor", "ThreadExecutor", "current_epoch", "utcnow"]
+if TYPE_CHECKING:
+    import distributed
+
+__all__ = [
+    "DaskExecutor",
+    "HashEngine",
+    "ProcessExecutor",
+    "ThreadExecutor",
+    "current_epoch",
+    "open_executor",
+    "utcnow",
+]
 
 CHUNK = 256  # addresses per task: large enough to amortise the task overhead
+EXECUTOR_KINDS = ("threads", "processes")
+DASK_SCHEMES = ("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")
+
+
+class HashFuture(Protocol):
+    """What the engine needs of a submitted chunk: its result, or its error."""
+
+    def result(self, timeout: float | None = None) -> list[bytes]: ...
 
 
 class Executor(Protocol):
@@ -36,7 +56,7 @@ class Executor(Protocol):
 
     def submit(
         self, canonicals: Sequence[str], salt: bytes, params: scheme.Params
-    ) -> Future[list[bytes]]: ...
+    ) -> HashFuture: ...
 
     def close(self) -> None: ...
 
@@ -82,6 +102,79 @@ class ProcessExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Chunks hashed on a Dask ``distributed`` cluster, for lists one machine
+    cannot hash in time.
+
+    Each task names :func:`hash_chunk` by reference, so every worker must
+    have scrubber installed (the same version). The cluster decides the
+    parallelism; ``workers`` is its thread count, used to bound the chunks
+    in flight.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 10.0) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ExecutorError(
+                "the Dask executor needs the 'distributed' package: pip install 'scrubber[dask]'"
+            ) from None
+        # distributed's Client is untyped; Any keeps mypy --strict meaningful here.
+        client_class: Any = Client
+        try:
+            self._client: Any = client_class(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        try:
+            self._client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            self._client.close()
+            raise ExecutorError(
+                f"no Dask worker joined the scheduler at {address} within {timeout:g} s"
+            ) from None
+        self.workers = max(1, sum(self._client.nthreads().values()))
+
+    def submit(self, canonicals: Sequence[str], salt: bytes, params: scheme.Params) -> _DaskResult:
+        task = self._client.submit(hash_chunk, list(canonicals), salt, params, pure=False)
+        return _DaskResult(task)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _DaskResult:
+    """A Dask future whose failure reads as one line (a worker's traceback
+    is about its own environment, such as scrubber missing there)."""
+
+    def __init__(self, task: distributed.Future[list[bytes]]) -> None:
+        self._task = task
+
+    def result(self, timeout: float | None = None) -> list[bytes]:
+        try:
+            return self._task.result(timeout)
+        except Exception as error:
+            raise ExecutorError(
+                f"a Dask worker failed to hash: {type(error).__name__}: {error}"
+            ) from error
+
+
+def open_executor(kind: str = "threads", workers: int | None = None) -> Executor:
+    """The executor named by ``kind``: threads, processes, or a Dask scheduler
+    address such as ``tcp://scheduler:8786``."""
+    if kind == "threads":
+        return ThreadExecutor(workers)
+    if kind == "processes":
+        return ProcessExecutor(workers)
+    if kind.startswith(DASK_SCHEMES):
+        if workers is not None:
+            raise UsageError("--workers does not apply to a Dask cluster: its workers decide")
+        return DaskExecutor(kind)
+    raise UsageError(
+        f"unknown executor {kind!r}: use threads, processes or a Dask scheduler "
+        "address (tcp://host:8786)"
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +247,7 @@ class HashEngine:
         on_done: Callable[[int], None] | None,
     ) -> list[tuple[int, bytes]]:
         # Keep at most 2 chunks per worker in flight, so memory stays flat.
-        pending: deque[tuple[list[int], Future[list[bytes]]]] = deque()
+        pending: deque[tuple[list[int], HashFuture]] = deque()
         results: list[tuple[int, bytes]] = []
         limit = 2 * self.executor.workers
         for start in range(0, len(page), CHUNK):
@@ -220,7 +313,7 @@ def _wanted(list_ids: Sequence[int]) -> Select[tuple[int, str]]:
 
 
 def _collect(
-    item: tuple[list[int], Future[list[bytes]]], on_done: Callable[[int], None] | None
+    item: tuple[list[int], HashFuture], on_done: Callable[[int], None] | None
 ) -> list[tuple[int, bytes]]:
     ids, future = item
     hashes = future.result()

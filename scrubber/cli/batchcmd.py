@@ -9,7 +9,7 @@ from scrubber import hashing
 from scrubber.batch import create as batch_create
 from scrubber.batch import info as batch_info
 from scrubber.batch import post as batch_post
-from scrubber.cli.context import AppContext, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
 from scrubber.transport import open_transport
 from scrubber.workspace import load_key
 
@@ -24,7 +24,8 @@ def batch_group() -> None:
 @click.option("--tag-length", type=click.IntRange(4, 16), help="Tag bytes (default: config).")
 @click.option("--expires", "expires_days", type=click.IntRange(min=1), help="Days until expiry.")
 @click.option("--group", "newsgroup", help="Newsgroup to post to (default: config).")
-@click.option("--workers", type=click.IntRange(min=1), help="Hashing threads (default: cores).")
+@click.option("--workers", type=click.IntRange(min=1), help="Hashing workers (default: cores).")
+@executor_option
 @click.option("--json", "as_json", is_flag=True, help="Print the new batch as JSON (for scripts).")
 @pass_app
 def create(
@@ -34,6 +35,7 @@ def create(
     expires_days: int | None,
     newsgroup: str | None,
     workers: int | None,
+    executor: str,
     as_json: bool,
 ) -> None:
     """Snapshot LISTS minus suppressed addresses, hash them and store a batch.
@@ -47,14 +49,14 @@ def create(
         settings, lists, tag_length=tag_length, expires_days=expires_days, newsgroup=newsgroup
     )
     key = load_key(app.workspace)
-    executor = hashing.ThreadExecutor(workers)
+    pool = hashing.open_executor(executor, workers)
     try:
         with app.progress("hashing", None) as advance:
             created = batch_create.create_batch(
-                app.store, settings, key, request, executor, on_hashed=advance
+                app.store, settings, key, request, pool, on_hashed=advance
             )
     finally:
-        executor.close()
+        pool.close()
     b = created.batch
     if as_json:
         print_json(batch_info.batch_detail(app.store, b.id).to_json())

@@ -82,3 +82,19 @@ def print_json(data: Any) -> None:
 
 def _json_value(value: object) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def executor_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--executor`` for the commands that hash (see hashing.open_executor)."""
+    return click.option(
+        "--executor",
+        default="threads",
+        show_default=True,
+        envvar="SCRUBBER_EXECUTOR",
+        metavar="threads|processes|tcp://HOST:PORT",
+        help=(
+            "Where hashing runs: threads (argon2-cffi releases the GIL), "
+            "processes, or a Dask scheduler address (scrubber installed on its "
+            "workers). Env: SCRUBBER_EXECUTOR."
+        ),
+    )(command)

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from scrubber import hashing, lists, scheme
-from scrubber.cli.context import AppContext, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 
 
@@ -185,13 +185,7 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Hashing workers (default: one per core)."
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["threads", "processes"]),
-    default="threads",
-    show_default=True,
-    help="Where hashing runs (argon2-cffi releases the GIL, so threads scale).",
-)
+@executor_option
 @pass_app
 def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor: str) -> None:
     """Hash lists in the current salt epoch (only addresses not cached yet).
@@ -199,18 +193,16 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
     \b
     Example:
       scrubber list hash customers newsletter
+      scrubber list hash customers --executor tcp://scheduler:8786
     """
     settings = app.workspace.settings
     with app.store.read() as session:
         ids = [lists.get_list(session, n).id for n in names]
-    epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
-    pool: hashing.Executor = (
-        hashing.ProcessExecutor(workers)
-        if executor == "processes"
-        else hashing.ThreadExecutor(workers)
-    )
-    engine = hashing.HashEngine(app.store, pool)
+    # The executor first: a bad one must leave the database as it was.
+    pool = hashing.open_executor(executor, workers)
     try:
+        epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
+        engine = hashing.HashEngine(app.store, pool)
         with app.progress("hashing", None) as advance:
             summary = engine.ensure(epoch, ids, on_done=advance)
     finally:

@@ -1,0 +1,150 @@
+"""Hashing on a real Dask cluster: a `dask scheduler` and a `dask worker`
+process on loopback, driven through the CLI as an operator would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conftest import free_port, run_cli
+from scrubber import hashing, scheme
+from scrubber.config import Workspace
+from scrubber.errors import ExecutorError
+from scrubber.store.models import Address, CachedDigest, SaltEpoch
+from scrubber.workspace import open_store
+
+DASK = Path(sys.executable).parent / "dask"
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([str(DASK), *args], stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_for_worker(address: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            hashing.DaskExecutor(address, timeout=2).close()
+            return
+        except ExecutorError:
+            time.sleep(0.5)
+    pytest.fail(f"the Dask cluster did not come up: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    logs = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    port = address.rsplit(":", 1)[1]
+    scheduler = _start(
+        ["scheduler", "--host", "127.0.0.1", "--port", port, "--dashboard-address", ":0"],
+        logs / "scheduler.log",
+    )
+    worker = _start(
+        ["worker", address, "--nthreads", "2", "--nworkers", "1", "--no-dashboard"],
+        logs / "worker.log",
+    )
+    try:
+        _wait_for_worker(address, logs / "worker.log")
+        yield address
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+        for proc in (worker, scheduler):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _list(workspace: Workspace, count: int) -> None:
+    source = workspace.root / "list.txt"
+    source.write_text("".join(f"User{n}+x@Example{n % 9}.com\n" for n in range(count)))
+    assert run_cli("list", "import", "l", str(source), workspace=workspace.root).returncode == 0
+
+
+def _digests(workspace: Workspace) -> tuple[bytes, scheme.Params, dict[str, bytes]]:
+    with open_store(workspace) as store, store.read() as session:
+        epoch = session.scalars(select(SaltEpoch)).one()
+        rows = session.execute(
+            select(Address.canonical, CachedDigest.h).join(
+                CachedDigest, CachedDigest.address_id == Address.id
+            )
+        ).all()
+    params = scheme.Params(t=epoch.t, m=epoch.m, p=epoch.p)
+    return epoch.salt, params, {canonical: h for canonical, h in rows}
+
+
+def test_list_hash_on_a_dask_cluster_matches_the_scheme(cluster: str, workspace: Workspace) -> None:
+    _list(workspace, 300)
+    result = run_cli("list", "hash", "l", "--executor", cluster, workspace=workspace.root)
+    assert result.returncode == 0, result.stderr
+    assert "300 addresses: 0 cached, 300 hashed" in result.stdout
+    salt, params, digests = _digests(workspace)
+    assert len(digests) == 300
+    assert all(scheme.digest(c, salt, params).h == h for c, h in digests.items())
+    # The cache is the same whichever executor filled it.
+    again = run_cli("list", "hash", "l", workspace=workspace.root)
+    assert "300 addresses: 300 cached, 0 hashed" in again.stdout
+
+
+def test_batch_create_on_a_dask_cluster(cluster: str, workspace: Workspace) -> None:
+    _list(workspace, 120)
+    result = run_cli(
+        "batch",
+        "create",
+        "l",
+        "--json",
+        workspace=workspace.root,
+        env={"SCRUBBER_EXECUTOR": cluster},  # the environment variable works too
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["addresses"] == 120
+    salt, params, digests = _digests(workspace)
+    assert len(digests) == 120
+    assert all(scheme.digest(c, salt, params).h == h for c, h in digests.items())
+
+
+def test_a_failing_task_is_one_executor_error(cluster: str) -> None:
+    executor = hashing.DaskExecutor(cluster)
+    try:
+        task = executor.submit(["a@example.com"], b"short", scheme.Params())
+        with pytest.raises(ExecutorError, match="a Dask worker failed to hash") as caught:
+            task.result(timeout=30)
+        assert "\n" not in caught.value.message
+    finally:
+        executor.close()
+
+
+def test_unreachable_scheduler_is_a_one_line_error(workspace: Workspace) -> None:
+    _list(workspace, 10)
+    dead = f"tcp://127.0.0.1:{free_port()}"
+    result = run_cli("list", "hash", "l", "--executor", dead, workspace=workspace.root)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot reach the Dask scheduler at {dead}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    with open_store(workspace) as store, store.read() as session:
+        assert session.scalars(select(SaltEpoch)).all() == []  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "gpu"], "unknown executor 'gpu'"),
+        (["--executor", "tcp://127.0.0.1:1", "--workers", "2"], "--workers does not apply"),
+    ],
+)
+def test_bad_executor_options(workspace: Workspace, args: list[str], message: str) -> None:
+    _list(workspace, 3)
+    result = run_cli("list", "hash", "l", *args, workspace=workspace.root)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
