@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from conftest import run_cli
@@ -19,7 +20,8 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert found, result.stdout
     suppressed, batch_id = int(found[1]), found[2]
     assert suppressed == 25
-    with sqlite3.connect(keep / "scrubber.db") as db:
+    # closing(): sqlite3's own context manager ends the transaction, not the connection.
+    with closing(sqlite3.connect(keep / "scrubber.db")) as db:
         rows = db.execute("SELECT source, batch_id FROM suppressions").fetchall()
         accepted = db.execute("SELECT count(*) FROM pings WHERE outcome = 'accepted'").fetchone()
         canonical = [row[0] for row in db.execute("SELECT canonical FROM addresses")]

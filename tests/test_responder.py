@@ -8,6 +8,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -391,7 +392,7 @@ def test_database_is_the_responders_own_schema(tmp_path: Path) -> None:
     opened = ResponderStore.open(tmp_path / "r.db")
     assert opened.schema_is_current()
     opened.close()
-    with sqlite3.connect(tmp_path / "r.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "r.db")) as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert "responder_alembic_version" in tables and "alembic_version" not in tables
     assert {"protected", "digests", "matches", "ping_log", "cursors", "batches"} <= tables

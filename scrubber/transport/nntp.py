@@ -9,6 +9,7 @@ sends a part twice; a 435/437/441 "duplicate" answer counts as posted too.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -96,7 +97,7 @@ class NntpTransport:
             try:
                 conn.quit()
             except (OSError, EOFError, nntplib.NNTPError):
-                conn.sock.close()  # the server is gone already; just free the socket
+                _abandon(conn)  # the server is gone already; just free the socket
 
     # -- one attempt ---------------------------------------------------------
 
@@ -124,7 +125,7 @@ class NntpTransport:
             try:
                 self._prepare(conn)
             except BaseException:
-                conn.sock.close()
+                _abandon(conn)
                 raise
             self._conn = conn
         return self._conn
@@ -206,7 +207,15 @@ class NntpTransport:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            conn.sock.close()
+            _abandon(conn)
+
+
+def _abandon(conn: nntplib.NNTP) -> None:
+    """Close a session without QUIT. Its file object wraps the socket and
+    keeps it open until closed itself (Python 3.13 warns of the leak)."""
+    with contextlib.suppress(OSError):
+        conn.file.close()
+    conn.sock.close()
 
 
 def wire_format(article: bytes) -> bytes:
