@@ -237,3 +237,59 @@ def test_sigterm_under_load_commits_in_flight_and_exits_zero(workspace: Workspac
         )
     store.close()
     assert 40 <= len(acked) <= (accepted or 0)
+
+
+def _writer_pids(listener: Listener) -> list[int]:
+    return [
+        int(line.split("pid=")[1].split()[0])
+        for line in listener.lines
+        if "event=writer-started" in line
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_writer_process_death_answers_503_then_recovers(workspace: Workspace) -> None:
+    """The writer child dies: the ping in flight is refused, never acknowledged;
+    the next one starts a new writer and is stored."""
+    import os
+
+    from tests.test_listener_edges import ping_json
+
+    batch = make_batch(workspace, ADDRESSES[:3])
+    listener = start_listener(workspace.root, channels=("http",))
+    try:
+        assert ping_json(listener, batch.token, [proof_for(ADDRESSES[0], batch)])[0] == 200
+        [first] = _writer_pids(listener)
+        os.kill(first, signal.SIGKILL)
+        status, body = ping_json(listener, batch.token, [proof_for(ADDRESSES[1], batch)])
+        assert status == 503, body
+        status, body = ping_json(listener, batch.token, [proof_for(ADDRESSES[1], batch)])
+        assert (status, body["outcomes"]) == (200, ["accepted"])
+        assert len(_writer_pids(listener)) == 2
+        assert "event=writer-stopped" in listener.log()
+        assert listener.stop() == 0
+    finally:
+        listener.stop(signal.SIGKILL)
+    store = open_store(workspace)
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 2
+        assert session.scalar(select(func.count()).select_from(Ping)) == 2
+    store.close()
+
+
+def test_writer_process_exits_with_a_killed_listener(workspace: Workspace) -> None:
+    listener = start_listener(workspace.root, channels=("http",))
+    [writer] = _writer_pids(listener)
+    assert _alive(writer)
+    listener.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(writer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(writer), "the writer outlived its listener"

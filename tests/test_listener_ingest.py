@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import concurrent.futures
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from scrubber import lists
-from scrubber.config import Workspace
+from scrubber.config import Settings, Workspace
 from scrubber.listener.ingest import GroupCommitter, Ingestor, Outcome, PingRequest
 from scrubber.store.models import Ping, Suppression
-from scrubber.workspace import open_store
+from scrubber.workspace import init_workspace, open_store
 from tests.listener_support import make_batch, proof_for
 
 ADDRESSES = [f"user{i}@example.com" for i in range(20)]
 
 
-def test_record_outcomes_and_suppression(workspace: Workspace) -> None:
-    batch = make_batch(workspace, ADDRESSES)
-    store = open_store(workspace)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ws(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
+    """A workspace on SQLite and one on a real PostgreSQL: the group commit's
+    SQL is written for both."""
+    if request.param == "sqlite":
+        return init_workspace(tmp_path / "ws")
+    url = request.getfixturevalue("pg_url")
+    return init_workspace(tmp_path / "ws", Settings(database_url=url))
+
+
+def test_record_outcomes_and_suppression(ws: Workspace) -> None:
+    batch = make_batch(ws, ADDRESSES)
+    store = open_store(ws)
     ingestor = Ingestor(store)
     good = proof_for("User3@Example.com", batch)
     other = proof_for("nobody@example.com", batch)
@@ -53,9 +65,9 @@ def test_record_outcomes_and_suppression(workspace: Workspace) -> None:
     store.close()
 
 
-def test_group_commit_many_requests_one_transaction(workspace: Workspace) -> None:
-    batch = make_batch(workspace, ADDRESSES)
-    store = open_store(workspace)
+def test_group_commit_many_requests_one_transaction(ws: Workspace) -> None:
+    batch = make_batch(ws, ADDRESSES)
+    store = open_store(ws)
     committed: list[int] = []
 
     class Observer:
@@ -85,9 +97,9 @@ def test_group_commit_many_requests_one_transaction(workspace: Workspace) -> Non
     store.close()
 
 
-def test_expired_batch_still_honoured(workspace: Workspace) -> None:
-    batch = make_batch(workspace, ADDRESSES)
-    store = open_store(workspace)
+def test_expired_batch_still_honoured(ws: Workspace) -> None:
+    batch = make_batch(ws, ADDRESSES)
+    store = open_store(ws)
     from datetime import timedelta
 
     from scrubber.store.models import Batch
@@ -102,10 +114,10 @@ def test_expired_batch_still_honoured(workspace: Workspace) -> None:
     store.close()
 
 
-def test_already_suppressed_address_and_two_batches(workspace: Workspace) -> None:
-    first = make_batch(workspace, ADDRESSES)
-    second = make_batch(workspace, ADDRESSES, list_name="newsletter")
-    store = open_store(workspace)
+def test_already_suppressed_address_and_two_batches(ws: Workspace) -> None:
+    first = make_batch(ws, ADDRESSES)
+    second = make_batch(ws, ADDRESSES, list_name="newsletter")
+    store = open_store(ws)
     lists.suppress(store, [ADDRESSES[0]])  # by hand, before any ping
     ingestor = Ingestor(store)
     proof0 = proof_for(ADDRESSES[0], first)

@@ -134,3 +134,26 @@ def test_write_connection_can_relax_foreign_keys(tmp_path: Path) -> None:
         with pytest.raises(StoreError), store.write_connection() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             conn.exec_driver_sql(orphan)
+
+
+def test_driver_errors_in_a_write_are_store_errors(tmp_path: Path) -> None:
+    """Statements run on the driver's own connection (the listener's group
+    commit) fail as StoreError too, temporary ones as StoreUnavailable."""
+    from scrubber.errors import StoreUnavailable
+
+    with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        store.migrate()
+        with pytest.raises(StoreUnavailable), store.write_connection() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute("SELECT * FROM no_such_table")
+        insert = "INSERT INTO lists (id, name, created_at) VALUES (1, 'a', '2026-01-01')"
+        with pytest.raises(StoreError) as caught, store.write_connection() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute(insert)
+            driver.execute(insert)
+        assert not isinstance(caught.value, StoreUnavailable)
+        assert caught.value.message.startswith("database error: UNIQUE constraint failed")
+        with store.read() as session:  # rolled back: nothing of it stayed
+            assert session.query(MailingList).count() == 0

@@ -67,6 +67,7 @@ def listen(
         key_public=key.public_b64,
         key_fingerprint=key.fingerprint,
         read_timeout=read_timeout,
+        log_level=log_level,
     )
     server.configure_logging(log_level)
     server.run(app.workspace, app.store, config)

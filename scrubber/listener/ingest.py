@@ -6,7 +6,8 @@ decides each proof's outcome, stores a ``Ping`` row per proof and suppresses
 the address of every accepted proof. ``GroupCommitter`` feeds it from the
 event loop: concurrent requests queue up while a transaction commits and go
 into the next one together (group commit); each request's future resolves
-only after its transaction has committed.
+only after its transaction has committed. ``scrubber listen`` runs the
+Ingestor in its writer process (writer.py); the library API runs it here.
 
 Exactly once, even with several listener processes: on SQLite the group's
 transaction holds the one write lock (BEGIN IMMEDIATE) from its checks to its
@@ -30,16 +31,15 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, insert, select, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import select
 
 from scrubber import scheme
 from scrubber.errors import ScrubberError, StoreError, StoreUnavailable
 from scrubber.store import Store
-from scrubber.store.models import Address, Batch, BatchEntry, Ping, Suppression
+from scrubber.store.models import Batch
 from scrubber.store.types import utcnow
 
 log = logging.getLogger("scrubber.listener")
@@ -48,6 +48,7 @@ PROOF_LEN = 16
 MAX_PROOFS = 1000  # per request, both channels
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LOOKUP_CHUNK = 500  # proofs per IN (...) query
+T = TypeVar("T")
 
 
 class Outcome(enum.StrEnum):
@@ -61,7 +62,7 @@ class Outcome(enum.StrEnum):
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs the hot path
 class PingRequest:
     """Proofs sent for one token in one HTTP request or one SMTP message."""
 
@@ -91,6 +92,13 @@ class PingResult:
         return counts
 
 
+class GroupRecorder(Protocol):
+    """Stores a group of requests in one transaction: an Ingestor, here or in
+    the writer process."""
+
+    def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]: ...
+
+
 class CommitObserver(Protocol):
     """Told about every committed group (metrics implement it)."""
 
@@ -114,61 +122,79 @@ def clean_token(token: str) -> str | None:
     return token if _TOKEN.fullmatch(token) else None
 
 
-@dataclass(frozen=True)
-class _Statements:
-    """The group commit's SQL, built once per dialect (building costs more than
-    running them for a small group)."""
+_PING_COLUMNS = (
+    "token, batch_id, proof, outcome, channel, peer, address_id, received_at, committed_at"
+)
+_ROWS_PER_STATEMENT = 500  # multi-row VALUES: well under SQLite's 32,766 parameters
 
-    token: Select[tuple[str]]
-    entries: Select[tuple[bytes, int, str, int | None]]
-    suppressed: Select[tuple[int]]
-    insert_accepted: Any
-    insert_ping: Any
-    insert_suppression: Any
+
+@dataclass(frozen=True)
+class _Sql:
+    """The group commit's statements, as plain SQL on the driver's connection.
+
+    Through SQLAlchemy Core the statements cost several times SQLite's own
+    work for a group of pings (expanding IN lists, type processing, RETURNING
+    batches; docs/performance.md, listen_http), and that Python work holds
+    the GIL the event loop needs. The same text serves SQLite and PostgreSQL
+    but for the parameter marker and how a timestamp is passed. Only
+    parameter markers are ever formatted into the text (hence the noqa
+    S608 marks); every value is bound.
+    """
+
+    mark: str  # the driver's parameter marker: "?" (sqlite3) or "%s" (psycopg)
+    sqlite: bool
 
     @classmethod
-    def for_dialect(cls, name: str) -> _Statements:
-        accepted = Ping.__table__.alias("accepted")
-        entries = (
-            select(BatchEntry.proof, BatchEntry.address_id, Address.canonical, accepted.c.id)
-            .join(Address, Address.id == BatchEntry.address_id)
-            .outerjoin(
-                accepted,
-                (accepted.c.batch_id == BatchEntry.batch_id)
-                & (accepted.c.proof == BatchEntry.proof)
-                & (accepted.c.outcome == Outcome.ACCEPTED.value),
-            )
-            .where(
-                BatchEntry.batch_id == bindparam("batch_id"),
-                BatchEntry.proof.in_(bindparam("proofs", expanding=True)),
-            )
-        )
-        insert_accepted: Any = insert(Ping)
-        insert_suppression: Any = insert(Suppression)
-        if name == "postgresql":
-            # Another listener may commit the same proof or address between
-            # our check and our insert: the loser's row is skipped, not an error.
-            insert_accepted = postgresql.insert(Ping).on_conflict_do_nothing(
-                index_elements=["batch_id", "proof"], index_where=text("outcome = 'accepted'")
-            )
-            insert_suppression = postgresql.insert(Suppression).on_conflict_do_nothing(
-                index_elements=["address_id"]
-            )
-        elif name != "sqlite":
+    def for_dialect(cls, name: str) -> _Sql:
+        if name not in ("sqlite", "postgresql"):
             raise StoreError(f"the listener does not support the {name} database")
-        # SQLite needs no ON CONFLICT: BEGIN IMMEDIATE holds the one write lock
-        # from the checks to the commit, so the checks are exact. (The plain
-        # INSERT also keeps SQLAlchemy's compiled-statement cache, which the
-        # dialect's ON CONFLICT construct does not.)
-        return cls(
-            token=select(Batch.id).where(Batch.token == bindparam("token")),
-            entries=entries,
-            suppressed=select(Suppression.address_id).where(
-                Suppression.address_id.in_(bindparam("ids", expanding=True))
-            ),
-            insert_accepted=insert_accepted.returning(Ping.id, Ping.batch_id, Ping.proof),
-            insert_ping=insert(Ping),
-            insert_suppression=insert_suppression.returning(Suppression.address_id),
+        return cls("?" if name == "sqlite" else "%s", name == "sqlite")
+
+    def timestamp(self, value: datetime) -> object:
+        """A bind value for a UTCDateTime column."""
+        if self.sqlite:
+            # The text SQLAlchemy's SQLite DATETIME writes, so the ORM reads it alike.
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def token(self) -> str:
+        return f"SELECT id FROM batches WHERE token = {self.mark}"  # noqa: S608
+
+    def entries(self, proofs: int) -> str:
+        """Proofs found in a batch's index, with their address and any accepted ping."""
+        return (
+            "SELECT e.proof, e.address_id, a.canonical, p.id FROM batch_entries e "  # noqa: S608
+            "JOIN addresses a ON a.id = e.address_id "
+            "LEFT JOIN pings p ON p.batch_id = e.batch_id AND p.proof = e.proof "
+            "AND p.outcome = 'accepted' "
+            f"WHERE e.batch_id = {self.mark} AND e.proof IN ({self._marks(proofs)})"
+        )
+
+    def insert_pings(self) -> str:
+        return f"INSERT INTO pings ({_PING_COLUMNS}) VALUES ({self._marks(9)})"  # noqa: S608
+
+    def insert_accepted(self, rows: int) -> str:
+        """Accepted pings; a proof another listener accepted first is skipped
+        (the partial unique index), so only the winners come back."""
+        values = ", ".join([f"({self._marks(9)})"] * rows)
+        return (
+            f"INSERT INTO pings ({_PING_COLUMNS}) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (batch_id, proof) WHERE outcome = 'accepted' DO NOTHING "
+            "RETURNING id, batch_id, proof"
+        )
+
+    def suppressed(self, ids: int) -> str:
+        marks = self._marks(ids)
+        return f"SELECT address_id FROM suppressions WHERE address_id IN ({marks})"  # noqa: S608
+
+    def insert_suppressions(self, rows: int) -> str:
+        values = ", ".join([f"({self._marks(5)})"] * rows)
+        return (
+            "INSERT INTO suppressions (address_id, suppressed_at, source, batch_id, ping_id) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT (address_id) DO NOTHING RETURNING address_id"
         )
 
 
@@ -182,7 +208,11 @@ class Ingestor:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._tokens: dict[str, str] = {}  # token -> batch id; batches never change token
-        self._sql = _Statements.for_dialect(store.engine.dialect.name)
+        self._sql = _Sql.for_dialect(store.engine.dialect.name)
+
+    def known(self, token: str) -> str | None:
+        """The batch id of a token seen before, without touching the database."""
+        return self._tokens.get(token)
 
     def lookup(self, token: str) -> str | None:
         """The batch id a response token stands for, or None."""
@@ -192,7 +222,7 @@ class Ingestor:
         if token_ok in self._tokens:
             return self._tokens[token_ok]
         with self.store.read() as session:
-            found = session.scalar(self._sql.token, {"token": token_ok})
+            found = session.scalar(select(Batch.id).where(Batch.token == token_ok))
         if found is not None:
             self._tokens[token_ok] = found
         return found
@@ -211,14 +241,24 @@ class Ingestor:
     def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
         """Verify and store all requests in one transaction; committed on return."""
         with self.store.write_connection() as conn:
-            return _Group(conn, self._sql, self._tokens, requests).run()
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                return _Group(cursor, self._sql, self._tokens, requests).run()
+            finally:
+                cursor.close()
+
+
+# A stored ping as bind values, in _PING_COLUMNS order.
+_OUTCOME, _ADDRESS = 3, 6
 
 
 @dataclass
 class _Row:
     request: int
-    key: tuple[str, bytes] | None
-    values: dict[str, Any]
+    key: tuple[str, bytes] | None  # set while the row is an accepted proof
+    values: list[Any]
 
 
 class _Group:
@@ -226,12 +266,12 @@ class _Group:
 
     def __init__(
         self,
-        conn: Connection,
-        sql: _Statements,
+        cursor: Any,  # the driver's (PEP 249) cursor, inside the write transaction
+        sql: _Sql,
         tokens: dict[str, str],
         requests: Sequence[PingRequest],
     ) -> None:
-        self.conn = conn
+        self.cursor = cursor
         self.sql = sql
         self.tokens = tokens
         self.requests = requests
@@ -253,10 +293,11 @@ class _Group:
         if token_ok is None:
             return None
         if token_ok not in self.tokens:
-            found = self.conn.scalar(self.sql.token, {"token": token_ok})
+            self.cursor.execute(self.sql.token(), (token_ok,))
+            found = self.cursor.fetchone()
             if found is None:
                 return None
-            self.tokens[token_ok] = found
+            self.tokens[token_ok] = found[0]
         return self.tokens[token_ok]
 
     def _entries(
@@ -268,8 +309,8 @@ class _Group:
         taken: set[tuple[str, bytes]] = set()
         for batch_id, proofs in wanted.items():
             for chunk in _chunks(sorted(proofs)):
-                rows = self.conn.execute(self.sql.entries, {"batch_id": batch_id, "proofs": chunk})
-                for proof, address_id, canonical, ping_id in rows:
+                self.cursor.execute(self.sql.entries(len(chunk)), (batch_id, *chunk))
+                for proof, address_id, canonical, ping_id in self.cursor.fetchall():
                     key = (batch_id, bytes(proof))
                     found[key] = (address_id, canonical)
                     if ping_id is not None:
@@ -284,26 +325,29 @@ class _Group:
         taken: set[tuple[str, bytes]],
     ) -> list[_Row]:
         rows: list[_Row] = []
+        committed_at = self.sql.timestamp(self.now)
         for index, (request, batch_id) in enumerate(zip(self.requests, batch_ids, strict=True)):
+            token = clean_token(request.token) or "<invalid>"
+            received_at = self.sql.timestamp(request.received_at)
             for proof in decoded[index]:
                 key = (batch_id, proof) if batch_id and proof else None
                 outcome = _outcome(request.forced, batch_id, key, entries, taken)
-                if outcome is Outcome.ACCEPTED:
+                accepted = outcome is Outcome.ACCEPTED
+                if accepted:
                     assert key is not None
                     taken.add(key)
-                address = entries.get(key) if key and outcome is Outcome.ACCEPTED else None
-                values = {
-                    "token": clean_token(request.token) or "<invalid>",
-                    "batch_id": batch_id,
-                    "proof": proof,
-                    "outcome": outcome.value,
-                    "channel": request.channel[:8],
-                    "peer": request.peer[:64],
-                    "address_id": address[0] if address else None,
-                    "received_at": request.received_at,
-                    "committed_at": self.now,
-                }
-                rows.append(_Row(index, key if outcome is Outcome.ACCEPTED else None, values))
+                values = [
+                    token,
+                    batch_id,
+                    proof,
+                    outcome.value,
+                    request.channel[:8],
+                    request.peer[:64],
+                    entries[key][0] if accepted and key else None,
+                    received_at,
+                    committed_at,
+                ]
+                rows.append(_Row(index, key if accepted else None, values))
         return rows
 
     def _insert(self, rows: list[_Row]) -> dict[tuple[str, bytes], int]:
@@ -311,19 +355,20 @@ class _Group:
         plain = [row.values for row in rows if row.key is None]
         accepted = [row for row in rows if row.key is not None]
         won: dict[tuple[str, bytes], int] = {}
-        if accepted:
-            result = self.conn.execute(self.sql.insert_accepted, [row.values for row in accepted])
-            won = {(b, bytes(p)): i for i, b, p in result}
+        for chunk in _chunks(accepted, _ROWS_PER_STATEMENT):
+            params = [value for row in chunk for value in row.values]
+            self.cursor.execute(self.sql.insert_accepted(len(chunk)), params)
+            won.update(((b, bytes(p)), i) for i, b, p in self.cursor.fetchall())
         for row in accepted:
             assert row.key is not None
             if row.key not in won:
                 # Another listener committed this proof first: a duplicate here.
-                row.values["outcome"] = Outcome.DUPLICATE.value
-                row.values["address_id"] = None
+                row.values[_OUTCOME] = Outcome.DUPLICATE.value
+                row.values[_ADDRESS] = None
                 row.key = None
                 plain.append(row.values)
         if plain:
-            self.conn.execute(self.sql.insert_ping, plain)
+            self.cursor.executemany(self.sql.insert_pings(), plain)
         return won
 
     def _suppress(
@@ -337,24 +382,18 @@ class _Group:
         by_address: dict[int, tuple[str, bytes]] = {}
         for key in order:
             by_address.setdefault(entries[key][0], key)
-        already = self.conn.scalars(self.sql.suppressed, {"ids": sorted(by_address)})
-        for address_id in already:
-            del by_address[address_id]
-        if not by_address:
-            return set()
-        params = [
-            {
-                "address_id": address_id,
-                "suppressed_at": self.now,
-                "source": "ping",
-                "batch_id": key[0],
-                "ping_id": won[key],
-            }
-            for address_id, key in by_address.items()
-        ]
-        new = {
-            address_id for (address_id,) in self.conn.execute(self.sql.insert_suppression, params)
-        }
+        for ids in _chunks(sorted(by_address), _ROWS_PER_STATEMENT):
+            self.cursor.execute(self.sql.suppressed(len(ids)), ids)
+            for (known,) in self.cursor.fetchall():
+                del by_address[known]
+        new: set[int] = set()
+        now = self.sql.timestamp(self.now)
+        for part in _chunks(list(by_address.items()), _ROWS_PER_STATEMENT):
+            params = [
+                value for address, key in part for value in (address, now, "ping", key[0], won[key])
+            ]
+            self.cursor.execute(self.sql.insert_suppressions(len(part)), params)
+            new.update(inserted for (inserted,) in self.cursor.fetchall())
         for address_id in sorted(new):
             key = by_address[address_id]
             log.info(
@@ -373,7 +412,7 @@ class _Group:
         outcomes: list[list[Outcome]] = [[] for _ in self.requests]
         newly = [0] * len(self.requests)
         for row in rows:
-            outcomes[row.request].append(Outcome(row.values["outcome"]))
+            outcomes[row.request].append(Outcome(row.values[_OUTCOME]))
             if row.key is not None and row.key in suppressed:
                 newly[row.request] += 1
         return [
@@ -410,9 +449,9 @@ def _wanted(
     return wanted
 
 
-def _chunks(items: list[bytes]) -> Iterable[list[bytes]]:
-    for start in range(0, len(items), _LOOKUP_CHUNK):
-        yield items[start : start + _LOOKUP_CHUNK]
+def _chunks(items: list[T], size: int = _LOOKUP_CHUNK) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class Overloaded(StoreUnavailable):
@@ -427,7 +466,8 @@ class _Pending:
 
 
 class GroupCommitter:
-    """One writer thread that commits queued requests many per transaction.
+    """One writer thread that commits queued requests many per transaction,
+    through an Ingestor here or the writer process (any GroupRecorder).
 
     ``submit`` returns a future resolved after the commit (or failed with
     StoreUnavailable: the edge then answers 451/503, never success); ``ping``
@@ -436,24 +476,21 @@ class GroupCommitter:
 
     def __init__(
         self,
-        ingestor: Ingestor,
+        ingestor: GroupRecorder,
         *,
         observer: CommitObserver | None = None,
         max_group: int = 1000,
         max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
-        gather_delay: float = 0.003,
     ) -> None:
         self.ingestor = ingestor
         self.observer = observer
         self.max_group = max_group
         self.max_pending = max_pending
-        self.gather_delay = gather_delay
         self.max_group_proofs = max_group_proofs
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()  # None: stop
         self._thread = threading.Thread(target=self._run, name="ping-writer", daemon=True)
         self._closed = False
-        self._last_group = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -495,7 +532,6 @@ class GroupCommitter:
     def _run(self) -> None:
         while True:
             group, stopping = self._take()
-            self._last_group = len(group)
             if group:
                 self._commit(group)
             if stopping:
@@ -507,11 +543,6 @@ class GroupCommitter:
         first = self._queue.get()
         if first is None:
             return [], True
-        if self._last_group > 1 and self.gather_delay > 0:
-            # Under concurrent load, let a few more requests join this group:
-            # one fsync then covers them all (like PostgreSQL's commit_delay);
-            # a lone ping is never delayed.
-            time.sleep(self.gather_delay)
         group = [first]
         proofs = len(first.request.proofs)
         while len(group) < self.max_group and proofs < self.max_group_proofs:
@@ -563,9 +594,14 @@ class GroupCommitter:
     def _done(self, group: list[_Pending], results: list[PingResult], seconds: float) -> None:
         if self.observer is not None:
             self.observer.committed(seconds, [p.request for p in group])
-            for pending, result in zip(group, results, strict=True):
-                for outcome, count in Counter(result.outcomes).items():
-                    self.observer.outcome(pending.request.channel, outcome, count)
+            # Counted per group, not per request: one increment per kind.
+            counts = Counter(
+                (pending.request.channel, outcome)
+                for pending, result in zip(group, results, strict=True)
+                for outcome in result.outcomes
+            )
+            for (channel, outcome), count in counts.items():
+                self.observer.outcome(channel, outcome, count)
         log.debug("event=commit requests=%d ms=%.1f", len(group), seconds * 1000)
         _resolve(group, results)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
@@ -47,9 +48,14 @@ class ListenerMetrics:
             ["channel", "status"],
             registry=self.registry,
         )
-        for channel in ("http", "smtp"):
-            for outcome in Outcome:
-                self.pings.labels(channel, outcome.value)
+        # Label lookups cost more than the increments on the hot path:
+        # children are bound once and kept.
+        self._pings_by = {
+            (channel, outcome): self.pings.labels(channel, outcome.value)
+            for channel in ("http", "smtp")
+            for outcome in Outcome
+        }
+        self._answers_by: dict[tuple[str, int], Any] = {}
 
     # CommitObserver
     def committed(self, seconds: float, requests: Sequence[PingRequest]) -> None:
@@ -57,13 +63,19 @@ class ListenerMetrics:
         self.group_requests.observe(len(requests))
 
     def outcome(self, channel: str, outcome: Outcome, count: int) -> None:
-        self.pings.labels(channel, outcome.value).inc(count)
+        child = self._pings_by.get((channel, outcome))
+        if child is None:
+            child = self._pings_by[channel, outcome] = self.pings.labels(channel, outcome.value)
+        child.inc(count)
 
     def failed(self, requests: int) -> None:
         self.commit_failures.inc(requests)
 
     def answered(self, channel: str, status: int) -> None:
-        self.responses.labels(channel, str(status)).inc()
+        child = self._answers_by.get((channel, status))
+        if child is None:
+            child = self._answers_by[channel, status] = self.responses.labels(channel, str(status))
+        child.inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

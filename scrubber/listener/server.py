@@ -24,6 +24,7 @@ from scrubber.listener.ingest import GroupCommitter, Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SmtpHandler, smtp_factory
+from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
 
 log = logging.getLogger("scrubber.listener")
@@ -62,6 +63,7 @@ class ListenConfig:
     key_public: str
     key_fingerprint: str
     read_timeout: float = 15.0
+    log_level: str = "info"
 
 
 def configure_logging(level: str) -> None:
@@ -105,8 +107,10 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
 
 async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     metrics = ListenerMetrics()
-    ingestor = Ingestor(store)
-    committer = GroupCommitter(ingestor, observer=metrics)
+    ingestor = Ingestor(store)  # token look-ups for SMTP; the writer process stores
+    writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
+    await asyncio.to_thread(writer.start)
+    committer = GroupCommitter(writer, observer=metrics)
     committer.start()
     limits = Limits.of(config.client_per_minute, config.token_per_minute)
     stop = asyncio.Event()
@@ -131,6 +135,7 @@ async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> No
     finally:
         await _shutdown(runner, smtp_server, handler, sessions)
         await asyncio.to_thread(committer.close)
+        await asyncio.to_thread(writer.close)
         log.info("event=stopped")
 
 

@@ -31,6 +31,9 @@ log = logging.getLogger("scrubber.listener")
 
 MAX_MESSAGE = 64 * 1024
 _PROOF_LINE = re.compile(r"^DNI-Proof:[ \t]*(\S+)[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MIME_HEADER = re.compile(rb"(?im)^(?:content-|mime-version)")
+_HEADER_LINE = re.compile(rb"[!-9;-~]+:|[ \t]")
 
 NO_RELAY = "550 5.1.1 No such recipient here (this host takes opt-out pings only)"
 UNKNOWN = "550 5.1.1 Unknown response address"
@@ -47,6 +50,14 @@ def token_of(address: str, domain: str) -> str | None:
 
 def extract_proofs(content: bytes) -> list[str]:
     """``DNI-Proof:`` lines of every text part, transfer encodings undone."""
+    body = _plain_body(content)
+    if body is not None:  # most pings: no MIME at all, so nothing to undo
+        return _PROOF_LINE.findall(body.decode("utf-8", errors="replace"))
+    return parsed_proofs(content)
+
+
+def parsed_proofs(content: bytes) -> list[str]:
+    """:func:`extract_proofs` through the email parser, for any message."""
     message = email.message_from_bytes(content)
     proofs: list[str] = []
     for part in message.walk():
@@ -54,6 +65,24 @@ def extract_proofs(content: bytes) -> list[str]:
             continue
         proofs.extend(_PROOF_LINE.findall(_part_text(part)))
     return proofs
+
+
+def _plain_body(content: bytes) -> bytes | None:
+    """The body of a message without MIME headers (plain text, no transfer
+    encoding, as RFC 5322 has it), or None when the parser must decide."""
+    if content.startswith((b"\r\n", b"\n")):
+        return None  # no header block: rare, let the parser decide
+    match = _HEADER_END.search(content)
+    if match is None:
+        return None
+    headers = content[: match.start()].split(b"\n")
+    # Any line that is not a plain header (or its continuation) makes the
+    # parser end the headers early: leave such messages to it.
+    if not all(_HEADER_LINE.match(line) for line in headers):
+        return None
+    if _MIME_HEADER.search(content, 0, match.start() + 1):
+        return None
+    return content[match.end() :]
 
 
 def _part_text(part: email.message.Message) -> str:
@@ -92,7 +121,10 @@ class SmtpHandler:
         if envelope.rcpt_tos:
             return self._say("452 4.5.3 One recipient per message")
         try:
-            batch_id = await asyncio.to_thread(self.ingestor.lookup, token)
+            # A known token needs no database, so no thread hop.
+            batch_id = self.ingestor.known(token) or await asyncio.to_thread(
+                self.ingestor.lookup, token
+            )
         except StoreUnavailable:
             return self._say(TRY_LATER)
         if batch_id is None:

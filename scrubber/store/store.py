@@ -82,7 +82,7 @@ class Store:
         for this transaction: for bulk writers whose statements take every
         key from the rows they join (PostgreSQL always checks).
         """
-        with _translate_errors():
+        with _translate_errors(self.engine.dialect.loaded_dbapi):
             conn = self.engine.connect().execution_options(**{_WRITE: True})
             relax = self.is_sqlite and not check_foreign_keys
             try:
@@ -165,7 +165,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 
 @contextlib.contextmanager
-def _translate_errors() -> Iterator[None]:
+def _translate_errors(dbapi: Any = None) -> Iterator[None]:
+    """Database failures as StoreError; ``dbapi`` (the driver module) also
+    covers statements run on the driver's connection directly."""
     try:
         yield
     except exc.OperationalError as error:
@@ -174,6 +176,13 @@ def _translate_errors() -> Iterator[None]:
     except exc.DBAPIError as error:
         text = str(error.orig) if error.orig is not None else str(error)
         raise StoreError(f"database error: {text.splitlines()[0]}") from error
+    except Exception as error:
+        if dbapi is None or not isinstance(error, dbapi.Error):
+            raise
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, dbapi.OperationalError):
+            raise StoreUnavailable(f"database unavailable: {first}") from error
+        raise StoreError(f"database error: {first}") from error
 
 
 def _redact(url: str) -> str:
