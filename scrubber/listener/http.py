@@ -33,7 +33,8 @@ log = logging.getLogger("scrubber.listener")
 
 MAX_BODY = 64 * 1024
 RETRY_AFTER = "5"
-JSON = "application/json"
+# What web.json_response sends, given whole: cheaper than content_type= and charset=.
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
 
 
@@ -130,7 +131,7 @@ class HttpEdge:
             return _error(503, "not stored, try again later", retry=True)
         if not result.known_batch:
             return _error(404, "unknown response token")
-        return web.Response(body=self._answer(result), content_type=JSON, charset="utf-8")
+        return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content.is_eof():  # all there already: the usual small ping
