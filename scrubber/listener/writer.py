@@ -91,18 +91,14 @@ class WriterProcess:
         )
         process.start()
         theirs.close()
-        if not ours.poll(START_TIMEOUT):
-            process.kill()
-            raise StoreUnavailable("the writer process did not start in time")
         try:
-            kind, payload = ours.recv()
-        except EOFError:
+            _handshake(ours, process)
+        except BaseException:
+            ours.close()  # a child that did not start leaves nothing behind
+            if process.is_alive():
+                process.kill()
             process.join()
-            raise StoreUnavailable(f"the writer process failed (exit {process.exitcode})") from None
-        if kind == "error":
-            process.join()
-            assert isinstance(payload, ScrubberError)
-            raise payload
+            raise
         self._conn, self._process = ours, process
         log.info("event=writer-started pid=%s", process.pid)
 
@@ -116,6 +112,20 @@ class WriterProcess:
                 self._process.join()
             log.warning("event=writer-stopped exitcode=%s", self._process.exitcode)
         self._conn = self._process = None
+
+
+def _handshake(conn: Connection, process: BaseProcess) -> None:
+    """Wait for the new child's "ready" (it opened the database), or its error."""
+    if not conn.poll(START_TIMEOUT):
+        raise StoreUnavailable("the writer process did not start in time")
+    try:
+        kind, payload = conn.recv()
+    except EOFError:
+        process.join()
+        raise StoreUnavailable(f"the writer process failed (exit {process.exitcode})") from None
+    if kind == "error":
+        assert isinstance(payload, ScrubberError)
+        raise payload
 
 
 def _child_main(conn: Connection, url: str, lock_wait_ms: int, log_level: str) -> None:
