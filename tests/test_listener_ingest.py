@@ -6,11 +6,13 @@ import concurrent.futures
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from scrubber import lists
+from scrubber import lists, scheme
 from scrubber.config import Settings, Workspace
-from scrubber.listener.ingest import GroupCommitter, Ingestor, Outcome, PingRequest
+from scrubber.listener.ingest import GroupCommitter, Ingestor, Outcome, PingRequest, decode_proof
 from scrubber.store.models import Ping, Suppression
 from scrubber.workspace import init_workspace, open_store
 from tests.listener_support import make_batch, proof_for
@@ -147,3 +149,21 @@ def test_already_suppressed_address_and_two_batches(ws: Workspace) -> None:
     ]
     assert all(p.received_at <= p.committed_at for p in pings)
     store.close()
+
+
+def _decode_slowly(value: str) -> bytes | None:
+    try:
+        raw = scheme.from_b64url(value)
+    except ValueError:
+        return None
+    return raw if len(raw) == 16 else None
+
+
+@given(
+    st.one_of(
+        st.binary(min_size=16, max_size=16).map(scheme.b64url),
+        st.text("ABCabcxyz019-_+/= \n", max_size=30),
+    )
+)
+def test_decode_proof_fast_path_agrees_with_the_scheme(value: str) -> None:
+    assert decode_proof(value) == _decode_slowly(value)
