@@ -91,6 +91,13 @@ def test_http_valid_duplicate_forged_malformed(
         f"{listener.http}/dni/v1/ping/{batch.token}", f"{good}\n\n".encode(), "text/plain"
     )
     assert (status, body["outcomes"]) == (200, ["duplicate"])
+    # Parameters or another case: the media type is parsed, not matched whole.
+    status, body = post(
+        f"{listener.http}/dni/v1/ping/{batch.token}",
+        f'{{"proofs": ["{good}"]}}'.encode(),
+        "Application/JSON; charset=utf-8",
+    )
+    assert (status, body["outcomes"]) == (200, ["duplicate"])
     assert ping_json(listener, "unknown-token", [good])[0] == 404
     assert post(f"{listener.http}/dni/v1/ping/{batch.token}", b"{nope")[0] == 400
     assert post(f"{listener.http}/dni/v1/ping/{batch.token}", b'{"proofs": [1]}')[0] == 400
@@ -107,7 +114,7 @@ def test_http_valid_duplicate_forged_malformed(
     assert sorted(remaining) == sorted(a for a in ADDRESSES if a != ADDRESSES[1])
     assert count(workspace, Suppression) == 1
     assert count(workspace, Ping, Ping.outcome == "accepted") == 1
-    assert count(workspace, Ping, Ping.outcome == "duplicate") == 1
+    assert count(workspace, Ping, Ping.outcome == "duplicate") == 2
     assert count(workspace, Ping, Ping.outcome == "invalid") == 2
     assert count(workspace, Ping, Ping.outcome == "unknown-batch") == 1
     # A later batch of the same list leaves the suppressed address out.

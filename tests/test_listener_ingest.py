@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 
 from scrubber import lists, scheme
 from scrubber.config import Settings, Workspace
-from scrubber.listener.ingest import GroupCommitter, Ingestor, Outcome, PingRequest, decode_proof
+from scrubber.listener.ingest import (
+    GroupCommitter,
+    Ingestor,
+    Outcome,
+    PingRequest,
+    PingResult,
+    ThreadRecorder,
+    decode_proof,
+)
 from scrubber.store.models import Ping, Suppression
 from scrubber.workspace import init_workspace, open_store
 from tests.listener_support import make_batch, proof_for
@@ -82,15 +90,22 @@ def test_group_commit_many_requests_one_transaction(ws: Workspace) -> None:
         def failed(self, requests: int) -> None:
             raise AssertionError("no failure expected")
 
-    committer = GroupCommitter(Ingestor(store), observer=Observer())
-    # Queue everything before the writer starts, so one group takes it all.
-    futures = [
-        committer.submit(PingRequest(batch.token, [proof_for(a, batch)], "http", "127.0.0.1"))
-        for a in ADDRESSES
-    ]
-    committer.start()
-    results = [f.result(30) for f in concurrent.futures.as_completed(futures)]
-    committer.close()
+    async def send_all() -> list[PingResult]:
+        committer = GroupCommitter(ThreadRecorder(Ingestor(store)), observer=Observer())
+        # Queue everything before the committer starts, so one group takes it all.
+        pings = [
+            asyncio.ensure_future(
+                committer.ping(PingRequest(batch.token, [proof_for(a, batch)], "http", "127.0.0.1"))
+            )
+            for a in ADDRESSES
+        ]
+        await asyncio.sleep(0)  # each ping() has queued its request
+        committer.start()
+        results = await asyncio.gather(*pings)
+        await committer.close()
+        return results
+
+    results = asyncio.run(send_all())
     assert all(r.outcomes == [Outcome.ACCEPTED] for r in results)
     assert committed == [len(ADDRESSES)]
     assert list(lists.iter_export(store, "customers")) == []

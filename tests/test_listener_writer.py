@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 
 import pytest
@@ -19,13 +20,12 @@ def test_a_group_round_trip(workspace: Workspace) -> None:
     writer.start()
     try:
         proof = proof_for("A@Example.com", batch)
-        results = writer.record_group(
-            [
-                PingRequest(batch.token, [proof, "garbage"], "http", "192.0.2.1"),
-                PingRequest(batch.token, [proof], "smtp", "192.0.2.2"),
-                PingRequest("no-such-token", [proof], "http", "192.0.2.3"),
-            ]
-        )
+        group = [
+            PingRequest(batch.token, [proof, "garbage"], "http", "192.0.2.1"),
+            PingRequest(batch.token, [proof], "smtp", "192.0.2.2"),
+            PingRequest("no-such-token", [proof], "http", "192.0.2.3"),
+        ]
+        results = asyncio.run(writer.record_group(group))
     finally:
         writer.close()
     assert [r.outcomes for r in results] == [

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
@@ -36,6 +36,7 @@ RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
+_BARE_TYPES = frozenset({"application/json", "text/plain"})
 
 
 class BadPing(Exception):
@@ -111,7 +112,7 @@ class HttpEdge:
         peer = request.remote or "unknown"
         try:
             body = await self._body(request)
-            proofs = parse_proofs(request.content_type, body)
+            proofs = parse_proofs(_media_type(request), body)
         except TimeoutError:
             return _error(408, "request body not received in time")
         except web.HTTPRequestEntityTooLarge:
@@ -170,6 +171,13 @@ class HttpEdge:
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _media_type(request: web.Request) -> str:
+    """The body's media type; the usual bare header skips aiohttp's parsing
+    (a few microseconds a request on the hot path)."""
+    raw = request.headers.get(hdrs.CONTENT_TYPE, "")
+    return raw if raw in _BARE_TYPES else request.content_type
 
 
 def _body(result: PingResult) -> dict[str, Any]:

@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
-import contextlib
 import enum
 import logging
-import queue
 import re
-import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,10 +91,10 @@ class PingResult:
 
 
 class GroupRecorder(Protocol):
-    """Stores a group of requests in one transaction: an Ingestor, here or in
-    the writer process."""
+    """Stores a group of requests in one transaction and answers after the
+    commit: the writer process, or an Ingestor in a thread (ThreadRecorder)."""
 
-    def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]: ...
+    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]: ...
 
 
 class CommitObserver(Protocol):
@@ -189,10 +185,6 @@ class _Sql:
             "ON CONFLICT (batch_id, proof) WHERE outcome = 'accepted' DO NOTHING "
             "RETURNING id, batch_id, proof"
         )
-
-    def suppressed(self, ids: int) -> str:
-        marks = self._marks(ids)
-        return f"SELECT address_id FROM suppressions WHERE address_id IN ({marks})"  # noqa: S608
 
     def insert_suppressions(self, rows: int) -> str:
         values = ", ".join([f"({self._marks(5)})"] * rows)
@@ -386,10 +378,8 @@ class _Group:
         by_address: dict[int, tuple[str, bytes]] = {}
         for key in order:
             by_address.setdefault(entries[key][0], key)
-        for ids in _chunks(sorted(by_address), _ROWS_PER_STATEMENT):
-            self.cursor.execute(self.sql.suppressed(len(ids)), ids)
-            for (known,) in self.cursor.fetchall():
-                del by_address[known]
+        # An address suppressed before (by hand, another batch, another
+        # listener) conflicts, and RETURNING leaves it out.
         new: set[int] = set()
         now = self.sql.timestamp(self.now)
         for part in _chunks(list(by_address.items()), _ROWS_PER_STATEMENT):
@@ -465,119 +455,95 @@ class Overloaded(StoreUnavailable):
 @dataclass
 class _Pending:
     request: PingRequest
-    future: concurrent.futures.Future[PingResult] | None = None
-    waiter: asyncio.Future[PingResult] | None = None  # resolved on its own loop
+    waiter: asyncio.Future[PingResult] | None = None  # None: nobody waits (record_later)
 
 
 class GroupCommitter:
-    """One writer thread that commits queued requests many per transaction,
-    through an Ingestor here or the writer process (any GroupRecorder).
+    """Commits queued requests many per transaction, from the event loop.
 
-    ``submit`` returns a future resolved after the commit (or failed with
-    StoreUnavailable: the edge then answers 451/503, never success); ``ping``
-    is the same for coroutines, with one loop wake-up per group, not per ping.
+    One task takes whatever is queued, hands it to the recorder (the writer
+    process, or an Ingestor in a thread), and resolves each request's future
+    when the recorder answers, that is after the commit; a failed group
+    resolves with StoreUnavailable, which the edges answer 451/503, never
+    success. While a group commits, new requests queue up for the next one.
+    Everything runs on the loop: no thread shares its GIL and no wake-up
+    crosses threads (docs/performance.md, listen_http).
     """
 
     def __init__(
         self,
-        ingestor: GroupRecorder,
+        recorder: GroupRecorder,
         *,
         observer: CommitObserver | None = None,
         max_group: int = 1000,
         max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
     ) -> None:
-        self.ingestor = ingestor
+        self.recorder = recorder
         self.observer = observer
         self.max_group = max_group
         self.max_pending = max_pending
         self.max_group_proofs = max_group_proofs
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()  # None: stop
-        self._thread = threading.Thread(target=self._run, name="ping-writer", daemon=True)
+        self._queue: deque[_Pending] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, request: PingRequest) -> concurrent.futures.Future[PingResult]:
-        self._admit()
-        future: concurrent.futures.Future[PingResult] = concurrent.futures.Future()
-        self._queue.put(_Pending(request, future=future))
-        return future
+        """Start committing; call from the event loop that will send pings."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-committer")
 
     async def ping(self, request: PingRequest) -> PingResult:
         """Queue the request and wait until its transaction has committed."""
-        self._admit()
-        waiter: asyncio.Future[PingResult] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(request, waiter=waiter))
-        return await waiter
-
-    def _admit(self) -> None:
         if self._closed:
             raise StoreUnavailable("the listener is shutting down")
-        if self._queue.qsize() >= self.max_pending:
+        if len(self._queue) >= self.max_pending:
             raise Overloaded("too many pings waiting for the database")
+        waiter: asyncio.Future[PingResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(request, waiter))
+        self._wake.set()
+        return await waiter
 
     def record_later(self, request: PingRequest) -> bool:
         """Store a refused request's proofs without waiting; dropped when overloaded."""
-        if self._closed or self._queue.qsize() >= self.max_pending // 2:
+        if self._closed or len(self._queue) >= self.max_pending // 2:
             return False
-        self._queue.put(_Pending(request))
+        self._queue.append(_Pending(request))
+        self._wake.set()
         return True
 
-    def close(self) -> None:
-        """Commit everything queued, then stop the writer thread."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join()
+    async def close(self) -> None:
+        """Commit everything queued, then stop."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
         while True:
-            group, stopping = self._take()
-            if group:
-                self._commit(group)
-            if stopping:
-                break
-        self._drain()
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._commit(self._take())
 
-    def _take(self) -> tuple[list[_Pending], bool]:
-        """What is queued now (at least one request), bounded in requests and proofs."""
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        group = [first]
-        proofs = len(first.request.proofs)
-        while len(group) < self.max_group and proofs < self.max_group_proofs:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return group, True
+    def _take(self) -> list[_Pending]:
+        """What is queued now, bounded in requests and proofs."""
+        group = [self._queue.popleft()]
+        proofs = len(group[0].request.proofs)
+        while self._queue and len(group) < self.max_group and proofs < self.max_group_proofs:
+            item = self._queue.popleft()
             group.append(item)
             proofs += len(item.request.proofs)
-        return group, False
+        return group
 
-    def _drain(self) -> None:
-        # A submit that raced with close() still gets committed.
-        late: list[_Pending] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                late.append(item)
-        if late:
-            self._commit(late)
-
-    def _commit(self, group: list[_Pending]) -> None:
+    async def _commit(self, group: list[_Pending]) -> None:
         started = time.perf_counter()
         requests = [p.request for p in group]
         try:
-            results = self.ingestor.record_group(requests)
+            results = await self.recorder.record_group(requests)
         except StoreUnavailable as error:
             self._fail(group, error)
             return
@@ -585,11 +551,11 @@ class GroupCommitter:
             if len(group) > 1:
                 # One bad request must not fail the others: retry one by one.
                 for pending in group:
-                    self._commit([pending])
+                    await self._commit([pending])
                 return
             self._fail(group, error)
             return
-        except Exception as error:  # keep the writer alive, but say what broke
+        except Exception as error:  # keep committing, but say what broke
             log.exception("event=writer-error")
             self._fail(group, StoreError(f"cannot store pings: {error}"))
             return
@@ -607,36 +573,24 @@ class GroupCommitter:
             for (channel, outcome), count in counts.items():
                 self.observer.outcome(channel, outcome, count)
         log.debug("event=commit requests=%d ms=%.1f", len(group), seconds * 1000)
-        _resolve(group, results)
+        for pending, result in zip(group, results, strict=True):
+            if pending.waiter is not None and not pending.waiter.done():  # done: cancelled
+                pending.waiter.set_result(result)
 
     def _fail(self, group: list[_Pending], error: ScrubberError) -> None:
         log.warning("event=commit-failed requests=%d error=%r", len(group), error.message)
         if self.observer is not None:
             self.observer.failed(len(group))
-        _resolve(group, [error] * len(group))
+        for pending in group:
+            if pending.waiter is not None and not pending.waiter.done():
+                pending.waiter.set_exception(error)
 
 
-def _resolve(group: list[_Pending], outcomes: Sequence[PingResult | ScrubberError]) -> None:
-    """Hand each request its result; one call into each event loop per group."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[PingResult], Any]]] = {}
-    for pending, outcome in zip(group, outcomes, strict=True):
-        if pending.future is not None:
-            if isinstance(outcome, ScrubberError):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
-        if pending.waiter is not None:
-            by_loop.setdefault(pending.waiter.get_loop(), []).append((pending.waiter, outcome))
-    for loop, waiters in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            loop.call_soon_threadsafe(_settle, waiters)
+class ThreadRecorder:
+    """A GroupRecorder running an Ingestor in this process, off the loop."""
 
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
 
-def _settle(waiters: list[tuple[asyncio.Future[PingResult], Any]]) -> None:
-    for waiter, outcome in waiters:
-        if waiter.done():  # cancelled: the client went away
-            continue
-        if isinstance(outcome, ScrubberError):
-            waiter.set_exception(outcome)
-        else:
-            waiter.set_result(outcome)
+    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+        return await asyncio.to_thread(self.ingestor.record_group, requests)

@@ -30,7 +30,6 @@ from scrubber.store import Store
 log = logging.getLogger("scrubber.listener")
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight requests get to finish
-SWITCH_INTERVAL = 0.0002  # seconds; see run()
 LOCK_WAIT_MS = 5000  # how long a ping waits for a locked SQLite database
 
 
@@ -99,9 +98,6 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
     limit_lock_wait(store)
-    # The writer thread gives up the GIL on every SQLite call; under load the
-    # event loop would hold it for a whole 5 ms switch interval each time.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     asyncio.run(_serve(workspace, store, config))
 
 
@@ -134,7 +130,7 @@ async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> No
         log.info("event=stopping")
     finally:
         await _shutdown(runner, smtp_server, handler, sessions)
-        await asyncio.to_thread(committer.close)
+        await committer.close()
         await asyncio.to_thread(writer.close)
         log.info("event=stopped")
 

@@ -1,12 +1,12 @@
 """The writer process: where the listener's pings are verified and stored.
 
-The group committer's thread hands each group of ping requests to this child
-process over a pipe and waits for its answer, which comes only after the
-group's transaction committed: a ping is still acknowledged only once it is
-durable, and one process with one connection is still the one writer path.
-Why a process: in the listener's own process the database work and the event
-loop shared one GIL, and the loop spent a large part of its time waiting for
-it (docs/performance.md, listen_http).
+The group committer hands each group of ping requests to this child process
+over a pipe and the event loop wakes when the answer is readable; the answer
+comes only after the group's transaction committed: a ping is still
+acknowledged only once it is durable, and one process with one connection is
+still the one writer path. Why a process: in the listener's own process the
+database work and the event loop shared one GIL, and the loop spent a large
+part of its time waiting for it (docs/performance.md, listen_http).
 
 If the child dies, the groups in flight fail as StoreUnavailable (answered
 503/451, never success) and the next group starts a new child.
@@ -14,6 +14,7 @@ If the child dies, the groups in flight fail as StoreUnavailable (answered
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import signal
@@ -34,13 +35,17 @@ STOP_TIMEOUT = 30.0  # seconds it gets to finish its group and exit
 
 
 class WriterProcess:
-    """``record_group`` in a child process, for the GroupCommitter's thread."""
+    """``record_group`` in a child process: a GroupRecorder for the committer.
+
+    ``start`` and ``close`` block (run them in a thread); ``record_group``
+    is awaited on the loop, one group at a time (the committer's way).
+    """
 
     def __init__(self, url: str, *, lock_wait_ms: int, log_level: str) -> None:
         self.url = url
         self.lock_wait_ms = lock_wait_ms
         self.log_level = log_level
-        self._lock = threading.Lock()  # one group in flight at a time
+        self._lock = threading.Lock()  # start, close and clean-up: one at a time
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
 
@@ -49,17 +54,29 @@ class WriterProcess:
         with self._lock:
             self._spawn()
 
-    def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
-        with self._lock:
-            if self._conn is None:
-                self._spawn()
-            assert self._conn is not None
+    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+        if self._conn is None:
+            await asyncio.to_thread(self.start)
+        assert self._conn is not None
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[tuple[str, object]] = loop.create_future()
+        fd = conn.fileno()
+        loop.add_reader(fd, _receive, conn, reply)
+        try:
             try:
-                self._conn.send([_pack(r) for r in requests])
-                kind, payload = self._conn.recv()
-            except (EOFError, OSError):
-                self._discard()
-                raise StoreUnavailable("the writer process stopped; pings not stored") from None
+                # A blocking write, but the child is waiting to read it.
+                conn.send([_pack(r) for r in requests])
+                kind, payload = await reply
+            finally:
+                loop.remove_reader(fd)
+        except (EOFError, OSError):
+            await asyncio.to_thread(self._discard)
+            raise StoreUnavailable("the writer process stopped; pings not stored") from None
+        except asyncio.CancelledError:
+            # Its answer would be read as the next group's: start afresh.
+            self._discard()
+            raise
         if kind == "error":
             assert isinstance(payload, ScrubberError)
             raise payload
@@ -103,15 +120,27 @@ class WriterProcess:
         log.info("event=writer-started pid=%s", process.pid)
 
     def _discard(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._process is not None:
-            self._process.join(1)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
-            log.warning("event=writer-stopped exitcode=%s", self._process.exitcode)
-        self._conn = self._process = None
+        """Forget a child whose pipe broke (or whose answer nobody waits for)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()  # a child still busy commits, reads EOF, exits
+            if self._process is not None:
+                self._process.join(1)
+                if self._process.is_alive():
+                    self._process.kill()
+                    self._process.join()
+                log.warning("event=writer-stopped exitcode=%s", self._process.exitcode)
+            self._conn = self._process = None
+
+
+def _receive(conn: Connection, reply: asyncio.Future[tuple[str, object]]) -> None:
+    """The child's answer, once readable; it sends each answer whole."""
+    if reply.done():
+        return
+    try:
+        reply.set_result(conn.recv())
+    except (EOFError, OSError) as error:
+        reply.set_exception(error)
 
 
 def _handshake(conn: Connection, process: BaseProcess) -> None:
