@@ -9,7 +9,7 @@ import pytest
 
 from scrubber.config import Workspace
 from scrubber.errors import StoreError
-from scrubber.listener.ingest import Outcome, PingRequest
+from scrubber.listener.ingest import Outcome, PingRequest, PingResult
 from scrubber.listener.writer import WriterProcess
 from tests.listener_support import make_batch, proof_for
 
@@ -42,4 +42,29 @@ def test_a_child_that_cannot_start_leaves_nothing_behind() -> None:
     writer = WriterProcess("nosuchdialect://x", lock_wait_ms=1000, log_level="warning")
     with pytest.raises(StoreError, match="cannot use database URL"):
         writer.start()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_cancelled_group_does_not_answer_the_next(workspace: Workspace) -> None:
+    """A group given up while in flight must not leave its answer in the pipe
+    for the next group to read: the child is replaced."""
+    batch = make_batch(workspace, ["a@example.com", "b@example.com"])
+    writer = WriterProcess(workspace.database_url, lock_wait_ms=1000, log_level="warning")
+    writer.start()
+
+    async def scenario() -> list[PingResult]:
+        first = [PingRequest("no-such-token", ["x"], "http", "192.0.2.1")] * 3
+        task = asyncio.create_task(writer.record_group(first))
+        await asyncio.sleep(0)  # sent; now waiting for the answer
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proof = proof_for("b@example.com", batch)
+        return await writer.record_group([PingRequest(batch.token, [proof], "http", "192.0.2.2")])
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert [r.outcomes for r in results] == [[Outcome.ACCEPTED]]
     assert multiprocessing.active_children() == []
