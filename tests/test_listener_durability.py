@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from scrubber.config import Settings, Workspace
 from scrubber.store.models import Batch, Ping, Suppression
 from scrubber.workspace import init_workspace, open_store
-from tests.listener_support import Listener, make_batch, proof_for, start_listener
+from tests.listener_support import Listener, make_batch, proof_for, start_listener, wait_for
 
 ADDRESSES = [f"crash{i}@example.net" for i in range(400)]
 
@@ -255,9 +255,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_writer_process_death_answers_503_then_recovers(workspace: Workspace) -> None:
-    """The writer child dies: the ping in flight is refused, never acknowledged;
-    the next one starts a new writer and is stored."""
+def test_writer_process_death_is_survived(workspace: Workspace) -> None:
+    """The writer child dies between pings: the listener notices, starts a
+    new one and stores the next ping. (A child dying with a group in flight
+    fails that group: tests/test_listener_writer.py.)"""
     import os
 
     from tests.test_listener_edges import ping_json
@@ -268,12 +269,10 @@ def test_writer_process_death_answers_503_then_recovers(workspace: Workspace) ->
         assert ping_json(listener, batch.token, [proof_for(ADDRESSES[0], batch)])[0] == 200
         [first] = _writer_pids(listener)
         os.kill(first, signal.SIGKILL)
-        status, body = ping_json(listener, batch.token, [proof_for(ADDRESSES[1], batch)])
-        assert status == 503, body
+        wait_for(lambda: "event=writer-stopped" in listener.log())
         status, body = ping_json(listener, batch.token, [proof_for(ADDRESSES[1], batch)])
         assert (status, body["outcomes"]) == (200, ["accepted"])
         assert len(_writer_pids(listener)) == 2
-        assert "event=writer-stopped" in listener.log()
         assert listener.stop() == 0
     finally:
         listener.stop(signal.SIGKILL)

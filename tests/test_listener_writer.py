@@ -3,31 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
+import os
+import signal
+import sqlite3
 
 import pytest
 
 from scrubber.config import Workspace
-from scrubber.errors import StoreError
+from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.ingest import Outcome, PingRequest, PingResult
 from scrubber.listener.writer import WriterProcess
 from tests.listener_support import make_batch, proof_for
 
 
+def writer_for(workspace: Workspace) -> WriterProcess:
+    return WriterProcess(workspace.database_url, lock_wait_ms=5000, log_level="warning")
+
+
+def unknown(count: int) -> list[PingRequest]:
+    return [PingRequest("no-such-token", ["x"], "http", "192.0.2.9")] * count
+
+
+def child_pids() -> list[int]:
+    return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+
+
 def test_a_group_round_trip(workspace: Workspace) -> None:
     batch = make_batch(workspace, ["a@example.com", "b@example.com"])
-    writer = WriterProcess(workspace.database_url, lock_wait_ms=1000, log_level="warning")
+    writer = writer_for(workspace)
+    proof = proof_for("A@Example.com", batch)
+    group = [
+        PingRequest(batch.token, [proof, "garbage"], "http", "192.0.2.1"),
+        PingRequest(batch.token, [proof], "smtp", "192.0.2.2"),
+        PingRequest("no-such-token", [proof], "http", "192.0.2.3"),
+    ]
+
+    async def scenario() -> list[PingResult]:
+        try:
+            return await writer.record_group(group)
+        finally:
+            await writer.close()
+
     writer.start()
-    try:
-        proof = proof_for("A@Example.com", batch)
-        group = [
-            PingRequest(batch.token, [proof, "garbage"], "http", "192.0.2.1"),
-            PingRequest(batch.token, [proof], "smtp", "192.0.2.2"),
-            PingRequest("no-such-token", [proof], "http", "192.0.2.3"),
-        ]
-        results = asyncio.run(writer.record_group(group))
-    finally:
-        writer.close()
+    results = asyncio.run(scenario())
     assert [r.outcomes for r in results] == [
         [Outcome.ACCEPTED, Outcome.INVALID],
         [Outcome.DUPLICATE],
@@ -45,26 +65,96 @@ def test_a_child_that_cannot_start_leaves_nothing_behind() -> None:
     assert multiprocessing.active_children() == []
 
 
-def test_a_cancelled_group_does_not_answer_the_next(workspace: Workspace) -> None:
-    """A group given up while in flight must not leave its answer in the pipe
-    for the next group to read: the child is replaced."""
+def test_pipelined_groups_get_their_own_answers(workspace: Workspace) -> None:
+    """Groups sent before the first is answered come back in order, each to
+    its sender, and a cancelled one's answer is not read as the next's."""
     batch = make_batch(workspace, ["a@example.com", "b@example.com"])
-    writer = WriterProcess(workspace.database_url, lock_wait_ms=1000, log_level="warning")
-    writer.start()
+    writer = writer_for(workspace)
+    accepted = [PingRequest(batch.token, [proof_for("b@example.com", batch)], "http", "192.0.2.2")]
+
+    async def scenario() -> tuple[list[PingResult], ...]:
+        try:
+            cancelled = asyncio.create_task(writer.record_group(unknown(3)))
+            await asyncio.sleep(0)  # sent; now waiting for its answer
+            cancelled.cancel()
+            return await asyncio.gather(
+                writer.record_group(unknown(2)),
+                writer.record_group(accepted),
+                writer.record_group(unknown(1)),
+            )
+        finally:
+            await writer.close()
+
+    results = asyncio.run(scenario())
+    assert [[r.outcomes for r in group] for group in results] == [
+        [[Outcome.UNKNOWN_BATCH]] * 2,
+        [[Outcome.ACCEPTED]],
+        [[Outcome.UNKNOWN_BATCH]],
+    ]
+    assert multiprocessing.active_children() == []
+
+
+def test_a_child_killed_while_idle_is_replaced_without_a_failure(
+    workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_batch(workspace, ["a@example.com"])
+    writer = writer_for(workspace)
 
     async def scenario() -> list[PingResult]:
-        first = [PingRequest("no-such-token", ["x"], "http", "192.0.2.1")] * 3
-        task = asyncio.create_task(writer.record_group(first))
-        await asyncio.sleep(0)  # sent; now waiting for the answer
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        proof = proof_for("b@example.com", batch)
-        return await writer.record_group([PingRequest(batch.token, [proof], "http", "192.0.2.2")])
+        try:
+            await writer.record_group(unknown(1))
+            [first] = child_pids()
+            os.kill(first, signal.SIGKILL)
+            await asyncio.sleep(0.5)  # the loop sees the socket close
+            results = await writer.record_group(unknown(1))
+            assert child_pids() not in ([], [first])
+            return results
+        finally:
+            await writer.close()
+
+    with caplog.at_level(logging.INFO, logger="scrubber.listener"):
+        results = asyncio.run(scenario())
+    assert [r.outcomes for r in results] == [[Outcome.UNKNOWN_BATCH]]
+    assert "event=writer-stopped" in caplog.text
+    assert multiprocessing.active_children() == []
+
+
+def test_a_child_killed_mid_group_fails_the_group_then_recovers(workspace: Workspace) -> None:
+    """The group in flight is refused, never answered as stored; the next
+    group gets a new child."""
+    batch = make_batch(workspace, ["a@example.com", "b@example.com"])
+    writer = writer_for(workspace)
+    first = [PingRequest(batch.token, [proof_for("a@example.com", batch)], "http", "192.0.2.1")]
+    second = [PingRequest(batch.token, [proof_for("b@example.com", batch)], "http", "192.0.2.2")]
+    # The database's write lock, held here: the child's group waits for it.
+    blocker = sqlite3.connect(workspace.root / "scrubber.db", isolation_level=None)
+
+    async def scenario() -> list[PingResult]:
+        try:
+            await writer.record_group(unknown(1))  # started and idle
+            blocker.execute("BEGIN IMMEDIATE")
+            in_flight = asyncio.create_task(writer.record_group(first))
+            await asyncio.sleep(0.5)
+            assert not in_flight.done()  # waiting for the lock
+            [child] = child_pids()
+            os.kill(child, signal.SIGKILL)
+            with pytest.raises(StoreUnavailable):
+                await in_flight
+            blocker.execute("ROLLBACK")
+            return await writer.record_group(second)
+        finally:
+            await writer.close()
 
     try:
         results = asyncio.run(scenario())
     finally:
-        writer.close()
+        blocker.close()
     assert [r.outcomes for r in results] == [[Outcome.ACCEPTED]]
+    check = sqlite3.connect(workspace.root / "scrubber.db")
+    try:
+        assert check.execute("SELECT count(*) FROM suppressions").fetchone() == (1,)
+        accepted = "SELECT count(*) FROM pings WHERE outcome = 'accepted'"
+        assert check.execute(accepted).fetchone() == (1,)
+    finally:
+        check.close()
     assert multiprocessing.active_children() == []

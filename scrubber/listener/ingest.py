@@ -465,8 +465,10 @@ class GroupCommitter:
     process, or an Ingestor in a thread), and resolves each request's future
     when the recorder answers, that is after the commit; a failed group
     resolves with StoreUnavailable, which the edges answer 451/503, never
-    success. While a group commits, new requests queue up for the next one.
-    Everything runs on the loop: no thread shares its GIL and no wake-up
+    success. While a group commits, new requests queue up for the next one;
+    with ``max_inflight`` above 1, that next group is handed over before the
+    first is answered (the writer process keeps their order). Everything
+    runs on the loop: no thread shares its GIL and no wake-up
     crosses threads (docs/performance.md, listen_http).
     """
 
@@ -478,8 +480,12 @@ class GroupCommitter:
         max_group: int = 1000,
         max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
+        max_inflight: int = 1,
     ) -> None:
         self.recorder = recorder
+        self.max_inflight = max_inflight  # groups handed to the recorder at once
+        self._inflight = 0
+        self._groups: set[asyncio.Task[None]] = set()  # strong references to them
         self.observer = observer
         self.max_group = max_group
         self.max_pending = max_pending
@@ -521,13 +527,23 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         while True:
-            if not self._queue:
-                if self._closed:
+            if not self._queue or self._inflight >= self.max_inflight:
+                if self._closed and not self._queue and not self._inflight:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._commit(self._take())
+            self._inflight += 1
+            task = asyncio.get_running_loop().create_task(self._send(self._take()))
+            self._groups.add(task)
+            task.add_done_callback(self._groups.discard)
+
+    async def _send(self, group: list[_Pending]) -> None:
+        try:
+            await self._commit(group)
+        finally:
+            self._inflight -= 1
+            self._wake.set()
 
     def _take(self) -> list[_Pending]:
         """What is queued now, bounded in requests and proofs."""

@@ -31,6 +31,9 @@ log = logging.getLogger("scrubber.listener")
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight requests get to finish
 LOCK_WAIT_MS = 5000  # how long a ping waits for a locked SQLite database
+# Groups sent to the writer process before the first is answered: with two,
+# the child never waits for the loop to notice an answer (docs/design.md).
+WRITER_PIPELINE = 2
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> No
     ingestor = Ingestor(store)  # token look-ups for SMTP; the writer process stores
     writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
     await asyncio.to_thread(writer.start)
-    committer = GroupCommitter(writer, observer=metrics)
+    committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
     limits = Limits.of(config.client_per_minute, config.token_per_minute)
     stop = asyncio.Event()
@@ -131,7 +134,7 @@ async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> No
     finally:
         await _shutdown(runner, smtp_server, handler, sessions)
         await committer.close()
-        await asyncio.to_thread(writer.close)
+        await writer.close()
         log.info("event=stopped")
 
 
