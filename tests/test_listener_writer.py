@@ -8,13 +8,16 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scrubber.config import Workspace
 from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.ingest import Outcome, PingRequest, PingResult
-from scrubber.listener.writer import WriterProcess
+from scrubber.listener.writer import WriterProcess, _pack, _unpack
 from tests.listener_support import make_batch, proof_for
 
 
@@ -158,3 +161,19 @@ def test_a_child_killed_mid_group_fails_the_group_then_recovers(workspace: Works
     finally:
         check.close()
     assert multiprocessing.active_children() == []
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1),
+        max_value=datetime(2170, 12, 31),
+        timezones=st.just(UTC),
+    ),
+    st.sampled_from([None, Outcome.RATE_LIMITED]),
+)
+def test_a_request_crosses_the_socket_unchanged(
+    received_at: datetime, forced: Outcome | None
+) -> None:
+    """received_at travels as a float timestamp: not a microsecond may be lost."""
+    request = PingRequest("tok", ["p1", "p2"], "smtp", "192.0.2.7", received_at, forced)
+    assert _unpack(_pack(request)) == request
