@@ -151,15 +151,25 @@ def serve_hello(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", HELLO, str(port)])
 
 
-def serve_listener(workspace: Path, port: int) -> subprocess.Popen[bytes]:
+def serve_listener(workspace: Path, channel: str, port: int) -> subprocess.Popen[bytes]:
+    """`scrubber listen` on one channel ("http" or "smtp"), the other off."""
+    other = "smtp" if channel == "http" else "http"
     return subprocess.Popen(
         [
             sys.executable, "-m", "scrubber", "--workspace", str(workspace), "listen",
-            "--smtp", "off", "--http", f"127.0.0.1:{port}",
+            f"--{other}", "off", f"--{channel}", f"127.0.0.1:{port}",
             "--client-rate", "0", "--token-rate", "0", "--log-level", "warning",
         ],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
+
+
+def stop(server: subprocess.Popen[bytes], ok_exits: tuple[int, ...] = (0,)) -> None:
+    """SIGTERM the server; any exit code but ``ok_exits`` makes the run invalid."""
+    server.terminate()
+    code = server.wait()
+    if code not in ok_exits:
+        sys.exit(f"server exit {code}: not a valid run")
 
 
 def measure(server: subprocess.Popen[bytes], port: int, script: Path, seconds: int) -> Run:
@@ -168,10 +178,7 @@ def measure(server: subprocess.Popen[bytes], port: int, script: Path, seconds: i
         wait_port(port, server)
         return run_wrk(port, script, seconds)
     finally:
-        server.terminate()
-        code = server.wait()
-        if code != 0:
-            sys.exit(f"server exit {code}: not a valid run")
+        stop(server)
 
 
 def stored_pings(workspace: Path) -> int:
@@ -208,7 +215,7 @@ def main() -> None:
             fresh = work / f"round{number}"
             shutil.copytree(work / "ws", fresh)
             port = free_port()
-            run = measure(serve_listener(fresh, port), port, script, seconds)
+            run = measure(serve_listener(fresh, "http", port), port, script, seconds)
             if run.bad:
                 sys.exit(f"{run.bad} non-2xx answers from the listener: not a valid run")
             stored = stored_pings(fresh)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import socket
@@ -118,32 +117,23 @@ def serve_noop(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
 
 
-def serve_listener(workspace: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "scrubber", "--workspace", str(workspace), "listen",
-            "--http", "off", "--smtp", f"127.0.0.1:{port}",
-            "--client-rate", "0", "--token-rate", "0", "--log-level", "warning",
-        ],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-
-
 def measure(
-    server: subprocess.Popen[bytes], port: int, rcpt: str, proofs: Path, seconds: float, conns: int
+    server: subprocess.Popen[bytes],
+    port: int,
+    rcpt: str,
+    proofs: Path,
+    seconds: float,
+    conns: int,
+    ok_exits: tuple[int, ...] = (0,),
 ) -> tuple[float, float]:
-    """One load run against a started server, which is stopped afterwards
-    (the listener must then exit 0; the no-op server just dies of SIGTERM)."""
-    from listen_http import wait_port
+    """One load run against a started server, which is stopped afterwards."""
+    from listen_http import stop, wait_port
 
     try:
         wait_port(port, server)
         return load(port, rcpt, proofs, seconds, conns)
     finally:
-        server.terminate()
-        code = server.wait()
-        if code not in (0, -signal.SIGTERM):
-            sys.exit(f"server exit {code}: not a valid run")
+        stop(server, ok_exits)
 
 
 def main() -> None:
@@ -152,7 +142,7 @@ def main() -> None:
         words = Path(proofs).read_text().split()
         asyncio.run(_load(int(port), rcpt, words, float(seconds), int(conns)))
         return
-    from listen_http import free_port, make_workspace
+    from listen_http import free_port, make_workspace, serve_listener
 
     from scrubber.config import load_workspace
 
@@ -177,15 +167,17 @@ def main() -> None:
         rcpt = f"dni-{token}@{domain}"
         for number in range(1, rounds + 1):
             port = free_port()
-            base, base_p99 = measure(serve_noop(port), port, rcpt, proofs_file, seconds, conns)
+            # The no-op server has no SIGTERM handler; the listener must exit 0.
+            noop = serve_noop(port)
+            base, base_p99 = measure(
+                noop, port, rcpt, proofs_file, seconds, conns, ok_exits=(0, -signal.SIGTERM)
+            )
             # Every round starts from the same fresh workspace: the same work.
             fresh = work / f"round{number}"
             shutil.copytree(work / "ws", fresh)
             port = free_port()
-            listener = serve_listener(fresh, port)
+            listener = serve_listener(fresh, "smtp", port)
             rate, p99 = measure(listener, port, rcpt, proofs_file, seconds, conns)
-            if listener.returncode != 0:
-                sys.exit(f"listener exit {listener.returncode}: not a valid run")
             ratios.append(rate / base)
             p99s.append(p99)
             print(
