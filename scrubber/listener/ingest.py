@@ -483,16 +483,16 @@ class GroupCommitter:
         max_inflight: int = 1,
     ) -> None:
         self.recorder = recorder
-        self.max_inflight = max_inflight  # groups handed to the recorder at once
-        self._inflight = 0
-        self._groups: set[asyncio.Task[None]] = set()  # strong references to them
         self.observer = observer
         self.max_group = max_group
-        self.max_pending = max_pending
         self.max_group_proofs = max_group_proofs
+        self.max_pending = max_pending
+        self.max_inflight = max_inflight  # groups handed to the recorder at once
         self._queue: deque[_Pending] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._inflight = 0
+        self._groups: set[asyncio.Task[None]] = set()  # strong references to them
         self._closed = False
 
     def start(self) -> None:

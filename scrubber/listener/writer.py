@@ -160,6 +160,8 @@ class _Channel:
 
     @classmethod
     async def open(cls, child: _Child, on_lost: Callable[[_Channel], None]) -> _Channel:
+        # The stream owns a duplicate, so each side closes only its own socket;
+        # the child sees end of stream once both are closed.
         reader, writer = await asyncio.open_connection(sock=child.sock.dup())
         return cls(child, reader, writer, on_lost)
 
