@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from scrubber.batch import article
+from scrubber import article
 from scrubber.errors import ArticleError
 from scrubber.keys import OperatorKey
 from scrubber.listener.http import BadPing, parse_proofs

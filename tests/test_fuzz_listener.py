@@ -203,7 +203,6 @@ HEADERS = st.lists(
             "Transfer-Encoding: chunked",
             "Expect: 100-continue",
             "Expect: something-else",
-            "Content-Length: 5",
         ]
     ),
     max_size=3,
@@ -225,7 +224,11 @@ def test_any_request_is_answered_without_a_500(
 ) -> None:
     listener, token, _ = served
     lines = [f"{method} {path.format(token=token)} HTTP/1.1", "Host: localhost", *headers]
-    if not any(h.startswith(("Content-Length", "Transfer-Encoding")) for h in headers):
+    # Framing always matches the body: a body shorter than announced is a slow
+    # client, which waits out the read timeout (tested elsewhere).
+    if "Transfer-Encoding: chunked" in headers:
+        body = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
+    else:
         lines.append(f"Content-Length: {len(body)}")
     lines.append("Connection: close")
     answer = exchange(listener, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz.targets import EXAMPLE_KEY, TARGETS, article_signed
-from scrubber.batch import article
+from scrubber import article
 from scrubber.errors import ArticleError
 from scrubber.listener.http import BadPing, parse_proofs
-from scrubber.listener.ingest import MAX_PROOFS
+from scrubber.listener.ping import MAX_PROOFS
 from scrubber.listener.smtp import extract_proofs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,15 +12,9 @@ from sqlalchemy import func, select
 
 from scrubber import lists, scheme
 from scrubber.config import Settings, Workspace
-from scrubber.listener.ingest import (
-    GroupCommitter,
-    Ingestor,
-    Outcome,
-    PingRequest,
-    PingResult,
-    ThreadRecorder,
-    decode_proof,
-)
+from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.ingestor import Ingestor, ThreadRecorder
+from scrubber.listener.ping import Outcome, PingRequest, PingResult, decode_proof
 from scrubber.store.models import Ping, Suppression
 from scrubber.workspace import init_workspace, open_store
 from tests.listener_support import make_batch, proof_for

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from scrubber.config import Workspace
 from scrubber.errors import StoreError, StoreUnavailable
-from scrubber.listener.ingest import Outcome, PingRequest, PingResult
-from scrubber.listener.writer import WriterProcess, _pack, _unpack
+from scrubber.listener.channel import pack, unpack
+from scrubber.listener.ping import Outcome, PingRequest, PingResult
+from scrubber.listener.writer import WriterProcess
 from tests.listener_support import make_batch, proof_for
 
 
@@ -176,4 +177,4 @@ def test_a_request_crosses_the_socket_unchanged(
 ) -> None:
     """received_at travels as a float timestamp: not a microsecond may be lost."""
     request = PingRequest("tok", ["p1", "p2"], "smtp", "192.0.2.7", received_at, forced)
-    assert _unpack(_pack(request)) == request
+    assert unpack(pack(request)) == request

@@ -148,7 +148,7 @@ def test_report_on_pings_from_the_ingest_api(tmp_path: Path) -> None:
     """Pings stored by the listener's sync API (any channel name) report exactly."""
     from listener_support import make_batch
 
-    from scrubber.listener.ingest import Ingestor
+    from scrubber.listener.ingestor import Ingestor
 
     ws = init_workspace(tmp_path / "ws", Settings(http_port=free_port()))
     addresses = [f"api{i}@example.net" for i in range(6)]

@@ -6,6 +6,7 @@ import click
 
 from scrubber.cli.context import AppContext, pass_app
 from scrubber.listener import server
+from scrubber.listener.logs import configure_logging
 from scrubber.workspace import load_key
 
 
@@ -69,7 +70,7 @@ def listen(
         read_timeout=read_timeout,
         log_level=log_level,
     )
-    server.configure_logging(log_level)
+    configure_logging(log_level)
     server.run(app.workspace, app.store, config)
 
 

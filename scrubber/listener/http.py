@@ -20,14 +20,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
-from scrubber.listener.ingest import (
-    MAX_PROOFS,
-    GroupCommitter,
-    Outcome,
-    PingRequest,
-    PingResult,
-)
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.metrics import ListenerMetrics
+from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
 from scrubber.listener.ratelimit import Limits
 
 log = logging.getLogger("scrubber.listener")

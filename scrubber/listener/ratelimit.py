@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from scrubber.listener.ingest import MAX_PROOFS
+from scrubber.listener.ping import MAX_PROOFS
 
 MAX_KEYS = 100_000  # buckets kept before full (idle) ones are dropped
 

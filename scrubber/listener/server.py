@@ -10,17 +10,17 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from scrubber.config import Workspace
 from scrubber.errors import ListenerError, UsageError
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.http import HttpEdge, protocol_logger
-from scrubber.listener.ingest import GroupCommitter, Ingestor
+from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SmtpHandler, smtp_factory
@@ -30,7 +30,9 @@ from scrubber.store import Store
 log = logging.getLogger("scrubber.listener")
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight requests get to finish
-LOCK_WAIT_MS = 5000  # how long a ping waits for a locked SQLite database
+# How long a ping waits for a locked SQLite database (the writer process's
+# Store option); the listener's own Store only reads, which WAL never blocks.
+LOCK_WAIT_MS = 5000
 # Groups sent to the writer process before the first is answered: with two,
 # the child never waits for the loop to notice an answer (docs/design.md).
 WRITER_PIPELINE = 2
@@ -68,39 +70,10 @@ class ListenConfig:
     log_level: str = "info"
 
 
-def configure_logging(level: str) -> None:
-    """key=value lines on stderr for the scrubber loggers; aiosmtpd kept quiet."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("ts=%(asctime)s level=%(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    )
-    logger = logging.getLogger("scrubber")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
-    # aiosmtpd logs envelopes (full addresses) at INFO/DEBUG: warnings only.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-
-def limit_lock_wait(store: Store, milliseconds: int = LOCK_WAIT_MS) -> None:
-    """A ping waiting long on a locked SQLite file gets a temporary failure instead."""
-    if not store.is_sqlite:
-        return
-
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
-        cursor.close()
-
-    event.listen(store.engine, "connect", _on_connect)
-    store.engine.dispose()  # pooled connections were made with the old timeout
-
-
 def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     """Serve until SIGTERM/SIGINT; returns after a clean shutdown."""
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
-    limit_lock_wait(store)
     asyncio.run(_serve(workspace, store, config))
 
 

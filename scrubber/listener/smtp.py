@@ -17,14 +17,9 @@ from dataclasses import dataclass, field
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from scrubber.errors import StoreUnavailable
-from scrubber.listener.ingest import (
-    MAX_PROOFS,
-    GroupCommitter,
-    Ingestor,
-    Outcome,
-    PingRequest,
-    clean_token,
-)
+from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.ingestor import Ingestor
+from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, clean_token
 from scrubber.listener.ratelimit import Limits
 
 log = logging.getLogger("scrubber.listener")

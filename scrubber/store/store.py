@@ -27,19 +27,22 @@ if TYPE_CHECKING:
 SCHEMA_HEAD = "0003"
 
 _WRITE = "scrubber_write"
+LOCK_WAIT_MS = 30_000  # a command waits this long for another writer's lock
 
 
 class Store:
     """Engine, sessions and the single write path of one database."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, lock_wait_ms: int = LOCK_WAIT_MS) -> None:
+        """``lock_wait_ms``: how long a statement waits for a locked SQLite
+        database before it fails as StoreUnavailable (PostgreSQL: unused)."""
         self.url = url
         try:
             self.engine: Engine = create_engine(url, echo=echo, **_engine_options(url))
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
             raise StoreError(f"cannot use database URL {_redact(url)}: {error}") from None
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            _install_sqlite_hooks(self.engine, lock_wait_ms)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -146,7 +149,7 @@ def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
+def _install_sqlite_hooks(engine: Engine, lock_wait_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event, not the driver, emit BEGIN.
@@ -155,7 +158,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_wait_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -1,0 +1,302 @@
+"""Where a ping is verified and stored: the one write path of the listener.
+
+``Ingestor.record_group`` takes any number of ping requests and, in ONE
+transaction, looks their proofs up in the proof index (``batch_entries``),
+decides each proof's outcome, stores a ``Ping`` row per proof and suppresses
+the address of every accepted proof. ``scrubber listen`` runs it in its
+writer process (child.py); ``ThreadRecorder`` runs it in this process, off
+the loop, for the library API and tests.
+
+Exactly once, even with several listener processes: on SQLite the group's
+transaction holds the one write lock (BEGIN IMMEDIATE) from its checks to its
+commit, so the checks are exact; on PostgreSQL the partial unique index
+``uq_pings_accepted`` (one accepted ping per batch and proof) and the
+primary key of ``suppressions`` decide, through ON CONFLICT DO NOTHING, and a
+ping that lost the race to another listener is stored as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from scrubber import scheme
+from scrubber.listener.ping import Outcome, PingRequest, PingResult, clean_token, decode_proof
+from scrubber.listener.sql import ROWS_PER_STATEMENT, PingSql
+from scrubber.store import Store
+from scrubber.store.models import Batch
+from scrubber.store.types import utcnow
+
+log = logging.getLogger("scrubber.listener")
+
+_LOOKUP_CHUNK = 500  # proofs per IN (...) query
+T = TypeVar("T")
+
+
+class Ingestor:
+    """Verifies and stores pings. Thread-safe; the sync API others may use.
+
+    ``record(token, proofs)`` stores one request and returns its outcomes;
+    ``record_group(requests)`` stores many in one transaction.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._tokens: dict[str, str] = {}  # token -> batch id; batches never change token
+        self._sql = PingSql.for_dialect(store.engine.dialect.name)
+
+    def known(self, token: str) -> str | None:
+        """The batch id of a token seen before, without touching the database."""
+        return self._tokens.get(token)
+
+    def lookup(self, token: str) -> str | None:
+        """The batch id a response token stands for, or None."""
+        token_ok = clean_token(token)
+        if token_ok is None:
+            return None
+        if token_ok in self._tokens:
+            return self._tokens[token_ok]
+        with self.store.read() as session:
+            found = session.scalar(select(Batch.id).where(Batch.token == token_ok))
+        if found is not None:
+            self._tokens[token_ok] = found
+        return found
+
+    def record(
+        self,
+        token: str,
+        proofs: Sequence[str],
+        *,
+        channel: str = "api",
+        peer: str = "local",
+    ) -> PingResult:
+        """Verify and store the proofs of one request; committed on return."""
+        return self.record_group([PingRequest(token, list(proofs), channel, peer)])[0]
+
+    def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+        """Verify and store all requests in one transaction; committed on return."""
+        with self.store.write_connection() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                return _Group(cursor, self._sql, self._tokens, requests).run()
+            finally:
+                cursor.close()
+
+
+# A stored ping as bind values, in PING_COLUMNS order.
+_OUTCOME, _ADDRESS = 3, 6
+
+
+@dataclass
+class _Row:
+    request: int
+    key: tuple[str, bytes] | None  # set while the row is an accepted proof
+    values: list[Any]
+
+
+class _Group:
+    """One group commit: decide every outcome, then insert in bulk."""
+
+    def __init__(
+        self,
+        cursor: Any,  # the driver's (PEP 249) cursor, inside the write transaction
+        sql: PingSql,
+        tokens: dict[str, str],
+        requests: Sequence[PingRequest],
+    ) -> None:
+        self.cursor = cursor
+        self.sql = sql
+        self.tokens = tokens
+        self.requests = requests
+        self.now = utcnow()
+
+    def run(self) -> list[PingResult]:
+        batch_ids = [self._batch_id(r.token) for r in self.requests]
+        decoded = [[decode_proof(p) for p in r.proofs] for r in self.requests]
+        wanted = _wanted(self.requests, batch_ids, decoded)
+        entries, taken = self._entries(wanted)
+        rows = self._decide(batch_ids, decoded, entries, taken)
+        won = self._insert(rows)
+        order = [row.key for row in rows if row.key is not None and row.key in won]
+        suppressed = self._suppress(won, entries, order)
+        return self._results(batch_ids, rows, suppressed)
+
+    def _batch_id(self, token: str) -> str | None:
+        token_ok = clean_token(token)
+        if token_ok is None:
+            return None
+        if token_ok not in self.tokens:
+            self.cursor.execute(self.sql.token(), (token_ok,))
+            found = self.cursor.fetchone()
+            if found is None:
+                return None
+            self.tokens[token_ok] = found[0]
+        return self.tokens[token_ok]
+
+    def _entries(
+        self, wanted: dict[str, set[bytes]]
+    ) -> tuple[dict[tuple[str, bytes], tuple[int, str]], set[tuple[str, bytes]]]:
+        """The proofs found in the index, (batch, proof) -> (address id, canonical),
+        and those among them already accepted before."""
+        found: dict[tuple[str, bytes], tuple[int, str]] = {}
+        taken: set[tuple[str, bytes]] = set()
+        for batch_id, proofs in wanted.items():
+            for chunk in _chunks(sorted(proofs)):
+                self.cursor.execute(self.sql.entries(len(chunk)), (batch_id, *chunk))
+                for proof, address_id, canonical, ping_id in self.cursor.fetchall():
+                    key = (batch_id, bytes(proof))
+                    found[key] = (address_id, canonical)
+                    if ping_id is not None:
+                        taken.add(key)
+        return found, taken
+
+    def _decide(
+        self,
+        batch_ids: list[str | None],
+        decoded: list[list[bytes | None]],
+        entries: dict[tuple[str, bytes], tuple[int, str]],
+        taken: set[tuple[str, bytes]],
+    ) -> list[_Row]:
+        rows: list[_Row] = []
+        committed_at = self.sql.timestamp(self.now)
+        for index, (request, batch_id) in enumerate(zip(self.requests, batch_ids, strict=True)):
+            token = clean_token(request.token) or "<invalid>"
+            received_at = self.sql.timestamp(request.received_at)
+            for proof in decoded[index]:
+                key = (batch_id, proof) if batch_id and proof else None
+                outcome = _outcome(request.forced, batch_id, key, entries, taken)
+                accepted = outcome is Outcome.ACCEPTED
+                if accepted:
+                    assert key is not None
+                    taken.add(key)
+                values = [
+                    token,
+                    batch_id,
+                    proof,
+                    outcome.value,
+                    request.channel[:8],
+                    request.peer[:64],
+                    entries[key][0] if accepted and key else None,
+                    received_at,
+                    committed_at,
+                ]
+                rows.append(_Row(index, key if accepted else None, values))
+        return rows
+
+    def _insert(self, rows: list[_Row]) -> dict[tuple[str, bytes], int]:
+        """Store all rows; returns ping id per accepted (batch, proof) this group won."""
+        plain = [row.values for row in rows if row.key is None]
+        accepted = [row for row in rows if row.key is not None]
+        won: dict[tuple[str, bytes], int] = {}
+        for chunk in _chunks(accepted, ROWS_PER_STATEMENT):
+            params = [value for row in chunk for value in row.values]
+            self.cursor.execute(self.sql.insert_accepted(len(chunk)), params)
+            won.update(((b, bytes(p)), i) for i, b, p in self.cursor.fetchall())
+        for row in accepted:
+            assert row.key is not None
+            if row.key not in won:
+                # Another listener committed this proof first: a duplicate here.
+                row.values[_OUTCOME] = Outcome.DUPLICATE.value
+                row.values[_ADDRESS] = None
+                row.key = None
+                plain.append(row.values)
+        if plain:
+            self.cursor.executemany(self.sql.insert_pings(), plain)
+        return won
+
+    def _suppress(
+        self,
+        won: dict[tuple[str, bytes], int],
+        entries: dict[tuple[str, bytes], tuple[int, str]],
+        order: list[tuple[str, bytes]],
+    ) -> set[tuple[str, bytes]]:
+        """Suppress the addresses of accepted proofs (the first ping of an
+        address in the group gets the credit); returns the keys that did."""
+        by_address: dict[int, tuple[str, bytes]] = {}
+        for key in order:
+            by_address.setdefault(entries[key][0], key)
+        # An address suppressed before (by hand, another batch, another
+        # listener) conflicts, and RETURNING leaves it out.
+        new: set[int] = set()
+        now = self.sql.timestamp(self.now)
+        for part in _chunks(list(by_address.items()), ROWS_PER_STATEMENT):
+            params = [
+                value for address, key in part for value in (address, now, "ping", key[0], won[key])
+            ]
+            self.cursor.execute(self.sql.insert_suppressions(len(part)), params)
+            new.update(inserted for (inserted,) in self.cursor.fetchall())
+        for address_id in sorted(new):
+            key = by_address[address_id]
+            log.info(
+                "event=suppressed batch=%s address=%s",
+                key[0],
+                scheme.mask(entries[key][1]),
+            )
+        return {by_address[address_id] for address_id in new}
+
+    def _results(
+        self,
+        batch_ids: list[str | None],
+        rows: list[_Row],
+        suppressed: set[tuple[str, bytes]],
+    ) -> list[PingResult]:
+        outcomes: list[list[Outcome]] = [[] for _ in self.requests]
+        newly = [0] * len(self.requests)
+        for row in rows:
+            outcomes[row.request].append(Outcome(row.values[_OUTCOME]))
+            if row.key is not None and row.key in suppressed:
+                newly[row.request] += 1
+        return [
+            PingResult(batch_id, found, count)
+            for batch_id, found, count in zip(batch_ids, outcomes, newly, strict=True)
+        ]
+
+
+def _outcome(
+    forced: Outcome | None,
+    batch_id: str | None,
+    key: tuple[str, bytes] | None,
+    entries: dict[tuple[str, bytes], tuple[int, str]],
+    taken: set[tuple[str, bytes]],
+) -> Outcome:
+    if forced is not None:
+        return forced
+    if batch_id is None:
+        return Outcome.UNKNOWN_BATCH
+    if key is None or key not in entries:
+        return Outcome.INVALID
+    return Outcome.DUPLICATE if key in taken else Outcome.ACCEPTED
+
+
+def _wanted(
+    requests: Sequence[PingRequest],
+    batch_ids: list[str | None],
+    decoded: list[list[bytes | None]],
+) -> dict[str, set[bytes]]:
+    wanted: dict[str, set[bytes]] = {}
+    for request, batch_id, proofs in zip(requests, batch_ids, decoded, strict=True):
+        if batch_id is not None and request.forced is None:
+            wanted.setdefault(batch_id, set()).update(p for p in proofs if p is not None)
+    return wanted
+
+
+def _chunks(items: list[T], size: int = _LOOKUP_CHUNK) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ThreadRecorder:
+    """A GroupRecorder running an Ingestor in this process, off the loop."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+
+    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+        return await asyncio.to_thread(self.ingestor.record_group, requests)

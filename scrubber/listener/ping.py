@@ -1,0 +1,79 @@
+"""The ping vocabulary both edges, the committer and the writer share.
+
+A ``PingRequest`` is what one HTTP request or one SMTP message asks for; a
+``PingResult`` is its answer, one ``Outcome`` per proof. Nothing here does
+I/O, so any listener module may import it.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from scrubber import scheme
+from scrubber.store.types import utcnow
+
+PROOF_LEN = 16
+MAX_PROOFS = 1000  # per request, both channels
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PROOF_TEXT = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without padding
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+    UNKNOWN_BATCH = "unknown-batch"
+    RATE_LIMITED = "rate-limited"
+
+
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+
+
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs the hot path
+class PingRequest:
+    """Proofs sent for one token in one HTTP request or one SMTP message."""
+
+    token: str
+    proofs: Sequence[str]
+    channel: str
+    peer: str
+    received_at: datetime = field(default_factory=utcnow)
+    # Set for requests refused at the edge: every proof is stored with it.
+    forced: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class PingResult:
+    batch_id: str | None
+    outcomes: list[Outcome]
+    suppressed: int  # addresses this request newly suppressed
+
+    @property
+    def known_batch(self) -> bool:
+        return self.batch_id is not None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for outcome in self.outcomes:
+            counts[outcome.value] += 1
+        return counts
+
+
+def decode_proof(value: str) -> bytes | None:
+    """The 16 proof bytes, or None when the text is not a well-formed proof."""
+    if _PROOF_TEXT.fullmatch(value):  # the exact form nearly every ping uses
+        return base64.urlsafe_b64decode(value + "==")
+    try:
+        raw = scheme.from_b64url(value)
+    except ValueError:
+        return None
+    return raw if len(raw) == PROOF_LEN else None
+
+
+def clean_token(token: str) -> str | None:
+    return token if _TOKEN.fullmatch(token) else None

@@ -1,0 +1,83 @@
+"""The group commit's SQL: plain statements on the driver's connection.
+
+Run by the Ingestor (ingestor.py) in the writer process, inside the one
+write transaction ``Store.write_connection`` opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from scrubber.errors import StoreError
+
+PING_COLUMNS = (
+    "token, batch_id, proof, outcome, channel, peer, address_id, received_at, committed_at"
+)
+ROWS_PER_STATEMENT = 500  # multi-row VALUES: well under SQLite's 32,766 parameters
+
+
+@dataclass(frozen=True)
+class PingSql:
+    """The group commit's statements, as plain SQL on the driver's connection.
+
+    Through SQLAlchemy Core the statements cost several times SQLite's own
+    work for a group of pings (expanding IN lists, type processing, RETURNING
+    batches; docs/performance.md, listen_http), and that Python work holds
+    the GIL the event loop needs. The same text serves SQLite and PostgreSQL
+    but for the parameter marker and how a timestamp is passed. Only
+    parameter markers are ever formatted into the text (hence the noqa
+    S608 marks); every value is bound.
+    """
+
+    mark: str  # the driver's parameter marker: "?" (sqlite3) or "%s" (psycopg)
+    sqlite: bool
+
+    @classmethod
+    def for_dialect(cls, name: str) -> PingSql:
+        if name not in ("sqlite", "postgresql"):
+            raise StoreError(f"the listener does not support the {name} database")
+        return cls("?" if name == "sqlite" else "%s", name == "sqlite")
+
+    def timestamp(self, value: datetime) -> object:
+        """A bind value for a UTCDateTime column."""
+        if self.sqlite:
+            # The text SQLAlchemy's SQLite DATETIME writes, so the ORM reads it alike.
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def _marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def token(self) -> str:
+        return f"SELECT id FROM batches WHERE token = {self.mark}"  # noqa: S608
+
+    def entries(self, proofs: int) -> str:
+        """Proofs found in a batch's index, with their address and any accepted ping."""
+        return (
+            "SELECT e.proof, e.address_id, a.canonical, p.id FROM batch_entries e "  # noqa: S608
+            "JOIN addresses a ON a.id = e.address_id "
+            "LEFT JOIN pings p ON p.batch_id = e.batch_id AND p.proof = e.proof "
+            "AND p.outcome = 'accepted' "
+            f"WHERE e.batch_id = {self.mark} AND e.proof IN ({self._marks(proofs)})"
+        )
+
+    def insert_pings(self) -> str:
+        return f"INSERT INTO pings ({PING_COLUMNS}) VALUES ({self._marks(9)})"  # noqa: S608
+
+    def insert_accepted(self, rows: int) -> str:
+        """Accepted pings; a proof another listener accepted first is skipped
+        (the partial unique index), so only the winners come back."""
+        values = ", ".join([f"({self._marks(9)})"] * rows)
+        return (
+            f"INSERT INTO pings ({PING_COLUMNS}) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (batch_id, proof) WHERE outcome = 'accepted' DO NOTHING "
+            "RETURNING id, batch_id, proof"
+        )
+
+    def insert_suppressions(self, rows: int) -> str:
+        values = ", ".join([f"({self._marks(5)})"] * rows)
+        return (
+            "INSERT INTO suppressions (address_id, suppressed_at, source, batch_id, ping_id) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT (address_id) DO NOTHING RETURNING address_id"
+        )
