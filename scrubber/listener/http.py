@@ -19,10 +19,10 @@ from aiohttp import hdrs, web
 
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
-from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.committer import GroupCommitter, Overloaded
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
-from scrubber.listener.ratelimit import Limits
+from scrubber.listener.ratelimit import Admission, Limits
 
 log = logging.getLogger("scrubber.listener")
 
@@ -66,6 +66,8 @@ def _json_proofs(body: bytes) -> list[str]:
         data = json.loads(body)
     except ValueError:  # includes invalid UTF-8
         raise BadPing("body is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise BadPing("body is nested too deeply") from None
     proofs = data.get("proofs") if isinstance(data, dict) else None
     if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
         raise BadPing('expected {"proofs": ["<base64url>", ...]}')
@@ -105,6 +107,8 @@ class HttpEdge:
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         peer = request.remote or "unknown"
+        if self.limits.refused(peer):  # in debt: not even the body is read
+            return _error(429, "rate limited; try again later", retry=True)
         try:
             body = await self._body(request)
             proofs = parse_proofs(_media_type(request), body)
@@ -114,17 +118,27 @@ class HttpEdge:
             return _error(413, f"body over {MAX_BODY} bytes")
         except BadPing as error:
             return _error(error.status, str(error))
-        ping = PingRequest(token, proofs, "http", peer)
-        if not self.limits.allow(peer, token, len(proofs)):
-            self.committer.record_later(
-                PingRequest(token, proofs, "http", peer, ping.received_at, Outcome.RATE_LIMITED)
-            )
+        admission = self.limits.admit(peer, token, len(proofs))
+        if admission is Admission.REFUSED:
+            self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
             log.debug("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
             return _error(429, "rate limited; try again later", retry=True)
+        suspect = admission is Admission.SUSPECT
+        worthless = 0
         try:
-            result = await self.committer.ping(ping)
+            result = await self.committer.ping(
+                PingRequest(token, proofs, "http", peer), suspect=suspect
+            )
+            worthless = result.worthless
+        except Overloaded:
+            if suspect:
+                self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
+                return _error(429, "rate limited; try again later", retry=True)
+            return _error(503, "not stored, try again later", retry=True)
         except StoreUnavailable:  # the writer logged why; clients learn only to retry
             return _error(503, "not stored, try again later", retry=True)
+        finally:
+            self.limits.settle(peer, token, len(proofs), worthless)
         if not result.known_batch:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
