@@ -16,7 +16,8 @@ from scrubber.workspace import load_key
 @click.option(
     "--client-rate",
     type=click.IntRange(min=0),
-    help="Proofs per minute per client address; 0 = no limit "
+    help="Worthless proofs (invalid, repeated) per minute per client address, "
+    "at least one full request in flight; 0 = no limit "
     "(default: rate_limit_per_minute from scrubber.toml).",
 )
 @click.option(
@@ -24,7 +25,8 @@ from scrubber.workspace import load_key
     type=click.IntRange(min=0),
     default=60_000,
     show_default=True,
-    help="Proofs per minute per response token; 0 = no limit.",
+    help="Worthless proofs per minute per response token before clients that "
+    "sent such proofs lately are refused for it (never the others); 0 = no limit.",
 )
 @click.option(
     "--read-timeout",

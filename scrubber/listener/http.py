@@ -20,10 +20,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
-from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.committer import GroupCommitter, Overloaded
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
-from scrubber.listener.ratelimit import Limits
+from scrubber.listener.ratelimit import Admission, Limits
 
 log = logging.getLogger("scrubber.listener")
 
@@ -65,8 +65,10 @@ def parse_proofs(content_type: str, body: bytes) -> list[str]:
 def _json_proofs(body: bytes) -> list[str]:
     try:
         data = json.loads(body)
-    except (ValueError, RecursionError):  # invalid UTF-8; nesting deeper than the stack
+    except ValueError:  # includes invalid UTF-8
         raise BadPing("body is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise BadPing("body is nested too deeply") from None
     proofs = data.get("proofs") if isinstance(data, dict) else None
     if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
         raise BadPing('expected {"proofs": ["<base64url>", ...]}')
@@ -106,6 +108,8 @@ class HttpEdge:
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         peer = request.remote or "unknown"
+        if self.limits.refused(peer):  # in debt: not even the body is read
+            return _error(429, "rate limited; try again later", retry=True)
         if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
             return _too_large()
         try:
@@ -121,17 +125,27 @@ class HttpEdge:
             return _error(400, "connection closed before the body arrived")
         except BadPing as error:
             return _error(error.status, str(error))
-        ping = PingRequest(token, proofs, "http", peer)
-        if not self.limits.allow(peer, token, len(proofs)):
-            self.committer.record_later(
-                PingRequest(token, proofs, "http", peer, ping.received_at, Outcome.RATE_LIMITED)
-            )
+        admission = self.limits.admit(peer, token, len(proofs))
+        if admission is Admission.REFUSED:
+            self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
             log.debug("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
             return _error(429, "rate limited; try again later", retry=True)
+        suspect = admission is Admission.SUSPECT
+        worthless = 0
         try:
-            result = await self.committer.ping(ping)
+            result = await self.committer.ping(
+                PingRequest(token, proofs, "http", peer), suspect=suspect
+            )
+            worthless = result.worthless
+        except Overloaded:
+            if suspect:
+                self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
+                return _error(429, "rate limited; try again later", retry=True)
+            return _error(503, "not stored, try again later", retry=True)
         except StoreUnavailable:  # the writer logged why; clients learn only to retry
             return _error(503, "not stored, try again later", retry=True)
+        finally:
+            self.limits.settle(peer, token, len(proofs), worthless)
         if not result.known_batch:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)

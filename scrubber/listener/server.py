@@ -98,7 +98,12 @@ async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> No
             runner = await _start_http(config, committer, metrics, limits, store)
         if config.smtp is not None:
             handler = SmtpHandler(
-                committer, ingestor, workspace.settings.response_domain, limits, metrics.answered
+                committer,
+                ingestor,
+                workspace.settings.response_domain,
+                limits,
+                metrics.answered,
+                metrics.outcome,
             )
             smtp_server = await _start_smtp(config, handler, sessions, workspace)
         log.info("event=ready pid=%d", os.getpid())
