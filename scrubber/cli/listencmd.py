@@ -6,6 +6,7 @@ import click
 
 from scrubber.cli.context import AppContext, pass_app
 from scrubber.listener import server
+from scrubber.listener.http import path_prefix
 from scrubber.listener.logs import configure_logging
 from scrubber.workspace import load_key
 
@@ -71,6 +72,7 @@ def listen(
         key_fingerprint=key.fingerprint,
         read_timeout=read_timeout,
         log_level=log_level,
+        prefix=path_prefix(settings.response_base_url),
     )
     configure_logging(log_level)
     server.run(app.workspace, app.store, config)

@@ -68,6 +68,7 @@ class ListenConfig:
     key_fingerprint: str
     read_timeout: float = 15.0
     log_level: str = "info"
+    prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
 
 
 def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
@@ -136,6 +137,7 @@ async def _start_http(
         config.key_fingerprint,
         health,
         read_timeout=config.read_timeout,
+        prefix=config.prefix,
     )
     runner = web.AppRunner(
         edge.app(),
