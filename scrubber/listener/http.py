@@ -20,6 +20,7 @@ from aiohttp import hdrs, web
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
 from scrubber.listener.ratelimit import Admission, Limits
@@ -83,13 +84,14 @@ class HttpEdge:
     key_fingerprint: str
     health: Callable[[], Awaitable[None]]
     read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
+    trusted: TrustedProxies = field(default_factory=TrustedProxies)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         app.add_routes(
             [
-                web.post("/dni/v1/ping/{token}", self.ping),
+                web.post("/dni/v1/ping/{token}", self.ping, expect_handler=_expect),
                 web.get("/dni/v1/key", self.key),
                 web.get("/healthz", self.healthz),
                 web.get("/metrics", self.metrics_text),
@@ -106,7 +108,7 @@ class HttpEdge:
 
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
-        peer = request.remote or "unknown"
+        peer = self.client(request)
         if self.limits.refused(peer):  # in debt: not even the body is read
             return _error(429, "rate limited; try again later", retry=True)
         try:
@@ -115,7 +117,9 @@ class HttpEdge:
         except TimeoutError:
             return _error(408, "request body not received in time")
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"body over {MAX_BODY} bytes")
+            response = _error(413, f"body over {MAX_BODY} bytes")
+            response.force_close()  # the rest of the body is not wanted
+            return response
         except BadPing as error:
             return _error(error.status, str(error))
         admission = self.limits.admit(peer, token, len(proofs))
@@ -143,7 +147,17 @@ class HttpEdge:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
 
+    def client(self, request: web.Request) -> str:
+        """The real client: the TCP peer, or whom a trusted proxy forwards for."""
+        peer = request.remote or "unknown"
+        if not self.trusted:
+            return peer
+        return self.trusted.client(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
+
     async def _body(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > MAX_BODY:  # refused before a byte is read
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY, length)
         if request.content.is_eof():  # all there already: the usual small ping
             return await request.read()
         async with asyncio.timeout(self.read_timeout):
@@ -180,6 +194,21 @@ class HttpEdge:
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: an announced body over the cap gets its 413
+    instead of the 100, so the client never sends it."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        response = _error(413, f"body over {MAX_BODY} bytes")
+        response.force_close()
+        return response
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return _error(417, "only Expect: 100-continue is understood")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # as aiohttp's own: the answer has not begun
+    return None
 
 
 def _media_type(request: web.Request) -> str:
