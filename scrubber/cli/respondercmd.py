@@ -15,10 +15,12 @@ from scrubber.errors import ResponderError, UsageError
 from scrubber.responder import store as rstore
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import PingConfig
+from scrubber.responder.recheck import batches_to_recheck
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.scan import Caps
 from scrubber.responder.source import DEFAULT_GROUP, open_source
+from scrubber.store.types import utcnow
 
 
 @click.group("responder")
@@ -51,7 +53,9 @@ def add(
     ctx: click.Context, app: AppContext, addresses: tuple[str, ...], file_: Path | None
 ) -> None:
     """Protect ADDRESSES (or those in --file, one a line). Only the canonical
-    form is stored; nothing leaves this machine except proofs.
+    form is stored; nothing leaves this machine except proofs. The next scan
+    also looks through the batches seen before (still valid, unexpired) for
+    the new addresses, fetching only the parts their tags fall in.
 
     \b
     Example:
@@ -60,7 +64,8 @@ def add(
     wanted = list(addresses) + (rstore.read_address_file(file_) if file_ else [])
     if not wanted:
         raise UsageError("give addresses or --file F")
-    result = rstore.add_addresses(_store(ctx), wanted)
+    store = _store(ctx)
+    result = rstore.add_addresses(store, wanted)
     if result.rejected and not result.added and not result.known:
         masked, reason = result.rejected[0]
         more = f" (and {len(result.rejected) - 1} more)" if len(result.rejected) > 1 else ""
@@ -71,6 +76,9 @@ def add(
         f"protected {len(result.added)} new, {len(result.known)} already protected, "
         f"{len(result.rejected)} rejected"
     )
+    earlier = len(batches_to_recheck(store, rstore.awaiting_recheck(store), utcnow()))
+    if earlier:
+        app.out.print(f"the next scan looks through {earlier} batches seen earlier for them")
 
 
 @responder.command("ls")
@@ -251,10 +259,12 @@ def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) 
                 "scan": asdict(result.scan) if result.scan else None,
                 "error": result.error,
                 "pings": asdict(result.pings),
+                "recheck": asdict(result.recheck) if result.recheck else None,
             }
         )
-    for reason in result.scan.skipped if result.scan else []:
-        app.err.print(f"skipped: {reason}")
+    for found in (result.scan, result.recheck):
+        for reason in found.skipped if found else []:
+            app.err.print(f"skipped: {reason}")
     for failure in result.pings.failures:
         app.err.print(f"ping: {failure}")
     if result.error and watching:  # else main() prints it once, on exit
@@ -267,6 +277,12 @@ def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) 
             f"scanned {found.articles} articles, {found.batches} new batches, "
             f"{found.bodies_fetched} bodies fetched, {found.hashed} hashed, "
             f"{found.matches} matches ({found.escalations} escalated)"
+        )
+    again = result.recheck
+    if again is not None and again.batches:
+        app.out.print(
+            f"looked through {again.batches} earlier batches for newly protected addresses: "
+            f"{again.bodies_fetched} bodies fetched, {again.matches} matches"
         )
     pings = result.pings
     app.out.print(

@@ -27,7 +27,7 @@ from scrubber.listener.gate import (
     fit_caps,
     raise_open_files,
 )
-from scrubber.listener.http import HttpEdge
+from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
@@ -187,6 +187,7 @@ async def _start_http(
     runner = web.AppRunner(
         edge.app(),
         access_log=None,
+        logger=protocol_logger(),
         shutdown_timeout=SHUTDOWN_GRACE,
         # Also the header timeout: a connection that has not sent a whole
         # request head this long after connecting (or its last answer) is closed.
