@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from scrubber.config import Workspace
+from scrubber.listener.logs import NoTraceback, Repeats
 from scrubber.store.models import Batch
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 
@@ -187,3 +190,27 @@ def test_open_file_limit_raised_to_hard(workspace: Workspace, batch: Batch) -> N
     low = start_listener(workspace.root, prefix=("prlimit", "--nofile=256:256", "--"))
     assert low.stop() == 0
     assert "event=nofile-low limit=256" in low.log()
+
+
+def test_repeated_warnings_are_held_back_with_a_count() -> None:
+    now = [0.0]
+    repeats = Repeats(clock=lambda: now[0])
+
+    def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("aiohttp.server", level, __file__, 1, msg, ("x",), None)
+
+    assert repeats.filter(record("event=a peer=%s"))
+    assert not any(repeats.filter(record("event=a peer=%s")) for _ in range(500))
+    assert repeats.filter(record("event=b peer=%s"))  # another line is not held back
+    assert all(repeats.filter(record("event=c", logging.INFO)) for _ in range(3))
+    now[0] += 1.0
+    later = record("event=a peer=%s")
+    assert repeats.filter(later) and later.getMessage() == "event=a peer=x repeated=500"
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        failed = logging.LogRecord(
+            "asyncio", logging.ERROR, __file__, 1, "accept failed", None, sys.exc_info()
+        )
+    assert NoTraceback().filter(failed) and failed.exc_info is None
+    assert failed.getMessage() == "accept failed error=OSError: [Errno 24] Too many open files"

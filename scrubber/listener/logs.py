@@ -1,8 +1,8 @@
 """The listener's log lines: key=value on stderr, in both of its processes.
 
-Under attack the same line repeats thousands of times a second (a refused
-connection, a bad request, ``Too many open files`` from accept): each
-distinct line is written at most once a second, the next one saying how
+Under attack the same warning repeats thousands of times a second (a refused
+connection, ``Too many open files`` from accept): each distinct warning or
+error line is written at most once a second, the next one saying how
 many were held back. The libraries' loggers (aiohttp, asyncio, aiosmtpd)
 go through the same handler without tracebacks: what a client sent is bad
 input, not a bug, and its bytes have no place in the log.
@@ -21,7 +21,7 @@ _MAX_KEYS = 1000
 
 
 class Repeats(logging.Filter):
-    """At most one record per (logger, level, message template) a second."""
+    """At most one warning or error per (logger, level, message template) a second."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -29,6 +29,8 @@ class Repeats(logging.Filter):
         self._last: dict[tuple[str, int, str], tuple[float, int]] = {}  # -> when, held back
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True  # events (suppressed, started) are each worth a line
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()
         when, held = self._last.get(key, (float("-inf"), 0))
