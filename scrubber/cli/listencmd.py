@@ -6,6 +6,7 @@ import click
 
 from scrubber.cli.context import AppContext, pass_app
 from scrubber.listener import server
+from scrubber.listener.http import path_prefix
 from scrubber.listener.logs import configure_logging
 from scrubber.workspace import load_key
 
@@ -119,6 +120,7 @@ def listen(
         smtp_idle_timeout=smtp_idle_timeout,
         smtp_session_timeout=smtp_session_timeout,
         trusted_proxies=trusted_proxies or (settings.trusted_proxies,),
+        prefix=path_prefix(settings.response_base_url),
     )
     configure_logging(log_level)
     server.run(app.workspace, app.store, config)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -42,6 +43,13 @@ class BadPing(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def path_prefix(base_url: str) -> str:
+    """The path under which the listener serves, from the public base URL:
+    ``https://host/dni-proxy/`` gives ``/dni-proxy``, a bare origin ``""``
+    (docs/scheme.md, "Key endpoint")."""
+    return urlsplit(base_url).path.rstrip("/")
 
 
 def parse_proofs(content_type: str, body: bytes) -> list[str]:
@@ -86,16 +94,18 @@ class HttpEdge:
     health: Callable[[], Awaitable[None]]
     read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
     trusted: TrustedProxies = field(default_factory=TrustedProxies)
+    prefix: str = ""  # the path of the public base URL, e.g. "/dni-proxy" (see path_prefix)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
+        at = self.prefix
         app.add_routes(
             [
-                web.post("/dni/v1/ping/{token}", self.ping, expect_handler=_expect),
-                web.get("/dni/v1/key", self.key),
-                web.get("/healthz", self.healthz),
-                web.get("/metrics", self.metrics_text),
+                web.post(f"{at}/dni/v1/ping/{{token}}", self.ping, expect_handler=_expect),
+                web.get(f"{at}/dni/v1/key", self.key),
+                web.get(f"{at}/healthz", self.healthz),
+                web.get(f"{at}/metrics", self.metrics_text),
             ]
         )
         return app

@@ -81,6 +81,7 @@ class ListenConfig:
     smtp_idle_timeout: float = 60.0
     smtp_session_timeout: float = 300.0
     trusted_proxies: tuple[str, ...] = ()
+    prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
 
 
 @dataclass
@@ -177,6 +178,7 @@ def _http_edge(
         health,
         read_timeout=config.read_timeout,
         trusted=trusted,
+        prefix=config.prefix,
     )
 
 
