@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .stamps
 
-.PHONY: demo test lint typecheck pytest services venv test-deps clean docs bench
+.PHONY: demo test lint typecheck pytest fuzz services venv test-deps clean docs bench
 
 demo: $(STAMPS)/venv
 	$(BIN)/scrubber demo
@@ -33,8 +33,8 @@ services:
 	scripts/provision-socks.sh
 
 lint: $(STAMPS)/test-deps
-	$(BIN)/ruff check scrubber tests bench scripts
-	$(BIN)/ruff format --check scrubber tests bench scripts
+	$(BIN)/ruff check scrubber tests bench scripts fuzz
+	$(BIN)/ruff format --check scrubber tests bench scripts fuzz
 
 typecheck: $(STAMPS)/test-deps
 	$(BIN)/mypy --strict scrubber
@@ -43,7 +43,13 @@ pytest: $(STAMPS)/test-deps
 	@set -a; [ -f .services.env ] && . ./.services.env; set +a; \
 	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
 
-test: $(STAMPS)/test-deps services lint typecheck pytest
+# Coverage-guided fuzzing (atheris) of the parsers of untrusted bytes, bounded
+# in time; exits non-zero on a crash (fuzz/run.py says where the input went).
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMPS)/test-deps
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+test: $(STAMPS)/test-deps services lint typecheck fuzz pytest
 
 docs: $(STAMPS)/test-deps
 	$(BIN)/cog -r docs/cli.md

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
@@ -89,7 +90,7 @@ class HttpEdge:
         app = web.Application(client_max_size=MAX_BODY)
         app.add_routes(
             [
-                web.post("/dni/v1/ping/{token}", self.ping),
+                web.post("/dni/v1/ping/{token}", self.ping, expect_handler=_expect),
                 web.get("/dni/v1/key", self.key),
                 web.get("/healthz", self.healthz),
                 web.get("/metrics", self.metrics_text),
@@ -109,13 +110,19 @@ class HttpEdge:
         peer = request.remote or "unknown"
         if self.limits.refused(peer):  # in debt: not even the body is read
             return _error(429, "rate limited; try again later", retry=True)
+        if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
+            return _too_large()
         try:
             body = await self._body(request)
             proofs = parse_proofs(_media_type(request), body)
         except TimeoutError:
             return _error(408, "request body not received in time")
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"body over {MAX_BODY} bytes")
+            return _too_large()
+        except web.RequestPayloadError:  # e.g. a corrupt gzip body or bad chunking
+            return _error(400, "request body could not be decoded")
+        except ConnectionResetError:  # the client left; nobody reads this answer
+            return _error(400, "connection closed before the body arrived")
         except BadPing as error:
             return _error(error.status, str(error))
         admission = self.limits.admit(peer, token, len(proofs))
@@ -182,6 +189,41 @@ class HttpEdge:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+async def _expect(request: web.Request) -> web.Response | None:
+    """``Expect: 100-continue``: a body announced over the cap is refused at once
+    rather than invited and then timed out."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return _error(417, "only Expect: 100-continue is understood")
+    if (request.content_length or 0) > MAX_BODY:
+        return _too_large()
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started yet
+    return None
+
+
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs a malformed request with a traceback quoting the client's
+    bytes; a client's mistake is one line naming the error class instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError | web.RequestPayloadError | ConnectionError):
+            record.msg = "event=bad-request error=%s"
+            record.args = (type(error).__name__,)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def protocol_logger() -> logging.Logger:
+    """The logger given to aiohttp's connection handler (``AppRunner(logger=)``)."""
+    logger = logging.getLogger("scrubber.listener.protocol")
+    if not any(isinstance(f, ClientErrorFilter) for f in logger.filters):
+        logger.addFilter(ClientErrorFilter())
+    return logger
+
+
 def _media_type(request: web.Request) -> str:
     """The body's media type; the usual bare header skips aiohttp's parsing
     (a few microseconds a request on the hot path)."""
@@ -200,6 +242,12 @@ def _body(result: PingResult) -> dict[str, Any]:
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
+
+
+def _too_large() -> web.Response:
+    response = _error(413, f"body over {MAX_BODY} bytes")
+    response.force_close()  # the unread body would otherwise be taken for the next request
+    return response
 
 
 def _error(status: int, message: str, *, retry: bool = False) -> web.Response:

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from scrubber.config import Workspace
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
-from scrubber.listener.http import HttpEdge
+from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
@@ -140,6 +140,7 @@ async def _start_http(
     runner = web.AppRunner(
         edge.app(),
         access_log=None,
+        logger=protocol_logger(),
         shutdown_timeout=SHUTDOWN_GRACE,
         # Also closes a connection that sends nothing at all after connecting.
         keepalive_timeout=config.read_timeout,

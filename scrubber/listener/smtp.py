@@ -87,7 +87,9 @@ def _part_text(part: email.message.Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return raw.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name: proofs are ASCII anyway
+    # An unknown or malformed charset name (a NUL in it), or a codec that is
+    # not a character set (idna refuses errors="replace"): proofs are ASCII anyway.
+    except (LookupError, ValueError):
         return raw.decode("utf-8", errors="replace")
 
 
