@@ -159,14 +159,22 @@ def _send_batch(
         return
 
 
+def key_url(respond_http: str) -> str:
+    """The key endpoint of a batch: its Respond-HTTP with the final
+    ``/ping/TOKEN`` replaced by ``/key``, so a path prefix is kept
+    (docs/scheme.md, "Key endpoint")."""
+    base, _, _token = respond_http.rpartition("/ping/")
+    return f"{base}/key"
+
+
 def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
-    """None when GET /dni/v1/key on the Respond-HTTP host returns the batch's Key.
+    """None when the batch's key endpoint (key_url) returns the batch's Key.
 
     A batch can name any host; without this check anyone could post batches
     that make responders flood a victim (reflection).
     """
     parts = urlsplit(batch.respond_http)
-    url = f"{parts.scheme}://{parts.netloc}/dni/v1/key"
+    url = key_url(batch.respond_http)
     # parse_article admits only http(s) Respond-HTTP URLs.
     answer = _http(urllib.request.Request(url), config)  # noqa: S310
     if not answer.ok:
