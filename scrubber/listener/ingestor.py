@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from scrubber import scheme
+from scrubber import ledger, scheme
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, clean_token, decode_proof
 from scrubber.listener.sql import ROWS_PER_STATEMENT, PingSql
 from scrubber.store import Store
@@ -91,7 +91,23 @@ class Ingestor:
 
 
 # A stored ping as bind values, in PING_COLUMNS order.
-_OUTCOME, _ADDRESS = 3, 6
+_OUTCOME, _CHANNEL, _PEER, _ADDRESS, _RECEIVED = 3, 4, 5, 6, 7
+
+
+def _ledger_values(key: tuple[str, bytes], ping_id: int, ping: list[Any]) -> tuple[Any, ...]:
+    """The ledger columns after address_id and suppressed_at (SUPPRESSION_COLUMNS)
+    of the suppression an accepted ping makes: its request's time, channel and
+    masked client; the batch and the ping are the evidence."""
+    return (
+        ledger.Channel.DNI_PING.value,
+        ledger.Reason.REGISTRY.value,
+        ping[_CHANNEL],
+        ping[_RECEIVED],
+        key[0],
+        ping_id,
+        str(ping_id),
+        ledger.mask_client(ping[_PEER]),
+    )
 
 
 @dataclass
@@ -125,7 +141,8 @@ class _Group:
         rows = self._decide(batch_ids, decoded, entries, taken)
         won = self._insert(rows)
         order = [row.key for row in rows if row.key is not None and row.key in won]
-        suppressed = self._suppress(won, entries, order)
+        evidence = {row.key: row.values for row in rows if row.key is not None}
+        suppressed = self._suppress(won, entries, order, evidence)
         return self._results(batch_ids, rows, suppressed)
 
     def _batch_id(self, token: str) -> str | None:
@@ -216,6 +233,7 @@ class _Group:
         won: dict[tuple[str, bytes], int],
         entries: dict[tuple[str, bytes], tuple[int, str]],
         order: list[tuple[str, bytes]],
+        evidence: dict[tuple[str, bytes], list[Any]],
     ) -> set[tuple[str, bytes]]:
         """Suppress the addresses of accepted proofs (the first ping of an
         address in the group gets the credit); returns the keys that did."""
@@ -228,7 +246,9 @@ class _Group:
         now = self.sql.timestamp(self.now)
         for part in _chunks(list(by_address.items()), ROWS_PER_STATEMENT):
             params = [
-                value for address, key in part for value in (address, now, "ping", key[0], won[key])
+                value
+                for address, key in part
+                for value in (address, now, *_ledger_values(key, won[key], evidence[key]))
             ]
             self.cursor.execute(self.sql.insert_suppressions(len(part)), params)
             new.update(inserted for (inserted,) in self.cursor.fetchall())
