@@ -16,8 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from conftest import free_port as free_port  # re-exported for the responder tests
-from scrubber import scheme
-from scrubber.batch import article
+from scrubber import article, scheme
 from scrubber.keys import OperatorKey, encode_public
 
 GROUP = "alt.dni.batches"

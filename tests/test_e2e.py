@@ -26,8 +26,7 @@ from responder_support import BatchSpec, batch_articles, free_port
 from sqlalchemy import select
 
 from conftest import require_service, run_cli
-from scrubber import scheme
-from scrubber.batch import article
+from scrubber import article, scheme
 from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Settings, Workspace, load_workspace
 from scrubber.hashing import ThreadExecutor

@@ -194,7 +194,7 @@ def test_batch_over_the_memory_cap_is_refused_without_hashing(
 
 
 def _article_with_random_tags(spec: BatchSpec) -> bytes:
-    from scrubber.batch import article
+    from scrubber import article
 
     blob = b"".join(sorted({os.urandom(8) for _ in range(50)}))
     header = article.BatchHeader(
