@@ -6,6 +6,7 @@ import click
 
 from scrubber.cli.context import AppContext, pass_app
 from scrubber.listener import server
+from scrubber.listener.http import path_prefix
 from scrubber.listener.logs import configure_logging
 from scrubber.workspace import load_key
 
@@ -16,7 +17,8 @@ from scrubber.workspace import load_key
 @click.option(
     "--client-rate",
     type=click.IntRange(min=0),
-    help="Proofs per minute per client address; 0 = no limit "
+    help="Worthless proofs (invalid, repeated) per minute per client address, "
+    "at least one full request in flight; 0 = no limit "
     "(default: rate_limit_per_minute from scrubber.toml).",
 )
 @click.option(
@@ -24,7 +26,8 @@ from scrubber.workspace import load_key
     type=click.IntRange(min=0),
     default=60_000,
     show_default=True,
-    help="Proofs per minute per response token; 0 = no limit.",
+    help="Worthless proofs per minute per response token before clients that "
+    "sent such proofs lately are refused for it (never the others); 0 = no limit.",
 )
 @click.option(
     "--read-timeout",
@@ -69,6 +72,7 @@ def listen(
         key_fingerprint=key.fingerprint,
         read_timeout=read_timeout,
         log_level=log_level,
+        prefix=path_prefix(settings.response_base_url),
     )
     configure_logging(log_level)
     server.run(app.workspace, app.store, config)

@@ -21,7 +21,7 @@ class ListenerMetrics:
         self.registry = CollectorRegistry()
         self.pings = Counter(
             "scrubber_pings",
-            "Proofs stored, by channel and outcome",
+            "Proofs received, by channel and outcome (rate-limited: refused unchecked)",
             ["channel", "outcome"],
             registry=self.registry,
         )

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from scrubber.config import Workspace
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
-from scrubber.listener.http import HttpEdge
+from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
@@ -68,6 +68,7 @@ class ListenConfig:
     key_fingerprint: str
     read_timeout: float = 15.0
     log_level: str = "info"
+    prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
 
 
 def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
@@ -98,7 +99,12 @@ async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> No
             runner = await _start_http(config, committer, metrics, limits, store)
         if config.smtp is not None:
             handler = SmtpHandler(
-                committer, ingestor, workspace.settings.response_domain, limits, metrics.answered
+                committer,
+                ingestor,
+                workspace.settings.response_domain,
+                limits,
+                metrics.answered,
+                metrics.outcome,
             )
             smtp_server = await _start_smtp(config, handler, sessions, workspace)
         log.info("event=ready pid=%d", os.getpid())
@@ -131,10 +137,12 @@ async def _start_http(
         config.key_fingerprint,
         health,
         read_timeout=config.read_timeout,
+        prefix=config.prefix,
     )
     runner = web.AppRunner(
         edge.app(),
         access_log=None,
+        logger=protocol_logger(),
         shutdown_timeout=SHUTDOWN_GRACE,
         # Also closes a connection that sends nothing at all after connecting.
         keepalive_timeout=config.read_timeout,

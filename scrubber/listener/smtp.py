@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from scrubber.errors import StoreUnavailable
-from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.committer import GroupCommitter, Overloaded
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, clean_token
-from scrubber.listener.ratelimit import Limits
+from scrubber.listener.ratelimit import Admission, Limits
 
 log = logging.getLogger("scrubber.listener")
 
@@ -33,6 +33,7 @@ _HEADER_LINE = re.compile(rb"[!-9;-~]+:|[ \t]")
 NO_RELAY = "550 5.1.1 No such recipient here (this host takes opt-out pings only)"
 UNKNOWN = "550 5.1.1 Unknown response address"
 TRY_LATER = "451 4.3.0 Not stored, try again later"
+RATE_LIMITED = "451 4.7.1 Rate limited, try again later"
 
 
 def token_of(address: str, domain: str) -> str | None:
@@ -86,7 +87,9 @@ def _part_text(part: email.message.Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return raw.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name: proofs are ASCII anyway
+    # An unknown or malformed charset name (a NUL in it), or a codec that is
+    # not a character set (idna refuses errors="replace"): proofs are ASCII anyway.
+    except (LookupError, ValueError):
         return raw.decode("utf-8", errors="replace")
 
 
@@ -98,7 +101,8 @@ class SmtpHandler:
     ingestor: Ingestor
     domain: str
     limits: Limits
-    answered: Callable[[str, int], None]  # metrics hook
+    answered: Callable[[str, int], None]  # metrics hooks
+    outcome: Callable[[str, Outcome, int], None]
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,8 +114,12 @@ class SmtpHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        peer = _peer(session)
+        if self.limits.refused(peer):
+            return self._say(RATE_LIMITED)
         token = token_of(address, self.domain)
         if token is None:
+            self.limits.worthless(peer, 1)
             return self._say(NO_RELAY)
         if envelope.rcpt_tos:
             return self._say("452 4.5.3 One recipient per message")
@@ -123,7 +131,8 @@ class SmtpHandler:
         except StoreUnavailable:
             return self._say(TRY_LATER)
         if batch_id is None:
-            log.debug("event=unknown-token channel=smtp peer=%s", _peer(session))
+            log.debug("event=unknown-token channel=smtp peer=%s", peer)
+            self.limits.worthless(peer, 1)
             return self._say(UNKNOWN)
         envelope.rcpt_tos.append(address)
         return self._say("250 2.1.5 OK")
@@ -149,20 +158,29 @@ class SmtpHandler:
         if len(proofs) > MAX_PROOFS:
             return f"552 5.3.4 Too many proofs (at most {MAX_PROOFS} a message)"
         peer = _peer(session)
-        ping = PingRequest(token, proofs, "smtp", peer)
-        if not self.limits.allow(peer, token, len(proofs)):
-            self.committer.record_later(
-                PingRequest(token, proofs, "smtp", peer, ping.received_at, Outcome.RATE_LIMITED)
-            )
-            log.debug("event=rate-limited channel=smtp peer=%s proofs=%d", peer, len(proofs))
-            return "451 4.7.1 Rate limited, try again later"
+        admission = self.limits.admit(peer, token, len(proofs))
+        if admission is Admission.REFUSED:
+            return self._rate_limited(peer, len(proofs))
+        suspect = admission is Admission.SUSPECT
+        worthless = 0
         try:
-            result = await self.committer.ping(ping)
+            ping = PingRequest(token, proofs, "smtp", peer)
+            result = await self.committer.ping(ping, suspect=suspect)
+            worthless = result.worthless
+        except Overloaded:
+            return self._rate_limited(peer, len(proofs)) if suspect else TRY_LATER
         except StoreUnavailable:
             return TRY_LATER
+        finally:
+            self.limits.settle(peer, token, len(proofs), worthless)
         counts = result.counts()
         summary = " ".join(f"{k}={v}" for k, v in counts.items() if v)
         return f"250 2.0.0 Stored: {summary}"
+
+    def _rate_limited(self, peer: str, proofs: int) -> str:
+        self.outcome("smtp", Outcome.RATE_LIMITED, proofs)
+        log.debug("event=rate-limited channel=smtp peer=%s proofs=%d", peer, proofs)
+        return RATE_LIMITED
 
     def _say(self, reply: str) -> str:
         self.answered("smtp", int(reply[:3]))

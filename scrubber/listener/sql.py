@@ -67,9 +67,6 @@ class PingSql:
             f"WHERE e.batch_id = {self.mark} AND e.proof IN ({self._marks(proofs)})"
         )
 
-    def insert_pings(self) -> str:
-        return f"INSERT INTO pings ({PING_COLUMNS}) VALUES ({self._marks(9)})"  # noqa: S608
-
     def insert_accepted(self, rows: int) -> str:
         """Accepted pings; a proof another listener accepted first is skipped
         (the partial unique index), so only the winners come back."""
@@ -85,4 +82,14 @@ class PingSql:
         return (
             f"INSERT INTO suppressions ({SUPPRESSION_COLUMNS}) "  # noqa: S608
             f"VALUES {values} ON CONFLICT (address_id) DO NOTHING RETURNING address_id"
+        )
+
+    def add_tallies(self, rows: int) -> str:
+        """Worthless proofs added to their (batch, minute, channel, peer) row."""
+        values = ", ".join([f"({self._marks(6)})"] * rows)
+        return (
+            "INSERT INTO ping_tallies (batch_id, minute, channel, peer, invalid, duplicate) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT (batch_id, minute, channel, peer) DO UPDATE SET "
+            "invalid = ping_tallies.invalid + excluded.invalid, "
+            "duplicate = ping_tallies.duplicate + excluded.duplicate"
         )

@@ -197,7 +197,11 @@ class BatchPart(Base):
 
 
 class Ping(Base):
-    """One proof received by the listener, with its outcome."""
+    """One proof received by the listener, with its outcome.
+
+    Since schema 0004 only accepted proofs are stored here (older databases
+    keep their other rows); worthless proofs are counted in PingTally.
+    """
 
     __tablename__ = "pings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -222,3 +226,16 @@ class Ping(Base):
             postgresql_where=text("outcome = 'accepted'"),
         ),
     )
+
+
+class PingTally(Base):
+    """Worthless proofs counted, not stored one row each: one row per batch,
+    channel, client address and UTC minute (schema 0004)."""
+
+    __tablename__ = "ping_tallies"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    peer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invalid: Mapped[int] = mapped_column(Integer)  # not in the batch's index
+    duplicate: Mapped[int] = mapped_column(Integer)  # accepted before

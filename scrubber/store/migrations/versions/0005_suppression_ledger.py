@@ -1,8 +1,8 @@
 """suppressions become the ledger: channel, reason, origin, received, evidence;
 suppression_lifts records every lifted manual suppression
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 21:45:00
 
 `source` ("ping" or "manual") becomes `channel` ("dni-ping" or "manual"),
@@ -18,8 +18,8 @@ import ipaddress
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
