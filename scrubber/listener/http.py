@@ -22,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
 from scrubber.listener.ratelimit import Admission, Limits
@@ -92,6 +93,7 @@ class HttpEdge:
     key_fingerprint: str
     health: Callable[[], Awaitable[None]]
     read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
+    trusted: TrustedProxies = field(default_factory=TrustedProxies)
     prefix: str = ""  # the path of the public base URL, e.g. "/dni-proxy" (see path_prefix)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
@@ -117,7 +119,7 @@ class HttpEdge:
 
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
-        peer = request.remote or "unknown"
+        peer = self.client(request)
         if self.limits.refused(peer):  # in debt: not even the body is read
             return _error(429, "rate limited; try again later", retry=True)
         if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
@@ -159,6 +161,13 @@ class HttpEdge:
         if not result.known_batch:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
+
+    def client(self, request: web.Request) -> str:
+        """The real client: the TCP peer, or whom a trusted proxy forwards for."""
+        peer = request.remote or "unknown"
+        if not self.trusted:
+            return peer
+        return self.trusted.client(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content.is_eof():  # all there already: the usual small ping
