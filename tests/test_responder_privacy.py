@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from scrubber.config import Settings, load_workspace
 from scrubber.keys import OperatorKey
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import Match
@@ -19,8 +20,11 @@ from scrubber.responder.proxy import parse_proxy
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses
+from scrubber.store.models import Ping
 from scrubber.store.types import utcnow
+from scrubber.workspace import init_workspace, open_store
 from tests.conftest import free_port, run_cli
+from tests.listener_support import make_batch, start_listener
 from tests.net_support import Dnsmasq, Microsocks, dni_record
 from tests.responder_support import BatchSpec, SenderEndpoint, SmtpSink, batch_articles, write_spool
 
@@ -154,3 +158,27 @@ def test_cli_proxy_and_delay(key: OperatorKey, sender: SenderEndpoint, tmp_path:
     assert waited.returncode == 0, waited.stderr
     assert "1 proofs wait for their random delay" in waited.stdout
     assert sender.pings == []
+
+
+def test_the_real_listener_records_the_proxy_as_the_pinging_peer(
+    tmp_path: Path, socks: Microsocks
+) -> None:
+    port = free_port()
+    init_workspace(tmp_path / "ws", Settings(response_base_url=f"http://127.0.0.1:{port}"))
+    ws = load_workspace(tmp_path / "ws")
+    batch = make_batch(ws, [ALICE, "bob@example.com"])
+    spool = tmp_path / "spool"
+    posted = run_cli("batch", "post", batch.id, "--server", f"spool:{spool}", workspace=ws.root)
+    assert posted.returncode == 0, posted.stderr
+    listener = start_listener(ws.root, "--http", f"127.0.0.1:{port}", channels=("http",))
+    try:
+        with ResponderStore.open(tmp_path / "responder.db") as store:
+            add_addresses(store, [ALICE])
+            config = PingConfig(proxy=parse_proxy(socks.url), retries=0, use_smtp=False)
+            result = run(store, spool, config)
+    finally:
+        assert listener.stop() == 0
+    assert result.pings.delivered == 1, result.pings.failures
+    with open_store(ws) as operator, operator.read() as session:
+        peers = list(session.scalars(select(Ping.peer)))
+    assert peers and all(peer.startswith("127.0.0.2") for peer in peers), peers
