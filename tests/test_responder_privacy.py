@@ -150,6 +150,8 @@ def test_cli_proxy_and_delay(key: OperatorKey, sender: SenderEndpoint, tmp_path:
         (["--proxy", "http://127.0.0.1:8080"], "--proxy must be socks5h://HOST:PORT"),
         (["--proxy", "socks5h://127.0.0.1"], "--proxy must be socks5h://HOST:PORT"),
         (["--ping-delay", "25"], "--ping-delay"),
+        (["--dns-server", "dns.example"], "--dns-server must be an IP address"),
+        (["--dns-server", "127.0.0.1:99999"], "--dns-server must be HOST:PORT"),
     ]:
         refused = run_cli(*scan, *bad, env=env)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr

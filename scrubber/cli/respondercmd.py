@@ -267,14 +267,24 @@ def _host_port(text: str | None, option: str) -> tuple[str, int] | None:
 
 
 def _dns_config(text: str | None) -> DnsConfig:
+    """HOST, HOST:PORT or [IPv6]:PORT; HOST an IP address (no lookup to find the resolver)."""
     if text is None:
         return DnsConfig()
-    host, port = _host_port(text if ":" in text else f"{text}:53", "--dns-server") or (text, 53)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"--dns-server must be an IP address, not {host!r}") from None
+    host, port = text, 53
+    if not _is_ip(text) and ":" in text:
+        host, port = _host_port(text, "--dns-server") or (text, 53)
+        host = host.removeprefix("[").removesuffix("]")
+    if not _is_ip(host):
+        raise UsageError(f"--dns-server must be an IP address [and :PORT], not {text!r}")
     return DnsConfig(host, port)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) -> None:
