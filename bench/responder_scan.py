@@ -24,8 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scrubber import scheme
-from scrubber.batch import article
+from scrubber import article, scheme
 from scrubber.keys import OperatorKey
 from scrubber.responder.scan import scan
 from scrubber.responder.source import ArticleSource, NntpSource, SpoolSource

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from scrubber import scheme
+from scrubber import ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
 from scrubber.private import FILE_MODE, private_dir
 from scrubber.readers import read_addresses
@@ -473,8 +473,11 @@ def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
         last = rows[-1][0]
 
 
-def suppress(store: Store, addresses: Iterable[str], *, source: str = "manual") -> SuppressSummary:
-    """Suppress addresses across all lists, permanently; returns counts and rejects."""
+def suppress(
+    store: Store, addresses: Iterable[str], *, origin: str | None = None
+) -> SuppressSummary:
+    """Suppress addresses across all lists, permanently (the ledger's manual
+    channel); returns counts and rejects."""
     rejected: list[tuple[str, str]] = []
     canonicals: set[str] = set()
     for raw in addresses:
@@ -483,23 +486,6 @@ def suppress(store: Store, addresses: Iterable[str], *, source: str = "manual") 
             rejected.append((raw, result.value))
         else:
             canonicals.add(result)
-    added = 0
-    with store.write() as session:
-        for canonical in sorted(canonicals):
-            address_id = ensure_address(session, canonical)
-            if session.get(Suppression, address_id) is None:
-                session.add(
-                    Suppression(address_id=address_id, suppressed_at=utcnow(), source=source)
-                )
-                added += 1
-    return SuppressSummary(added, len(canonicals) - added, rejected)
-
-
-def ensure_address(session: Session, canonical: str) -> int:
-    found = session.scalar(select(Address.id).where(Address.canonical == canonical))
-    if found is not None:
-        return found
-    address = Address(canonical=canonical)
-    session.add(address)
-    session.flush()
-    return address.id
+    now = utcnow()
+    summary = ledger.record(store, (ledger.manual(c, origin=origin, now=now) for c in canonicals))
+    return SuppressSummary(summary.added, summary.already, rejected)

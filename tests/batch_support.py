@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
+from scrubber.article import ParsedArticle, parse_article, split_article
 from scrubber.batch import create, parts
-from scrubber.batch.article import ParsedArticle, parse_article, split_article
 from scrubber.config import Workspace
 from scrubber.store.models import Address, Batch, BatchEntry, BatchList, MailingList, SaltEpoch
 from scrubber.store.types import utcnow

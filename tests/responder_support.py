@@ -16,8 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from conftest import free_port as free_port  # re-exported for the responder tests
-from scrubber import scheme
-from scrubber.batch import article
+from scrubber import article, scheme
 from scrubber.keys import OperatorKey, encode_public
 
 GROUP = "alt.dni.batches"
@@ -33,6 +32,7 @@ class BatchSpec:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     batch_id: str = field(default_factory=lambda: f"b{secrets.token_hex(6)}")
     expires: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=30))
+    smtp_domain: str = "dni.example.test"
 
     def digest(self, address: str) -> scheme.Digest:
         return scheme.digest(scheme.canonicalize(address), self.salt, self.params)
@@ -58,7 +58,7 @@ def batch_articles(
         tag_length=size,
         total=len(ordered),
         respond_http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
-        respond_smtp=f"dni-{spec.token}@dni.example.test",
+        respond_smtp=f"dni-{spec.token}@{spec.smtp_domain}",
         expires=spec.expires.replace(microsecond=0),
         key=spec.key.public_raw,
     )

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scrubber.batch import article
+from scrubber import article
 from scrubber.errors import ArticleError
 from scrubber.keys import OperatorKey
 

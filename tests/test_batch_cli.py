@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scrubber import scheme
-from scrubber.batch.article import parse_article, parse_subject, split_article
+from scrubber.article import parse_article, parse_subject, split_article
 from scrubber.config import Settings, Workspace
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import init_workspace

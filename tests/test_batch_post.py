@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scrubber.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.batch import post
-from scrubber.batch.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.config import Workspace, load_workspace
 from scrubber.store.models import BatchPart
 from scrubber.transport import open_transport

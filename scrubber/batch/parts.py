@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from scrubber import keys
-from scrubber.batch import article
+from scrubber import article, keys
 from scrubber.errors import StoreError
 from scrubber.keys import OperatorKey
 from scrubber.store.models import Batch, BatchEntry, BatchPart

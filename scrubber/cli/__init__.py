@@ -22,6 +22,7 @@ from scrubber.errors import ScrubberError
 COMMAND_MODULES = {
     "init": "workspace",
     "list": "lists",
+    "suppress": "suppresscmd",
     "scheme": "schemecmd",
     "batch": "batchcmd",
     "listen": "listencmd",

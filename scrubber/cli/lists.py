@@ -156,13 +156,19 @@ def show(app: AppContext, name: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Read addresses from this file (text, CSV or .gz).",
 )
+@click.option("--origin", help="Who asked, recorded in the ledger (e.g. 'phone call 2025-03-01').")
 @pass_app
-def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) -> None:
+def suppress(
+    app: AppContext, addresses: tuple[str, ...], file_: Path | None, origin: str | None
+) -> None:
     """Suppress ADDRESSES on every list, permanently (opt-outs from other channels).
+
+    Recorded in the ledger on the manual channel; 'scrubber suppress lift'
+    undoes one entered by mistake.
 
     \b
     Example:
-      scrubber list suppress jane@example.com --file unsubscribes.csv
+      scrubber list suppress jane@example.com --file unsubscribes.csv --origin helpdesk
     """
     from scrubber.readers import read_addresses
 
@@ -171,7 +177,7 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
     found = list(addresses)
     if file_ is not None:
         found += [text for _, text in read_addresses(file_)]
-    summary = lists.suppress(app.store, found)
+    summary = lists.suppress(app.store, found, origin=origin)
     if summary.rejected and summary.added + summary.already == 0:
         raw, reason = summary.rejected[0]
         more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""

@@ -22,6 +22,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from scrubber import keys, scheme
+from scrubber.errors import SmtpDomainRefused
+from scrubber.responder import domain
+from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import Match, PingLog, SeenBatch
 from scrubber.responder.store import ResponderStore
 from scrubber.store.types import utcnow
@@ -31,12 +34,16 @@ log = logging.getLogger("scrubber.responder")
 MAX_PROOFS = 1000  # per request, the listener's limit
 ANSWER_CHARS = 500  # of an error answer
 MAX_ANSWER = 64 * 1024  # an OK answer lists one outcome per proof
+HELO_NAME = "responder.invalid"
 
 
 @dataclass(frozen=True)
 class PingConfig:
-    smtp_server: tuple[str, int] | None = None  # default: the Respond-SMTP domain, port 25
+    smtp_server: tuple[str, int] | None = None  # a relay; default: the domain's MX hosts
+    smtp_port: int = 25  # of the MX hosts (tests run their sink elsewhere)
     use_smtp: bool = True
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    allow_private: bool = False  # MX hosts on loopback or private ranges (tests only)
     retries: int = 3
     backoff: float = 0.5  # seconds, doubled per retry
     timeout: float = 10
@@ -112,14 +119,22 @@ def _send_batch(
         return
 
 
+def key_url(respond_http: str) -> str:
+    """The key endpoint of a batch: its Respond-HTTP with the final
+    ``/ping/TOKEN`` replaced by ``/key``, so a path prefix is kept
+    (docs/scheme.md, "Key endpoint")."""
+    base, _, _token = respond_http.rpartition("/ping/")
+    return f"{base}/key"
+
+
 def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
-    """None when GET /dni/v1/key on the Respond-HTTP host returns the batch's Key.
+    """None when the batch's key endpoint (key_url) returns the batch's Key.
 
     A batch can name any host; without this check anyone could post batches
     that make responders flood a victim (reflection).
     """
     parts = urlsplit(batch.respond_http)
-    url = f"{parts.scheme}://{parts.netloc}/dni/v1/key"
+    url = key_url(batch.respond_http)
     # parse_article admits only http(s) Respond-HTTP URLs.
     answer = _http(urllib.request.Request(url), config)  # noqa: S310
     if not answer.ok:
@@ -204,7 +219,13 @@ def _deliver(
     report.requests += 1
     if answer.ok or not answer.transient or not config.use_smtp:
         return answer
-    answer = _with_retries(lambda: _smtp(batch.respond_smtp, texts, config), config)
+    try:
+        hosts = _smtp_hosts(batch, config)
+    except SmtpDomainRefused as refused:
+        # Still owed: HTTP may answer on a later run.
+        log.info("batch %s: SMTP skipped: %s", batch.batch_id, refused.message)
+        return _Answer(False, True, f"{answer.text}; SMTP skipped: {refused.message}")
+    answer = _with_retries(lambda: _smtp(batch.respond_smtp, hosts, texts, config), config)
     _log(store, batch.batch_id, "smtp", len(proofs), answer)
     report.requests += 1
     return answer
@@ -242,15 +263,41 @@ def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
         return _Answer(False, True, f"{request.full_url} unreachable: {reason}")
 
 
-def _smtp(mailbox: str, proofs: list[str], config: PingConfig) -> _Answer:
-    host, port = config.smtp_server or (mailbox.rpartition("@")[2], 25)
+def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
+    """Where the SMTP ping may go; raises SmtpDomainRefused when nowhere.
+
+    The domain must prove it is the key holder's even through a relay: the
+    relay would deliver to it all the same.
+    """
+    name = batch.respond_smtp.rpartition("@")[2]
+    resolver = domain.resolver(config.dns)
+    domain.prove_domain(resolver, name, batch.key)
+    if config.smtp_server is not None:
+        return [config.smtp_server]
+    return domain.mail_hosts(resolver, name, config.smtp_port, allow_private=config.allow_private)
+
+
+def _smtp(
+    mailbox: str, hosts: list[tuple[str, int]], proofs: list[str], config: PingConfig
+) -> _Answer:
+    """Try each host in order until one answers; a 5xx from one is final."""
+    answer = _Answer(False, True, "no mail host")
+    for host, port in hosts:
+        answer = _smtp_to(host, port, mailbox, proofs, config)
+        if answer.ok or not answer.transient:
+            return answer
+    return answer
+
+
+def _smtp_to(host: str, port: int, mailbox: str, proofs: list[str], config: PingConfig) -> _Answer:
     message = EmailMessage()
     message["To"] = mailbox
     message["From"] = "DNI responder <responder@localhost>"
     message["Subject"] = "DNI opt-out"
     message.set_content("".join(f"DNI-Proof: {p}\n" for p in proofs))
     try:
-        with smtplib.SMTP(host, port, timeout=config.timeout) as client:
+        # Our HELO name is not the machine's: a ping should not say who sends it.
+        with smtplib.SMTP(host, port, HELO_NAME, config.timeout) as client:
             client.send_message(message, from_addr="", to_addrs=[mailbox])
     except smtplib.SMTPRecipientsRefused as error:
         code, said = next(iter(error.recipients.values()))

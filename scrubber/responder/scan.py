@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrubber import scheme
-from scrubber.batch.article import (
+from scrubber.article import (
     ArticleMeta,
     ParsedArticle,
     SubjectInfo,

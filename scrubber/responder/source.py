@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from scrubber.batch.article import split_article
+from scrubber.article import split_article
 from scrubber.errors import ArticleError, ArticleGone, ResponderError, UsageError
 from scrubber.transport.nntp import nntplib
 

@@ -1,5 +1,8 @@
 """Batch articles: the writer and the verifying parser (docs/scheme.md, "Batch articles").
 
+Published and pure like scheme.py, beside which it lives: the sender writes
+these articles and the responder parses them, so neither owns the format.
+
 A body is a metadata block (``Name: value`` lines), one blank line, the
 sorted tags as standard base64 wrapped at 76 columns, then ``Signature:``
 with the Ed25519 signature of every body byte above that line. Lines end in
