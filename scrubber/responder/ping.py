@@ -312,7 +312,7 @@ def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
     relay would deliver to it all the same.
     """
     name = batch.respond_smtp.rpartition("@")[2]
-    resolver = domain.resolver(config.dns)
+    resolver = domain.resolver(config.dns, config.proxy)
     domain.prove_domain(resolver, name, batch.key)
     if config.smtp_server is not None:
         return [config.smtp_server]
