@@ -22,19 +22,6 @@ from tests.conftest import run_cli
 EXPORTS = Path(__file__).parent / "esp_exports"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    url = (
-        f"sqlite:///{tmp_path / 'db.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    opened = Store(url)
-    opened.migrate()
-    request.addfinalizer(opened.close)
-    return opened
-
-
 def _by_address(store: Store) -> dict[str, ledger.Row]:
     return {row.canonical: row for row in ledger.rows(store)}
 
