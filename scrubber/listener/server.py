@@ -46,6 +46,19 @@ LOCK_WAIT_MS = 5000
 WRITER_PIPELINE = 2
 
 
+def _canned(status: str, retry: bool) -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    return (head + ("Retry-After: 5\r\n" if retry else "") + "\r\n").encode()
+
+
+# What a connection refused at the HTTP gate is told, by reason (gate.py).
+REFUSALS = {
+    "rate": _canned("429 Too Many Requests", True),
+    "client": _canned("503 Service Unavailable", True),
+    "total": _canned("503 Service Unavailable", True),
+}
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
@@ -112,7 +125,7 @@ async def _serve(
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
     limits = Limits.of(config.client_per_minute, config.token_per_minute)
-    http_gate, smtp_gate = _gates(config, trusted, metrics)
+    http_gate, smtp_gate = _gates(config, trusted, metrics, limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +156,7 @@ async def _serve(
 
 
 def _gates(
-    config: ListenConfig, trusted: TrustedProxies, metrics: ListenerMetrics
+    config: ListenConfig, trusted: TrustedProxies, metrics: ListenerMetrics, limits: Limits
 ) -> tuple[ConnectionGate, ConnectionGate]:
     """One gate per channel, their caps fitted to the open-file limit."""
     channels = [c for c in (config.http, config.smtp) if c is not None]
@@ -153,7 +166,9 @@ def _gates(
 
     def gate(channel: str) -> ConnectionGate:
         per_client = min(config.max_client_connections, per_channel)
-        return ConnectionGate(channel, per_channel, per_client, trusted, metrics.connection_refused)
+        return ConnectionGate(
+            channel, per_channel, per_client, trusted, metrics.connection_refused, limits.refused
+        )
 
     return gate("http"), gate("smtp")
 
@@ -201,7 +216,7 @@ async def _start_http(
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: GatedProtocol(handlers(), gate),
+            lambda: GatedProtocol(handlers(), gate, REFUSALS),
             config.http.host,
             config.http.port,
             backlog=1024,

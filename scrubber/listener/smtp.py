@@ -38,6 +38,7 @@ UNKNOWN = "550 5.1.1 Unknown response address"
 TRY_LATER = "451 4.3.0 Not stored, try again later"
 RATE_LIMITED = "451 4.7.1 Rate limited, try again later"
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
+RATE_LIMITED_421 = "421 4.7.1 Rate limited, try again later"
 TIMED_OUT = b"421 4.4.2 Session too long, closing\r\n"
 
 
@@ -236,8 +237,10 @@ class GatedSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = peer_of(transport)
-        if not self.gate.enter(peer):
-            cast(asyncio.Transport, transport).write(TOO_MANY.encode() + b"\r\n")
+        reason = self.gate.enter(peer, self._evicted)
+        if reason is not None:
+            answer = RATE_LIMITED_421 if reason == "rate" else TOO_MANY
+            cast(asyncio.Transport, transport).write(answer.encode() + b"\r\n")
             transport.close()
             return
         self.admitted = peer
@@ -248,11 +251,15 @@ class GatedSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self.admitted is None:
             return
-        self.gate.leave(self.admitted)
+        self.gate.leave(self.admitted, self._evicted)
         self.admitted = None
         for timer in self._timers:
             timer.cancel()
         super().connection_lost(error)
+
+    def _evicted(self) -> None:
+        """Closed to make room for another client (gate.py)."""
+        self._expire("evicted")
 
     def eof_received(self) -> bool | None:
         return super().eof_received() if self.admitted is not None else False
