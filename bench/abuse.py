@@ -125,17 +125,21 @@ async def forged_rotating(http_port: int, token: str, seconds: float) -> int:
     return sent
 
 
+def ready(ramp: float = 0.0) -> None:
+    """Tell the bench the attack is in full swing (the registrant starts now)."""
+    print(f"ready ramp={ramp:.1f}s", flush=True)
+
+
 async def idle_connections(http_port: int, smtp_port: int, seconds: float) -> int:
-    """Up to 25 connections from each of 200 addresses per channel, kept open."""
-    deadline = time.monotonic() + seconds
+    """25 connections from each of 200 addresses per channel, held open; the
+    SMTP ones send NOOP every 2 s."""
+    started = time.monotonic()
     writers: list[asyncio.StreamWriter] = []
     smtp: list[asyncio.StreamWriter] = []
 
     async def open_one(port: int, source: str, is_smtp: bool) -> None:
         try:
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, local_addr=(source, 0)
-            )
+            _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
         except OSError:
             return
         writers.append(writer)
@@ -150,21 +154,21 @@ async def idle_connections(http_port: int, smtp_port: int, seconds: float) -> in
     ]
     for start in range(0, len(targets), 500):
         await asyncio.gather(*(open_one(*t) for t in targets[start : start + 500]))
-        if time.monotonic() > deadline:
-            break
+    ready(time.monotonic() - started)
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for writer in smtp:
             if not writer.is_closing():
                 writer.write(b"NOOP\r\n")
         await asyncio.sleep(2)
-    opened = len(writers)
     for writer in writers:
         writer.close()
-    return opened
+    return len(writers)
 
 
 async def slow_clients(http_port: int, smtp_port: int, token: str, seconds: float) -> int:
-    deadline = time.monotonic() + seconds
+    """500 HTTP heads and 500 SMTP DATA sections, a byte a second each."""
+    started = time.monotonic()
     writers: list[asyncio.StreamWriter] = []
 
     async def slow_http(source: str) -> None:
@@ -174,37 +178,35 @@ async def slow_clients(http_port: int, smtp_port: int, token: str, seconds: floa
             )
         except OSError:
             return
-        writers.append(writer)
         writer.write(f"POST /dni/v1/ping/{token} HTTP/1.1\r\nHost: x\r\n".encode())
-        while time.monotonic() < deadline and not writer.is_closing():
-            writer.write(b"X")
-            await asyncio.sleep(1)
+        writers.append(writer)
 
     async def slow_smtp(source: str) -> None:
+        commands = [b"EHLO slow.example", b"MAIL FROM:<s@slow.example>"]
+        commands += [f"RCPT TO:<dni-{token}@{DOMAIN}>".encode(), b"DATA"]
         try:
             reader, writer = await asyncio.open_connection(
                 "127.0.0.1", smtp_port, local_addr=(source, 0)
             )
-        except OSError:
-            return
-        writers.append(writer)
-        commands = [b"EHLO slow.example", b"MAIL FROM:<s@slow.example>"]
-        commands += [f"RCPT TO:<dni-{token}@{DOMAIN}>".encode(), b"DATA"]
-        try:
             await reader.readline()
             for command in commands:
                 writer.write(command + b"\r\n")
-                while (line := await reader.readline())[3:4] == b"-":
+                while (await reader.readline())[3:4] == b"-":
                     pass
-            while time.monotonic() < deadline and not writer.is_closing():
-                writer.write(b"D")
-                await asyncio.sleep(1)
         except (OSError, asyncio.IncompleteReadError):
             return
+        writers.append(writer)
 
     tasks = [slow_http(f"127.0.4.{i % 200 + 1}") for i in range(500)]
     tasks += [slow_smtp(f"127.0.5.{i % 200 + 1}") for i in range(500)]
     await asyncio.gather(*tasks)
+    ready(time.monotonic() - started)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for writer in writers:
+            if not writer.is_closing():
+                writer.write(b"X")
+        await asyncio.sleep(1)
     for writer in writers:
         writer.close()
     return len(writers)
@@ -223,6 +225,8 @@ def attacker(name: str, http_port: int, smtp_port: int, token: str, seconds: flo
         "idle-connections": lambda: idle_connections(http_port, smtp_port, seconds),
         "slow-clients": lambda: slow_clients(http_port, smtp_port, token, seconds),
     }
+    if name not in ("idle-connections", "slow-clients"):
+        ready()  # a flood is in full swing from its first request
     count = asyncio.run(runs[name]())
     print(f"  {name}: {count} requests or connections", flush=True)
 
@@ -271,6 +275,7 @@ async def registrant(
 ) -> tuple[list[float], Counter[str]]:
     """Valid pings on both channels at a steady pace; latencies and failures."""
     latencies: list[float] = []
+    by_channel: dict[str, list[float]] = {"http": [], "smtp": []}
     failures: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
 
@@ -282,11 +287,17 @@ async def registrant(
             await asyncio.sleep(every)
         for latency, failure in await asyncio.gather(*tasks):
             latencies.append(latency)
+            by_channel["http" if send is http_ping else "smtp"].append(latency)
             if failure:
                 failures[failure] += 1
 
     await asyncio.gather(
         pace(HTTP_EVERY, http_ping, ports[0]), pace(SMTP_EVERY, smtp_ping, ports[1])
+    )
+    print(
+        "  p99 by channel: "
+        + ", ".join(f"{name} {p99(values):.1f} ms" for name, values in by_channel.items()),
+        flush=True,
     )
     return latencies, failures
 
@@ -346,11 +357,17 @@ def round_of(
     if attack is not None:
         process = subprocess.Popen(
             [sys.executable, __file__, "--attacker", attack, str(ports[0]), str(ports[1]), token]
-            + [str(seconds)]
+            + [str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        time.sleep(0.5)  # the attack under way before the registrant starts (a pace, not a sync)
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "ready ...": the attack is in full swing
+        print(f"  {attack}: {line.strip()}", flush=True)
     latencies, failures = asyncio.run(registrant(ports, token, proofs, seconds))
     if process is not None:
+        assert process.stdout is not None
+        print(process.stdout.read().rstrip(), flush=True)
         process.wait()
     return p99(latencies), failures, latencies
 
