@@ -216,7 +216,7 @@ _JSON = {"Content-Type": "application/json"}
 
 
 def attacker(name: str, http_port: int, smtp_port: int, token: str, seconds: float) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     runs = {
         "refused-flood": lambda: flood(http_port, token, seconds, unknown=False),
@@ -356,8 +356,7 @@ def round_of(
     process = None
     if attack is not None:
         process = subprocess.Popen(
-            [sys.executable, __file__, "--attacker", attack, str(ports[0]), str(ports[1]), token]
-            + [str(seconds)],
+            [sys.executable, __file__, "--attacker", attack, *map(str, ports), token, str(seconds)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -271,7 +271,7 @@ def test_rate_limit(workspace: Workspace, batch: Batch) -> None:
         status, _ = ping_json(running, batch.token, proofs[3:])
         assert status == 429
         # The same client on the other channel: refused as it connects.
-        with pytest.raises(smtplib.SMTPConnectError, match="4.7.1"):
+        with pytest.raises(smtplib.SMTPConnectError, match=r"4\.7\.1"):
             smtp_client(running)
     finally:
         assert running.stop() == 0

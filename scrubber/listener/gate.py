@@ -109,8 +109,9 @@ class ConnectionGate:
     simply turned away, or a crowd of addresses could hold every slot: the
     oldest connection of the client holding the most is closed for it, as
     long as that client holds more than one. (Only newcomers: an address
-    that already holds one gains nothing by churning the others'.) A client the rate limits refuse (``in_debt``)
-    is turned away at once, before any byte of its request is parsed.
+    that already holds one gains nothing by churning the others'.) A
+    client the rate limits refuse (``in_debt``) is turned away at once,
+    before any byte of its request is parsed.
     """
 
     channel: str
