@@ -4,15 +4,19 @@ POST /dni/v1/ping/<token>   JSON {"proofs": [...]} or text/plain, one a line
 GET  /dni/v1/key            the operator's public key (key binding)
 GET  /healthz               200 when the database answers, else 503
 GET  /metrics               Prometheus text format
+GET  /openapi.yaml          the OpenAPI 3.1 description of these routes
+(all under the path of the public base URL, if it has one)
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +38,7 @@ RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
+_BLANK = " \t\r"
 _BARE_TYPES = frozenset({"application/json", "text/plain"})
 
 
@@ -43,6 +48,12 @@ class BadPing(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """The OpenAPI 3.1 description of this API (docs/openapi.yaml links to it)."""
+    return resources.files("scrubber.listener").joinpath("openapi.yaml").read_bytes()
 
 
 def path_prefix(base_url: str) -> str:
@@ -61,7 +72,9 @@ def parse_proofs(content_type: str, body: bytes) -> list[str]:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadPing("body is not valid UTF-8") from None
-        proofs = [line.strip() for line in text.splitlines() if line.strip()]
+        # LF (or CRLF) only, spaces and tabs only: what docs/scheme.md says, no
+        # more (str.splitlines and str.strip know many more separators).
+        proofs = [p for line in text.split("\n") if (p := line.strip(_BLANK))]
     else:
         raise BadPing("send application/json or text/plain", status=415)
     if not proofs:
@@ -106,6 +119,7 @@ class HttpEdge:
                 web.get(f"{at}/dni/v1/key", self.key),
                 web.get(f"{at}/healthz", self.healthz),
                 web.get(f"{at}/metrics", self.metrics_text),
+                web.get(f"{at}/openapi.yaml", self.openapi),
             ]
         )
         return app
@@ -202,6 +216,9 @@ class HttpEdge:
         except StoreError:
             return _error(503, "database unavailable", retry=True)
         return web.json_response({"status": "ok"})
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.Response(body=openapi_document(), content_type="application/yaml")
 
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
