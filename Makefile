@@ -23,13 +23,14 @@ $(STAMPS)/test-deps: $(STAMPS)/venv pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-# Real peers for the tests: PostgreSQL, INN2, Chromium, nginx, dnsmasq (Debian packages).
+# Real peers for the tests: PostgreSQL, INN2, Chromium, nginx, dnsmasq, microsocks (Debian packages).
 services:
 	scripts/provision-postgres.sh
 	@if [ -x scripts/provision-inn.sh ]; then scripts/provision-inn.sh; fi
 	@if [ -x scripts/provision-chromium.sh ]; then scripts/provision-chromium.sh; fi
 	scripts/provision-nginx.sh
 	scripts/provision-dns.sh
+	scripts/provision-socks.sh
 
 lint: $(STAMPS)/test-deps
 	$(BIN)/ruff check scrubber tests bench scripts fuzz

@@ -109,8 +109,14 @@ class Listener:
     _reader: threading.Thread = field(init=False)
 
 
-def start_listener(ws: Path, *extra: str, channels: tuple[str, ...] = ("smtp", "http")) -> Listener:
-    args = [sys.executable, "-m", "scrubber", "--workspace", str(ws), "listen"]
+def start_listener(
+    ws: Path,
+    *extra: str,
+    channels: tuple[str, ...] = ("smtp", "http"),
+    prefix: tuple[str, ...] = (),
+) -> Listener:
+    """``prefix``: a command to run the listener under (``prlimit ...``)."""
+    args = [*prefix, sys.executable, "-m", "scrubber", "--workspace", str(ws), "listen"]
     args += ["--smtp", "127.0.0.1:0" if "smtp" in channels else "off"]
     args += ["--http", "127.0.0.1:0" if "http" in channels else "off"]
     env = {**os.environ}

@@ -92,8 +92,9 @@ def cli_ok(*args: str, **kwargs: Any) -> str:
 
 def scan(server: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
     out = cli_ok(
-        "responder", "scan", "--server", server, "--group", GROUP, "--json", *extra, env=env
-    )
+        "responder", "scan", "--server", server, "--group", GROUP, "--json", "--ping-delay", "0",
+        *extra, env=env,
+    )  # fmt: skip
     result: dict[str, Any] = json.loads(out)
     assert result["error"] is None
     return result

@@ -164,7 +164,7 @@ def test_two_listeners_on_postgres(tmp_path: Path, pg_url: str) -> None:
         ).all()
         suppressions = session.scalar(select(func.count()).select_from(Suppression))
         by_ping = session.scalar(
-            select(func.count()).select_from(Suppression).where(Suppression.source == "ping")
+            select(func.count()).select_from(Suppression).where(Suppression.channel == "dni-ping")
         )
     outcomes = by_outcome(stored_outcomes(store, batch.id))
     store.close()

@@ -40,7 +40,9 @@ def test_record_outcomes_and_suppression(ws: Workspace) -> None:
     ingestor = Ingestor(store)
     good = proof_for("User3@Example.com", batch)
     other = proof_for("nobody@example.com", batch)
-    result = ingestor.record(batch.token, [good, good, other, "%%%", "AAAA"], channel="http")
+    result = ingestor.record(
+        batch.token, [good, good, other, "%%%", "AAAA"], channel="http", peer="203.0.113.77"
+    )
     assert result.batch_id == batch.id
     assert result.outcomes == [
         Outcome.ACCEPTED,
@@ -71,12 +73,16 @@ def test_record_outcomes_and_suppression(ws: Workspace) -> None:
         # One tally row per channel (two if a minute ended in between).
         assert 2 <= (session.scalar(select(func.count()).select_from(PingTally)) or 0) <= 4
         supp = session.scalars(select(Suppression)).one()
-        assert supp.source == "ping"
+        assert supp.channel == "dni-ping"
         assert supp.batch_id == batch.id
         ping = session.get(Ping, supp.ping_id)
         assert ping is not None
         assert ping.outcome == "accepted"
         assert ping.channel == "http"
+        # The ledger's record of it: why, from where, when asked, and the evidence.
+        assert (supp.reason, supp.origin, supp.client) == ("registry", "http", "203.0.113.0/24")
+        assert supp.received_at == ping.received_at
+        assert supp.request_id == str(ping.id)
     store.close()
 
 
@@ -199,7 +205,7 @@ def test_already_suppressed_address_and_two_batches(ws: Workspace) -> None:
     with store.read() as session:
         rows = {s.address_id: s for s in session.scalars(select(Suppression))}
         assert len(rows) == 2
-        assert sorted(s.source for s in rows.values()) == ["manual", "ping"]
+        assert sorted(s.channel for s in rows.values()) == ["dni-ping", "manual"]
         pings = session.scalars(select(Ping).order_by(Ping.id)).all()
     assert [(p.channel, p.peer) for p in pings] == [
         ("http", "192.0.2.1"),

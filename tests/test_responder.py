@@ -364,7 +364,9 @@ def test_cli_add_ls_remove_scan_report(
 
     spec = BatchSpec(key, sender.base)
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=3))
-    scan = run_cli("responder", "scan", "--spool", str(tmp_path / "spool"), env=env)
+    scan = run_cli(
+        "responder", "scan", "--spool", str(tmp_path / "spool"), "--ping-delay", "0", env=env
+    )
     assert scan.returncode == 0, scan.stderr
     assert "1 matches" in scan.stdout and "pinged 1 proofs" in scan.stdout
     assert sender.pings == [[spec.proof(ALICE)]]

@@ -109,7 +109,15 @@ def test_cli_add_says_what_the_next_scan_looks_through(
     env = {"SCRUBBER_RESPONDER_DB": str(tmp_path / "r.db")}
     spec = BatchSpec(key, sender.base)
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=3))
-    scan = ["responder", "scan", "--spool", str(tmp_path / "spool"), "--no-smtp"]
+    scan = [
+        "responder",
+        "scan",
+        "--spool",
+        str(tmp_path / "spool"),
+        "--no-smtp",
+        "--ping-delay",
+        "0",
+    ]
     assert run_cli("responder", "add", BOB, env=env).returncode == 0
     assert run_cli(*scan, env=env).returncode == 0
     added = run_cli("responder", "add", ALICE, env=env)

@@ -4,15 +4,19 @@ POST /dni/v1/ping/<token>   JSON {"proofs": [...]} or text/plain, one a line
 GET  /dni/v1/key            the operator's public key (key binding)
 GET  /healthz               200 when the database answers, else 503
 GET  /metrics               Prometheus text format
+GET  /openapi.yaml          the OpenAPI 3.1 description of these routes
+(all under the path of the public base URL, if it has one)
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
 from scrubber.listener.ratelimit import Admission, Limits
@@ -33,6 +38,7 @@ RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
+_BLANK = " \t\r"
 _BARE_TYPES = frozenset({"application/json", "text/plain"})
 
 
@@ -42,6 +48,12 @@ class BadPing(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """The OpenAPI 3.1 description of this API (docs/openapi.yaml links to it)."""
+    return resources.files("scrubber.listener").joinpath("openapi.yaml").read_bytes()
 
 
 def path_prefix(base_url: str) -> str:
@@ -60,7 +72,9 @@ def parse_proofs(content_type: str, body: bytes) -> list[str]:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadPing("body is not valid UTF-8") from None
-        proofs = [line.strip() for line in text.splitlines() if line.strip()]
+        # LF (or CRLF) only, spaces and tabs only: what docs/scheme.md says, no
+        # more (str.splitlines and str.strip know many more separators).
+        proofs = [p for line in text.split("\n") if (p := line.strip(_BLANK))]
     else:
         raise BadPing("send application/json or text/plain", status=415)
     if not proofs:
@@ -92,6 +106,7 @@ class HttpEdge:
     key_fingerprint: str
     health: Callable[[], Awaitable[None]]
     read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
+    trusted: TrustedProxies = field(default_factory=TrustedProxies)
     prefix: str = ""  # the path of the public base URL, e.g. "/dni-proxy" (see path_prefix)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
@@ -104,6 +119,7 @@ class HttpEdge:
                 web.get(f"{at}/dni/v1/key", self.key),
                 web.get(f"{at}/healthz", self.healthz),
                 web.get(f"{at}/metrics", self.metrics_text),
+                web.get(f"{at}/openapi.yaml", self.openapi),
             ]
         )
         return app
@@ -117,9 +133,9 @@ class HttpEdge:
 
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
-        peer = request.remote or "unknown"
+        peer = self.client(request)
         if self.limits.refused(peer):  # in debt: not even the body is read
-            return _error(429, "rate limited; try again later", retry=True)
+            return _rate_limited()
         if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
             return _too_large()
         try:
@@ -139,7 +155,7 @@ class HttpEdge:
         if admission is Admission.REFUSED:
             self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
             log.debug("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
-            return _error(429, "rate limited; try again later", retry=True)
+            return _rate_limited()
         suspect = admission is Admission.SUSPECT
         worthless = 0
         try:
@@ -150,7 +166,7 @@ class HttpEdge:
         except Overloaded:
             if suspect:
                 self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
-                return _error(429, "rate limited; try again later", retry=True)
+                return _rate_limited()
             return _error(503, "not stored, try again later", retry=True)
         except StoreUnavailable:  # the writer logged why; clients learn only to retry
             return _error(503, "not stored, try again later", retry=True)
@@ -159,6 +175,13 @@ class HttpEdge:
         if not result.known_batch:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
+
+    def client(self, request: web.Request) -> str:
+        """The real client: the TCP peer, or whom a trusted proxy forwards for."""
+        peer = request.remote or "unknown"
+        if not self.trusted:
+            return peer
+        return self.trusted.client(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content.is_eof():  # all there already: the usual small ping
@@ -193,6 +216,9 @@ class HttpEdge:
         except StoreError:
             return _error(503, "database unavailable", retry=True)
         return web.json_response({"status": "ok"})
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.Response(body=openapi_document(), content_type="application/yaml")
 
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
@@ -252,6 +278,14 @@ def _body(result: PingResult) -> dict[str, Any]:
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
+
+
+def _rate_limited() -> web.Response:
+    response = _error(429, "rate limited; try again later", retry=True)
+    # Closed: the client's next connection is refused at the gate, before
+    # any parsing (gate.py), and its unread body is not drained.
+    response.force_close()
+    return response
 
 
 def _too_large() -> web.Response:

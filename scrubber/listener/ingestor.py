@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from scrubber import scheme
+from scrubber import ledger, scheme
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, clean_token, decode_proof
 from scrubber.listener.sql import ROWS_PER_STATEMENT, PingSql
 from scrubber.store import Store
@@ -95,6 +95,24 @@ class Ingestor:
 # A tally's key: batch, minute, channel, peer; its counts: invalid, duplicate.
 _TallyKey = tuple[str, datetime, str, str]
 _Key = tuple[str, bytes]  # batch id, proof
+# A stored ping as bind values, in PING_COLUMNS order.
+_CHANNEL, _PEER, _RECEIVED = 4, 5, 7
+
+
+def _ledger_values(key: _Key, ping_id: int, ping: list[Any]) -> tuple[Any, ...]:
+    """The ledger columns after address_id and suppressed_at (SUPPRESSION_COLUMNS)
+    of the suppression an accepted ping makes: its request's time, channel and
+    masked client; the batch and the ping are the evidence."""
+    return (
+        ledger.Channel.DNI_PING.value,
+        ledger.Reason.REGISTRY.value,
+        ping[_CHANNEL],
+        ping[_RECEIVED],
+        key[0],
+        ping_id,
+        str(ping_id),
+        ledger.mask_client(ping[_PEER]),
+    )
 
 
 @dataclass
@@ -135,7 +153,8 @@ class _Group:
         outcomes, accepted = self._decide(batch_ids, decoded, entries, taken)
         won = self._insert(accepted, outcomes)
         order = [row.key for row in accepted if row.key in won]
-        suppressed = self._suppress(won, entries, order)
+        evidence = {row.key: row.values for row in accepted}
+        suppressed = self._suppress(won, entries, order, evidence)
         self._tally(batch_ids, outcomes)
         newly = [0] * len(self.requests)
         for row in accepted:
@@ -233,6 +252,7 @@ class _Group:
         won: dict[_Key, int],
         entries: dict[_Key, tuple[int, str]],
         order: list[_Key],
+        evidence: dict[_Key, list[Any]],
     ) -> set[_Key]:
         """Suppress the addresses of accepted proofs (the first ping of an
         address in the group gets the credit); returns the keys that did."""
@@ -245,7 +265,9 @@ class _Group:
         now = self.sql.timestamp(self.now)
         for part in _chunks(list(by_address.items()), ROWS_PER_STATEMENT):
             params = [
-                value for address, key in part for value in (address, now, "ping", key[0], won[key])
+                value
+                for address, key in part
+                for value in (address, now, *_ledger_values(key, won[key], evidence[key]))
             ]
             self.cursor.execute(self.sql.insert_suppressions(len(part)), params)
             new.update(inserted for (inserted,) in self.cursor.fetchall())

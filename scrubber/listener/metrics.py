@@ -48,6 +48,12 @@ class ListenerMetrics:
             ["channel", "status"],
             registry=self.registry,
         )
+        self.connections_refused = Counter(
+            "scrubber_connections_refused",
+            "Connections closed at once: a channel's or a client's cap was reached",
+            ["channel"],
+            registry=self.registry,
+        )
         # Label lookups cost more than the increments on the hot path:
         # children are bound once and kept.
         self._pings_by = {
@@ -76,6 +82,9 @@ class ListenerMetrics:
         if child is None:
             child = self._answers_by[channel, status] = self.responses.labels(channel, str(status))
         child.inc()
+
+    def connection_refused(self, channel: str) -> None:
+        self.connections_refused.labels(channel).inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

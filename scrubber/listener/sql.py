@@ -14,6 +14,11 @@ from scrubber.errors import StoreError
 PING_COLUMNS = (
     "token, batch_id, proof, outcome, channel, peer, address_id, received_at, committed_at"
 )
+# The ledger's columns a ping fills (scrubber/ledger.py says what each holds).
+SUPPRESSION_COLUMNS = (
+    "address_id, suppressed_at, channel, reason, origin, received_at, batch_id, ping_id, "
+    "request_id, client"
+)
 ROWS_PER_STATEMENT = 500  # multi-row VALUES: well under SQLite's 32,766 parameters
 
 
@@ -73,9 +78,9 @@ class PingSql:
         )
 
     def insert_suppressions(self, rows: int) -> str:
-        values = ", ".join([f"({self._marks(5)})"] * rows)
+        values = ", ".join([f"({self._marks(10)})"] * rows)
         return (
-            "INSERT INTO suppressions (address_id, suppressed_at, source, batch_id, ping_id) "  # noqa: S608
+            f"INSERT INTO suppressions ({SUPPRESSION_COLUMNS}) "  # noqa: S608
             f"VALUES {values} ON CONFLICT (address_id) DO NOTHING RETURNING address_id"
         )
 

@@ -216,7 +216,7 @@ def _removals(session: Session, batch: Batch, now: datetime) -> list[dict[str, A
             Ping.received_at,
             Address.canonical,
             Suppression.suppressed_at,
-            Suppression.source,
+            Suppression.channel,
         )
         .join(Address, Address.id == Ping.address_id)
         .outerjoin(Suppression, Suppression.address_id == Ping.address_id)

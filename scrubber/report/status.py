@@ -62,7 +62,7 @@ def gather(store: Store, settings: Settings, recent: int = 5) -> Status:
             )
         ).one()
         by_source = session.execute(
-            select(Suppression.source, func.count()).group_by(Suppression.source)
+            select(Suppression.channel, func.count()).group_by(Suppression.channel)
         ).all()
     return Status(
         lists=lists.list_infos(store),
