@@ -51,6 +51,12 @@ fuzz: $(STAMPS)/test-deps
 
 test: $(STAMPS)/test-deps services lint typecheck fuzz pytest
 
+# Every benchmark in bench/, after provisioning what they need (the services
+# above and wrk); one summary line each at the end. BENCH_ARGS=--quick: short runs.
+bench: $(STAMPS)/test-deps services
+	scripts/provision-wrk.sh
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 docs: $(STAMPS)/test-deps
 	$(BIN)/cog -r docs/cli.md
 
