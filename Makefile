@@ -59,6 +59,12 @@ mutate: $(STAMPS)/test-deps
 	$(BIN)/mutmut run --max-children 2 > .mutmut.log 2>&1 || (tail -30 .mutmut.log; false)
 	$(BIN)/python scripts/mutation_score.py
 
+# Every benchmark in bench/, after provisioning what they need (the services
+# above and wrk); one summary line each at the end. BENCH_ARGS=--quick: short runs.
+bench: $(STAMPS)/test-deps services
+	scripts/provision-wrk.sh
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 docs: $(STAMPS)/test-deps
 	$(BIN)/cog -r docs/cli.md
 

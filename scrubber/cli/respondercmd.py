@@ -141,7 +141,8 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
 @click.option(
     "--dns-server",
     metavar="HOST[:PORT]",
-    help="Nameserver for the _dni TXT and MX lookups (default: the system's resolver).",
+    help="Nameserver for the _dni TXT and MX lookups (default: the system's resolver; "
+    "with --proxy, required for SMTP pings and reached through the proxy over TCP).",
 )
 @click.option(
     "--allow-private",

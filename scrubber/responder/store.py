@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from scrubber import scheme
 from scrubber.errors import InputFileError, ResponderError, StoreError
+from scrubber.private import private_dir, touch_private
 from scrubber.responder.models import CachedDigest, Cursor, Protected
 from scrubber.store import Store
 from scrubber.store.store import _translate_errors
@@ -54,7 +55,7 @@ class ResponderStore(Store):
     @classmethod
     def open(cls, path: Path) -> ResponderStore:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent, tighten_existing=False)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
         store = cls(f"sqlite:///{path}")
@@ -71,6 +72,7 @@ class ResponderStore(Store):
         """Hold the scan lock: two scans of one database at once could send a
         ping round twice (both read it as owed before either records it)."""
         path = Path(f"{self.engine.url.database}.lock")
+        touch_private(path)
         with path.open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
