@@ -12,7 +12,13 @@ import pytest
 from scrubber import scheme
 from scrubber.listener import ratelimit
 from scrubber.listener.ping import MAX_PROOFS
-from scrubber.listener.ratelimit import Admission, Limits, RateLimiter, client_key
+from scrubber.listener.ratelimit import (
+    SMALL_REQUEST,
+    Admission,
+    Limits,
+    RateLimiter,
+    client_key,
+)
 from scrubber.report import deadlines
 from scrubber.report.deadlines import RULES, add_business_days
 
@@ -230,35 +236,56 @@ def limits(client: int = 60, token: int = 60) -> tuple[Limits, Clock]:
 
 def test_admission_lanes() -> None:
     both, _ = limits()
-    assert both.admit("192.0.2.1", "T", 10) is Admission.CLEAN  # full bucket: clean
-    assert both.per_client.level("192.0.2.1") == MAX_PROOFS - 10  # held while checked
-    assert both.admit("192.0.2.1", "T", 10) is Admission.SUSPECT  # below full
-    assert both.admit("192.0.2.1", "T", MAX_PROOFS - 20) is Admission.SUSPECT  # exactly all
-    assert both.admit("192.0.2.1", "T", 1) is Admission.REFUSED
-    assert both.refused("192.0.2.1")
-    assert not both.refused("192.0.2.2")
+    peer = "192.0.2.1"
+    assert both.admit(peer, "T", SMALL_REQUEST) is Admission.CLEAN  # small, full bucket
+    assert both.per_client.level(peer) == MAX_PROOFS  # held, not charged
+    assert both.admit(peer, "T", SMALL_REQUEST + 1) is Admission.SUSPECT  # bulk
+    rest = MAX_PROOFS - 2 * SMALL_REQUEST - 1
+    assert both.admit(peer, "T", rest) is Admission.SUSPECT  # exactly what is left
+    assert both.admit(peer, "T", 1) is Admission.REFUSED  # all held
+    assert not both.refused(peer)  # refused() looks at the bucket only
+    both.settle(peer, "T", rest, 0)
+    assert both.admit(peer, "T", 1) is Admission.CLEAN
 
 
 def test_a_token_out_of_budget_refuses_suspects_only() -> None:
     both, _ = limits()
+    peer = "192.0.2.1"
     both.per_token.charge("T", MAX_PROOFS)  # level exactly 0
-    assert both.admit("192.0.2.1", "T", 5) is Admission.CLEAN
-    assert both.admit("192.0.2.1", "T", 5) is Admission.REFUSED
-    assert both.admit("192.0.2.1", "U", 5) is Admission.SUSPECT
+    assert both.admit(peer, "T", 5) is Admission.CLEAN  # a clean client never is
+    assert both.admit(peer, "T", SMALL_REQUEST + 5) is Admission.SUSPECT  # bulk, bucket full
+    both.per_client.charge(peer, 1)  # below full: suspect
+    assert both.admit(peer, "T", 5) is Admission.REFUSED
+    assert both.admit(peer, "U", 5) is Admission.SUSPECT
     both.per_token.charge("V", MAX_PROOFS - 1)  # one proof left: not out
-    assert both.admit("192.0.2.1", "V", 5) is Admission.SUSPECT
+    assert both.admit(peer, "V", 5) is Admission.SUSPECT
 
 
-def test_settle_returns_the_held_proofs_but_the_worthless() -> None:
+def test_settle_releases_the_held_and_charges_the_worthless() -> None:
     both, _ = limits()
-    assert both.admit("192.0.2.1", "T", 100) is Admission.CLEAN
-    both.settle("192.0.2.1", "T", 100, 30)
-    assert both.per_client.level("192.0.2.1") == MAX_PROOFS - 30
+    peer = "192.0.2.1"
+    assert both.admit(peer, "T", 100) is Admission.SUSPECT
+    both.settle(peer, "T", 100, 30)
+    assert both.per_client.level(peer) == MAX_PROOFS - 30
     assert both.per_token.level("T") == MAX_PROOFS - 30
-    both.settle("192.0.2.1", "U", 0, 0)
+    assert both.admit(peer, "T", MAX_PROOFS - 30) is Admission.SUSPECT
+    assert both.admit(peer, "T", 1) is Admission.REFUSED
+    both.settle(peer, "T", MAX_PROOFS - 30, 0)
+    assert both.admit(peer, "T", 1) is Admission.SUSPECT
+    both.settle(peer, "U", 1, 0)
     assert both.per_token.level("U") == MAX_PROOFS
-    both.worthless("192.0.2.1", 7)
-    assert both.per_client.level("192.0.2.1") == MAX_PROOFS - 37
+    both.worthless(peer, 7)
+    assert both.per_client.level(peer) == MAX_PROOFS - 37
+
+
+def test_settle_keeps_what_other_requests_still_hold() -> None:
+    both, _ = limits()
+    peer = "192.0.2.1"
+    both.admit(peer, "T", 600)
+    both.admit(peer, "T", 400)
+    both.settle(peer, "T", 600, 0)
+    assert both.admit(peer, "T", 601) is Admission.REFUSED  # 400 still held
+    assert both.admit(peer, "T", 600) is Admission.SUSPECT
 
 
 def test_refused_at_exactly_one_proof_left() -> None:
@@ -269,11 +296,11 @@ def test_refused_at_exactly_one_proof_left() -> None:
     assert both.refused("192.0.2.1")
 
 
-def test_no_client_limit_admits_everything() -> None:
+def test_no_client_limit_still_sends_bulk_to_the_second_lane() -> None:
     both, _ = limits(client=0)
-    for _ in range(5):
-        assert both.admit("192.0.2.1", "T", MAX_PROOFS) is Admission.CLEAN
-    assert both.admit("192.0.2.1", "T", MAX_PROOFS + 1) is Admission.CLEAN
+    for _ in range(3):
+        assert both.admit("192.0.2.1", "T", SMALL_REQUEST) is Admission.CLEAN
+        assert both.admit("192.0.2.1", "T", SMALL_REQUEST + 1) is Admission.SUSPECT
     assert not both.refused("192.0.2.1")
     both.settle("192.0.2.1", "T", MAX_PROOFS, MAX_PROOFS)
     assert both.per_token.level("T") == 0
@@ -281,12 +308,13 @@ def test_no_client_limit_admits_everything() -> None:
 
 def test_a_client_limit_of_one_is_a_limit() -> None:
     both, _ = limits(client=1)
-    assert both.admit("192.0.2.1", "T", 100) is Admission.CLEAN
-    both.settle("192.0.2.1", "T", 100, 0)  # nothing worthless: all given back
-    assert both.per_client.level("192.0.2.1") == MAX_PROOFS
-    assert both.admit("192.0.2.1", "T", MAX_PROOFS) is Admission.CLEAN
-    assert both.refused("192.0.2.1")
-    assert both.admit("192.0.2.1", "T", 1) is Admission.REFUSED
+    peer = "192.0.2.1"
+    assert both.admit(peer, "T", 10) is Admission.CLEAN
+    both.settle(peer, "T", 10, 0)
+    assert both.per_client.level(peer) == MAX_PROOFS
+    both.worthless(peer, MAX_PROOFS)
+    assert both.refused(peer)
+    assert both.admit(peer, "T", 1) is Admission.REFUSED
 
 
 def test_limits_of_sets_both_rates() -> None:
