@@ -90,12 +90,18 @@ def part_holding(spec: BatchSpec, articles: list[bytes], address: str) -> int:
     raise AssertionError("address not in the batch")
 
 
-def write_spool(directory: Path, articles: list[bytes]) -> None:
+def write_spool(directory: Path, articles: list[bytes], *, later: bool = False) -> None:
+    """Spool files of ``articles``; ``later`` dates them a second after the
+    newest file already there (the spool mark orders by mtime), with no wait."""
     directory.mkdir(parents=True, exist_ok=True)
+    newest = max((p.stat().st_mtime for p in directory.iterdir()), default=None)
     for raw in articles:
         headers, _ = article.split_article(raw)
         name = headers["message-id"].strip("<>").replace("/", "_") + ".rnews"
-        (directory / name).write_bytes(b"#! rnews %d\n" % len(raw) + raw)
+        path = directory / name
+        path.write_bytes(b"#! rnews %d\n" % len(raw) + raw)
+        if later and newest is not None:
+            os.utime(path, (newest + 1, newest + 1))
 
 
 @dataclass
@@ -111,6 +117,7 @@ class SenderEndpoint:
     redirect_to: str | None = None
     pings: list[list[str]] = field(default_factory=list)
     key_requests: int = 0
+    peers: list[str] = field(default_factory=list)  # client address of every request
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -120,11 +127,13 @@ class SenderEndpoint:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def _key(self, _request: web.Request) -> web.Response:
+    async def _key(self, request: web.Request) -> web.Response:
         self.key_requests += 1
+        self.peers.append(str(request.remote))
         return web.json_response({"key": encode_public(self.key)})
 
     async def _ping(self, request: web.Request) -> web.Response:
+        self.peers.append(str(request.remote))
         if self.redirect_to is not None:
             raise web.HTTPTemporaryRedirect(self.redirect_to)
         if self.fail_pings > 0:
@@ -175,10 +184,12 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.peers: list[str] = []  # client address of every message
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(str(session.peer[0]))
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 

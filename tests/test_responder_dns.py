@@ -181,6 +181,8 @@ def test_cli_scan_skips_smtp_with_a_reason_line_and_exit_0(
         f"127.0.0.1:{dns.port}",
         "--smtp-port",
         str(sink.port),
+        "--ping-delay",
+        "0",
     ]
     skipped = run_cli(*common, env=env)
     assert skipped.returncode == 0, skipped.stderr
