@@ -133,12 +133,15 @@ def _create_and_post(workspace: Workspace, store: Store, say: Say) -> str:
         )
     )
     work = batch_post.pending(store, batch.id)
-    transport = open_transport(settings.post_server, newsgroup=batch.newsgroup, base=workspace.root)
-    try:
-        summary = batch_post.post_batch(store, work, load_key(workspace), transport)
-    finally:
-        transport.close()
-    say(DemoStep("post", f"{summary.posted} article(s) written to {transport.server}"))
+    summary = batch_post.post_batch(
+        store,
+        work,
+        load_key(workspace),
+        lambda: open_transport(
+            settings.post_server, newsgroup=batch.newsgroup, base=workspace.root
+        ),
+    )
+    say(DemoStep("post", f"{summary.posted} article(s) written to {summary.server}"))
     return batch.id
 
 
