@@ -31,10 +31,10 @@ from scrubber.private import touch_private
 from scrubber.report import build, formats, sign
 from scrubber.responder import store as responder_store
 from scrubber.responder.run import run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.store import Store
 from scrubber.store.models import Suppression
 from scrubber.transport import open_transport
+from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, load_key, open_store
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_lists"
@@ -133,12 +133,15 @@ def _create_and_post(workspace: Workspace, store: Store, say: Say) -> str:
         )
     )
     work = batch_post.pending(store, batch.id)
-    transport = open_transport(settings.post_server, newsgroup=batch.newsgroup, base=workspace.root)
-    try:
-        summary = batch_post.post_batch(store, work, load_key(workspace), transport)
-    finally:
-        transport.close()
-    say(DemoStep("post", f"{summary.posted} article(s) written to {transport.server}"))
+    summary = batch_post.post_batch(
+        store,
+        work,
+        load_key(workspace),
+        lambda: open_transport(
+            settings.post_server, newsgroup=batch.newsgroup, base=workspace.root
+        ),
+    )
+    say(DemoStep("post", f"{summary.posted} article(s) written to {summary.server}"))
     return batch.id
 
 

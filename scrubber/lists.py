@@ -468,6 +468,11 @@ def iter_export(store: Store, name: str, page: int = 10_000) -> Iterator[str]:
     The list is looked up now (NotFoundError before any output is written);
     the rows stream in pages.
     """
+    return (original for original, _ in iter_export_rows(store, name, page))
+
+
+def iter_export_rows(store: Store, name: str, page: int = 10_000) -> Iterator[tuple[str, str]]:
+    """(original spelling, canonical form) of each address :func:`iter_export` writes."""
     with store.read() as session:
         list_id = get_list(session, name).id
     return _export_pages(store, list_id, page)
@@ -489,12 +494,16 @@ def write_export(addresses: Iterable[str], output: Path, *, mode: int = FILE_MOD
     return count
 
 
-def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
+def _export_pages(store: Store, list_id: int, page: int) -> Iterator[tuple[str, str]]:
     last = 0
     while True:
         with store.read() as session:
             rows = session.execute(
-                select(ListEntry.address_id, func.coalesce(ListEntry.original, Address.canonical))
+                select(
+                    ListEntry.address_id,
+                    func.coalesce(ListEntry.original, Address.canonical),
+                    Address.canonical,
+                )
                 .join(Address, Address.id == ListEntry.address_id)
                 .outerjoin(Suppression, Suppression.address_id == ListEntry.address_id)
                 .where(ListEntry.list_id == list_id, ListEntry.address_id > last)
@@ -504,8 +513,8 @@ def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
             ).all()
         if not rows:
             return
-        for _, original in rows:
-            yield original
+        for _, original, canonical in rows:
+            yield original, canonical
         last = rows[-1][0]
 
 

@@ -37,9 +37,11 @@ class Dnsmasq:
         txt: dict[str, Sequence[str]] | None = None,
         mx: dict[str, tuple[str, int]] | None = None,
         a: dict[str, str] | None = None,
+        log_queries: bool = False,
     ) -> None:
         binary = require_service("SCRUBBER_TEST_DNSMASQ", "dnsmasq")
         self.port = free_port()
+        self.log = ""  # its stderr, read on stop: with log_queries, who asked what
         args = [
             binary,
             "--no-daemon",
@@ -58,6 +60,8 @@ class Dnsmasq:
             args.append(f"--mx-host={name},{exchange},{preference}")
         for name, address in (a or {}).items():
             args.append(f"--host-record={name},{address}")
+        if log_queries:
+            args += ["--log-queries", "--log-facility=-"]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
@@ -82,6 +86,7 @@ class Dnsmasq:
         self.process.terminate()
         self.process.wait(10)
         if self.process.stderr is not None:
+            self.log = self.process.stderr.read()
             self.process.stderr.close()
 
 

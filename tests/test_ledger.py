@@ -19,19 +19,6 @@ from tests.conftest import run_cli
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    url = (
-        f"sqlite:///{tmp_path / 'db.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    opened = Store(url)
-    opened.migrate()
-    request.addfinalizer(opened.close)
-    return opened
-
-
 def _imported(canonical: str, when: datetime, reason: Reason = Reason.HARD_BOUNCE) -> Entry:
     return Entry(
         canonical,

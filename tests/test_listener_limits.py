@@ -8,12 +8,13 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from scrubber.config import Workspace
+from scrubber.listener.gate import ConnectionGate
 from scrubber.listener.logs import NoTraceback, Repeats
 from scrubber.store.models import Batch
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
@@ -81,20 +82,25 @@ def test_connection_caps_per_client_and_per_channel(
     assert over.recv(4096).startswith(b"421 4.7.0")  # the client's cap
     others = [connect(smtp, f"127.0.0.{3 + i // 10}") for i in range(20)]
     assert all(s.recv(4096).startswith(b"220 ") for s in others)
+    # The channel is full (30): a newcomer gets in, the biggest holder's
+    # oldest session makes room for it.
     full = connect(smtp, "127.0.0.9")
-    assert full.recv(4096).startswith(b"421 4.7.0")  # the channel's cap
+    assert full.recv(4096).startswith(b"220 ")
+    assert held[0].recv(4096).startswith(b"421 ")
+    assert read_until_closed(held[0]) == b""
     # The other channel is not starved: a ping over HTTP, then its own client cap.
     assert http_ping(listener, batch.token, proof_for(ADDRESSES[0], batch)) == 200
     idle = [connect(http, "127.0.0.10") for _ in range(10)]
     refused = connect(http, "127.0.0.10")
-    assert read_until_closed(refused) == b""  # closed at once, nothing said
+    assert read_until_closed(refused).startswith(b"HTTP/1.1 503 ")  # before any request
     assert http_ping(listener, batch.token, proof_for(ADDRESSES[1], batch)) == 200
     for sock in [*held, over, *others, full, *idle, refused]:
         sock.close()
-    assert 'scrubber_connections_refused_total{channel="smtp"} 2.0' in metrics(listener)
+    assert 'scrubber_connections_refused_total{channel="smtp"} 1.0' in metrics(listener)
+    assert 'scrubber_connections_refused_total{channel="http"} 1.0' in metrics(listener)
     log = listener.log()
     assert "Traceback" not in log
-    assert log.count("event=connection-refused") <= 3  # at most one a second
+    assert 1 <= log.count("event=connection-refused") <= 3  # at most one a second
 
 
 def metrics(listener: Listener) -> str:
@@ -214,3 +220,25 @@ def test_repeated_warnings_are_held_back_with_a_count() -> None:
         )
     assert NoTraceback().filter(failed) and failed.exc_info is None
     assert failed.getMessage() == "accept failed error=OSError: [Errno 24] Too many open files"
+
+
+def test_a_newcomer_evicts_the_biggest_holder_until_holders_are_even() -> None:
+    gate = ConnectionGate("http", total=6, per_client=32)
+    closed: list[str] = []
+
+    def closer(name: str) -> Callable[[], None]:
+        return lambda: closed.append(name)
+
+    slots = {f"a{i}": closer(f"a{i}") for i in range(4)} | {"b0": closer("b0")}
+    for name in ("a0", "a1", "a2", "a3"):
+        assert gate.enter("192.0.2.1", slots[name]) is None
+    assert gate.enter("192.0.2.2", slots["b0"]) is None
+    assert gate.enter("192.0.2.3", closer("c0")) is None  # full now: 6
+    assert gate.enter("192.0.2.4", closer("d0")) is None  # evicts 192.0.2.1's oldest
+    assert closed == ["a0"]
+    gate.leave("192.0.2.1", slots["a0"])  # its connection_lost: already counted
+    assert gate.open == 6
+    assert gate.enter("192.0.2.4", closer("d1")) is None  # 192.0.2.1 still holds 3 > 2
+    assert gate.enter("192.0.2.4", closer("d2")) == "total"  # even now: 2, 1, 1, 2
+    gate.leave("192.0.2.2", slots["b0"])
+    assert gate.open == 5 and gate.enter("192.0.2.5", closer("e0")) is None

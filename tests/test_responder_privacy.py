@@ -18,10 +18,10 @@ from scrubber.responder.models import Match
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.proxy import parse_proxy
 from scrubber.responder.run import RunResult, run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Ping
 from scrubber.store.types import utcnow
+from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener
@@ -88,6 +88,7 @@ def test_smtp_ping_reaches_the_mail_host_from_the_proxy(
         txt={"_dni.good.test": [dni_record(key.fingerprint)]},
         mx={"good.test": ("mx.good.test", 10)},
         a={"mx.good.test": "127.0.0.1"},
+        log_queries=True,
     )
     sink = SmtpSink().start()
     try:
@@ -107,6 +108,25 @@ def test_smtp_ping_reaches_the_mail_host_from_the_proxy(
     assert result.pings.delivered == 1, result.pings.failures
     assert sink.peers == ["127.0.0.2"]
     assert set(sender.peers) == {"127.0.0.2"}
+    # The _dni and MX lookups went through the proxy too (DNS over TCP).
+    asked = [line for line in names.log.splitlines() if "query[" in line and "probe" not in line]
+    assert any("_dni.good.test from 127.0.0.2" in line for line in asked), names.log
+    assert asked and all("from 127.0.0.2" in line for line in asked), asked
+
+
+def test_with_a_proxy_but_no_dns_server_smtp_is_skipped_not_leaked(
+    store: ResponderStore,
+    key: OperatorKey,
+    sender: SenderEndpoint,
+    tmp_path: Path,
+    socks: Microsocks,
+) -> None:
+    one_batch(store, key, sender.base, tmp_path / "spool")
+    sender.fail_pings = 1_000
+    config = PingConfig(proxy=parse_proxy(socks.url), retries=0)
+    result = run(store, tmp_path / "spool", config)
+    assert result.pings.pending == 1
+    assert "SMTP skipped: with --proxy, SMTP pings need --dns-server" in result.pings.failures[0]
 
 
 def test_a_proxy_that_is_down_keeps_the_proof_owed(

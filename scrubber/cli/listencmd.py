@@ -47,7 +47,7 @@ from scrubber.workspace import load_key
 @click.option(
     "--max-connections",
     type=click.IntRange(min=1),
-    default=2000,
+    default=1000,
     show_default=True,
     help="Concurrent connections per channel (lowered to fit the open-file limit).",
 )

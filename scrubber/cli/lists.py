@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -127,16 +127,49 @@ def import_(
     show_default=True,
     help="File mode of --output, in octal (addresses are private: widen on purpose).",
 )
+@click.option(
+    "--minus",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also leave out addresses whose digest is in this hashed suppression file "
+    "(MD5/SHA-1/SHA-256/SHA-512 hex a line; plain, .gz or .zip). Repeatable.",
+)
 @pass_app
-def export(app: AppContext, name: str, output: Path | None, mode: str) -> None:
+def export(
+    app: AppContext, name: str, output: Path | None, mode: str, minus: tuple[Path, ...]
+) -> None:
     """Write list NAME minus every suppressed address, in original spelling.
+
+    --minus FILE scrubs against an advertiser's hashed suppression file
+    (OPTIZMO style: lower case, trimmed, then the digest); an address matches
+    by its spelling or by its canonical form, and the summary counts each.
 
     \b
     Example:
       scrubber list export customers -o customers-clean.txt --mode 640
+      scrubber list export customers --minus optout.md5.zip -o mailable.txt
     """
     file_mode = parse_mode(mode)
     addresses = lists.iter_export(app.store, name)
+    summary = None
+    if minus:
+        from scrubber import minus as scrubbing
+
+        scrubber = scrubbing.Scrubber(minus)
+        found = scrubber.matches(lambda: lists.iter_export_rows(app.store, name))
+        summary = scrubbing.MinusSummary()
+        addresses = scrubbing.scrub(lists.iter_export_rows(app.store, name), found, summary)
+    _write_export(app, addresses, output, file_mode)
+    if summary is not None:
+        app.err.print(
+            f"--minus: left out {summary.left_out:,} ({summary.by_original:,} by spelling, "
+            f"{summary.by_canonical:,} only by canonical form)"
+        )
+
+
+def _write_export(
+    app: AppContext, addresses: Iterator[str], output: Path | None, file_mode: int
+) -> None:
     if output is None:
         for address in addresses:
             sys.stdout.write(address + "\n")

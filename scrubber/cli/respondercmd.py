@@ -20,8 +20,8 @@ from scrubber.responder.recheck import batches_to_recheck
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.scan import Caps
-from scrubber.responder.source import DEFAULT_GROUP, open_source
 from scrubber.store.types import utcnow
+from scrubber.transport import DEFAULT_GROUP, open_source
 
 
 @click.group("responder")
@@ -141,7 +141,8 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
 @click.option(
     "--dns-server",
     metavar="HOST[:PORT]",
-    help="Nameserver for the _dni TXT and MX lookups (default: the system's resolver).",
+    help="Nameserver for the _dni TXT and MX lookups (default: the system's resolver; "
+    "with --proxy, required for SMTP pings and reached through the proxy over TCP).",
 )
 @click.option(
     "--allow-private",

@@ -103,38 +103,66 @@ def _address(hop: str) -> str | None:
 @dataclass
 class ConnectionGate:
     """Concurrent connections of one channel: at most ``total``, and at most
-    ``per_client`` from one address (trusted proxies excepted)."""
+    ``per_client`` from one address (trusted proxies excepted).
+
+    At the total cap a newcomer is not simply turned away, or a crowd of
+    addresses could hold every slot: the oldest connection of the client
+    holding the most is closed for it, as long as that client would still
+    hold more than the newcomer (so evictions stop once holders are even). A
+    client the rate limits refuse (``in_debt``) is turned away at once,
+    before any byte of its request is parsed.
+    """
 
     channel: str
     total: int
     per_client: int
     trusted: TrustedProxies = field(default_factory=TrustedProxies)
     refused: Callable[[str], None] = lambda _channel: None  # metrics hook
+    in_debt: Callable[[str], bool] = lambda _peer: False
     open: int = 0
-    _by_client: dict[str, int] = field(default_factory=dict)
+    _by_client: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
 
-    def enter(self, peer: str) -> bool:
-        if self.open >= self.total:
-            return self._refuse(peer, "total")
-        held = self._by_client.get(peer, 0)
-        if held >= self.per_client and not self.trusted.trusts(peer):
+    def enter(self, peer: str, close: Callable[[], None]) -> str | None:
+        """Admit a connection (``close`` closes it, should it be evicted);
+        None, or why not: "rate", "client" or "total"."""
+        trusted = self.trusted.trusts(peer)
+        if not trusted and self.in_debt(peer):
+            return self._refuse(peer, "rate")
+        held = self._by_client.setdefault(peer, [])
+        if len(held) >= self.per_client and not trusted:
             return self._refuse(peer, "client")
+        if self.open >= self.total and not self._evict_for(len(held) + 1):
+            if not held:
+                del self._by_client[peer]
+            return self._refuse(peer, "total")
         self.open += 1
-        self._by_client[peer] = held + 1
-        return True
+        held.append(close)
+        return None
 
-    def leave(self, peer: str) -> None:
-        self.open -= 1
-        held = self._by_client.get(peer, 1) - 1
-        if held > 0:
-            self._by_client[peer] = held
-        else:
+    def leave(self, peer: str, close: Callable[[], None]) -> None:
+        held = self._by_client.get(peer, [])
+        if close in held:
+            held.remove(close)
+            self.open -= 1
+        if not held:
             self._by_client.pop(peer, None)
 
-    def _refuse(self, peer: str, cap: str) -> bool:
+    def _evict_for(self, wanted: int) -> bool:
+        """Close the oldest connection of the biggest holder, if it holds more."""
+        top = max(self._by_client.items(), key=lambda item: len(item[1]), default=None)
+        if top is None or len(top[1]) <= wanted:
+            return False
+        peer, held = top
+        close = held.pop(0)
+        self.open -= 1
+        log.warning("event=connection-evicted channel=%s peer=%s", self.channel, peer)
+        close()
+        return True
+
+    def _refuse(self, peer: str, cap: str) -> str:
         self.refused(self.channel)
         log.warning("event=connection-refused channel=%s cap=%s peer=%s", self.channel, cap, peer)
-        return False
+        return cap
 
 
 def peer_of(transport: asyncio.BaseTransport) -> str:
@@ -144,34 +172,59 @@ def peer_of(transport: asyncio.BaseTransport) -> str:
     return str(peer or "unknown")
 
 
-class GatedProtocol(asyncio.Protocol):
-    """An asyncio protocol behind a ConnectionGate: a refused connection is
-    closed at once, before the wrapped protocol sees it."""
+LINGER = 2.0  # seconds a refused connection's request is read and dropped
 
-    def __init__(self, inner: asyncio.Protocol, gate: ConnectionGate) -> None:
+
+class GatedProtocol(asyncio.Protocol):
+    """An asyncio protocol behind a ConnectionGate. A refused connection gets
+    a canned answer (``answers``, by reason) before the wrapped protocol sees
+    it; whatever it sends is dropped until it closes (or ``LINGER`` runs
+    out), so the answer is not lost to a reset."""
+
+    def __init__(
+        self, inner: asyncio.Protocol, gate: ConnectionGate, answers: dict[str, bytes]
+    ) -> None:
         self.inner = inner
         self.gate = gate
+        self.answers = answers
         self.peer: str | None = None  # set while admitted
+        self.refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = peer_of(transport)
-        if not self.gate.enter(peer):
-            cast(asyncio.Transport, transport).abort()  # no answer: costs nothing more
+        self.transport = cast(asyncio.Transport, transport)
+        reason = self.gate.enter(peer, self.close)
+        if reason is not None:
+            self.refused = True
+            try:
+                self.transport.write(self.answers[reason])
+                self.transport.write_eof()
+            except OSError:  # the client has gone already
+                self.transport.abort()
+                return
+            asyncio.get_running_loop().call_later(LINGER, self.transport.abort)
             return
         self.peer = peer
         self.inner.connection_made(transport)
 
+    def close(self) -> None:
+        self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer is None:
             return
-        self.gate.leave(self.peer)
+        self.gate.leave(self.peer, self.close)
         self.peer = None
         self.inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self.inner.data_received(data)
+        if not self.refused:
+            self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self.refused:
+            self.transport.abort()
+            return None
         return self.inner.eof_received()
 
     def pause_writing(self) -> None:

@@ -135,7 +135,7 @@ class HttpEdge:
         token = request.match_info["token"]
         peer = self.client(request)
         if self.limits.refused(peer):  # in debt: not even the body is read
-            return _error(429, "rate limited; try again later", retry=True)
+            return _rate_limited()
         if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
             return _too_large()
         try:
@@ -155,7 +155,7 @@ class HttpEdge:
         if admission is Admission.REFUSED:
             self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
             log.debug("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
-            return _error(429, "rate limited; try again later", retry=True)
+            return _rate_limited()
         suspect = admission is Admission.SUSPECT
         worthless = 0
         try:
@@ -166,7 +166,7 @@ class HttpEdge:
         except Overloaded:
             if suspect:
                 self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
-                return _error(429, "rate limited; try again later", retry=True)
+                return _rate_limited()
             return _error(503, "not stored, try again later", retry=True)
         except StoreUnavailable:  # the writer logged why; clients learn only to retry
             return _error(503, "not stored, try again later", retry=True)
@@ -278,6 +278,14 @@ def _body(result: PingResult) -> dict[str, Any]:
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
+
+
+def _rate_limited() -> web.Response:
+    response = _error(429, "rate limited; try again later", retry=True)
+    # Closed: the client's next connection is refused at the gate, before
+    # any parsing (gate.py), and its unread body is not drained.
+    response.force_close()
+    return response
 
 
 def _too_large() -> web.Response:

@@ -7,13 +7,14 @@ listener checks every admitted request and charges only the worthless part,
 afterwards (``Limits.settle``):
 
 - per client address (``per_client``): a client's bucket holds a minute's
-  worth of proofs (at least one full request). While a request is being
-  checked its proofs are held from the bucket, so no client has more than
-  a bucket's worth in flight, and a request that does not fit is refused at
-  once (429, nothing stored). A client whose bucket is full is *clean*; one
-  below full (it sent worthless proofs lately, or has proofs in flight) is
-  *suspect*: its requests wait in the committer's second lane, behind
-  every clean request.
+  worth of proofs (at least one full request) and is charged only for
+  worthless ones. The proofs of the client's requests being checked are
+  held against it, so no client has more than its bucket's worth in
+  flight, and a request that does not fit is refused at once (429, nothing
+  stored). A client whose bucket is full is *clean*; one below full (it
+  sent worthless proofs lately) is *suspect*: its requests wait in the
+  committer's second lane, behind every clean request; so do requests of
+  more than ``SMALL_REQUEST`` proofs, whoever sends them.
 - per response token (``per_token``): the worthless proofs sent for one
   batch. When a token's bucket is empty, suspect clients are refused for it;
   clean clients never are, so nobody can spend a batch's budget and block
@@ -33,6 +34,9 @@ from dataclasses import dataclass, field
 from scrubber.listener.ping import MAX_PROOFS
 
 MAX_KEYS = 100_000  # buckets kept before full (idle) ones are dropped
+# Proofs a registrant's ping carries (one per address it protects): a larger
+# request waits in the second lane, behind every small one from clean clients.
+SMALL_REQUEST = 20
 
 
 class Admission(enum.Enum):
@@ -125,6 +129,7 @@ class Limits:
 
     per_client: RateLimiter
     per_token: RateLimiter
+    _held: dict[str, int] = field(default_factory=dict)  # client -> proofs in flight
 
     @classmethod
     def of(cls, client_per_minute: int, token_per_minute: int) -> Limits:
@@ -132,27 +137,34 @@ class Limits:
 
     def refused(self, peer: str) -> bool:
         """A client without room for one proof: answered 429 before its
-        request is even read."""
+        request is even read (or its connection accepted)."""
         return self.per_client.per_minute > 0 and self.per_client.level(client_key(peer)) < 1
 
     def admit(self, peer: str, token: str, cost: int) -> Admission:
-        """Which lane a request of ``cost`` proofs takes; holds them from the client."""
+        """Which lane a request of ``cost`` proofs takes; holds them for the client."""
+        bulk = cost > SMALL_REQUEST
         if self.per_client.per_minute <= 0:
-            return Admission.CLEAN
+            return Admission.SUSPECT if bulk else Admission.CLEAN
         key = client_key(peer)
         level = self.per_client.level(key)
-        if level < cost:
+        held = self._held.get(key, 0)
+        if held + cost > level:
             return Admission.REFUSED
-        if level < self.per_client.capacity and self.per_token.level(token) <= 0:
+        suspect = bulk or level < self.per_client.capacity
+        if suspect and level < self.per_client.capacity and self.per_token.level(token) <= 0:
             return Admission.REFUSED
-        self.per_client.charge(key, cost)
-        return Admission.CLEAN if level >= self.per_client.capacity else Admission.SUSPECT
+        self._held[key] = held + cost
+        return Admission.SUSPECT if suspect else Admission.CLEAN
 
     def settle(self, peer: str, token: str, cost: int, worthless: int) -> None:
-        """After the check (or its failure: ``worthless`` 0), the held proofs
-        back but for the worthless ones, which the token is charged too."""
+        """After the check (or its failure: ``worthless`` 0): the held proofs
+        are released, the worthless ones charged to the client and the token."""
         if self.per_client.per_minute > 0:
-            self.per_client.charge(client_key(peer), worthless - cost)
+            key = client_key(peer)
+            held = self._held.pop(key, 0) - cost
+            if held > 0:
+                self._held[key] = held
+            self.per_client.charge(key, worthless)
         if worthless:
             self.per_token.charge(token, worthless)
 

@@ -31,7 +31,7 @@ from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
-from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_factory
+from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
 
@@ -44,6 +44,23 @@ LOCK_WAIT_MS = 5000
 # Groups sent to the writer process before the first is answered: with two,
 # the child never waits for the loop to notice an answer (docs/design.md).
 WRITER_PIPELINE = 2
+# Connections the kernel queues before the loop accepts them: Linux's usual
+# somaxconn. A burst of connections over it has SYNs dropped, and a client's
+# retry comes 1, 3, 7 s later (bench/abuse.py, idle-connections).
+BACKLOG = 4096
+
+
+def _canned(status: str, retry: bool) -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    return (head + ("Retry-After: 5\r\n" if retry else "") + "\r\n").encode()
+
+
+# What a connection refused at the HTTP gate is told, by reason (gate.py).
+REFUSALS = {
+    "rate": _canned("429 Too Many Requests", True),
+    "client": _canned("503 Service Unavailable", True),
+    "total": _canned("503 Service Unavailable", True),
+}
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,7 @@ class ListenConfig:
     key_fingerprint: str
     read_timeout: float = 15.0
     log_level: str = "info"
-    max_connections: int = 2000  # per channel
+    max_connections: int = 1000  # per channel
     max_client_connections: int = 32  # per channel and client address
     smtp_idle_timeout: float = 60.0
     smtp_session_timeout: float = 300.0
@@ -112,7 +129,7 @@ async def _serve(
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
     limits = Limits.of(config.client_per_minute, config.token_per_minute)
-    http_gate, smtp_gate = _gates(config, trusted, metrics)
+    http_gate, smtp_gate = _gates(config, trusted, metrics, limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +160,7 @@ async def _serve(
 
 
 def _gates(
-    config: ListenConfig, trusted: TrustedProxies, metrics: ListenerMetrics
+    config: ListenConfig, trusted: TrustedProxies, metrics: ListenerMetrics, limits: Limits
 ) -> tuple[ConnectionGate, ConnectionGate]:
     """One gate per channel, their caps fitted to the open-file limit."""
     channels = [c for c in (config.http, config.smtp) if c is not None]
@@ -153,7 +170,9 @@ def _gates(
 
     def gate(channel: str) -> ConnectionGate:
         per_client = min(config.max_client_connections, per_channel)
-        return ConnectionGate(channel, per_channel, per_client, trusted, metrics.connection_refused)
+        return ConnectionGate(
+            channel, per_channel, per_client, trusted, metrics.connection_refused, limits.refused
+        )
 
     return gate("http"), gate("smtp")
 
@@ -201,10 +220,10 @@ async def _start_http(
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: GatedProtocol(handlers(), gate),
+            lambda: GatedProtocol(handlers(), gate, REFUSALS),
             config.http.host,
             config.http.port,
-            backlog=1024,
+            backlog=BACKLOG,
         )
     except OSError as error:
         await runner.cleanup()
@@ -227,15 +246,11 @@ async def _start_smtp(
     )
 
     def factory() -> Any:
-        protocol = smtp_factory(handler, hostname, gate, timeouts)
-        sessions.append(protocol)
-        if len(sessions) > 1000:  # forget closed sessions now and then
-            sessions[:] = [s for s in sessions if s.transport is not None]
-        return protocol
+        return smtp_door(handler, hostname, gate, timeouts, sessions)
 
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(factory, endpoint.host, endpoint.port, backlog=1024)
+        server = await loop.create_server(factory, endpoint.host, endpoint.port, backlog=BACKLOG)
     except OSError as error:
         raise ListenerError(f"cannot listen for SMTP on {endpoint}: {error.strerror}") from None
     for sock in server.sockets:

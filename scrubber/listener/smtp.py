@@ -38,6 +38,10 @@ UNKNOWN = "550 5.1.1 Unknown response address"
 TRY_LATER = "451 4.3.0 Not stored, try again later"
 RATE_LIMITED = "451 4.7.1 Rate limited, try again later"
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
+# Commands that do nothing a ping needs, at most this often a session (then
+# 421 and closed): a session kept busy by them costs the loop for nothing.
+CALL_LIMITS = {"NOOP": 10, "RSET": 10, "HELP": 10, "VRFY": 10, "EXPN": 10, "*": 10_000}
+RATE_LIMITED_421 = "421 4.7.1 Rate limited, try again later"
 TIMED_OUT = b"421 4.4.2 Session too long, closing\r\n"
 
 
@@ -222,49 +226,71 @@ def _moving_on(name: str) -> Callable[[GatedSMTP, str], Awaitable[None]]:
     return command
 
 
-class GatedSMTP(SMTP):
-    """aiosmtpd's session behind a ConnectionGate, with idle and total timeouts."""
+class SmtpDoor(asyncio.Protocol):
+    """The gate in front of an SMTP session. aiosmtpd's session costs about
+    0.3 ms to make (it inspects its own methods), so it is made only for a
+    connection the gate admits; a refused one gets its 421 from here."""
 
-    def __init__(
-        self, handler: SmtpHandler, gate: ConnectionGate, limits: SessionLimits, **kwargs: Any
-    ) -> None:
-        super().__init__(handler, timeout=limits.silence, **kwargs)
+    def __init__(self, make: Callable[[str, Callable[[], None]], GatedSMTP], gate: ConnectionGate):
+        self.make = make
         self.gate = gate
-        self.limits = limits
-        self.admitted: str | None = None  # the peer, while it holds a slot
-        self._timers: list[asyncio.TimerHandle] = []
+        self.session: GatedSMTP | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = peer_of(transport)
-        if not self.gate.enter(peer):
-            cast(asyncio.Transport, transport).write(TOO_MANY.encode() + b"\r\n")
+        reason = self.gate.enter(peer, self.evict)
+        if reason is not None:
+            answer = RATE_LIMITED_421 if reason == "rate" else TOO_MANY
+            cast(asyncio.Transport, transport).write(answer.encode() + b"\r\n")
             transport.close()
             return
-        self.admitted = peer
-        self._timers = [self.loop.call_later(self.limits.total, self._expire, "session")]
+        self.session = self.make(peer, self.evict)
+        transport.set_protocol(self.session)
+        self.session.connection_made(transport)
+
+    def evict(self) -> None:
+        """Closed to make room for another client (gate.py)."""
+        if self.session is not None:
+            self.session.expire("evicted")
+
+    def data_received(self, data: bytes) -> None:
+        pass  # a refused client's words, until its connection closes
+
+
+class GatedSMTP(SMTP):
+    """aiosmtpd's session admitted by the gate, with idle and total timeouts."""
+
+    def __init__(
+        self,
+        handler: SmtpHandler,
+        admitted: tuple[ConnectionGate, str, Callable[[], None]],
+        limits: SessionLimits,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, timeout=limits.silence, **kwargs)
+        self.gate, self.peer, self.slot = admitted
+        self.limits = limits
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._timers = [self.loop.call_later(self.limits.total, self.expire, "session")]
         self._moved_on()
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self.admitted is None:
-            return
-        self.gate.leave(self.admitted)
-        self.admitted = None
+        self.gate.leave(self.peer, self.slot)
         for timer in self._timers:
             timer.cancel()
         super().connection_lost(error)
-
-    def eof_received(self) -> bool | None:
-        return super().eof_received() if self.admitted is not None else False
 
     def _moved_on(self) -> None:
         """A command that moves the session on: the idle clock starts again."""
         if len(self._timers) > 1:
             self._timers.pop().cancel()
-        self._timers.append(self.loop.call_later(self.limits.idle, self._expire, "idle"))
+        self._timers.append(self.loop.call_later(self.limits.idle, self.expire, "idle"))
 
-    def _expire(self, kind: str) -> None:
-        log.debug("event=smtp-timeout kind=%s peer=%s", kind, self.admitted)
+    def expire(self, kind: str) -> None:
+        log.debug("event=smtp-timeout kind=%s peer=%s", kind, self.peer)
         if self.transport is not None:
             cast(asyncio.Transport, self.transport).write(
                 b"421 4.4.2 Session too long, closing\r\n"
@@ -279,15 +305,29 @@ class GatedSMTP(SMTP):
     smtp_DATA = _moving_on("smtp_DATA")
 
 
-def smtp_factory(
-    handler: SmtpHandler, hostname: str, gate: ConnectionGate, limits: SessionLimits
-) -> SMTP:
-    """One SMTP session behind the channel's gate."""
-    return GatedSMTP(
-        handler,
-        gate,
-        limits,
-        data_size_limit=MAX_MESSAGE,
-        hostname=hostname,
-        decode_data=False,
-    )
+def smtp_door(
+    handler: SmtpHandler,
+    hostname: str,
+    gate: ConnectionGate,
+    limits: SessionLimits,
+    sessions: list[GatedSMTP],
+) -> SmtpDoor:
+    """What the SMTP server makes per connection: a door, and behind it, if
+    the gate admits the connection, a session (kept in ``sessions``)."""
+
+    def make(peer: str, slot: Callable[[], None]) -> GatedSMTP:
+        session = GatedSMTP(
+            handler,
+            (gate, peer, slot),
+            limits,
+            command_call_limit=CALL_LIMITS,
+            data_size_limit=MAX_MESSAGE,
+            hostname=hostname,
+            decode_data=False,
+        )
+        sessions.append(session)
+        if len(sessions) > 1000:  # forget closed sessions now and then
+            sessions[:] = [s for s in sessions if s.transport is not None]
+        return session
+
+    return SmtpDoor(make, gate)

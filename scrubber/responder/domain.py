@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import dns.exception
+import dns.message
 import dns.name
+import dns.query
+import dns.rcode
 import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.TXT import TXT
 
 from scrubber.errors import SmtpDomainRefused
 from scrubber.keys import fingerprint
+from scrubber.responder.proxy import PROXY_REFUSED, SocksProxy
 
 RECORD_PREFIX = "_dni"
 VERSION = "DNI1"
@@ -41,7 +49,48 @@ class DnsConfig:
     timeout: float = 5  # seconds for one whole lookup, retries included
 
 
-def resolver(config: DnsConfig) -> dns.resolver.Resolver:
+class Resolves(Protocol):
+    def resolve(self, qname: str, rdtype: str, *, search: bool) -> Iterable[dns.rdata.Rdata]: ...
+
+
+class ProxiedResolver:
+    """DNS over TCP through the SOCKS proxy to one nameserver, so the
+    lookups of a sender's domain leave through the proxy like the pings."""
+
+    def __init__(self, proxy: SocksProxy, nameserver: str, port: int, timeout: float) -> None:
+        self.proxy, self.nameserver, self.port, self.timeout = proxy, nameserver, port, timeout
+
+    def resolve(self, qname: str, rdtype: str, *, search: bool) -> Iterable[dns.rdata.Rdata]:
+        name = dns.name.from_text(qname)
+        query = dns.message.make_query(name, rdtype)  # recursion desired
+        where = f"{self.nameserver}:{self.port} through {self.proxy}"
+        try:
+            with self.proxy.connect(self.nameserver, self.port, self.timeout) as sock:
+                response = dns.query.tcp(query, self.nameserver, self.timeout, sock=sock)
+        except (OSError, PROXY_REFUSED, dns.exception.DNSException) as exc:
+            raise SmtpDomainRefused(f"DNS {where} unreachable for {qname}: {exc}") from None
+        if response.rcode() == dns.rcode.NXDOMAIN:
+            return []
+        if response.rcode() != dns.rcode.NOERROR or not isinstance(
+            response, dns.message.QueryMessage
+        ):
+            code = dns.rcode.to_text(response.rcode())
+            raise SmtpDomainRefused(f"DNS {where} answered {code} for {qname} {rdtype}")
+        # Answer follows CNAMEs and raises NoAnswer when the name has no such record.
+        kind = dns.rdatatype.from_text(rdtype)
+        return dns.resolver.Answer(name, kind, dns.rdataclass.IN, response)
+
+
+def resolver(config: DnsConfig, proxy: SocksProxy | None = None) -> Resolves:
+    """The system's or the configured resolver; through ``proxy`` when given
+    (then a nameserver reachable through it must be configured)."""
+    if proxy is not None:
+        if config.nameserver is None:
+            raise SmtpDomainRefused(
+                "with --proxy, SMTP pings need --dns-server IP (a resolver reached through the "
+                "proxy); otherwise the lookups would leave around it"
+            )
+        return ProxiedResolver(proxy, config.nameserver, config.port, config.timeout)
     if config.nameserver is None:
         try:
             found = dns.resolver.Resolver()
@@ -70,7 +119,7 @@ def parse_record(text: str) -> dict[str, str] | None:
     return tags if first == f"v={VERSION}" else None
 
 
-def prove_domain(res: dns.resolver.Resolver, domain: str, key: bytes) -> None:
+def prove_domain(res: Resolves, domain: str, key: bytes) -> None:
     """Raise SmtpDomainRefused unless ``_dni.<domain>`` names ``key``'s fingerprint."""
     if _ip_literal(domain):
         raise SmtpDomainRefused(f"{domain} is an IP literal, not a domain")
@@ -92,7 +141,7 @@ def prove_domain(res: dns.resolver.Resolver, domain: str, key: bytes) -> None:
 
 
 def mail_hosts(
-    res: dns.resolver.Resolver, domain: str, port: int, *, allow_private: bool
+    res: Resolves, domain: str, port: int, *, allow_private: bool
 ) -> list[tuple[str, int]]:
     """(address, port) to try in order: MX by preference, else the domain itself."""
     found = _lookup(res, domain, "MX")
@@ -128,13 +177,13 @@ def address_refusal(text: str) -> str | None:
     return None
 
 
-def _addresses(res: dns.resolver.Resolver, host: str) -> list[str]:
+def _addresses(res: Resolves, host: str) -> list[str]:
     if _ip_literal(host):
         return [host]  # an MX naming an address: judged like any other address
     return [r.to_text() for kind in ("A", "AAAA") for r in _lookup(res, host, kind)]
 
 
-def _lookup(res: dns.resolver.Resolver, name: str, kind: str) -> list[dns.rdata.Rdata]:
+def _lookup(res: Resolves, name: str, kind: str) -> list[dns.rdata.Rdata]:
     """The records, [] when the name has none of that kind; lookup failures raise."""
     try:
         return list(res.resolve(name, kind, search=False))

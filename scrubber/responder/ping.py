@@ -39,6 +39,7 @@ ANSWER_CHARS = 500  # of an error answer
 MAX_ANSWER = 64 * 1024  # an OK answer lists one outcome per proof
 DEFAULT_DELAY = 6 * 3600.0  # sent within 6 h of discovery: the 48 h rule then runs from there
 HELO_NAME = "responder.invalid"
+_RANDOM = random.SystemRandom()  # the delays should not be predictable from earlier ones
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class _Answer:
 
 
 def send_pending(store: ResponderStore, config: PingConfig | None = None) -> PingReport:
-    """Send every proof still owed, batch by batch; returns what happened."""
+    """Send every proof owed whose delay has passed, batch by batch; returns what happened."""
     config = config or PingConfig()
     report = PingReport()
     now = config.clock()
@@ -98,7 +99,7 @@ def _schedule(store: ResponderStore, delay: float) -> None:
             select(Match).where(Match.state == "pending", Match.not_before.is_(None))
         )
         for row in rows:
-            row.not_before = row.found_at + timedelta(seconds=random.uniform(0, delay))
+            row.not_before = row.found_at + timedelta(seconds=_RANDOM.uniform(0, delay))
 
 
 def _waiting(store: ResponderStore, now: datetime) -> tuple[int, datetime | None]:
@@ -312,7 +313,7 @@ def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
     relay would deliver to it all the same.
     """
     name = batch.respond_smtp.rpartition("@")[2]
-    resolver = domain.resolver(config.dns)
+    resolver = domain.resolver(config.dns, config.proxy)
     domain.prove_domain(resolver, name, batch.key)
     if config.smtp_server is not None:
         return [config.smtp_server]
