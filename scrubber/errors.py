@@ -111,3 +111,7 @@ class ImportWorkerError(ScrubberError):
 
 class ExecutorError(ScrubberError):
     """The hashing executor cannot start or lost its workers (e.g. a Dask cluster)."""
+
+
+class UnsubscribeTokenError(ScrubberError):
+    """An unsubscribe token is malformed or was not issued by this workspace."""

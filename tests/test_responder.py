@@ -24,8 +24,8 @@ from scrubber.responder.ping import PingConfig
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.scan import pings_due
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses, list_protected
+from scrubber.transport.spool import SpoolSource
 from tests.conftest import run_cli
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import (
