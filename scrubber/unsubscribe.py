@@ -23,13 +23,14 @@ import os
 import secrets
 import struct
 from dataclasses import dataclass
+from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
 from sqlalchemy import select
 
-from scrubber import scheme
+from scrubber import ledger, scheme
 from scrubber.errors import KeyFileError, NotFoundError, UnsubscribeTokenError, UsageError
 from scrubber.private import check_key_file, private_dir
 from scrubber.store import Store
@@ -114,6 +115,43 @@ def subscriber(store: Store, address: str, list_name: str) -> Subscriber:
     if found is None:
         raise NotFoundError(f"{scheme.mask(canonical)} is not on a list named {list_name!r}")
     return Subscriber(found[0], found[1])
+
+
+def honour(
+    store: Store,
+    secret: bytes,
+    token: str,
+    *,
+    channel: ledger.Channel,
+    client: str,
+    received_at: datetime,
+) -> bool:
+    """Suppress the subscriber a one-click or mailto token names; True if newly.
+
+    The token is checked before the database is touched, so a forged one
+    costs nothing; a token for a list or address no longer there is refused
+    without a write. A replayed token is a no-op (the first record stands).
+    """
+    who = parse_token(secret, token)
+    with store.read() as session:
+        found = session.execute(
+            select(Address.canonical, MailingList.name)
+            .join(ListEntry, ListEntry.address_id == Address.id)
+            .join(MailingList, MailingList.id == ListEntry.list_id)
+            .where(ListEntry.list_id == who.list_id, Address.id == who.address_id)
+        ).first()
+    if found is None:
+        raise UnsubscribeTokenError("unsubscribe token for a list or address no longer here")
+    entry = ledger.Entry(
+        found[0],
+        channel,
+        ledger.Reason.UNSUBSCRIBE,
+        received_at,
+        origin=found[1],
+        client=ledger.mask_client(client),
+        evidence=token,
+    )
+    return ledger.record(store, [entry]).added == 1
 
 
 def headers(token: str, base_url: str, domain: str) -> dict[str, str]:

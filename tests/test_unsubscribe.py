@@ -173,3 +173,50 @@ def test_cli_header_and_stamp_as_a_mailer_filter(ws: Workspace, tmp_path: Path) 
         stdin="To: a@x.example, b@x.example\n\nhi\n",
     )
     assert many.returncode == 2 and "give --to" in many.stderr
+
+
+def test_honour_suppresses_once_and_forgeries_write_nothing(ws: Workspace) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+    from scrubber.store.models import Address, Suppression
+
+    secret = unsubscribe.load_secret(ws.root)
+    with open_store(ws) as store:
+        who = unsubscribe.subscriber(store, "jane@example.com", "news")
+        token = unsubscribe.make_token(secret, who)
+        when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+
+        def counts() -> tuple[int, int]:
+            with store.read() as session:
+                return (
+                    int(session.scalar(select(func.count()).select_from(Suppression)) or 0),
+                    int(session.scalar(select(func.count()).select_from(Address)) or 0),
+                )
+
+        before = counts()
+        for bad in (unsubscribe.make_token(b"y" * 32, who), "x" * 47, "nonsense"):
+            with pytest.raises(UnsubscribeTokenError):
+                unsubscribe.honour(
+                    store, secret, bad, channel=Channel.ONE_CLICK, client="x", received_at=when
+                )
+        gone = unsubscribe.make_token(secret, Subscriber(who.list_id + 99, who.address_id))
+        with pytest.raises(UnsubscribeTokenError, match="no longer here"):
+            unsubscribe.honour(
+                store, secret, gone, channel=Channel.ONE_CLICK, client="x", received_at=when
+            )
+        assert counts() == before
+        args = {"channel": Channel.ONE_CLICK, "client": "198.51.100.7", "received_at": when}
+        assert unsubscribe.honour(store, secret, token, **args) is True
+        assert unsubscribe.honour(store, secret, token, **args) is False  # replay: no-op
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.channel, row.reason, row.origin) == (
+        "jane@example.com",
+        "one-click",
+        "unsubscribe",
+        "news",
+    )
+    assert (row.client, row.evidence, row.received_at) == ("198.51.100.0/24", token, when)
