@@ -90,6 +90,12 @@ class VerificationFailed(ReportError):
     """A signed report does not match its signature."""
 
 
+class UntrustedKey(VerificationFailed):
+    """A report validly signed, but by a key the verifier does not trust."""
+
+    exit_code = 4
+
+
 class ReportCheckFailed(ReportError):
     """``report --check``: a deadline was missed or an invariant broken."""
 
