@@ -13,7 +13,14 @@ from rich.table import Table
 
 from scrubber import keys
 from scrubber.cli.context import AppContext, pass_app, print_json
-from scrubber.errors import KeyFileError, ReportCheckFailed, UsageError, WorkspaceError
+from scrubber.errors import (
+    KeyFileError,
+    ListenerDown,
+    ListenerWrongKey,
+    ReportCheckFailed,
+    UsageError,
+    WorkspaceError,
+)
 from scrubber.report import build, formats, sign, status
 from scrubber.report.render_text import render_text
 from scrubber.workspace import load_key
@@ -193,14 +200,31 @@ def _trusted_keys(app: AppContext, key_text: str | None) -> dict[bytes, str]:
 def status_(app: AppContext, as_json: bool) -> None:
     """One screen: lists, batches, pings today, suppressions, listener health.
 
+    Exits 5 when the listener is down, 6 when it serves another key.
+
     \b
     Example:
       scrubber status --json
     """
-    facts = status.gather(app.store, app.workspace.settings)
+    workspace = app.workspace
+    key = keys.encode_public(keys.read_public(workspace.path(workspace.settings.public_key)))
+    facts = status.gather(app.store, workspace.settings, key)
     if as_json:
         print_json(dataclasses.asdict(facts))
-        return
+    else:
+        _print_status(app, facts)
+    _listener_verdict(facts.listener)
+
+
+def _listener_verdict(health: status.Health) -> None:
+    """Exit 5 when the listener is down, 6 when it serves another key (for cron)."""
+    if not health.up:
+        raise ListenerDown(f"listener {health.url} is down: {health.detail}")
+    if not health.key_ok:
+        raise ListenerWrongKey(f"listener {health.url} is not this workspace's: {health.detail}")
+
+
+def _print_status(app: AppContext, facts: status.Status) -> None:
     out = app.out
     out.print(f"[bold]scrubber status[/] - workspace {app.workspace.root}")
     out.print(_lists_table(facts))
