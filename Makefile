@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .stamps
 
-.PHONY: demo test lint typecheck pytest services venv test-deps clean docs bench
+.PHONY: demo test lint typecheck pytest fuzz services venv test-deps clean docs bench
 
 demo: $(STAMPS)/venv
 	$(BIN)/scrubber demo
@@ -23,16 +23,18 @@ $(STAMPS)/test-deps: $(STAMPS)/venv pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-# Real peers for the tests: PostgreSQL, INN2, Chromium, nginx (Debian packages).
+# Real peers for the tests: PostgreSQL, INN2, Chromium, nginx, dnsmasq, microsocks (Debian packages).
 services:
 	scripts/provision-postgres.sh
 	@if [ -x scripts/provision-inn.sh ]; then scripts/provision-inn.sh; fi
 	@if [ -x scripts/provision-chromium.sh ]; then scripts/provision-chromium.sh; fi
 	scripts/provision-nginx.sh
+	scripts/provision-dns.sh
+	scripts/provision-socks.sh
 
 lint: $(STAMPS)/test-deps
-	$(BIN)/ruff check scrubber tests bench scripts
-	$(BIN)/ruff format --check scrubber tests bench scripts
+	$(BIN)/ruff check scrubber tests bench scripts fuzz
+	$(BIN)/ruff format --check scrubber tests bench scripts fuzz
 
 typecheck: $(STAMPS)/test-deps
 	$(BIN)/mypy --strict scrubber
@@ -41,7 +43,19 @@ pytest: $(STAMPS)/test-deps
 	@set -a; [ -f .services.env ] && . ./.services.env; set +a; \
 	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
 
-test: $(STAMPS)/test-deps services lint typecheck pytest
+# Coverage-guided fuzzing (atheris) of the parsers of untrusted bytes, bounded
+# in time; exits non-zero on a crash (fuzz/run.py says where the input went).
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMPS)/test-deps
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+test: $(STAMPS)/test-deps services lint typecheck fuzz pytest
+
+# Every benchmark in bench/, after provisioning what they need (the services
+# above and wrk); one summary line each at the end. BENCH_ARGS=--quick: short runs.
+bench: $(STAMPS)/test-deps services
+	scripts/provision-wrk.sh
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 docs: $(STAMPS)/test-deps
 	$(BIN)/cog -r docs/cli.md

@@ -41,6 +41,7 @@ from scrubber.workspace import init_workspace, open_store  # noqa: E402
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
 CONNECTIONS = 50
+WRK = os.environ.get("SCRUBBER_BENCH_WRK") or "wrk"  # scripts/provision-wrk.sh
 
 HELLO = """
 import sys
@@ -131,7 +132,7 @@ class Run(NamedTuple):
 def run_wrk(port: int, script: Path, seconds: int) -> Run:
     out = subprocess.run(
         [
-            "wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+            WRK, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s",
             "-s", str(script), f"http://127.0.0.1:{port}",
         ],
         capture_output=True, text=True, check=True,
@@ -199,8 +200,8 @@ def main() -> None:
     seconds = args.seconds or (4 if args.quick else 20)
     rounds = args.rounds or (2 if args.quick else 3)
     addresses = args.addresses or (5_000 if args.quick else 50_000)
-    if shutil.which("wrk") is None:
-        sys.exit("wrk not found: apt-get install -y wrk")
+    if shutil.which(WRK) is None:
+        sys.exit("wrk not found: run scripts/provision-wrk.sh (or make bench)")
     ratios, p99s = [], []
     with tempfile.TemporaryDirectory(prefix="bench-listen-http-") as tmp:
         work = Path(tmp)

@@ -118,7 +118,9 @@ def seed(store: Store, key: OperatorKey, entries: int, pings: int) -> None:
                 {
                     "address_id": i,
                     "suppressed_at": now + timedelta(seconds=i, milliseconds=3 + i % 50),
-                    "source": "ping",
+                    "received_at": now + timedelta(seconds=i),
+                    "channel": "dni-ping",
+                    "reason": "registry",
                     "batch_id": "bench",
                     "ping_id": i,
                 }

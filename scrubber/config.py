@@ -42,6 +42,9 @@ class Settings:
     salt_epoch_days: int = 30
     batch_expires_days: int = 30
     rate_limit_per_minute: int = 600
+    # Comma-separated addresses or networks of reverse proxies whose
+    # X-Forwarded-For names the real client (the listener's HTTP channel).
+    trusted_proxies: str = ""
     private_key: str = "keys/operator.key"
     public_key: str = "keys/operator.pub"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)

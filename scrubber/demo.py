@@ -27,6 +27,7 @@ from scrubber.batch import create as batch_create
 from scrubber.batch import post as batch_post
 from scrubber.config import Settings, Workspace
 from scrubber.errors import ListenerError
+from scrubber.private import touch_private
 from scrubber.report import build, formats, sign
 from scrubber.responder import store as responder_store
 from scrubber.responder.run import run_once
@@ -132,12 +133,15 @@ def _create_and_post(workspace: Workspace, store: Store, say: Say) -> str:
         )
     )
     work = batch_post.pending(store, batch.id)
-    transport = open_transport(settings.post_server, newsgroup=batch.newsgroup, base=workspace.root)
-    try:
-        summary = batch_post.post_batch(store, work, load_key(workspace), transport)
-    finally:
-        transport.close()
-    say(DemoStep("post", f"{summary.posted} article(s) written to {transport.server}"))
+    summary = batch_post.post_batch(
+        store,
+        work,
+        load_key(workspace),
+        lambda: open_transport(
+            settings.post_server, newsgroup=batch.newsgroup, base=workspace.root
+        ),
+    )
+    say(DemoStep("post", f"{summary.posted} article(s) written to {summary.server}"))
     return batch.id
 
 
@@ -145,6 +149,7 @@ def _create_and_post(workspace: Workspace, store: Store, say: Say) -> str:
 def _listener(workspace: Workspace, say: Say) -> Iterator[None]:
     settings = workspace.settings
     log_path = workspace.root / "listener.log"
+    touch_private(log_path)
     with log_path.open("wb") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "scrubber", "--workspace", str(workspace.root), "listen"],

@@ -100,6 +100,11 @@ class ArticleGone(ResponderError):
     """An article the overview listed is no longer on the server (expired, cancelled)."""
 
 
+class SmtpDomainRefused(ResponderError):
+    """A batch's Respond-SMTP domain did not prove it is the key holder's, or
+    delivers to no address a ping may go to: the SMTP ping is skipped."""
+
+
 class ImportWorkerError(ScrubberError):
     """The process canonicalizing a large import died before it finished."""
 

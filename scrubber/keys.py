@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from scrubber.errors import KeyFileError
+from scrubber.private import check_key_file, private_dir
 
 
 def encode_public(raw: bytes) -> str:
@@ -82,7 +83,7 @@ class OperatorKey:
 
     def write(self, private_path: Path, public_path: Path) -> None:
         """Write both files; refuses to replace an existing private key."""
-        private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(private_path.parent)
         pem = self.private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -98,6 +99,7 @@ class OperatorKey:
 
     @classmethod
     def load(cls, private_path: Path) -> OperatorKey:
+        check_key_file(private_path)
         try:
             pem = private_path.read_bytes()
         except OSError as exc:

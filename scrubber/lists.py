@@ -25,8 +25,9 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from scrubber import scheme
+from scrubber import ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
+from scrubber.private import FILE_MODE, private_dir
 from scrubber.readers import read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
@@ -92,8 +93,14 @@ class RejectsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent)
+        try:
+            private_dir(path.parent, tighten_existing=False)
+            # mkstemp: mode 0600, as rejected lines are addresses.
+            fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the rejects file {path}: {exc.strerror}; pass --rejects PATH"
+            ) from None
         self._tmp = Path(tmp)
         self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._handle)
@@ -425,17 +432,42 @@ def iter_export(store: Store, name: str, page: int = 10_000) -> Iterator[str]:
     The list is looked up now (NotFoundError before any output is written);
     the rows stream in pages.
     """
+    return (original for original, _ in iter_export_rows(store, name, page))
+
+
+def iter_export_rows(store: Store, name: str, page: int = 10_000) -> Iterator[tuple[str, str]]:
+    """(original spelling, canonical form) of each address :func:`iter_export` writes."""
     with store.read() as session:
         list_id = get_list(session, name).id
     return _export_pages(store, list_id, page)
 
 
-def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
+def write_export(addresses: Iterable[str], output: Path, *, mode: int = FILE_MODE) -> int:
+    """Write ``addresses`` one a line to ``output`` atomically with ``mode``; return the count."""
+    tmp = output.with_name(f".{output.name}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            count = sum(handle.write(a + "\n") > 0 for a in addresses)
+        # chmod, not the open mode: the umask must not narrow what was asked for.
+        tmp.chmod(mode)
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    return count
+
+
+def _export_pages(store: Store, list_id: int, page: int) -> Iterator[tuple[str, str]]:
     last = 0
     while True:
         with store.read() as session:
             rows = session.execute(
-                select(ListEntry.address_id, func.coalesce(ListEntry.original, Address.canonical))
+                select(
+                    ListEntry.address_id,
+                    func.coalesce(ListEntry.original, Address.canonical),
+                    Address.canonical,
+                )
                 .join(Address, Address.id == ListEntry.address_id)
                 .outerjoin(Suppression, Suppression.address_id == ListEntry.address_id)
                 .where(ListEntry.list_id == list_id, ListEntry.address_id > last)
@@ -445,13 +477,16 @@ def _export_pages(store: Store, list_id: int, page: int) -> Iterator[str]:
             ).all()
         if not rows:
             return
-        for _, original in rows:
-            yield original
+        for _, original, canonical in rows:
+            yield original, canonical
         last = rows[-1][0]
 
 
-def suppress(store: Store, addresses: Iterable[str], *, source: str = "manual") -> SuppressSummary:
-    """Suppress addresses across all lists, permanently; returns counts and rejects."""
+def suppress(
+    store: Store, addresses: Iterable[str], *, origin: str | None = None
+) -> SuppressSummary:
+    """Suppress addresses across all lists, permanently (the ledger's manual
+    channel); returns counts and rejects."""
     rejected: list[tuple[str, str]] = []
     canonicals: set[str] = set()
     for raw in addresses:
@@ -460,23 +495,6 @@ def suppress(store: Store, addresses: Iterable[str], *, source: str = "manual") 
             rejected.append((raw, result.value))
         else:
             canonicals.add(result)
-    added = 0
-    with store.write() as session:
-        for canonical in sorted(canonicals):
-            address_id = ensure_address(session, canonical)
-            if session.get(Suppression, address_id) is None:
-                session.add(
-                    Suppression(address_id=address_id, suppressed_at=utcnow(), source=source)
-                )
-                added += 1
-    return SuppressSummary(added, len(canonicals) - added, rejected)
-
-
-def ensure_address(session: Session, canonical: str) -> int:
-    found = session.scalar(select(Address.id).where(Address.canonical == canonical))
-    if found is not None:
-        return found
-    address = Address(canonical=canonical)
-    session.add(address)
-    session.flush()
-    return address.id
+    now = utcnow()
+    summary = ledger.record(store, (ledger.manual(c, origin=origin, now=now) for c in canonicals))
+    return SuppressSummary(summary.added, summary.already, rejected)

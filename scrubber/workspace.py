@@ -7,6 +7,7 @@ from pathlib import Path
 from scrubber.config import CONFIG_NAME, Settings, Workspace, load_workspace
 from scrubber.errors import WorkspaceError
 from scrubber.keys import OperatorKey
+from scrubber.private import private_dir, write_private
 from scrubber.store import Store
 
 
@@ -21,7 +22,7 @@ def init_workspace(root: Path, settings: Settings | None = None) -> Workspace:
     if private.exists():
         raise WorkspaceError(f"{private} exists; refusing to overwrite a key")
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
     except OSError as exc:
         raise WorkspaceError(f"cannot create workspace in {root}: {exc.strerror}") from None
     # The database first: if its URL is wrong, no key is left behind to
@@ -34,9 +35,10 @@ def init_workspace(root: Path, settings: Settings | None = None) -> Workspace:
         raise WorkspaceError(f"cannot create workspace in {root}: {exc.strerror}") from None
     spool = workspace.spool_dir
     if spool is not None:
-        spool.mkdir(parents=True, exist_ok=True)
+        private_dir(spool)
     # Written last: a workspace only counts as one once everything above exists.
-    config.write_text(settings.to_toml(), encoding="utf-8")
+    # 0600: the server URL may hold the news server's password.
+    write_private(config, settings.to_toml())
     return load_workspace(root)
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from scrubber.config import Workspace
 from scrubber.keys import OperatorKey
+from scrubber.store import Store
 from scrubber.workspace import init_workspace
 
 if TYPE_CHECKING:
@@ -101,6 +102,20 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A migrated Store on SQLite and one on a real PostgreSQL."""
+    url = (
+        f"sqlite:///{tmp_path / 'db.sqlite'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    opened = Store(url)
+    opened.migrate()
+    request.addfinalizer(opened.close)
+    return opened
 
 
 @pytest.fixture

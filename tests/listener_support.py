@@ -10,15 +10,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import func, select
 
 from scrubber import scheme
 from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Workspace
 from scrubber.hashing import ThreadExecutor
 from scrubber.lists import import_files
-from scrubber.store.models import Batch
+from scrubber.store import Store
+from scrubber.store.models import Batch, Ping, PingTally
 from scrubber.workspace import load_key, open_store
 
 
@@ -42,6 +46,33 @@ def proof_for(address: str, batch: Batch) -> str:
     params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
     digest = scheme.digest(scheme.canonicalize(address), batch.salt, params)
     return scheme.b64url(digest.proof)
+
+
+def stored_outcomes(store: Store, batch_id: str | None = None) -> Counter[tuple[str, str]]:
+    """(channel, outcome) -> proofs, as the database holds them: accepted (and,
+    in older databases, any) proofs as pings rows, the worthless ones tallied."""
+    counts: Counter[tuple[str, str]] = Counter()
+    pings = select(Ping.channel, Ping.outcome, func.count()).group_by(Ping.channel, Ping.outcome)
+    tallies = select(
+        PingTally.channel, func.sum(PingTally.invalid), func.sum(PingTally.duplicate)
+    ).group_by(PingTally.channel)
+    if batch_id is not None:
+        pings = pings.where(Ping.batch_id == batch_id)
+        tallies = tallies.where(PingTally.batch_id == batch_id)
+    with store.read() as session:
+        for channel, outcome, n in session.execute(pings):
+            counts[channel, outcome] += int(n)
+        for channel, invalid, duplicate in session.execute(tallies):
+            counts[channel, "invalid"] += int(invalid)
+            counts[channel, "duplicate"] += int(duplicate)
+    return +counts  # zero counts dropped
+
+
+def by_outcome(counts: Counter[tuple[str, str]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for (_channel, outcome), n in counts.items():
+        total[outcome] += n
+    return dict(total)
 
 
 _LISTENING = re.compile(r"event=listening channel=(\w+) address=([\d.]+):(\d+)")
@@ -78,8 +109,14 @@ class Listener:
     _reader: threading.Thread = field(init=False)
 
 
-def start_listener(ws: Path, *extra: str, channels: tuple[str, ...] = ("smtp", "http")) -> Listener:
-    args = [sys.executable, "-m", "scrubber", "--workspace", str(ws), "listen"]
+def start_listener(
+    ws: Path,
+    *extra: str,
+    channels: tuple[str, ...] = ("smtp", "http"),
+    prefix: tuple[str, ...] = (),
+) -> Listener:
+    """``prefix``: a command to run the listener under (``prlimit ...``)."""
+    args = [*prefix, sys.executable, "-m", "scrubber", "--workspace", str(ws), "listen"]
     args += ["--smtp", "127.0.0.1:0" if "smtp" in channels else "off"]
     args += ["--http", "127.0.0.1:0" if "http" in channels else "off"]
     env = {**os.environ}

@@ -32,6 +32,7 @@ class BatchSpec:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     batch_id: str = field(default_factory=lambda: f"b{secrets.token_hex(6)}")
     expires: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=30))
+    smtp_domain: str = "dni.example.test"
 
     def digest(self, address: str) -> scheme.Digest:
         return scheme.digest(scheme.canonicalize(address), self.salt, self.params)
@@ -57,7 +58,7 @@ def batch_articles(
         tag_length=size,
         total=len(ordered),
         respond_http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
-        respond_smtp=f"dni-{spec.token}@dni.example.test",
+        respond_smtp=f"dni-{spec.token}@{spec.smtp_domain}",
         expires=spec.expires.replace(microsecond=0),
         key=spec.key.public_raw,
     )
@@ -110,6 +111,7 @@ class SenderEndpoint:
     redirect_to: str | None = None
     pings: list[list[str]] = field(default_factory=list)
     key_requests: int = 0
+    peers: list[str] = field(default_factory=list)  # client address of every request
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -119,11 +121,13 @@ class SenderEndpoint:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def _key(self, _request: web.Request) -> web.Response:
+    async def _key(self, request: web.Request) -> web.Response:
         self.key_requests += 1
+        self.peers.append(str(request.remote))
         return web.json_response({"key": encode_public(self.key)})
 
     async def _ping(self, request: web.Request) -> web.Response:
+        self.peers.append(str(request.remote))
         if self.redirect_to is not None:
             raise web.HTTPTemporaryRedirect(self.redirect_to)
         if self.fail_pings > 0:
@@ -174,10 +178,12 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.peers: list[str] = []  # client address of every message
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(str(session.peer[0]))
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import pytest
 from scrubber.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.batch import post
 from scrubber.config import Workspace, load_workspace
+from scrubber.errors import TransportError
 from scrubber.store.models import BatchPart
-from scrubber.transport import open_transport
+from scrubber.transport import PostStatus, open_transport
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import load_key, open_store
 from tests.batch_support import (
@@ -103,9 +105,9 @@ KILLER = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
     if when == "after-accept":
-        post.post_batch(store, work, load_key(ws), DieAfterServerAccepts())
+        post.post_batch(store, work, load_key(ws), DieAfterServerAccepts)
     else:
-        post.post_batch(store, work, load_key(ws), transport, on_part=die_after_mark)
+        post.post_batch(store, work, load_key(ws), lambda: transport, on_part=die_after_mark)
     """
 )
 
@@ -163,11 +165,15 @@ def rename_batch(root: Path, old: str, new: str) -> None:
 def post_at(ws: Workspace, batch_id: str, server: str, when: datetime) -> list[str]:
     store = open_store(ws)
     work = post.pending(store, batch_id)
-    transport = open_transport(server, newsgroup=work.batch.newsgroup, base=ws.root)
     try:
-        post.post_batch(store, work, load_key(ws), transport, now=lambda: when)
+        post.post_batch(
+            store,
+            work,
+            load_key(ws),
+            lambda: open_transport(server, newsgroup=work.batch.newsgroup, base=ws.root),
+            now=lambda: when,
+        )
     finally:
-        transport.close()
         store.close()
     return [p.message_id for p in work.parts]
 
@@ -217,3 +223,61 @@ def strip_id(body: bytes, batch_id: str) -> bytes:
     """The body without its batch id and signature (both differ by construction)."""
     signed = body[: body.rindex(b"\nSignature: ") + 1]
     return signed.replace(batch_id.encode(), b"BATCH")
+
+
+def test_a_tag_two_addresses_share_is_posted_once(workspace: Workspace, tmp_path: Path) -> None:
+    batch_id, tags = synthetic_batch(workspace, 5_000)
+    shared = sorted(tags)[1234]
+    db = sqlite3.connect(workspace.root / "scrubber.db")
+    with db:  # a second address whose tag collides (as two of 450M would, at 8 bytes)
+        db.execute(
+            "INSERT INTO batch_entries (batch_id, proof, tag, address_id) "
+            "SELECT batch_id, ?, tag, address_id FROM batch_entries "
+            "WHERE batch_id = ? AND tag = ?",
+            (bytes(16), batch_id, shared),
+        )
+    db.close()
+    spool = tmp_path / "spool"
+    posted = post_at(workspace, batch_id, f"spool:{spool}", datetime.now(UTC))
+    seen = [
+        tag
+        for message_id in posted
+        for tag in parse_article(
+            (spool / spool_name(message_id)).read_bytes().split(b"\n\n", 1)[1]
+        ).tags
+    ]
+    assert seen == sorted(tags)
+
+
+class FailingTransport:
+    server = "test:failing"
+
+    def post(self, message_id: str, article: bytes) -> PostStatus:
+        raise TransportError("test:failing refused: 441 no")
+
+    def close(self) -> None:
+        pass
+
+
+def renderers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("render-part")]
+
+
+@pytest.mark.parametrize("fails", ["connect", "post"])
+def test_a_failed_post_stops_rendering_and_marks_nothing(workspace: Workspace, fails: str) -> None:
+    batch_id, _ = synthetic_batch(workspace, 90_000, tag_length=16)
+    store = open_store(workspace)
+
+    def connect() -> FailingTransport:
+        if fails == "connect":
+            raise TransportError("cannot reach test:failing: Connection refused")
+        return FailingTransport()
+
+    try:
+        work = post.pending(store, batch_id)
+        with pytest.raises(TransportError):
+            post.post_batch(store, work, load_key(workspace), connect)
+        assert renderers() == []
+        assert len(post.pending(store, batch_id).parts) == len(work.parts) >= 3
+    finally:
+        store.close()

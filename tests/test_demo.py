@@ -22,10 +22,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert suppressed == 25
     # closing(): sqlite3's own context manager ends the transaction, not the connection.
     with closing(sqlite3.connect(keep / "scrubber.db")) as db:
-        rows = db.execute("SELECT source, batch_id FROM suppressions").fetchall()
+        rows = db.execute("SELECT channel, batch_id FROM suppressions").fetchall()
         accepted = db.execute("SELECT count(*) FROM pings WHERE outcome = 'accepted'").fetchone()
         canonical = [row[0] for row in db.execute("SELECT canonical FROM addresses")]
-    assert rows == [("ping", batch_id)] * 25
+    assert rows == [("dni-ping", batch_id)] * 25
     assert accepted == (25,)
     exported = run_cli("list", "export", "customers", workspace=keep)
     assert exported.returncode == 0

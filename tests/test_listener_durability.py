@@ -19,7 +19,15 @@ from sqlalchemy import func, select
 from scrubber.config import Settings, Workspace
 from scrubber.store.models import Batch, Ping, Suppression
 from scrubber.workspace import init_workspace, open_store
-from tests.listener_support import Listener, make_batch, proof_for, start_listener, wait_for
+from tests.listener_support import (
+    Listener,
+    by_outcome,
+    make_batch,
+    proof_for,
+    start_listener,
+    stored_outcomes,
+    wait_for,
+)
 
 ADDRESSES = [f"crash{i}@example.net" for i in range(400)]
 
@@ -148,13 +156,6 @@ def test_two_listeners_on_postgres(tmp_path: Path, pg_url: str) -> None:
     assert len(acked) == 4 * len(proofs)
     store = open_store(ws)
     with store.read() as session:
-        outcomes = dict(
-            session.execute(
-                select(Ping.outcome, func.count())
-                .where(Ping.batch_id == batch.id)
-                .group_by(Ping.outcome)
-            ).all()
-        )
         per_proof = session.execute(
             select(Ping.proof, func.count())
             .where(Ping.outcome == "accepted")
@@ -163,8 +164,9 @@ def test_two_listeners_on_postgres(tmp_path: Path, pg_url: str) -> None:
         ).all()
         suppressions = session.scalar(select(func.count()).select_from(Suppression))
         by_ping = session.scalar(
-            select(func.count()).select_from(Suppression).where(Suppression.source == "ping")
+            select(func.count()).select_from(Suppression).where(Suppression.channel == "dni-ping")
         )
+    outcomes = by_outcome(stored_outcomes(store, batch.id))
     store.close()
     assert per_proof == []
     assert outcomes == {"accepted": len(proofs), "duplicate": 3 * len(proofs)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,9 @@ from scrubber.config import Settings, Workspace
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.ingestor import Ingestor, ThreadRecorder
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, decode_proof
-from scrubber.store.models import Ping, Suppression
+from scrubber.store.models import Ping, PingTally, Suppression
 from scrubber.workspace import init_workspace, open_store
-from tests.listener_support import make_batch, proof_for
+from tests.listener_support import make_batch, proof_for, stored_outcomes
 
 ADDRESSES = [f"user{i}@example.com" for i in range(20)]
 
@@ -38,7 +40,9 @@ def test_record_outcomes_and_suppression(ws: Workspace) -> None:
     ingestor = Ingestor(store)
     good = proof_for("User3@Example.com", batch)
     other = proof_for("nobody@example.com", batch)
-    result = ingestor.record(batch.token, [good, good, other, "%%%", "AAAA"], channel="http")
+    result = ingestor.record(
+        batch.token, [good, good, other, "%%%", "AAAA"], channel="http", peer="203.0.113.77"
+    )
     assert result.batch_id == batch.id
     assert result.outcomes == [
         Outcome.ACCEPTED,
@@ -57,15 +61,67 @@ def test_record_outcomes_and_suppression(ws: Workspace) -> None:
     exported = list(lists.iter_export(store, "customers"))
     assert "user3@example.com" not in exported
     assert len(exported) == len(ADDRESSES) - 1
+    # Rows only for the accepted proof; the worthless ones are tallied.
+    assert stored_outcomes(store) == {
+        ("http", "accepted"): 1,
+        ("http", "duplicate"): 1,
+        ("http", "invalid"): 3,
+        ("smtp", "duplicate"): 1,
+    }
     with store.read() as session:
-        assert session.scalar(select(func.count()).select_from(Ping)) == 7
+        assert session.scalar(select(func.count()).select_from(Ping)) == 1
+        # One tally row per channel (two if a minute ended in between).
+        assert 2 <= (session.scalar(select(func.count()).select_from(PingTally)) or 0) <= 4
         supp = session.scalars(select(Suppression)).one()
-        assert supp.source == "ping"
+        assert supp.channel == "dni-ping"
         assert supp.batch_id == batch.id
         ping = session.get(Ping, supp.ping_id)
         assert ping is not None
         assert ping.outcome == "accepted"
         assert ping.channel == "http"
+        # The ledger's record of it: why, from where, when asked, and the evidence.
+        assert (supp.reason, supp.origin, supp.client) == ("registry", "http", "203.0.113.0/24")
+        assert supp.received_at == ping.received_at
+        assert supp.request_id == str(ping.id)
+    store.close()
+
+
+def test_worthless_proofs_are_tallied_not_stored(ws: Workspace) -> None:
+    """A flood of forged and repeated proofs: no row per proof, at most one
+    tally row per batch, channel, client and minute; unknown tokens write nothing."""
+    batch = make_batch(ws, ADDRESSES)
+    store = open_store(ws)
+    ingestor = Ingestor(store)
+    good = proof_for(ADDRESSES[0], batch)
+    minute = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
+    forged = [scheme.b64url(os.urandom(16)) for _ in range(1000)]
+
+    def request(proofs: list[str], peer: str, second: int, token: str = batch.token) -> PingRequest:
+        return PingRequest(token, proofs, "http", peer, minute + timedelta(seconds=second))
+
+    flood = [request(forged, "192.0.2.1", s) for s in range(0, 60, 3)]  # 20 in one minute
+    flood += [request([good] * 10, "192.0.2.2", 5)]  # one accepted, nine repeated
+    flood += [request(forged, "192.0.2.1", 61)]  # the next minute
+    flood += [request(forged, "192.0.2.3", 7, token="no-such-token")] * 5
+    results = ingestor.record_group(flood)
+    assert [r.worthless for r in results] == [1000] * 20 + [9] + [1000] * 6
+    with store.read() as session:
+        assert session.scalar(select(func.count()).select_from(Ping)) == 1
+        tallies = session.execute(
+            select(
+                PingTally.peer, PingTally.minute, PingTally.invalid, PingTally.duplicate
+            ).order_by(PingTally.peer, PingTally.minute)
+        ).all()
+    assert tallies == [
+        ("192.0.2.1", minute, 20_000, 0),
+        ("192.0.2.1", minute + timedelta(minutes=1), 1000, 0),
+        ("192.0.2.2", minute, 0, 9),
+    ]
+    again = ingestor.record_group([request(forged[:5], "192.0.2.1", 59)])  # same minute again
+    assert again[0].outcomes == [Outcome.INVALID] * 5
+    with store.read() as session:
+        first = session.get(PingTally, (batch.id, minute, "http", "192.0.2.1"))
+        assert first is not None and first.invalid == 20_005
     store.close()
 
 
@@ -149,7 +205,7 @@ def test_already_suppressed_address_and_two_batches(ws: Workspace) -> None:
     with store.read() as session:
         rows = {s.address_id: s for s in session.scalars(select(Suppression))}
         assert len(rows) == 2
-        assert sorted(s.source for s in rows.values()) == ["manual", "ping"]
+        assert sorted(s.channel for s in rows.values()) == ["dni-ping", "manual"]
         pings = session.scalars(select(Ping).order_by(Ping.id)).all()
     assert [(p.channel, p.peer) for p in pings] == [
         ("http", "192.0.2.1"),

@@ -124,7 +124,9 @@ def record_pings(
                     Suppression(
                         address_id=address_id,
                         suppressed_at=received + timedelta(seconds=latency),
-                        source="ping",
+                        channel="dni-ping",
+                        reason="registry",
+                        received_at=received,
                         batch_id=batch_id,
                         ping_id=ping.id,
                     )
@@ -321,7 +323,9 @@ def test_invariant_catches_a_relisted_suppressed_address(tmp_path: Path) -> None
                 Suppression(
                     address_id=victim.address_id,
                     suppressed_at=second.created_at - timedelta(seconds=1),
-                    source="manual",
+                    channel="manual",
+                    reason="manual",
+                    received_at=second.created_at - timedelta(seconds=1),
                 )
             )
         # And an address opted out through `first`, yet listed in a later batch.
@@ -361,7 +365,9 @@ def test_invariant_catches_a_relisted_suppressed_address(tmp_path: Path) -> None
                 Suppression(
                     address_id=listed,
                     suppressed_at=late_batch.created_at - timedelta(microseconds=1),
-                    source="ping",
+                    channel="dni-ping",
+                    reason="registry",
+                    received_at=first.created_at,
                     batch_id=first.batch_id,
                     ping_id=ping.id,
                 )
@@ -699,7 +705,7 @@ def test_status_json_matches_the_database(seeded: Seeded) -> None:
     with open_store(seeded.workspace) as store, store.read() as session:
         by_source = dict(
             session.execute(
-                select(Suppression.source, func.count()).group_by(Suppression.source)
+                select(Suppression.channel, func.count()).group_by(Suppression.channel)
             ).all()
         )
     assert facts["suppressions"] == by_source

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from listener_support import proof_for, start_listener
+from listener_support import proof_for, start_listener, stored_outcomes
 from sqlalchemy import func, select
 
 from conftest import free_port, run_cli
@@ -99,14 +99,7 @@ def _smtp_ping(port: int, batch: Batch, addresses: list[str]) -> None:
 
 def _matches_database(doc: dict[str, Any], ws: Workspace, batch: Batch) -> None:
     with open_store(ws) as store, store.read() as s:
-        by = {
-            (c, o): n
-            for c, o, n in s.execute(
-                select(Ping.channel, Ping.outcome, func.count())
-                .where(Ping.batch_id == batch.id)
-                .group_by(Ping.channel, Ping.outcome)
-            ).all()
-        }
+        by = dict(stored_outcomes(store, batch.id))
         pairs = s.execute(
             select(Suppression.suppressed_at, Ping.received_at)
             .join(Ping, Ping.id == Suppression.ping_id)

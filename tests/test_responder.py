@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from scrubber import scheme
 from scrubber.keys import OperatorKey
+from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import CachedDigest, Match
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.report import key_reports
@@ -26,6 +27,7 @@ from scrubber.responder.scan import pings_due
 from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses, list_protected
 from tests.conftest import run_cli
+from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import (
     BatchSpec,
     SenderEndpoint,
@@ -291,13 +293,20 @@ def test_smtp_fallback_when_http_keeps_failing(
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
     sender.fail_pings = 100
     sink = SmtpSink().start()
+    # The domain proves it is the key holder's (tests/test_responder_dns.py).
+    names = Dnsmasq(tmp_path, txt={"_dni.dni.example.test": [dni_record(key.fingerprint)]})
     try:
         config = PingConfig(
-            smtp_server=("127.0.0.1", sink.port), retries=1, backoff=0.01, use_smtp=True
+            smtp_server=("127.0.0.1", sink.port),
+            dns=DnsConfig("127.0.0.1", names.port),
+            retries=1,
+            backoff=0.01,
+            use_smtp=True,
         )
         result = scan_spool(store, tmp_path / "spool", config)
     finally:
         sink.stop()
+        names.stop()
     assert result.pings.delivered == 1
     ((_, rcpts, content),) = sink.messages
     assert rcpts == [f"dni-{spec.token}@dni.example.test"]
@@ -355,7 +364,9 @@ def test_cli_add_ls_remove_scan_report(
 
     spec = BatchSpec(key, sender.base)
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=3))
-    scan = run_cli("responder", "scan", "--spool", str(tmp_path / "spool"), env=env)
+    scan = run_cli(
+        "responder", "scan", "--spool", str(tmp_path / "spool"), "--ping-delay", "0", env=env
+    )
     assert scan.returncode == 0, scan.stderr
     assert "1 matches" in scan.stdout and "pinged 1 proofs" in scan.stdout
     assert sender.pings == [[spec.proof(ALICE)]]

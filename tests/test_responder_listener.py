@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from scrubber import scheme
 from scrubber.config import Settings, load_workspace
+from scrubber.keys import fingerprint
+from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import run_once
 from scrubber.responder.source import SpoolSource
@@ -17,6 +19,7 @@ from scrubber.store.models import Address, Ping, Suppression
 from scrubber.workspace import init_workspace, load_key, open_store
 from tests.conftest import run_cli
 from tests.listener_support import make_batch, start_listener
+from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import SenderEndpoint
 
 
@@ -33,17 +36,24 @@ def test_http_failing_falls_back_to_smtp_and_the_listener_suppresses(tmp_path: P
         posted = run_cli("batch", "post", batch.id, "--server", f"spool:{spool}", workspace=ws.root)
         assert posted.returncode == 0, posted.stderr
 
+        # The response domain names the key, as the deployment guide says.
+        record = {f"_dni.{ws.settings.response_domain}": [dni_record(fingerprint(front.key))]}
+        names = Dnsmasq(tmp_path, txt=record)
         listener = start_listener(ws.root, channels=("smtp",))
         store = ResponderStore.open(tmp_path / "responder.db")
         try:
             add_addresses(store, ["reader.one@example.com", "nobody@example.com"])
             config = PingConfig(
-                smtp_server=("127.0.0.1", listener.smtp_port), retries=1, backoff=0.01
+                smtp_server=("127.0.0.1", listener.smtp_port),
+                dns=DnsConfig("127.0.0.1", names.port),
+                retries=1,
+                backoff=0.01,
             )
             result = run_once(store, lambda: SpoolSource(spool), ping_config=config)
             again = run_once(store, lambda: SpoolSource(spool), ping_config=config)
         finally:
             store.close()
+            names.stop()
             assert listener.stop() == 0
     finally:
         front.stop()

@@ -134,7 +134,7 @@ def test_watch_picks_up_batches_posted_while_it_runs(
     db = str(store.engine.url.database)
     command = [
         sys.executable, "-m", "scrubber", "responder", "--db", db, "scan",
-        "--server", server, "--group", GROUP, "--watch", "1", "--json",
+        "--server", server, "--group", GROUP, "--watch", "1", "--json", "--ping-delay", "0",
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

@@ -13,7 +13,7 @@ import pytest
 from scrubber.config import Workspace
 from scrubber.errors import AuthenticationError, TransientTransportError, TransportError
 from scrubber.transport import PostStatus, open_transport
-from scrubber.transport.nntp import NntpTransport
+from scrubber.transport.nntp import MAX_SEGMENT, NntpTransport
 from tests.batch_support import TEST_GROUP, batch_row, fetch_parsed, nntp_connect, synthetic_batch
 from tests.conftest import require_service, run_cli
 
@@ -182,6 +182,20 @@ def test_starttls_is_used_when_the_server_offers_it(nntp: str) -> None:
         assert isinstance(transport, NntpTransport) and transport.encrypted
         message_id, article = small_article()
         assert transport.post(message_id, article) is PostStatus.POSTED
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("service", ["SCRUBBER_TEST_NNTP", "SCRUBBER_TEST_NNTPS"])
+def test_segments_are_small_and_sent_at_once(service: str) -> None:
+    """Set before connect() (after it, Linux keeps the loopback's 64 KiB MSS), so
+    a TLS POST to INN on loopback does not wait 200 ms for its delayed ACK."""
+    transport = open_transport(require_service(service, "INN2"), newsgroup=TEST_GROUP)
+    try:
+        assert isinstance(transport, NntpTransport) and transport.encrypted
+        sock = transport._conn.sock
+        assert 0 < sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= MAX_SEGMENT
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         transport.close()
 

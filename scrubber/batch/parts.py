@@ -127,7 +127,11 @@ def pending_tags(
     """Each of ``rows`` (parts of ``batch``) with its tags, sorted and concatenated."""
     size = batch.tag_length
     for row in rows:
-        tags = part_tags(session, batch.id, row.first_tag, row.last_tag)
+        tags = part_tags(session, batch.id, row.first_tag, row.last_tag, distinct=False)
+        if len(tags) > row.count * size:
+            # Two addresses share a tag (the count is of distinct tags): fold them.
+            # Only then: DISTINCT doubles the query's CPU time.
+            tags = part_tags(session, batch.id, row.first_tag, row.last_tag)
         if len(tags) != row.count * size or (tags[:size], tags[-size:]) != (
             row.first_tag,
             row.last_tag,
@@ -136,23 +140,27 @@ def pending_tags(
         yield row, tags
 
 
-def part_tags(session: Session, batch_id: str, first: bytes, last: bytes) -> bytes:
-    """The distinct tags in ``[first, last]``, sorted and concatenated.
+def part_tags(
+    session: Session, batch_id: str, first: bytes, last: bytes, *, distinct: bool = True
+) -> bytes:
+    """The distinct tags in ``[first, last]`` (every tag if not ``distinct``),
+    sorted and concatenated.
 
     The database concatenates (a part holds up to ~110,000 tags, and Python's
-    per-row cost would exceed the query's): hex through group_concat on
-    SQLite, string_agg on PostgreSQL; other databases stream rows.
+    per-row cost would exceed the query's): group_concat on SQLite, string_agg
+    on PostgreSQL; other databases stream rows.
     """
     params = {"batch": batch_id, "first": first, "last": last}
-    ranged = (
-        "SELECT DISTINCT tag FROM batch_entries "
-        "WHERE batch_id = :batch AND tag >= :first AND tag <= :last"
+    ranged = ("SELECT DISTINCT tag" if distinct else "SELECT tag") + (  # noqa: S608 (constants)
+        " FROM batch_entries WHERE batch_id = :batch AND tag >= :first AND tag <= :last"
     )
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        # group_concat keeps the order of the ordered subquery it reads.
-        sql = f"SELECT group_concat(hex(tag), '') FROM ({ranged} ORDER BY tag)"  # noqa: S608
-        return bytes.fromhex(session.execute(text(sql), params).scalar_one() or "")
+        # group_concat keeps the order of the ordered subquery it reads, and
+        # copies a blob's bytes as they are (NULs included); CAST makes the
+        # text it returns a blob again. A third faster than going through hex.
+        sql = f"SELECT CAST(group_concat(tag, '') AS BLOB) FROM ({ranged} ORDER BY tag)"  # noqa: S608
+        return bytes(session.execute(text(sql), params).scalar_one() or b"")
     if dialect == "postgresql":
         sql = f"SELECT string_agg(tag, ''::bytea ORDER BY tag) FROM ({ranged}) AS t"  # noqa: S608
         return bytes(session.execute(text(sql), params).scalar_one() or b"")

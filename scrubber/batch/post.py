@@ -8,13 +8,11 @@ the part in flight; the next run finds that part on the server as a duplicate.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar, cast
 
 from sqlalchemy import select, update
 
@@ -27,7 +25,10 @@ from scrubber.store.models import Batch, BatchPart
 from scrubber.store.types import utcnow
 from scrubber.transport import PostStatus, Transport
 
-T = TypeVar("T")
+# Parts rendered ahead of the one being posted (each about 1 MB in memory),
+# and the threads rendering them.
+AHEAD = 8
+RENDER_WORKERS = 1
 
 
 @dataclass(frozen=True)
@@ -88,80 +89,99 @@ def post_batch(
     store: Store,
     work: PendingWork,
     key: OperatorKey,
-    transport: Transport,
+    connect: Callable[[], Transport],
     *,
     on_part: Callable[[PartPosted], None] | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> PostSummary:
-    """Post every pending part of ``work`` through ``transport``."""
+    """Post every pending part of ``work`` through the transport ``connect()``
+    opens (and this closes).
+
+    The first parts are read and signed while ``connect()`` runs: reading a
+    part's tags and signing it take longer than a server takes the article
+    (about 60 ms against 10 ms for 80,000 tags), and connecting is mostly
+    waiting for the server's greeting, capabilities and TLS handshake.
+    """
     batch = work.batch
+    _check_key(batch, key)
+    with _RenderAhead(store, batch, key, work.parts, now) as rendered:
+        transport = connect()
+        try:
+            summary = PostSummary(batch.id, transport.server, batch.parts_total)
+            summary.already = batch.parts_total - len(work.parts)
+            for part, raw in rendered:
+                status = transport.post(part.message_id, raw)
+                _mark_posted(store, part, transport.server, now())
+                result = PartPosted(part.part, part.message_id, len(raw), status)
+                summary.results.append(result)
+                if on_part is not None:
+                    on_part(result)
+        finally:
+            transport.close()
+    return summary
+
+
+def _check_key(batch: Batch, key: OperatorKey) -> None:
     batch_key = keys.decode_public(batch.key_public)
     if key.public_raw != batch_key:
         raise KeyFileError(
             f"batch {batch.id} was made with key {keys.fingerprint(batch_key)}, "
             f"but the workspace key is {key.fingerprint}"
         )
-    summary = PostSummary(batch.id, transport.server, batch.parts_total)
-    summary.already = batch.parts_total - len(work.parts)
 
-    def rendered() -> Iterator[tuple[BatchPart, bytes]]:
+
+class _RenderAhead:
+    """The articles of ``rows`` in order, rendered by worker threads up to
+    ``AHEAD`` parts ahead of the one being posted.
+
+    Each part is its own task with its own session, so two workers read and
+    sign two parts at once; most of that time is spent in C (SQLite, hashing,
+    the signature) with the GIL released. Leaving early (an error while
+    posting) cancels the parts not started and waits for the ones running.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        batch: Batch,
+        key: OperatorKey,
+        rows: Sequence[BatchPart],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._store, self._batch, self._key, self._now = store, batch, key, now
         with store.read() as session:
-            total = batch_parts.total_tags(session, batch.id)
-            for part, tags in batch_parts.pending_tags(session, batch, work.parts):
-                yield (
-                    part,
-                    batch_parts.render(
-                        batch, part.part, batch.parts_total, total, tags, key, now()
-                    ),
-                )
+            self._total = batch_parts.total_tags(session, batch.id)
+        self._rows = iter(rows)
+        self._pool = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="render-part")
+        self._futures: deque[Future[tuple[BatchPart, bytes]]] = deque()
+        self._fill()
 
-    for part, raw in _one_ahead(rendered):
-        status = transport.post(part.message_id, raw)
-        _mark_posted(store, part, transport.server, now())
-        result = PartPosted(part.part, part.message_id, len(raw), status)
-        summary.results.append(result)
-        if on_part is not None:
-            on_part(result)
-    return summary
+    def __enter__(self) -> _RenderAhead:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
-def _one_ahead(produce: Callable[[], Iterator[T]]) -> Iterator[T]:
-    """Run ``produce()`` in a worker thread one item ahead of the consumer, so
-    reading and signing the next part overlaps the server taking this one
-    (both sides spend that time in C: SQLite, sockets; the GIL is free)."""
-    items: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
+    def __iter__(self) -> Iterator[tuple[BatchPart, bytes]]:
+        while self._futures:
+            future = self._futures.popleft()
+            self._fill()
+            yield future.result()
 
-    def hand_over(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                items.put(entry, timeout=0.1)
-                return True
-        return False
+    def _fill(self) -> None:
+        while len(self._futures) < AHEAD and (row := next(self._rows, None)) is not None:
+            self._futures.append(self._pool.submit(self._render, row))
 
-    def work() -> None:
-        try:
-            for item in produce():
-                if not hand_over((True, item)):
-                    return
-            hand_over((False, None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            hand_over((False, exc))
-
-    worker = threading.Thread(target=work, name="render-parts", daemon=True)
-    worker.start()
-    try:
-        while True:
-            is_item, value = items.get()
-            if is_item:
-                yield cast(T, value)
-            elif isinstance(value, BaseException):
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        worker.join()
+    def _render(self, row: BatchPart) -> tuple[BatchPart, bytes]:
+        batch = self._batch
+        with self._store.read() as session:
+            ((_, tags),) = batch_parts.pending_tags(session, batch, [row])
+        raw = batch_parts.render(
+            batch, row.part, batch.parts_total, self._total, tags, self._key, self._now()
+        )
+        return row, raw
 
 
 def _mark_posted(store: Store, part: BatchPart, server: str, when: datetime) -> None:

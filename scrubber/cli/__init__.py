@@ -6,6 +6,7 @@ No logic lives here; every command is a thin shell over a library function.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from scrubber.errors import ScrubberError
 COMMAND_MODULES = {
     "init": "workspace",
     "list": "lists",
+    "suppress": "suppresscmd",
     "scheme": "schemecmd",
     "batch": "batchcmd",
     "listen": "listencmd",
@@ -77,6 +79,9 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every expected failure into one line and an exit code."""
+    # Whatever scrubber writes is the operator's alone unless a command says
+    # otherwise (reports, export --mode): lists, hashes and keys are private.
+    os.umask(0o077)
     try:
         cli.main(args=argv, prog_name="scrubber", standalone_mode=False)
     except ScrubberError as error:

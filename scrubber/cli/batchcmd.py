@@ -10,7 +10,7 @@ from scrubber.batch import create as batch_create
 from scrubber.batch import info as batch_info
 from scrubber.batch import post as batch_post
 from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
-from scrubber.transport import open_transport
+from scrubber.transport import Transport, open_transport
 from scrubber.workspace import load_key
 
 
@@ -120,20 +120,20 @@ def post(app: AppContext, batch_id: str, server: str | None, timeout: float, ret
         app.out.print(f"batch {batch_id}: all {work.batch.parts_total} parts already posted")
         return
     key = load_key(app.workspace)
-    transport = open_transport(
-        server or app.workspace.settings.post_server,
-        newsgroup=work.batch.newsgroup,
-        base=app.workspace.root,
-        timeout=timeout,
-        retries=retries,
-    )
-    try:
-        with app.progress(f"posting {len(work.parts)} parts", work.bytes, unit="bytes") as advance:
-            summary = batch_post.post_batch(
-                app.store, work, key, transport, on_part=lambda r: advance(r.size)
-            )
-    finally:
-        transport.close()
+
+    def connect() -> Transport:
+        return open_transport(
+            server or app.workspace.settings.post_server,
+            newsgroup=work.batch.newsgroup,
+            base=app.workspace.root,
+            timeout=timeout,
+            retries=retries,
+        )
+
+    with app.progress(f"posting {len(work.parts)} parts", work.bytes, unit="bytes") as advance:
+        summary = batch_post.post_batch(
+            app.store, work, key, connect, on_part=lambda r: advance(r.size)
+        )
     table = Table(title=f"batch {batch_id} -> {summary.server}")
     for column in ("part", "Message-ID", "bytes", "result"):
         table.add_column(column)

@@ -6,6 +6,7 @@ import click
 
 from scrubber.cli.context import AppContext, pass_app
 from scrubber.listener import server
+from scrubber.listener.http import path_prefix
 from scrubber.listener.logs import configure_logging
 from scrubber.workspace import load_key
 
@@ -16,7 +17,8 @@ from scrubber.workspace import load_key
 @click.option(
     "--client-rate",
     type=click.IntRange(min=0),
-    help="Proofs per minute per client address; 0 = no limit "
+    help="Worthless proofs (invalid, repeated) per minute per client address, "
+    "at least one full request in flight; 0 = no limit "
     "(default: rate_limit_per_minute from scrubber.toml).",
 )
 @click.option(
@@ -24,7 +26,8 @@ from scrubber.workspace import load_key
     type=click.IntRange(min=0),
     default=60_000,
     show_default=True,
-    help="Proofs per minute per response token; 0 = no limit.",
+    help="Worthless proofs per minute per response token before clients that "
+    "sent such proofs lately are refused for it (never the others); 0 = no limit.",
 )
 @click.option(
     "--read-timeout",
@@ -32,6 +35,43 @@ from scrubber.workspace import load_key
     default=15.0,
     show_default=True,
     help="Seconds a client may stay silent (HTTP body, SMTP session) before it is dropped.",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDRESS|NETWORK",
+    help="A reverse proxy whose X-Forwarded-For names the real HTTP client; repeatable "
+    "(default: trusted_proxies from scrubber.toml).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Concurrent connections per channel (lowered to fit the open-file limit).",
+)
+@click.option(
+    "--max-client-connections",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Concurrent connections per channel from one client address (trusted proxies excepted).",
+)
+@click.option(
+    "--smtp-idle-timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds an SMTP session may go without HELO/EHLO/MAIL/RCPT/DATA "
+    "(NOOP and RSET do not count).",
+)
+@click.option(
+    "--smtp-session-timeout",
+    type=click.FloatRange(min=0.1),
+    default=300.0,
+    show_default=True,
+    help="Seconds an SMTP session may last in all.",
 )
 @click.option(
     "--log-level",
@@ -47,6 +87,11 @@ def listen(
     client_rate: int | None,
     token_rate: int,
     read_timeout: float,
+    trusted_proxies: tuple[str, ...],
+    max_connections: int,
+    max_client_connections: int,
+    smtp_idle_timeout: float,
+    smtp_session_timeout: float,
     log_level: str,
 ) -> None:
     """Collect opt-out pings on SMTP and HTTP; suppress matched addresses.
@@ -55,8 +100,9 @@ def listen(
     flight. Port 0 picks a free port (logged at start).
 
     \b
-    Example:
+    Examples:
       scrubber listen --smtp 0.0.0.0:2525 --http 127.0.0.1:8025
+      scrubber listen --http 127.0.0.1:8025 --trusted-proxy 127.0.0.1
     """
     settings = app.workspace.settings
     key = load_key(app.workspace)
@@ -69,6 +115,12 @@ def listen(
         key_fingerprint=key.fingerprint,
         read_timeout=read_timeout,
         log_level=log_level,
+        max_connections=max_connections,
+        max_client_connections=max_client_connections,
+        smtp_idle_timeout=smtp_idle_timeout,
+        smtp_session_timeout=smtp_session_timeout,
+        trusted_proxies=trusted_proxies or (settings.trusted_proxies,),
+        prefix=path_prefix(settings.response_base_url),
     )
     configure_logging(log_level)
     server.run(app.workspace, app.store, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from rich.table import Table
 from scrubber import hashing, lists, scheme
 from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
+from scrubber.private import parse_mode
 
 
 @click.group("list")
@@ -74,27 +76,60 @@ def import_(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here instead of standard output.",
 )
+@click.option(
+    "--mode",
+    default="600",
+    show_default=True,
+    help="File mode of --output, in octal (addresses are private: widen on purpose).",
+)
+@click.option(
+    "--minus",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also leave out addresses whose digest is in this hashed suppression file "
+    "(MD5/SHA-1/SHA-256/SHA-512 hex a line; plain, .gz or .zip). Repeatable.",
+)
 @pass_app
-def export(app: AppContext, name: str, output: Path | None) -> None:
+def export(
+    app: AppContext, name: str, output: Path | None, mode: str, minus: tuple[Path, ...]
+) -> None:
     """Write list NAME minus every suppressed address, in original spelling.
+
+    --minus FILE scrubs against an advertiser's hashed suppression file
+    (OPTIZMO style: lower case, trimmed, then the digest); an address matches
+    by its spelling or by its canonical form, and the summary counts each.
 
     \b
     Example:
-      scrubber list export customers -o customers-clean.txt
+      scrubber list export customers -o customers-clean.txt --mode 640
+      scrubber list export customers --minus optout.md5.zip -o mailable.txt
     """
+    file_mode = parse_mode(mode)
     addresses = lists.iter_export(app.store, name)
+    summary = None
+    if minus:
+        from scrubber import minus as scrubbing
+
+        scrubber = scrubbing.Scrubber(minus)
+        found = scrubber.matches(lambda: lists.iter_export_rows(app.store, name))
+        summary = scrubbing.MinusSummary()
+        addresses = scrubbing.scrub(lists.iter_export_rows(app.store, name), found, summary)
+    _write_export(app, addresses, output, file_mode)
+    if summary is not None:
+        app.err.print(
+            f"--minus: left out {summary.left_out:,} ({summary.by_original:,} by spelling, "
+            f"{summary.by_canonical:,} only by canonical form)"
+        )
+
+
+def _write_export(
+    app: AppContext, addresses: Iterator[str], output: Path | None, file_mode: int
+) -> None:
     if output is None:
         for address in addresses:
             sys.stdout.write(address + "\n")
         return
-    tmp = output.with_name(output.name + ".part")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            count = sum(handle.write(a + "\n") > 0 for a in addresses)
-        tmp.replace(output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    count = lists.write_export(addresses, output, mode=file_mode)
     app.err.print(f"wrote {count:,} addresses to {output}")
 
 
@@ -155,13 +190,19 @@ def show(app: AppContext, name: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Read addresses from this file (text, CSV or .gz).",
 )
+@click.option("--origin", help="Who asked, recorded in the ledger (e.g. 'phone call 2025-03-01').")
 @pass_app
-def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) -> None:
+def suppress(
+    app: AppContext, addresses: tuple[str, ...], file_: Path | None, origin: str | None
+) -> None:
     """Suppress ADDRESSES on every list, permanently (opt-outs from other channels).
+
+    Recorded in the ledger on the manual channel; 'scrubber suppress lift'
+    undoes one entered by mistake.
 
     \b
     Example:
-      scrubber list suppress jane@example.com --file unsubscribes.csv
+      scrubber list suppress jane@example.com --file unsubscribes.csv --origin helpdesk
     """
     from scrubber.readers import read_addresses
 
@@ -170,7 +211,7 @@ def suppress(app: AppContext, addresses: tuple[str, ...], file_: Path | None) ->
     found = list(addresses)
     if file_ is not None:
         found += [text for _, text in read_addresses(file_)]
-    summary = lists.suppress(app.store, found)
+    summary = lists.suppress(app.store, found, origin=origin)
     if summary.rejected and summary.added + summary.already == 0:
         raw, reason = summary.rejected[0]
         more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""

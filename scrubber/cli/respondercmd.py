@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -12,11 +13,15 @@ from rich.table import Table
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import ResponderError, UsageError
 from scrubber.responder import store as rstore
-from scrubber.responder.ping import PingConfig
+from scrubber.responder.domain import DnsConfig
+from scrubber.responder.ping import DEFAULT_DELAY, PingConfig
+from scrubber.responder.proxy import parse_proxy
+from scrubber.responder.recheck import batches_to_recheck
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.scan import Caps
 from scrubber.responder.source import DEFAULT_GROUP, open_source
+from scrubber.store.types import utcnow
 
 
 @click.group("responder")
@@ -49,7 +54,9 @@ def add(
     ctx: click.Context, app: AppContext, addresses: tuple[str, ...], file_: Path | None
 ) -> None:
     """Protect ADDRESSES (or those in --file, one a line). Only the canonical
-    form is stored; nothing leaves this machine except proofs.
+    form is stored; nothing leaves this machine except proofs. The next scan
+    also looks through the batches seen before (still valid, unexpired) for
+    the new addresses, fetching only the parts their tags fall in.
 
     \b
     Example:
@@ -58,7 +65,8 @@ def add(
     wanted = list(addresses) + (rstore.read_address_file(file_) if file_ else [])
     if not wanted:
         raise UsageError("give addresses or --file F")
-    result = rstore.add_addresses(_store(ctx), wanted)
+    store = _store(ctx)
+    result = rstore.add_addresses(store, wanted)
     if result.rejected and not result.added and not result.known:
         masked, reason = result.rejected[0]
         more = f" (and {len(result.rejected) - 1} more)" if len(result.rejected) > 1 else ""
@@ -69,6 +77,9 @@ def add(
         f"protected {len(result.added)} new, {len(result.known)} already protected, "
         f"{len(result.rejected)} rejected"
     )
+    earlier = len(batches_to_recheck(store, rstore.awaiting_recheck(store), utcnow()))
+    if earlier:
+        app.out.print(f"the next scan looks through {earlier} batches seen earlier for them")
 
 
 @responder.command("ls")
@@ -119,7 +130,25 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
     metavar="HOST:PORT",
     help="SMTP fallback server (default: the Respond-SMTP domain, port 25).",
 )
+@click.option(
+    "--smtp-port",
+    type=click.IntRange(1, 65535),
+    default=25,
+    show_default=True,
+    help="Port of the MX hosts (other values only for tests).",
+)
 @click.option("--no-smtp", is_flag=True, help="Never fall back to SMTP.")
+@click.option(
+    "--dns-server",
+    metavar="HOST[:PORT]",
+    help="Nameserver for the _dni TXT and MX lookups (default: the system's resolver; "
+    "with --proxy, required for SMTP pings and reached through the proxy over TCP).",
+)
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let SMTP pings go to loopback and private addresses (tests, lab networks).",
+)
 @click.option(
     "--max-t",
     type=click.IntRange(min=1),
@@ -141,6 +170,21 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
     show_default=True,
     help="HTTP retries (backoff 0.5 s, doubling) before SMTP.",
 )
+@click.option(
+    "--proxy",
+    metavar="URL",
+    help="Send every HTTP and SMTP ping (and key check) through this SOCKS5 proxy: "
+    "socks5h://HOST:PORT (Tor: socks5h://127.0.0.1:9050) resolves names at the proxy.",
+)
+@click.option(
+    "--ping-delay",
+    type=click.FloatRange(0, 24),
+    default=DEFAULT_DELAY / 3600,
+    show_default=True,
+    metavar="HOURS",
+    help="Each proof waits a random time up to this long after it is found "
+    "(0: ping at once); later runs send it when due.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
 @click.pass_context
@@ -153,10 +197,15 @@ def scan(
     once: bool,
     watch: float | None,
     smtp_server: str | None,
+    smtp_port: int,
     no_smtp: bool,
+    dns_server: str | None,
+    allow_private: bool,
     max_t: int,
     max_m: int,
     retries: int,
+    proxy: str | None,
+    ping_delay: float,
     as_json: bool,
 ) -> None:
     """Read new batch articles, find your addresses, ping their senders.
@@ -165,10 +214,15 @@ def scan(
     signatures, cost caps, expiry and key binding before any ping; pings over
     HTTP with SMTP as fallback; keeps what could not be sent for the next run.
 
+    Pings wait a random delay (--ping-delay) and can go through a SOCKS5
+    proxy such as Tor (--proxy), so a sender learns neither where you are
+    nor when you scanned; see docs/security.md for what stays visible.
+
     \b
     Example:
       scrubber responder add me@example.org
-      scrubber responder scan --server nntp://news.example.org --watch 600
+      scrubber responder scan --server nntp://news.example.org --watch 600 \\
+          --proxy socks5h://127.0.0.1:9050
     """
     if (server is None) == (spool is None):
         raise UsageError("give exactly one of --server URL or --spool DIR")
@@ -176,7 +230,16 @@ def scan(
         raise UsageError("give --once or --watch SECONDS, not both")
     store = _store(ctx)
     caps = Caps(max_t=max_t, max_m=max_m)
-    config = PingConfig(smtp_server=_host_port(smtp_server), use_smtp=not no_smtp, retries=retries)
+    config = PingConfig(
+        smtp_server=_host_port(smtp_server, "--smtp-server"),
+        smtp_port=smtp_port,
+        use_smtp=not no_smtp,
+        dns=_dns_config(dns_server),
+        allow_private=allow_private,
+        proxy=parse_proxy(proxy) if proxy else None,
+        delay=ping_delay * 3600,
+        retries=retries,
+    )
     while True:
         try:
             result = run_once(
@@ -195,13 +258,34 @@ def scan(
         time.sleep(watch)
 
 
-def _host_port(text: str | None) -> tuple[str, int] | None:
+def _host_port(text: str | None, option: str) -> tuple[str, int] | None:
     if text is None:
         return None
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--smtp-server must be HOST:PORT, not {text!r}")
+        raise UsageError(f"{option} must be HOST:PORT, not {text!r}")
     return host, int(port)
+
+
+def _dns_config(text: str | None) -> DnsConfig:
+    """HOST, HOST:PORT or [IPv6]:PORT; HOST an IP address (no lookup to find the resolver)."""
+    if text is None:
+        return DnsConfig()
+    host, port = text, 53
+    if not _is_ip(text) and ":" in text:
+        host, port = _host_port(text, "--dns-server") or (text, 53)
+        host = host.removeprefix("[").removesuffix("]")
+    if not _is_ip(host):
+        raise UsageError(f"--dns-server must be an IP address [and :PORT], not {text!r}")
+    return DnsConfig(host, port)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) -> None:
@@ -211,10 +295,12 @@ def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) 
                 "scan": asdict(result.scan) if result.scan else None,
                 "error": result.error,
                 "pings": asdict(result.pings),
+                "recheck": asdict(result.recheck) if result.recheck else None,
             }
         )
-    for reason in result.scan.skipped if result.scan else []:
-        app.err.print(f"skipped: {reason}")
+    for found in (result.scan, result.recheck):
+        for reason in found.skipped if found else []:
+            app.err.print(f"skipped: {reason}")
     for failure in result.pings.failures:
         app.err.print(f"ping: {failure}")
     if result.error and watching:  # else main() prints it once, on exit
@@ -228,11 +314,22 @@ def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) 
             f"{found.bodies_fetched} bodies fetched, {found.hashed} hashed, "
             f"{found.matches} matches ({found.escalations} escalated)"
         )
+    again = result.recheck
+    if again is not None and again.batches:
+        app.out.print(
+            f"looked through {again.batches} earlier batches for newly protected addresses: "
+            f"{again.bodies_fetched} bodies fetched, {again.matches} matches"
+        )
     pings = result.pings
     app.out.print(
         f"pinged {pings.delivered} proofs in {pings.requests} requests, "
         f"{pings.refused} refused, {pings.pending} still owed"
     )
+    if pings.waiting and pings.next_due is not None:
+        app.out.print(
+            f"{pings.waiting} proofs wait for their random delay; the first is due "
+            f"{pings.next_due:%Y-%m-%d %H:%M} UTC (a scan after that sends it)"
+        )
 
 
 @responder.command("report")

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 
 import click
+from argon2.exceptions import HashingError
 
 from scrubber import scheme
 from scrubber.errors import UsageError
@@ -41,9 +42,12 @@ def canonicalize() -> None:
 
 @scheme_group.command("hash")
 @click.option("--salt", required=True, help="The batch salt, 32 hex digits.")
-@click.option("--t", "t", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option("--m", "m", default=1024, show_default=True, type=click.IntRange(min=8), help="KiB.")
-@click.option("--p", "p", default=1, show_default=True, type=click.IntRange(min=1))
+# The upper bounds are Argon2's own (32-bit costs, 24-bit lanes).
+@click.option("--t", "t", default=2, show_default=True, type=click.IntRange(1, 2**32 - 1))
+@click.option(
+    "--m", "m", default=1024, show_default=True, type=click.IntRange(8, 2**32 - 1), help="KiB."
+)
+@click.option("--p", "p", default=1, show_default=True, type=click.IntRange(1, 2**24 - 1))
 @click.option(
     "--tag-length",
     default=scheme.DEFAULT_TAG_LEN,
@@ -70,7 +74,10 @@ def hash_(salt: str, t: int, m: int, p: int, tag_length: int) -> None:
         if isinstance(result, scheme.Reject):
             sys.stdout.write(f"REJECT\t{result.value}\n")
             continue
-        d = scheme.digest(result, salt_bytes, params)
+        try:
+            d = scheme.digest(result, salt_bytes, params)
+        except HashingError as exc:  # e.g. more memory than the machine can give
+            raise UsageError(f"cannot hash with t={t} m={m} p={p}: {exc}") from None
         sys.stdout.write(f"{result}\t{d.h.hex()}\t{d.tag.hex()}\t{scheme.b64url(d.proof)}\n")
 
 

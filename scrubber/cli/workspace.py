@@ -8,6 +8,7 @@ import click
 
 from scrubber.cli.context import AppContext, pass_app
 from scrubber.config import Settings
+from scrubber.private import redact_url
 from scrubber.workspace import init_workspace, open_store
 
 
@@ -45,8 +46,8 @@ def init(app: AppContext, /, directory: Path, upgrade: bool, **options: str | No
     app.out.print(f"Created workspace [bold]{workspace.root}[/]")
     app.out.print(f"  config    {workspace.config_path}")
     app.out.print(f"  key       {workspace.path(workspace.settings.private_key)} (mode 0600)")
-    app.out.print(f"  database  {workspace.settings.database_url}")
-    app.out.print(f"  posts to  {workspace.settings.post_server}")
+    app.out.print(f"  database  {redact_url(workspace.settings.database_url)}")
+    app.out.print(f"  posts to  {redact_url(workspace.settings.post_server)}")
 
 
 COMMANDS = [init]

@@ -102,33 +102,24 @@ async def _read(reader: asyncio.StreamReader) -> object:
 # dataclasses, and the pickling runs on the listener's busy interpreter. The
 # time goes as a POSIX timestamp: a datetime costs 1 us a ping to pickle, and
 # a float carries the microseconds exactly for centuries either side of now.
-Packed = tuple[str, Sequence[str], str, str, float, str | None]
+Packed = tuple[str, Sequence[str], str, str, float]
 PackedResult = tuple[str | None, list[str], int]
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 
 
 def pack(request: PingRequest) -> Packed:
-    forced = request.forced.value if request.forced is not None else None
     return (
         request.token,
         request.proofs,
         request.channel,
         request.peer,
         request.received_at.timestamp(),
-        forced,
     )
 
 
 def unpack(packed: Packed) -> PingRequest:
-    token, proofs, channel, peer, received_at, forced = packed
-    return PingRequest(
-        token,
-        proofs,
-        channel,
-        peer,
-        datetime.fromtimestamp(received_at, UTC),
-        _OUTCOMES[forced] if forced else None,
-    )
+    token, proofs, channel, peer, received_at = packed
+    return PingRequest(token, proofs, channel, peer, datetime.fromtimestamp(received_at, UTC))
 
 
 def pack_result(result: PingResult) -> PackedResult:

@@ -46,7 +46,7 @@ class Overloaded(StoreUnavailable):
 @dataclass
 class _Pending:
     request: PingRequest
-    waiter: asyncio.Future[PingResult] | None = None  # None: nobody waits (record_later)
+    waiter: asyncio.Future[PingResult]
 
 
 class GroupCommitter:
@@ -61,6 +61,12 @@ class GroupCommitter:
     first is answered (the writer process keeps their order). Everything
     runs on the loop: no thread shares its GIL and no wake-up
     crosses threads (docs/performance.md, listen_http).
+
+    Two lanes: requests of suspect clients (ratelimit.py: they sent
+    worthless proofs lately) wait in a second queue, bounded in proofs, and
+    each group takes at most ``max_group_suspect_proofs`` of them after
+    every clean request it can hold; so however many forged proofs arrive,
+    a clean request waits for at most a couple of small groups.
     """
 
     def __init__(
@@ -71,15 +77,21 @@ class GroupCommitter:
         max_group: int = 1000,
         max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
+        max_suspect_proofs: int = 20_000,
+        max_group_suspect_proofs: int = 4_000,
         max_inflight: int = 1,
     ) -> None:
         self.recorder = recorder
         self.observer = observer
         self.max_group = max_group
         self.max_group_proofs = max_group_proofs
-        self.max_pending = max_pending
+        self.max_pending = max_pending  # clean requests queued
+        self.max_suspect_proofs = max_suspect_proofs  # suspect proofs queued
+        self.max_group_suspect_proofs = max_group_suspect_proofs
         self.max_inflight = max_inflight  # groups handed to the recorder at once
         self._queue: deque[_Pending] = deque()
+        self._suspects: deque[_Pending] = deque()
+        self._suspect_proofs = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight = 0
@@ -90,24 +102,22 @@ class GroupCommitter:
         """Start committing; call from the event loop that will send pings."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-committer")
 
-    async def ping(self, request: PingRequest) -> PingResult:
+    async def ping(self, request: PingRequest, *, suspect: bool = False) -> PingResult:
         """Queue the request and wait until its transaction has committed."""
         if self._closed:
             raise StoreUnavailable("the listener is shutting down")
-        if len(self._queue) >= self.max_pending:
-            raise Overloaded("too many pings waiting for the database")
         waiter: asyncio.Future[PingResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(request, waiter))
+        if suspect:
+            if self._suspect_proofs + len(request.proofs) > self.max_suspect_proofs:
+                raise Overloaded("too many suspect pings waiting")
+            self._suspects.append(_Pending(request, waiter))
+            self._suspect_proofs += len(request.proofs)
+        else:
+            if len(self._queue) >= self.max_pending:
+                raise Overloaded("too many pings waiting for the database")
+            self._queue.append(_Pending(request, waiter))
         self._wake.set()
         return await waiter
-
-    def record_later(self, request: PingRequest) -> bool:
-        """Store a refused request's proofs without waiting; dropped when overloaded."""
-        if self._closed or len(self._queue) >= self.max_pending // 2:
-            return False
-        self._queue.append(_Pending(request))
-        self._wake.set()
-        return True
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
@@ -118,8 +128,9 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         while True:
-            if not self._queue or self._inflight >= self.max_inflight:
-                if self._closed and not self._queue and not self._inflight:
+            queued = self._queue or self._suspects
+            if not queued or self._inflight >= self.max_inflight:
+                if self._closed and not queued and not self._inflight:
                     return
                 self._wake.clear()
                 await self._wake.wait()
@@ -137,13 +148,22 @@ class GroupCommitter:
             self._wake.set()
 
     def _take(self) -> list[_Pending]:
-        """What is queued now, bounded in requests and proofs."""
-        group = [self._queue.popleft()]
-        proofs = len(group[0].request.proofs)
+        """What is queued now, bounded in requests and proofs: clean requests
+        first, then a few suspect ones."""
+        group: list[_Pending] = []
+        proofs = 0
         while self._queue and len(group) < self.max_group and proofs < self.max_group_proofs:
             item = self._queue.popleft()
             group.append(item)
             proofs += len(item.request.proofs)
+        suspect = 0
+        while self._suspects and len(group) < self.max_group:
+            cost = len(self._suspects[0].request.proofs)
+            if group and suspect + cost > self.max_group_suspect_proofs:
+                break
+            group.append(self._suspects.popleft())
+            self._suspect_proofs -= cost
+            suspect += cost
         return group
 
     async def _commit(self, group: list[_Pending]) -> None:
@@ -181,7 +201,7 @@ class GroupCommitter:
                 self.observer.outcome(channel, outcome, count)
         log.debug("event=commit requests=%d ms=%.1f", len(group), seconds * 1000)
         for pending, result in zip(group, results, strict=True):
-            if pending.waiter is not None and not pending.waiter.done():  # done: cancelled
+            if not pending.waiter.done():  # done: cancelled
                 pending.waiter.set_result(result)
 
     def _fail(self, group: list[_Pending], error: ScrubberError) -> None:
@@ -189,5 +209,5 @@ class GroupCommitter:
         if self.observer is not None:
             self.observer.failed(len(group))
         for pending in group:
-            if pending.waiter is not None and not pending.waiter.done():
+            if not pending.waiter.done():
                 pending.waiter.set_exception(error)

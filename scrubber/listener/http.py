@@ -4,25 +4,32 @@ POST /dni/v1/ping/<token>   JSON {"proofs": [...]} or text/plain, one a line
 GET  /dni/v1/key            the operator's public key (key binding)
 GET  /healthz               200 when the database answers, else 503
 GET  /metrics               Prometheus text format
+GET  /openapi.yaml          the OpenAPI 3.1 description of these routes
+(all under the path of the public base URL, if it has one)
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from scrubber import scheme
 from scrubber.errors import StoreError, StoreUnavailable
-from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
-from scrubber.listener.ratelimit import Limits
+from scrubber.listener.ratelimit import Admission, Limits
 
 log = logging.getLogger("scrubber.listener")
 
@@ -31,6 +38,7 @@ RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
+_BLANK = " \t\r"
 _BARE_TYPES = frozenset({"application/json", "text/plain"})
 
 
@@ -42,6 +50,19 @@ class BadPing(Exception):
         self.status = status
 
 
+@functools.cache
+def openapi_document() -> bytes:
+    """The OpenAPI 3.1 description of this API (docs/openapi.yaml links to it)."""
+    return resources.files("scrubber.listener").joinpath("openapi.yaml").read_bytes()
+
+
+def path_prefix(base_url: str) -> str:
+    """The path under which the listener serves, from the public base URL:
+    ``https://host/dni-proxy/`` gives ``/dni-proxy``, a bare origin ``""``
+    (docs/scheme.md, "Key endpoint")."""
+    return urlsplit(base_url).path.rstrip("/")
+
+
 def parse_proofs(content_type: str, body: bytes) -> list[str]:
     """The proofs of a ping body; raises BadPing when the body is malformed."""
     if content_type == "application/json":
@@ -51,7 +72,9 @@ def parse_proofs(content_type: str, body: bytes) -> list[str]:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadPing("body is not valid UTF-8") from None
-        proofs = [line.strip() for line in text.splitlines() if line.strip()]
+        # LF (or CRLF) only, spaces and tabs only: what docs/scheme.md says, no
+        # more (str.splitlines and str.strip know many more separators).
+        proofs = [p for line in text.split("\n") if (p := line.strip(_BLANK))]
     else:
         raise BadPing("send application/json or text/plain", status=415)
     if not proofs:
@@ -66,6 +89,8 @@ def _json_proofs(body: bytes) -> list[str]:
         data = json.loads(body)
     except ValueError:  # includes invalid UTF-8
         raise BadPing("body is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise BadPing("body is nested too deeply") from None
     proofs = data.get("proofs") if isinstance(data, dict) else None
     if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
         raise BadPing('expected {"proofs": ["<base64url>", ...]}')
@@ -81,16 +106,20 @@ class HttpEdge:
     key_fingerprint: str
     health: Callable[[], Awaitable[None]]
     read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
+    trusted: TrustedProxies = field(default_factory=TrustedProxies)
+    prefix: str = ""  # the path of the public base URL, e.g. "/dni-proxy" (see path_prefix)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
+        at = self.prefix
         app.add_routes(
             [
-                web.post("/dni/v1/ping/{token}", self.ping),
-                web.get("/dni/v1/key", self.key),
-                web.get("/healthz", self.healthz),
-                web.get("/metrics", self.metrics_text),
+                web.post(f"{at}/dni/v1/ping/{{token}}", self.ping, expect_handler=_expect),
+                web.get(f"{at}/dni/v1/key", self.key),
+                web.get(f"{at}/healthz", self.healthz),
+                web.get(f"{at}/metrics", self.metrics_text),
+                web.get(f"{at}/openapi.yaml", self.openapi),
             ]
         )
         return app
@@ -104,30 +133,55 @@ class HttpEdge:
 
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
-        peer = request.remote or "unknown"
+        peer = self.client(request)
+        if self.limits.refused(peer):  # in debt: not even the body is read
+            return _rate_limited()
+        if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
+            return _too_large()
         try:
             body = await self._body(request)
             proofs = parse_proofs(_media_type(request), body)
         except TimeoutError:
             return _error(408, "request body not received in time")
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"body over {MAX_BODY} bytes")
+            return _too_large()
+        except web.RequestPayloadError:  # e.g. a corrupt gzip body or bad chunking
+            return _error(400, "request body could not be decoded")
+        except ConnectionResetError:  # the client left; nobody reads this answer
+            return _error(400, "connection closed before the body arrived")
         except BadPing as error:
             return _error(error.status, str(error))
-        ping = PingRequest(token, proofs, "http", peer)
-        if not self.limits.allow(peer, token, len(proofs)):
-            self.committer.record_later(
-                PingRequest(token, proofs, "http", peer, ping.received_at, Outcome.RATE_LIMITED)
-            )
+        admission = self.limits.admit(peer, token, len(proofs))
+        if admission is Admission.REFUSED:
+            self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
             log.debug("event=rate-limited channel=http peer=%s proofs=%d", peer, len(proofs))
-            return _error(429, "rate limited; try again later", retry=True)
+            return _rate_limited()
+        suspect = admission is Admission.SUSPECT
+        worthless = 0
         try:
-            result = await self.committer.ping(ping)
+            result = await self.committer.ping(
+                PingRequest(token, proofs, "http", peer), suspect=suspect
+            )
+            worthless = result.worthless
+        except Overloaded:
+            if suspect:
+                self.metrics.outcome("http", Outcome.RATE_LIMITED, len(proofs))
+                return _rate_limited()
+            return _error(503, "not stored, try again later", retry=True)
         except StoreUnavailable:  # the writer logged why; clients learn only to retry
             return _error(503, "not stored, try again later", retry=True)
+        finally:
+            self.limits.settle(peer, token, len(proofs), worthless)
         if not result.known_batch:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
+
+    def client(self, request: web.Request) -> str:
+        """The real client: the TCP peer, or whom a trusted proxy forwards for."""
+        peer = request.remote or "unknown"
+        if not self.trusted:
+            return peer
+        return self.trusted.client(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content.is_eof():  # all there already: the usual small ping
@@ -163,9 +217,47 @@ class HttpEdge:
             return _error(503, "database unavailable", retry=True)
         return web.json_response({"status": "ok"})
 
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.Response(body=openapi_document(), content_type="application/yaml")
+
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _expect(request: web.Request) -> web.Response | None:
+    """``Expect: 100-continue``: a body announced over the cap is refused at once
+    rather than invited and then timed out."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return _error(417, "only Expect: 100-continue is understood")
+    if (request.content_length or 0) > MAX_BODY:
+        return _too_large()
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started yet
+    return None
+
+
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs a malformed request with a traceback quoting the client's
+    bytes; a client's mistake is one line naming the error class instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError | web.RequestPayloadError | ConnectionError):
+            record.msg = "event=bad-request error=%s"
+            record.args = (type(error).__name__,)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def protocol_logger() -> logging.Logger:
+    """The logger given to aiohttp's connection handler (``AppRunner(logger=)``)."""
+    logger = logging.getLogger("scrubber.listener.protocol")
+    if not any(isinstance(f, ClientErrorFilter) for f in logger.filters):
+        logger.addFilter(ClientErrorFilter())
+    return logger
 
 
 def _media_type(request: web.Request) -> str:
@@ -186,6 +278,20 @@ def _body(result: PingResult) -> dict[str, Any]:
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
+
+
+def _rate_limited() -> web.Response:
+    response = _error(429, "rate limited; try again later", retry=True)
+    # Closed: the client's next connection is refused at the gate, before
+    # any parsing (gate.py), and its unread body is not drained.
+    response.force_close()
+    return response
+
+
+def _too_large() -> web.Response:
+    response = _error(413, f"body over {MAX_BODY} bytes")
+    response.force_close()  # the unread body would otherwise be taken for the next request
+    return response
 
 
 def _error(status: int, message: str, *, retry: bool = False) -> web.Response:

@@ -2,8 +2,9 @@
 
 ``Ingestor.record_group`` takes any number of ping requests and, in ONE
 transaction, looks their proofs up in the proof index (``batch_entries``),
-decides each proof's outcome, stores a ``Ping`` row per proof and suppresses
-the address of every accepted proof. ``scrubber listen`` runs it in its
+decides each proof's outcome, stores a ``Ping`` row per accepted proof,
+suppresses its address, and counts the worthless proofs (invalid, repeated)
+in one ``PingTally`` row per batch, channel, client and minute. ``scrubber listen`` runs it in its
 writer process (child.py); ``ThreadRecorder`` runs it in this process, off
 the loop, for the library API and tests.
 
@@ -21,11 +22,12 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from scrubber import scheme
+from scrubber import ledger, scheme
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, clean_token, decode_proof
 from scrubber.listener.sql import ROWS_PER_STATEMENT, PingSql
 from scrubber.store import Store
@@ -90,19 +92,46 @@ class Ingestor:
                 cursor.close()
 
 
+# A tally's key: batch, minute, channel, peer; its counts: invalid, duplicate.
+_TallyKey = tuple[str, datetime, str, str]
+_Key = tuple[str, bytes]  # batch id, proof
 # A stored ping as bind values, in PING_COLUMNS order.
-_OUTCOME, _ADDRESS = 3, 6
+_CHANNEL, _PEER, _RECEIVED = 4, 5, 7
+
+
+def _ledger_values(key: _Key, ping_id: int, ping: list[Any]) -> tuple[Any, ...]:
+    """The ledger columns after address_id and suppressed_at (SUPPRESSION_COLUMNS)
+    of the suppression an accepted ping makes: its request's time, channel and
+    masked client; the batch and the ping are the evidence."""
+    return (
+        ledger.Channel.DNI_PING.value,
+        ledger.Reason.REGISTRY.value,
+        ping[_CHANNEL],
+        ping[_RECEIVED],
+        key[0],
+        ping_id,
+        str(ping_id),
+        ledger.mask_client(ping[_PEER]),
+    )
 
 
 @dataclass
-class _Row:
+class _Accepted:
+    """A proof accepted by its checks, to be stored as a Ping row."""
+
     request: int
-    key: tuple[str, bytes] | None  # set while the row is an accepted proof
-    values: list[Any]
+    position: int  # in its request's outcomes
+    key: _Key
+    values: list[Any]  # bind values, in PING_COLUMNS order
 
 
 class _Group:
-    """One group commit: decide every outcome, then insert in bulk."""
+    """One group commit: decide every outcome, then write in bulk.
+
+    Only accepted proofs become rows (pings, suppressions); the worthless
+    ones (invalid, repeated) are added to one tally row per batch, channel,
+    client and minute, and requests for an unknown token write nothing.
+    """
 
     def __init__(
         self,
@@ -120,13 +149,21 @@ class _Group:
     def run(self) -> list[PingResult]:
         batch_ids = [self._batch_id(r.token) for r in self.requests]
         decoded = [[decode_proof(p) for p in r.proofs] for r in self.requests]
-        wanted = _wanted(self.requests, batch_ids, decoded)
-        entries, taken = self._entries(wanted)
-        rows = self._decide(batch_ids, decoded, entries, taken)
-        won = self._insert(rows)
-        order = [row.key for row in rows if row.key is not None and row.key in won]
-        suppressed = self._suppress(won, entries, order)
-        return self._results(batch_ids, rows, suppressed)
+        entries, taken = self._entries(_wanted(batch_ids, decoded))
+        outcomes, accepted = self._decide(batch_ids, decoded, entries, taken)
+        won = self._insert(accepted, outcomes)
+        order = [row.key for row in accepted if row.key in won]
+        evidence = {row.key: row.values for row in accepted}
+        suppressed = self._suppress(won, entries, order, evidence)
+        self._tally(batch_ids, outcomes)
+        newly = [0] * len(self.requests)
+        for row in accepted:
+            if row.key in suppressed:
+                newly[row.request] += 1
+        return [
+            PingResult(batch_id, found, count)
+            for batch_id, found, count in zip(batch_ids, outcomes, newly, strict=True)
+        ]
 
     def _batch_id(self, token: str) -> str | None:
         token_ok = clean_token(token)
@@ -142,11 +179,11 @@ class _Group:
 
     def _entries(
         self, wanted: dict[str, set[bytes]]
-    ) -> tuple[dict[tuple[str, bytes], tuple[int, str]], set[tuple[str, bytes]]]:
+    ) -> tuple[dict[_Key, tuple[int, str]], set[_Key]]:
         """The proofs found in the index, (batch, proof) -> (address id, canonical),
         and those among them already accepted before."""
-        found: dict[tuple[str, bytes], tuple[int, str]] = {}
-        taken: set[tuple[str, bytes]] = set()
+        found: dict[_Key, tuple[int, str]] = {}
+        taken: set[_Key] = set()
         for batch_id, proofs in wanted.items():
             for chunk in _chunks(sorted(proofs)):
                 self.cursor.execute(self.sql.entries(len(chunk)), (batch_id, *chunk))
@@ -161,65 +198,65 @@ class _Group:
         self,
         batch_ids: list[str | None],
         decoded: list[list[bytes | None]],
-        entries: dict[tuple[str, bytes], tuple[int, str]],
-        taken: set[tuple[str, bytes]],
-    ) -> list[_Row]:
-        rows: list[_Row] = []
+        entries: dict[_Key, tuple[int, str]],
+        taken: set[_Key],
+    ) -> tuple[list[list[Outcome]], list[_Accepted]]:
+        outcomes: list[list[Outcome]] = []
+        accepted: list[_Accepted] = []
         committed_at = self.sql.timestamp(self.now)
         for index, (request, batch_id) in enumerate(zip(self.requests, batch_ids, strict=True)):
-            token = clean_token(request.token) or "<invalid>"
-            received_at = self.sql.timestamp(request.received_at)
+            if batch_id is None:
+                outcomes.append([Outcome.UNKNOWN_BATCH] * len(request.proofs))
+                continue
+            found: list[Outcome] = []
             for proof in decoded[index]:
-                key = (batch_id, proof) if batch_id and proof else None
-                outcome = _outcome(request.forced, batch_id, key, entries, taken)
-                accepted = outcome is Outcome.ACCEPTED
-                if accepted:
-                    assert key is not None
-                    taken.add(key)
+                key = (batch_id, proof) if proof is not None else None
+                if key is None or key not in entries:
+                    found.append(Outcome.INVALID)
+                    continue
+                if key in taken:
+                    found.append(Outcome.DUPLICATE)
+                    continue
+                taken.add(key)
                 values = [
-                    token,
+                    request.token,
                     batch_id,
                     proof,
-                    outcome.value,
+                    Outcome.ACCEPTED.value,
                     request.channel[:8],
                     request.peer[:64],
-                    entries[key][0] if accepted and key else None,
-                    received_at,
+                    entries[key][0],
+                    self.sql.timestamp(request.received_at),
                     committed_at,
                 ]
-                rows.append(_Row(index, key if accepted else None, values))
-        return rows
+                accepted.append(_Accepted(index, len(found), key, values))
+                found.append(Outcome.ACCEPTED)
+            outcomes.append(found)
+        return outcomes, accepted
 
-    def _insert(self, rows: list[_Row]) -> dict[tuple[str, bytes], int]:
-        """Store all rows; returns ping id per accepted (batch, proof) this group won."""
-        plain = [row.values for row in rows if row.key is None]
-        accepted = [row for row in rows if row.key is not None]
-        won: dict[tuple[str, bytes], int] = {}
+    def _insert(self, accepted: list[_Accepted], outcomes: list[list[Outcome]]) -> dict[_Key, int]:
+        """Store the accepted pings; returns the ping id per (batch, proof) this
+        group won. One another listener committed first is a duplicate here."""
+        won: dict[_Key, int] = {}
         for chunk in _chunks(accepted, ROWS_PER_STATEMENT):
             params = [value for row in chunk for value in row.values]
             self.cursor.execute(self.sql.insert_accepted(len(chunk)), params)
             won.update(((b, bytes(p)), i) for i, b, p in self.cursor.fetchall())
         for row in accepted:
-            assert row.key is not None
             if row.key not in won:
-                # Another listener committed this proof first: a duplicate here.
-                row.values[_OUTCOME] = Outcome.DUPLICATE.value
-                row.values[_ADDRESS] = None
-                row.key = None
-                plain.append(row.values)
-        if plain:
-            self.cursor.executemany(self.sql.insert_pings(), plain)
+                outcomes[row.request][row.position] = Outcome.DUPLICATE
         return won
 
     def _suppress(
         self,
-        won: dict[tuple[str, bytes], int],
-        entries: dict[tuple[str, bytes], tuple[int, str]],
-        order: list[tuple[str, bytes]],
-    ) -> set[tuple[str, bytes]]:
+        won: dict[_Key, int],
+        entries: dict[_Key, tuple[int, str]],
+        order: list[_Key],
+        evidence: dict[_Key, list[Any]],
+    ) -> set[_Key]:
         """Suppress the addresses of accepted proofs (the first ping of an
         address in the group gets the credit); returns the keys that did."""
-        by_address: dict[int, tuple[str, bytes]] = {}
+        by_address: dict[int, _Key] = {}
         for key in order:
             by_address.setdefault(entries[key][0], key)
         # An address suppressed before (by hand, another batch, another
@@ -228,7 +265,9 @@ class _Group:
         now = self.sql.timestamp(self.now)
         for part in _chunks(list(by_address.items()), ROWS_PER_STATEMENT):
             params = [
-                value for address, key in part for value in (address, now, "ping", key[0], won[key])
+                value
+                for address, key in part
+                for value in (address, now, *_ledger_values(key, won[key], evidence[key]))
             ]
             self.cursor.execute(self.sql.insert_suppressions(len(part)), params)
             new.update(inserted for (inserted,) in self.cursor.fetchall())
@@ -241,48 +280,40 @@ class _Group:
             )
         return {by_address[address_id] for address_id in new}
 
-    def _results(
-        self,
-        batch_ids: list[str | None],
-        rows: list[_Row],
-        suppressed: set[tuple[str, bytes]],
-    ) -> list[PingResult]:
-        outcomes: list[list[Outcome]] = [[] for _ in self.requests]
-        newly = [0] * len(self.requests)
-        for row in rows:
-            outcomes[row.request].append(Outcome(row.values[_OUTCOME]))
-            if row.key is not None and row.key in suppressed:
-                newly[row.request] += 1
-        return [
-            PingResult(batch_id, found, count)
-            for batch_id, found, count in zip(batch_ids, outcomes, newly, strict=True)
-        ]
-
-
-def _outcome(
-    forced: Outcome | None,
-    batch_id: str | None,
-    key: tuple[str, bytes] | None,
-    entries: dict[tuple[str, bytes], tuple[int, str]],
-    taken: set[tuple[str, bytes]],
-) -> Outcome:
-    if forced is not None:
-        return forced
-    if batch_id is None:
-        return Outcome.UNKNOWN_BATCH
-    if key is None or key not in entries:
-        return Outcome.INVALID
-    return Outcome.DUPLICATE if key in taken else Outcome.ACCEPTED
+    def _tally(self, batch_ids: list[str | None], outcomes: list[list[Outcome]]) -> None:
+        """Add the group's invalid and repeated proofs to their tally rows."""
+        tallies: dict[_TallyKey, list[int]] = {}
+        for request, batch_id, found in zip(self.requests, batch_ids, outcomes, strict=True):
+            if batch_id is None or len(found) == found.count(Outcome.ACCEPTED):
+                continue
+            minute = request.received_at.replace(second=0, microsecond=0)
+            key = (batch_id, minute, request.channel[:8], request.peer[:64])
+            counts = tallies.setdefault(key, [0, 0])
+            counts[0] += found.count(Outcome.INVALID)
+            counts[1] += found.count(Outcome.DUPLICATE)
+        rows = sorted(tallies.items())  # one lock order for concurrent listeners
+        for part in _chunks(rows, ROWS_PER_STATEMENT):
+            params = [
+                value
+                for (batch_id, minute, channel, peer), (invalid, duplicate) in part
+                for value in (
+                    batch_id,
+                    self.sql.timestamp(minute),
+                    channel,
+                    peer,
+                    invalid,
+                    duplicate,
+                )
+            ]
+            self.cursor.execute(self.sql.add_tallies(len(part)), params)
 
 
 def _wanted(
-    requests: Sequence[PingRequest],
-    batch_ids: list[str | None],
-    decoded: list[list[bytes | None]],
+    batch_ids: list[str | None], decoded: list[list[bytes | None]]
 ) -> dict[str, set[bytes]]:
     wanted: dict[str, set[bytes]] = {}
-    for request, batch_id, proofs in zip(requests, batch_ids, decoded, strict=True):
-        if batch_id is not None and request.forced is None:
+    for batch_id, proofs in zip(batch_ids, decoded, strict=True):
+        if batch_id is not None:
             wanted.setdefault(batch_id, set()).update(p for p in proofs if p is not None)
     return wanted
 

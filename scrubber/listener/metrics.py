@@ -21,7 +21,7 @@ class ListenerMetrics:
         self.registry = CollectorRegistry()
         self.pings = Counter(
             "scrubber_pings",
-            "Proofs stored, by channel and outcome",
+            "Proofs received, by channel and outcome (rate-limited: refused unchecked)",
             ["channel", "outcome"],
             registry=self.registry,
         )
@@ -46,6 +46,12 @@ class ListenerMetrics:
             "scrubber_responses",
             "Answers sent, by channel and status code",
             ["channel", "status"],
+            registry=self.registry,
+        )
+        self.connections_refused = Counter(
+            "scrubber_connections_refused",
+            "Connections closed at once: a channel's or a client's cap was reached",
+            ["channel"],
             registry=self.registry,
         )
         # Label lookups cost more than the increments on the hot path:
@@ -76,6 +82,9 @@ class ListenerMetrics:
         if child is None:
             child = self._answers_by[channel, status] = self.responses.labels(channel, str(status))
         child.inc()
+
+    def connection_refused(self, channel: str) -> None:
+        self.connections_refused.labels(channel).inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

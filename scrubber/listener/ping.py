@@ -43,8 +43,6 @@ class PingRequest:
     channel: str
     peer: str
     received_at: datetime = field(default_factory=utcnow)
-    # Set for requests refused at the edge: every proof is stored with it.
-    forced: Outcome | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,11 @@ class PingResult:
     @property
     def known_batch(self) -> bool:
         return self.batch_id is not None
+
+    @property
+    def worthless(self) -> int:
+        """Proofs that found nothing to do: what the sender is charged."""
+        return sum(1 for outcome in self.outcomes if outcome is not Outcome.ACCEPTED)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(OUTCOMES, 0)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -19,11 +19,19 @@ from sqlalchemy import text
 from scrubber.config import Workspace
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
-from scrubber.listener.http import HttpEdge
+from scrubber.listener.gate import (
+    FDS_RESERVED,
+    ConnectionGate,
+    GatedProtocol,
+    TrustedProxies,
+    fit_caps,
+    raise_open_files,
+)
+from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
-from scrubber.listener.smtp import SmtpHandler, smtp_factory
+from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
 
@@ -36,6 +44,23 @@ LOCK_WAIT_MS = 5000
 # Groups sent to the writer process before the first is answered: with two,
 # the child never waits for the loop to notice an answer (docs/design.md).
 WRITER_PIPELINE = 2
+# Connections the kernel queues before the loop accepts them: Linux's usual
+# somaxconn. A burst of connections over it has SYNs dropped, and a client's
+# retry comes 1, 3, 7 s later (bench/abuse.py, idle-connections).
+BACKLOG = 4096
+
+
+def _canned(status: str, retry: bool) -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    return (head + ("Retry-After: 5\r\n" if retry else "") + "\r\n").encode()
+
+
+# What a connection refused at the HTTP gate is told, by reason (gate.py).
+REFUSALS = {
+    "rate": _canned("429 Too Many Requests", True),
+    "client": _canned("503 Service Unavailable", True),
+    "total": _canned("503 Service Unavailable", True),
+}
 
 
 @dataclass(frozen=True)
@@ -68,62 +93,102 @@ class ListenConfig:
     key_fingerprint: str
     read_timeout: float = 15.0
     log_level: str = "info"
+    max_connections: int = 1000  # per channel
+    max_client_connections: int = 32  # per channel and client address
+    smtp_idle_timeout: float = 60.0
+    smtp_session_timeout: float = 300.0
+    trusted_proxies: tuple[str, ...] = ()
+    prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
+
+
+@dataclass
+class _Running:
+    """What _serve started, for the shutdown."""
+
+    runner: web.AppRunner | None = None
+    http_server: asyncio.Server | None = None
+    smtp_server: asyncio.Server | None = None
+    handler: SmtpHandler | None = None
+    sessions: list[Any] = field(default_factory=list)
 
 
 def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     """Serve until SIGTERM/SIGINT; returns after a clean shutdown."""
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
-    asyncio.run(_serve(workspace, store, config))
+    trusted = TrustedProxies.parse(config.trusted_proxies)
+    asyncio.run(_serve(workspace, store, config, trusted))
 
 
-async def _serve(workspace: Workspace, store: Store, config: ListenConfig) -> None:
+async def _serve(
+    workspace: Workspace, store: Store, config: ListenConfig, trusted: TrustedProxies
+) -> None:
     metrics = ListenerMetrics()
-    ingestor = Ingestor(store)  # token look-ups for SMTP; the writer process stores
     writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
     await asyncio.to_thread(writer.start)
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
     limits = Limits.of(config.client_per_minute, config.token_per_minute)
+    http_gate, smtp_gate = _gates(config, trusted, metrics, limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner: web.AppRunner | None = None
-    smtp_server: asyncio.Server | None = None
-    handler: SmtpHandler | None = None
-    sessions: list[Any] = []
+    running = _Running()
     try:
         if config.http is not None:
-            runner = await _start_http(config, committer, metrics, limits, store)
+            edge = _http_edge(config, committer, metrics, limits, store, trusted)
+            running.runner, running.http_server = await _start_http(config, edge, http_gate)
         if config.smtp is not None:
-            handler = SmtpHandler(
-                committer, ingestor, workspace.settings.response_domain, limits, metrics.answered
+            running.handler = SmtpHandler(
+                committer,
+                Ingestor(store),  # token look-ups at RCPT; the writer process stores
+                workspace.settings.response_domain,
+                limits,
+                metrics.answered,
+                metrics.outcome,
             )
-            smtp_server = await _start_smtp(config, handler, sessions, workspace)
+            running.smtp_server = await _start_smtp(config, running, smtp_gate, workspace)
         log.info("event=ready pid=%d", os.getpid())
         await stop.wait()
         log.info("event=stopping")
     finally:
-        await _shutdown(runner, smtp_server, handler, sessions)
+        await _shutdown(running)
         await committer.close()
         await writer.close()
         log.info("event=stopped")
 
 
-async def _start_http(
+def _gates(
+    config: ListenConfig, trusted: TrustedProxies, metrics: ListenerMetrics, limits: Limits
+) -> tuple[ConnectionGate, ConnectionGate]:
+    """One gate per channel, their caps fitted to the open-file limit."""
+    channels = [c for c in (config.http, config.smtp) if c is not None]
+    wanted = config.max_connections * len(channels) + FDS_RESERVED
+    caps = fit_caps(raise_open_files(wanted), [config.max_connections] * len(channels))
+    per_channel = caps[0]
+
+    def gate(channel: str) -> ConnectionGate:
+        per_client = min(config.max_client_connections, per_channel)
+        return ConnectionGate(
+            channel, per_channel, per_client, trusted, metrics.connection_refused, limits.refused
+        )
+
+    return gate("http"), gate("smtp")
+
+
+def _http_edge(
     config: ListenConfig,
     committer: GroupCommitter,
     metrics: ListenerMetrics,
     limits: Limits,
     store: Store,
-) -> web.AppRunner:
-    assert config.http is not None
-
+    trusted: TrustedProxies,
+) -> HttpEdge:
     async def health() -> None:
         await asyncio.to_thread(_ping_database, store)
 
-    edge = HttpEdge(
+    return HttpEdge(
         committer,
         metrics,
         limits,
@@ -131,43 +196,61 @@ async def _start_http(
         config.key_fingerprint,
         health,
         read_timeout=config.read_timeout,
+        trusted=trusted,
+        prefix=config.prefix,
     )
+
+
+async def _start_http(
+    config: ListenConfig, edge: HttpEdge, gate: ConnectionGate
+) -> tuple[web.AppRunner, asyncio.Server]:
+    assert config.http is not None
     runner = web.AppRunner(
         edge.app(),
         access_log=None,
+        logger=protocol_logger(),
         shutdown_timeout=SHUTDOWN_GRACE,
-        # Also closes a connection that sends nothing at all after connecting.
+        # Also the header timeout: a connection that has not sent a whole
+        # request head this long after connecting (or its last answer) is closed.
         keepalive_timeout=config.read_timeout,
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.http.host, config.http.port, backlog=1024)
+    handlers = runner.server
+    assert handlers is not None
+    loop = asyncio.get_running_loop()
     try:
-        await site.start()
+        server = await loop.create_server(
+            lambda: GatedProtocol(handlers(), gate, REFUSALS),
+            config.http.host,
+            config.http.port,
+            backlog=BACKLOG,
+        )
     except OSError as error:
         await runner.cleanup()
         raise ListenerError(f"cannot listen for HTTP on {config.http}: {error.strerror}") from None
-    for address in runner.addresses:
+    for sock in server.sockets:
+        address = sock.getsockname()
         log.info("event=listening channel=http address=%s:%d", address[0], address[1])
-    return runner
+    return runner, server
 
 
 async def _start_smtp(
-    config: ListenConfig, handler: SmtpHandler, sessions: list[Any], workspace: Workspace
+    config: ListenConfig, running: _Running, gate: ConnectionGate, workspace: Workspace
 ) -> asyncio.Server:
-    assert config.smtp is not None
+    assert config.smtp is not None and running.handler is not None
     endpoint = config.smtp
     hostname = workspace.settings.response_domain
+    handler, sessions = running.handler, running.sessions
+    timeouts = SessionLimits(
+        config.read_timeout, config.smtp_idle_timeout, config.smtp_session_timeout
+    )
 
     def factory() -> Any:
-        protocol = smtp_factory(handler, hostname, config.read_timeout)
-        sessions.append(protocol)
-        if len(sessions) > 1000:  # forget closed sessions now and then
-            sessions[:] = [s for s in sessions if s.transport is not None]
-        return protocol
+        return smtp_door(handler, hostname, gate, timeouts, sessions)
 
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(factory, endpoint.host, endpoint.port, backlog=1024)
+        server = await loop.create_server(factory, endpoint.host, endpoint.port, backlog=BACKLOG)
     except OSError as error:
         raise ListenerError(f"cannot listen for SMTP on {endpoint}: {error.strerror}") from None
     for sock in server.sockets:
@@ -176,25 +259,23 @@ async def _start_smtp(
     return server
 
 
-async def _shutdown(
-    runner: web.AppRunner | None,
-    smtp_server: asyncio.Server | None,
-    handler: SmtpHandler | None,
-    sessions: list[Any],
-) -> None:
-    if smtp_server is not None:
-        smtp_server.close()  # stop accepting; open sessions go on for now
+async def _shutdown(running: _Running) -> None:
+    if running.smtp_server is not None:
+        running.smtp_server.close()  # stop accepting; open sessions go on for now
+    if running.http_server is not None:
+        running.http_server.close()
+    handler = running.handler
     if handler is not None and handler.inflight:
         try:
             async with asyncio.timeout(SHUTDOWN_GRACE):
                 await handler.idle.wait()
         except TimeoutError:
             log.warning("event=shutdown-timeout channel=smtp inflight=%d", handler.inflight)
-    for session in sessions:
+    for session in running.sessions:
         if session.transport is not None:
             session.transport.close()
-    if runner is not None:
-        await runner.cleanup()  # stops accepting, waits for in-flight handlers
+    if running.runner is not None:
+        await running.runner.cleanup()  # waits for in-flight handlers, closes connections
 
 
 def _ping_database(store: Store) -> None:

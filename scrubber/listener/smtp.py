@@ -9,18 +9,21 @@ from __future__ import annotations
 import asyncio
 import email
 import email.message
+import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from scrubber.errors import StoreUnavailable
-from scrubber.listener.committer import GroupCommitter
+from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.listener.gate import ConnectionGate, peer_of
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, clean_token
-from scrubber.listener.ratelimit import Limits
+from scrubber.listener.ratelimit import Admission, Limits
 
 log = logging.getLogger("scrubber.listener")
 
@@ -33,6 +36,13 @@ _HEADER_LINE = re.compile(rb"[!-9;-~]+:|[ \t]")
 NO_RELAY = "550 5.1.1 No such recipient here (this host takes opt-out pings only)"
 UNKNOWN = "550 5.1.1 Unknown response address"
 TRY_LATER = "451 4.3.0 Not stored, try again later"
+RATE_LIMITED = "451 4.7.1 Rate limited, try again later"
+TOO_MANY = "421 4.7.0 Too many connections, try again later"
+# Commands that do nothing a ping needs, at most this often a session (then
+# 421 and closed): a session kept busy by them costs the loop for nothing.
+CALL_LIMITS = {"NOOP": 10, "RSET": 10, "HELP": 10, "VRFY": 10, "EXPN": 10, "*": 10_000}
+RATE_LIMITED_421 = "421 4.7.1 Rate limited, try again later"
+TIMED_OUT = b"421 4.4.2 Session too long, closing\r\n"
 
 
 def token_of(address: str, domain: str) -> str | None:
@@ -86,7 +96,9 @@ def _part_text(part: email.message.Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return raw.decode(charset, errors="replace")
-    except LookupError:  # unknown charset name: proofs are ASCII anyway
+    # An unknown or malformed charset name (a NUL in it), or a codec that is
+    # not a character set (idna refuses errors="replace"): proofs are ASCII anyway.
+    except (LookupError, ValueError):
         return raw.decode("utf-8", errors="replace")
 
 
@@ -98,7 +110,8 @@ class SmtpHandler:
     ingestor: Ingestor
     domain: str
     limits: Limits
-    answered: Callable[[str, int], None]  # metrics hook
+    answered: Callable[[str, int], None]  # metrics hooks
+    outcome: Callable[[str, Outcome, int], None]
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,8 +123,12 @@ class SmtpHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        peer = _peer(session)
+        if self.limits.refused(peer):
+            return self._say(RATE_LIMITED)
         token = token_of(address, self.domain)
         if token is None:
+            self.limits.worthless(peer, 1)
             return self._say(NO_RELAY)
         if envelope.rcpt_tos:
             return self._say("452 4.5.3 One recipient per message")
@@ -123,7 +140,8 @@ class SmtpHandler:
         except StoreUnavailable:
             return self._say(TRY_LATER)
         if batch_id is None:
-            log.debug("event=unknown-token channel=smtp peer=%s", _peer(session))
+            log.debug("event=unknown-token channel=smtp peer=%s", peer)
+            self.limits.worthless(peer, 1)
             return self._say(UNKNOWN)
         envelope.rcpt_tos.append(address)
         return self._say("250 2.1.5 OK")
@@ -149,20 +167,29 @@ class SmtpHandler:
         if len(proofs) > MAX_PROOFS:
             return f"552 5.3.4 Too many proofs (at most {MAX_PROOFS} a message)"
         peer = _peer(session)
-        ping = PingRequest(token, proofs, "smtp", peer)
-        if not self.limits.allow(peer, token, len(proofs)):
-            self.committer.record_later(
-                PingRequest(token, proofs, "smtp", peer, ping.received_at, Outcome.RATE_LIMITED)
-            )
-            log.debug("event=rate-limited channel=smtp peer=%s proofs=%d", peer, len(proofs))
-            return "451 4.7.1 Rate limited, try again later"
+        admission = self.limits.admit(peer, token, len(proofs))
+        if admission is Admission.REFUSED:
+            return self._rate_limited(peer, len(proofs))
+        suspect = admission is Admission.SUSPECT
+        worthless = 0
         try:
-            result = await self.committer.ping(ping)
+            ping = PingRequest(token, proofs, "smtp", peer)
+            result = await self.committer.ping(ping, suspect=suspect)
+            worthless = result.worthless
+        except Overloaded:
+            return self._rate_limited(peer, len(proofs)) if suspect else TRY_LATER
         except StoreUnavailable:
             return TRY_LATER
+        finally:
+            self.limits.settle(peer, token, len(proofs), worthless)
         counts = result.counts()
         summary = " ".join(f"{k}={v}" for k, v in counts.items() if v)
         return f"250 2.0.0 Stored: {summary}"
+
+    def _rate_limited(self, peer: str, proofs: int) -> str:
+        self.outcome("smtp", Outcome.RATE_LIMITED, proofs)
+        log.debug("event=rate-limited channel=smtp peer=%s proofs=%d", peer, proofs)
+        return RATE_LIMITED
 
     def _say(self, reply: str) -> str:
         self.answered("smtp", int(reply[:3]))
@@ -176,12 +203,131 @@ def _peer(session: Session) -> str:
     return str(peer or "unknown")
 
 
-def smtp_factory(handler: SmtpHandler, hostname: str, timeout: float) -> SMTP:
-    """One SMTP session; ``timeout`` is the client silence before it is dropped."""
-    return SMTP(
-        handler,
-        data_size_limit=MAX_MESSAGE,
-        hostname=hostname,
-        timeout=timeout,
-        decode_data=False,
-    )
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long an SMTP session may last: ``silence`` without any command,
+    ``idle`` without a command that moves it on (NOOP and RSET do not), and
+    ``total`` in all."""
+
+    silence: float = 15.0
+    idle: float = 60.0
+    total: float = 300.0
+
+
+def _moving_on(name: str) -> Callable[[GatedSMTP, str], Awaitable[None]]:
+    """SMTP's command ``name``, restarting the idle clock first (HELP text kept)."""
+    base = getattr(SMTP, name)
+
+    @functools.wraps(base)
+    async def command(self: GatedSMTP, arg: str) -> None:
+        self._moved_on()
+        await base(self, arg)
+
+    return command
+
+
+class SmtpDoor(asyncio.Protocol):
+    """The gate in front of an SMTP session. aiosmtpd's session costs about
+    0.3 ms to make (it inspects its own methods), so it is made only for a
+    connection the gate admits; a refused one gets its 421 from here."""
+
+    def __init__(self, make: Callable[[str, Callable[[], None]], GatedSMTP], gate: ConnectionGate):
+        self.make = make
+        self.gate = gate
+        self.session: GatedSMTP | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = peer_of(transport)
+        reason = self.gate.enter(peer, self.evict)
+        if reason is not None:
+            answer = RATE_LIMITED_421 if reason == "rate" else TOO_MANY
+            cast(asyncio.Transport, transport).write(answer.encode() + b"\r\n")
+            transport.close()
+            return
+        self.session = self.make(peer, self.evict)
+        transport.set_protocol(self.session)
+        self.session.connection_made(transport)
+
+    def evict(self) -> None:
+        """Closed to make room for another client (gate.py)."""
+        if self.session is not None:
+            self.session.expire("evicted")
+
+    def data_received(self, data: bytes) -> None:
+        pass  # a refused client's words, until its connection closes
+
+
+class GatedSMTP(SMTP):
+    """aiosmtpd's session admitted by the gate, with idle and total timeouts."""
+
+    def __init__(
+        self,
+        handler: SmtpHandler,
+        admitted: tuple[ConnectionGate, str, Callable[[], None]],
+        limits: SessionLimits,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, timeout=limits.silence, **kwargs)
+        self.gate, self.peer, self.slot = admitted
+        self.limits = limits
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._timers = [self.loop.call_later(self.limits.total, self.expire, "session")]
+        self._moved_on()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.gate.leave(self.peer, self.slot)
+        for timer in self._timers:
+            timer.cancel()
+        super().connection_lost(error)
+
+    def _moved_on(self) -> None:
+        """A command that moves the session on: the idle clock starts again."""
+        if len(self._timers) > 1:
+            self._timers.pop().cancel()
+        self._timers.append(self.loop.call_later(self.limits.idle, self.expire, "idle"))
+
+    def expire(self, kind: str) -> None:
+        log.debug("event=smtp-timeout kind=%s peer=%s", kind, self.peer)
+        if self.transport is not None:
+            cast(asyncio.Transport, self.transport).write(
+                b"421 4.4.2 Session too long, closing\r\n"
+            )
+            self.transport.close()
+
+    # The commands that move a session on; NOOP, RSET, HELP, VRFY do not.
+    smtp_HELO = _moving_on("smtp_HELO")
+    smtp_EHLO = _moving_on("smtp_EHLO")
+    smtp_MAIL = _moving_on("smtp_MAIL")
+    smtp_RCPT = _moving_on("smtp_RCPT")
+    smtp_DATA = _moving_on("smtp_DATA")
+
+
+def smtp_door(
+    handler: SmtpHandler,
+    hostname: str,
+    gate: ConnectionGate,
+    limits: SessionLimits,
+    sessions: list[GatedSMTP],
+) -> SmtpDoor:
+    """What the SMTP server makes per connection: a door, and behind it, if
+    the gate admits the connection, a session (kept in ``sessions``)."""
+
+    def make(peer: str, slot: Callable[[], None]) -> GatedSMTP:
+        session = GatedSMTP(
+            handler,
+            (gate, peer, slot),
+            limits,
+            command_call_limit=CALL_LIMITS,
+            data_size_limit=MAX_MESSAGE,
+            hostname=hostname,
+            decode_data=False,
+        )
+        sessions.append(session)
+        if len(sessions) > 1000:  # forget closed sessions now and then
+            sessions[:] = [s for s in sessions if s.transport is not None]
+        return session
+
+    return SmtpDoor(make, gate)

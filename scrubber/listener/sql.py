@@ -14,6 +14,11 @@ from scrubber.errors import StoreError
 PING_COLUMNS = (
     "token, batch_id, proof, outcome, channel, peer, address_id, received_at, committed_at"
 )
+# The ledger's columns a ping fills (scrubber/ledger.py says what each holds).
+SUPPRESSION_COLUMNS = (
+    "address_id, suppressed_at, channel, reason, origin, received_at, batch_id, ping_id, "
+    "request_id, client"
+)
 ROWS_PER_STATEMENT = 500  # multi-row VALUES: well under SQLite's 32,766 parameters
 
 
@@ -62,9 +67,6 @@ class PingSql:
             f"WHERE e.batch_id = {self.mark} AND e.proof IN ({self._marks(proofs)})"
         )
 
-    def insert_pings(self) -> str:
-        return f"INSERT INTO pings ({PING_COLUMNS}) VALUES ({self._marks(9)})"  # noqa: S608
-
     def insert_accepted(self, rows: int) -> str:
         """Accepted pings; a proof another listener accepted first is skipped
         (the partial unique index), so only the winners come back."""
@@ -76,8 +78,18 @@ class PingSql:
         )
 
     def insert_suppressions(self, rows: int) -> str:
-        values = ", ".join([f"({self._marks(5)})"] * rows)
+        values = ", ".join([f"({self._marks(10)})"] * rows)
         return (
-            "INSERT INTO suppressions (address_id, suppressed_at, source, batch_id, ping_id) "  # noqa: S608
+            f"INSERT INTO suppressions ({SUPPRESSION_COLUMNS}) "  # noqa: S608
             f"VALUES {values} ON CONFLICT (address_id) DO NOTHING RETURNING address_id"
+        )
+
+    def add_tallies(self, rows: int) -> str:
+        """Worthless proofs added to their (batch, minute, channel, peer) row."""
+        values = ", ".join([f"({self._marks(6)})"] * rows)
+        return (
+            "INSERT INTO ping_tallies (batch_id, minute, channel, peer, invalid, duplicate) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT (batch_id, minute, channel, peer) DO UPDATE SET "
+            "invalid = ping_tallies.invalid + excluded.invalid, "
+            "duplicate = ping_tallies.duplicate + excluded.duplicate"
         )

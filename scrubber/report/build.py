@@ -28,6 +28,7 @@ from scrubber.store.models import (
     BatchEntry,
     BatchPart,
     Ping,
+    PingTally,
     Suppression,
 )
 from scrubber.store.types import utcnow
@@ -155,11 +156,23 @@ def _parts(session: Session, batch: Batch) -> dict[str, Any]:
 
 
 def _pings(session: Session, batch_id: str) -> dict[str, Any]:
-    rows = session.execute(
-        select(Ping.channel, Ping.outcome, func.count())
-        .where(Ping.batch_id == batch_id)
-        .group_by(Ping.channel, Ping.outcome)
+    rows: list[Any] = list(
+        session.execute(
+            select(Ping.channel, Ping.outcome, func.count())
+            .where(Ping.batch_id == batch_id)
+            .group_by(Ping.channel, Ping.outcome)
+        ).all()
+    )
+    # Worthless proofs are counted in ping_tallies, one row per client and
+    # minute (older databases also hold them as pings rows: both are read).
+    tallied = session.execute(
+        select(PingTally.channel, func.sum(PingTally.invalid), func.sum(PingTally.duplicate))
+        .where(PingTally.batch_id == batch_id)
+        .group_by(PingTally.channel)
     ).all()
+    for channel, invalid, duplicate in tallied:
+        rows.append((channel, "invalid", invalid))
+        rows.append((channel, "duplicate", duplicate))
     by_channel: dict[str, dict[str, int]] = {c: dict.fromkeys(OUTCOMES, 0) for c in CHANNELS}
     for channel, outcome, count in rows:
         by_channel.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
@@ -167,11 +180,7 @@ def _pings(session: Session, batch_id: str) -> dict[str, Any]:
     by_outcome: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
     for counts in by_channel.values():
         by_outcome.update(counts)
-    first, last = session.execute(
-        select(func.min(Ping.received_at), func.max(Ping.received_at)).where(
-            Ping.batch_id == batch_id
-        )
-    ).one()
+    first, last = _first_last(session, batch_id)
     return {
         "total": sum(by_outcome.values()),
         "by_outcome": dict(sorted(by_outcome.items())),
@@ -179,6 +188,23 @@ def _pings(session: Session, batch_id: str) -> dict[str, Any]:
         "first_received_at": iso(first),
         "last_received_at": iso(last),
     }
+
+
+def _first_last(session: Session, batch_id: str) -> tuple[datetime | None, datetime | None]:
+    """When the batch's first and last proofs came (a tally, to the minute)."""
+    first, last = session.execute(
+        select(func.min(Ping.received_at), func.max(Ping.received_at)).where(
+            Ping.batch_id == batch_id
+        )
+    ).one()
+    tally_first, tally_last = session.execute(
+        select(func.min(PingTally.minute), func.max(PingTally.minute)).where(
+            PingTally.batch_id == batch_id
+        )
+    ).one()
+    firsts = [t for t in (first, tally_first) if t is not None]
+    lasts = [t for t in (last, tally_last) if t is not None]
+    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
 
 
 def _removals(session: Session, batch: Batch, now: datetime) -> list[dict[str, Any]]:
@@ -190,7 +216,7 @@ def _removals(session: Session, batch: Batch, now: datetime) -> list[dict[str, A
             Ping.received_at,
             Address.canonical,
             Suppression.suppressed_at,
-            Suppression.source,
+            Suppression.channel,
         )
         .join(Address, Address.id == Ping.address_id)
         .outerjoin(Suppression, Suppression.address_id == Ping.address_id)
@@ -318,7 +344,16 @@ def _timeline(session: Session, batch_id: str) -> list[dict[str, Any]]:
         .where(Suppression.batch_id == batch_id)
         .group_by("hour")
     )
-    for query in (pings, removed):
+    tallied = (
+        select(
+            _hour(session, PingTally.minute).label("hour"),
+            literal("other"),
+            func.sum(PingTally.invalid + PingTally.duplicate),
+        )
+        .where(PingTally.batch_id == batch_id)
+        .group_by("hour")
+    )
+    for query in (pings, tallied, removed):
         for hour, kind, count in session.execute(query):
             buckets.setdefault(hour, Counter())[kind] += int(count)
     return [

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
 from scrubber import lists
 from scrubber.config import Settings
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchPart, Ping, Suppression
+from scrubber.store.models import Batch, BatchPart, Ping, PingTally, Suppression
 
 HEALTH_TIMEOUT = 0.5  # seconds; a listener that is up answers far faster
 
@@ -54,17 +56,31 @@ def gather(store: Store, settings: Settings, recent: int = 5) -> Status:
             .where(Ping.received_at >= midnight)
             .group_by(Ping.outcome)
         ).all()
+        tallied = session.execute(
+            select(func.sum(PingTally.invalid), func.sum(PingTally.duplicate)).where(
+                PingTally.minute >= midnight
+            )
+        ).one()
         by_source = session.execute(
-            select(Suppression.source, func.count()).group_by(Suppression.source)
+            select(Suppression.channel, func.count()).group_by(Suppression.channel)
         ).all()
     return Status(
         lists=lists.list_infos(store),
         batches_total=batches_total,
         recent_batches=recent_batches(store, recent),
-        pings_today={outcome: int(n) for outcome, n in sorted(today)},
+        pings_today=_today(today, tallied),
         suppressions={source: int(n) for source, n in sorted(by_source)},
         listener=probe_listener(settings),
     )
+
+
+def _today(rows: Sequence[Any], tallied: Any) -> dict[str, int]:
+    """Outcomes of today's pings: rows of pings plus the tallies (schema 0004)."""
+    counts = {outcome: int(n) for outcome, n in rows}
+    for outcome, n in zip(("invalid", "duplicate"), tallied, strict=True):
+        if n:
+            counts[outcome] = counts.get(outcome, 0) + int(n)
+    return dict(sorted(counts.items()))
 
 
 def recent_batches(store: Store, limit: int) -> list[BatchLine]:

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from scrubber.store.models import NAMING
@@ -23,11 +33,16 @@ class ResponderBase(DeclarativeBase):
 
 
 class Protected(ResponderBase):
-    """A protected address, canonical form only."""
+    """A protected address, canonical form only.
+
+    ``recheck`` is set when it is added: the batches seen before that were
+    examined without it and are looked through again (responder/recheck.py).
+    """
 
     __tablename__ = "protected"
     canonical: Mapped[str] = mapped_column(String(254), primary_key=True)
     added_at: Mapped[datetime] = mapped_column(Timestamp)
+    recheck: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
 
 class CachedDigest(ResponderBase):
@@ -87,6 +102,8 @@ class Match(ResponderBase):
     pings_sent: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16))  # pending, done, refused
     found_at: Mapped[datetime] = mapped_column(Timestamp)
+    # Not sent before: a random delay drawn when first owed (responder/ping.py).
+    not_before: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
     __table_args__ = (
         Index("uq_matches_batch_canonical", "batch_id", "canonical", unique=True),

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import smtplib
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from scrubber import keys, scheme
+from scrubber.errors import SmtpDomainRefused
+from scrubber.responder import domain, proxy
+from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import Match, PingLog, SeenBatch
+from scrubber.responder.proxy import SocksProxy
 from scrubber.responder.store import ResponderStore
 from scrubber.store.types import utcnow
 
@@ -31,12 +37,24 @@ log = logging.getLogger("scrubber.responder")
 MAX_PROOFS = 1000  # per request, the listener's limit
 ANSWER_CHARS = 500  # of an error answer
 MAX_ANSWER = 64 * 1024  # an OK answer lists one outcome per proof
+DEFAULT_DELAY = 6 * 3600.0  # sent within 6 h of discovery: the 48 h rule then runs from there
+HELO_NAME = "responder.invalid"
+_RANDOM = random.SystemRandom()  # the delays should not be predictable from earlier ones
 
 
 @dataclass(frozen=True)
 class PingConfig:
-    smtp_server: tuple[str, int] | None = None  # default: the Respond-SMTP domain, port 25
+    smtp_server: tuple[str, int] | None = None  # a relay; default: the domain's MX hosts
+    smtp_port: int = 25  # of the MX hosts (tests run their sink elsewhere)
     use_smtp: bool = True
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    allow_private: bool = False  # MX hosts on loopback or private ranges (tests only)
+    proxy: SocksProxy | None = None  # every HTTP and SMTP connection goes through it
+    # Each proof waits a random time in [0, delay] seconds after it was found,
+    # so its arrival tells the sender neither when we scanned nor which
+    # addresses are one registrant's. The CLI's default is DEFAULT_DELAY.
+    delay: float = 0
+    clock: Callable[[], datetime] = utcnow
     retries: int = 3
     backoff: float = 0.5  # seconds, doubled per retry
     timeout: float = 10
@@ -50,6 +68,8 @@ class PingReport:
     refused: int = 0  # matches never to be sent (forged batch, sender said no)
     failures: list[str] = field(default_factory=list)
     pending: int = 0  # proofs still owed after this run
+    waiting: int = 0  # of those, not yet due (their random delay runs)
+    next_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -60,13 +80,37 @@ class _Answer:
 
 
 def send_pending(store: ResponderStore, config: PingConfig | None = None) -> PingReport:
-    """Send every proof still owed, batch by batch; returns what happened."""
+    """Send every proof owed whose delay has passed, batch by batch; returns what happened."""
     config = config or PingConfig()
     report = PingReport()
-    for batch in _batches_owed(store):
-        _send_batch(store, batch, config, report)
+    now = config.clock()
+    _schedule(store, config.delay)
+    for batch in _batches_owed(store, now):
+        _send_batch(store, batch, config, report, now)
     report.pending = owed(store)
+    report.waiting, report.next_due = _waiting(store, now)
     return report
+
+
+def _schedule(store: ResponderStore, delay: float) -> None:
+    """Draw the delay of every proof newly owed, durably, once."""
+    with store.write() as session:
+        rows = session.scalars(
+            select(Match).where(Match.state == "pending", Match.not_before.is_(None))
+        )
+        for row in rows:
+            row.not_before = row.found_at + timedelta(seconds=_RANDOM.uniform(0, delay))
+
+
+def _waiting(store: ResponderStore, now: datetime) -> tuple[int, datetime | None]:
+    with store.read() as session:
+        due = session.execute(
+            select(func.count(), func.min(Match.not_before)).where(
+                Match.state == "pending", Match.not_before > now
+            )
+        ).one()
+    count, first = due
+    return int(count), _utc(first)
 
 
 def owed(store: ResponderStore) -> int:
@@ -77,14 +121,18 @@ def owed(store: ResponderStore) -> int:
         return sum(due - sent for due, sent in rows)
 
 
-def _batches_owed(store: ResponderStore) -> list[SeenBatch]:
+def _batches_owed(store: ResponderStore, now: datetime) -> list[SeenBatch]:
     with store.read() as session:
-        pending = select(Match.batch_id).where(Match.state == "pending").distinct()
+        pending = (
+            select(Match.batch_id)
+            .where(Match.state == "pending", Match.not_before <= now)
+            .distinct()
+        )
         return list(session.scalars(select(SeenBatch).where(SeenBatch.batch_id.in_(pending))))
 
 
 def _send_batch(
-    store: ResponderStore, batch: SeenBatch, config: PingConfig, report: PingReport
+    store: ResponderStore, batch: SeenBatch, config: PingConfig, report: PingReport, now: datetime
 ) -> None:
     if batch.status != "bound":
         problem = _check_binding(batch, config)
@@ -98,7 +146,7 @@ def _send_batch(
             log.info("batch %s: no ping: %s", batch.batch_id, problem.text)
             return
     while True:
-        group = _round(store, batch.batch_id)
+        group = _round(store, batch.batch_id, now)
         if not group:
             return
         answer = _deliver(store, batch, [m.proof for m in group], config, report)
@@ -112,14 +160,22 @@ def _send_batch(
         return
 
 
+def key_url(respond_http: str) -> str:
+    """The key endpoint of a batch: its Respond-HTTP with the final
+    ``/ping/TOKEN`` replaced by ``/key``, so a path prefix is kept
+    (docs/scheme.md, "Key endpoint")."""
+    base, _, _token = respond_http.rpartition("/ping/")
+    return f"{base}/key"
+
+
 def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
-    """None when GET /dni/v1/key on the Respond-HTTP host returns the batch's Key.
+    """None when the batch's key endpoint (key_url) returns the batch's Key.
 
     A batch can name any host; without this check anyone could post batches
     that make responders flood a victim (reflection).
     """
     parts = urlsplit(batch.respond_http)
-    url = f"{parts.scheme}://{parts.netloc}/dni/v1/key"
+    url = key_url(batch.respond_http)
     # parse_article admits only http(s) Respond-HTTP URLs.
     answer = _http(urllib.request.Request(url), config)  # noqa: S310
     if not answer.ok:
@@ -159,8 +215,8 @@ def _refuse(store: ResponderStore, batch_id: str) -> int:
         return len(rows)
 
 
-def _round(store: ResponderStore, batch_id: str) -> list[Match]:
-    """Proofs owed one more ping: escalated ones come round again until their due."""
+def _round(store: ResponderStore, batch_id: str, now: datetime) -> list[Match]:
+    """Proofs due one more ping: escalated ones come round again until their due."""
     with store.read() as session:
         rows = session.scalars(
             select(Match)
@@ -168,6 +224,7 @@ def _round(store: ResponderStore, batch_id: str) -> list[Match]:
                 Match.batch_id == batch_id,
                 Match.state == "pending",
                 Match.pings_sent < Match.pings_due,
+                Match.not_before <= now,
             )
             .order_by(Match.id)
             .limit(MAX_PROOFS)
@@ -204,7 +261,13 @@ def _deliver(
     report.requests += 1
     if answer.ok or not answer.transient or not config.use_smtp:
         return answer
-    answer = _with_retries(lambda: _smtp(batch.respond_smtp, texts, config), config)
+    try:
+        hosts = _smtp_hosts(batch, config)
+    except SmtpDomainRefused as refused:
+        # Still owed: HTTP may answer on a later run.
+        log.info("batch %s: SMTP skipped: %s", batch.batch_id, refused.message)
+        return _Answer(False, True, f"{answer.text}; SMTP skipped: {refused.message}")
+    answer = _with_retries(lambda: _smtp(batch.respond_smtp, hosts, texts, config), config)
     _log(store, batch.batch_id, "smtp", len(proofs), answer)
     report.requests += 1
     return answer
@@ -228,7 +291,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
-    opener = urllib.request.build_opener(_NoRedirects)
+    via = proxy.handlers(config.proxy) if config.proxy else []
+    opener = urllib.request.build_opener(_NoRedirects, *via)
     try:
         with opener.open(request, timeout=config.timeout) as response:
             text = response.read(MAX_ANSWER).decode("utf-8", "replace")
@@ -237,20 +301,46 @@ def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
         text = error.read(ANSWER_CHARS).decode("utf-8", "replace")
         transient = error.code in (408, 429) or error.code >= 500
         return _Answer(False, transient, f"HTTP {error.code}: {text.strip()}")
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, proxy.PROXY_REFUSED) as error:
         reason = getattr(error, "reason", error)
-        return _Answer(False, True, f"{request.full_url} unreachable: {reason}")
+        return _Answer(False, True, f"{request.full_url} unreachable: {reason}{_via(config)}")
 
 
-def _smtp(mailbox: str, proofs: list[str], config: PingConfig) -> _Answer:
-    host, port = config.smtp_server or (mailbox.rpartition("@")[2], 25)
+def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
+    """Where the SMTP ping may go; raises SmtpDomainRefused when nowhere.
+
+    The domain must prove it is the key holder's even through a relay: the
+    relay would deliver to it all the same.
+    """
+    name = batch.respond_smtp.rpartition("@")[2]
+    resolver = domain.resolver(config.dns, config.proxy)
+    domain.prove_domain(resolver, name, batch.key)
+    if config.smtp_server is not None:
+        return [config.smtp_server]
+    return domain.mail_hosts(resolver, name, config.smtp_port, allow_private=config.allow_private)
+
+
+def _smtp(
+    mailbox: str, hosts: list[tuple[str, int]], proofs: list[str], config: PingConfig
+) -> _Answer:
+    """Try each host in order until one answers; a 5xx from one is final."""
+    answer = _Answer(False, True, "no mail host")
+    for host, port in hosts:
+        answer = _smtp_to(host, port, mailbox, proofs, config)
+        if answer.ok or not answer.transient:
+            return answer
+    return answer
+
+
+def _smtp_to(host: str, port: int, mailbox: str, proofs: list[str], config: PingConfig) -> _Answer:
     message = EmailMessage()
     message["To"] = mailbox
     message["From"] = "DNI responder <responder@localhost>"
     message["Subject"] = "DNI opt-out"
     message.set_content("".join(f"DNI-Proof: {p}\n" for p in proofs))
     try:
-        with smtplib.SMTP(host, port, timeout=config.timeout) as client:
+        # Our HELO name is not the machine's: a ping should not say who sends it.
+        with _smtp_client(config, host, port) as client:
             client.send_message(message, from_addr="", to_addrs=[mailbox])
     except smtplib.SMTPRecipientsRefused as error:
         code, said = next(iter(error.recipients.values()))
@@ -259,9 +349,26 @@ def _smtp(mailbox: str, proofs: list[str], config: PingConfig) -> _Answer:
         raw = error.smtp_error
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return _Answer(False, error.smtp_code < 500, f"SMTP {error.smtp_code}: {text}")
-    except (TimeoutError, smtplib.SMTPException, OSError) as error:
-        return _Answer(False, True, f"SMTP {host}:{port} unreachable: {error}")
+    except (TimeoutError, smtplib.SMTPException, OSError, proxy.PROXY_REFUSED) as error:
+        return _Answer(False, True, f"SMTP {host}:{port} unreachable: {error}{_via(config)}")
     return _Answer(True, False, "SMTP 250")
+
+
+def _smtp_client(config: PingConfig, host: str, port: int) -> smtplib.SMTP:
+    if config.proxy is not None:
+        return proxy.ProxiedSMTP(config.proxy, host, port, HELO_NAME, config.timeout)
+    return smtplib.SMTP(host, port, HELO_NAME, config.timeout)
+
+
+def _via(config: PingConfig) -> str:
+    return f" (through {config.proxy})" if config.proxy else ""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands aggregates back naive; they are UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def _log(store: ResponderStore, batch_id: str, channel: str, proofs: int, answer: _Answer) -> None:

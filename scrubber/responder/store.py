@@ -13,15 +13,17 @@ import fcntl
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, inspect, select, text
+from sqlalchemy import Connection, delete, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from scrubber import scheme
 from scrubber.errors import InputFileError, ResponderError, StoreError
+from scrubber.private import private_dir, touch_private
 from scrubber.responder.models import CachedDigest, Cursor, Protected
 from scrubber.store import Store
 from scrubber.store.store import _translate_errors
@@ -35,7 +37,7 @@ VERSION_TABLE = "responder_alembic_version"
 # The newest responder migration: compared with the database on open, so
 # Alembic is loaded only when there is something to migrate (start-up time).
 # tests/test_responder.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "r0001"
+SCHEMA_HEAD = "r0002"
 
 
 def default_db_path() -> Path:
@@ -53,7 +55,7 @@ class ResponderStore(Store):
     @classmethod
     def open(cls, path: Path) -> ResponderStore:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent, tighten_existing=False)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
         store = cls(f"sqlite:///{path}")
@@ -70,6 +72,7 @@ class ResponderStore(Store):
         """Hold the scan lock: two scans of one database at once could send a
         ping round twice (both read it as owed before either records it)."""
         path = Path(f"{self.engine.url.database}.lock")
+        touch_private(path)
         with path.open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -129,7 +132,7 @@ def add_addresses(store: ResponderStore, addresses: Iterable[str]) -> AddResult:
     with store.write() as session:
         present = set(session.scalars(select(Protected.canonical)))
         added = [c for c in wanted if c not in present]
-        session.add_all(Protected(canonical=c, added_at=now) for c in added)
+        session.add_all(Protected(canonical=c, added_at=now, recheck=True) for c in added)
     return AddResult(added, [c for c in wanted if c in present], rejected)
 
 
@@ -157,6 +160,24 @@ def remove_addresses(store: ResponderStore, addresses: Iterable[str]) -> tuple[i
             session.execute(delete(Protected).where(Protected.canonical.in_(gone)))
     missing = [a for a, c in canonical.items() if c not in present]
     return len(gone), missing
+
+
+def awaiting_recheck(store: ResponderStore) -> dict[str, datetime]:
+    """canonical -> when it was added, for addresses whose earlier batches
+    have not been looked through for them yet."""
+    with store.read() as session:
+        rows = session.execute(
+            select(Protected.canonical, Protected.added_at).where(Protected.recheck)
+        )
+        return {canonical: added for canonical, added in rows}
+
+
+def recheck_done(store: ResponderStore, canonicals: Iterable[str]) -> None:
+    wanted = list(canonicals)
+    with store.write() as session:
+        session.execute(
+            update(Protected).where(Protected.canonical.in_(wanted)).values(recheck=False)
+        )
 
 
 def list_protected(store: ResponderStore) -> list[str]:

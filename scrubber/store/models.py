@@ -93,14 +93,46 @@ class ImportRun(Base):
 
 
 class Suppression(Base):
-    """An address the operator must never mail again: permanent, across all lists."""
+    """The ledger: an address the operator must never mail again, permanent
+    and across all lists, with how, why and when the request came in.
+
+    ``channel`` is how it arrived (``dni-ping``, ``one-click``, ``mailto``,
+    ``manual``, ``import:<source>``), ``reason`` why (scrubber.ledger.REASONS),
+    ``origin`` who or what asked (the list, the ESP's own origin field, the
+    operator's note). ``received_at`` is when the request was made,
+    ``suppressed_at`` when it was committed. Evidence: ``batch_id`` and
+    ``ping_id`` for a ping, ``request_id`` (the listener's request, the
+    import's file and line), ``client`` (the peer address, masked) and
+    ``evidence`` (the one-click token, the import batch).
+    """
 
     __tablename__ = "suppressions"
     address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
     suppressed_at: Mapped[datetime] = mapped_column(Timestamp)
-    source: Mapped[str] = mapped_column(String(16))  # "ping" or "manual"
+    channel: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
     ping_id: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    client: Mapped[str | None] = mapped_column(String(64))
+    evidence: Mapped[str | None] = mapped_column(Text)
+
+
+class SuppressionLift(Base):
+    """A manual suppression lifted (entered by mistake): what it was, and why it went."""
+
+    __tablename__ = "suppression_lifts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), index=True)
+    lifted_at: Mapped[datetime] = mapped_column(Timestamp)
+    lift_reason: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    suppressed_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class CachedDigest(Base):
@@ -173,7 +205,11 @@ class BatchPart(Base):
 
 
 class Ping(Base):
-    """One proof received by the listener, with its outcome."""
+    """One proof received by the listener, with its outcome.
+
+    Since schema 0004 only accepted proofs are stored here (older databases
+    keep their other rows); worthless proofs are counted in PingTally.
+    """
 
     __tablename__ = "pings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -198,3 +234,16 @@ class Ping(Base):
             postgresql_where=text("outcome = 'accepted'"),
         ),
     )
+
+
+class PingTally(Base):
+    """Worthless proofs counted, not stored one row each: one row per batch,
+    channel, client address and UTC minute (schema 0004)."""
+
+    __tablename__ = "ping_tallies"
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    peer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invalid: Mapped[int] = mapped_column(Integer)  # not in the batch's index
+    duplicate: Mapped[int] = mapped_column(Integer)  # accepted before

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from scrubber.errors import StoreError, StoreUnavailable
+from scrubber.private import tighten, touch_private
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 # The newest migration. Opening a workspace compares the database with this
 # constant instead of loading Alembic (which costs most of a command's start
 # time); tests/test_store.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0006"
 
 _WRITE = "scrubber_write"
 LOCK_WAIT_MS = 30_000  # a command waits this long for another writer's lock
@@ -37,6 +39,7 @@ class Store:
         """``lock_wait_ms``: how long a statement waits for a locked SQLite
         database before it fails as StoreUnavailable (PostgreSQL: unused)."""
         self.url = url
+        _private_sqlite_file(url)
         try:
             self.engine: Engine = create_engine(url, echo=echo, **_engine_options(url))
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
@@ -132,6 +135,32 @@ def _alembic_config(conn: Connection) -> Config:
     config.set_main_option("script_location", str(files("scrubber.store") / "migrations"))
     config.attributes["connection"] = conn
     return config
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite file 0600 before SQLite does (it would use the umask).
+
+    SQLite gives the -wal and -shm files the database file's mode, so this
+    keeps all three owner-only; files an older version left wider are tightened.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        return  # create_engine reports the bad URL
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):
+        return  # a URI filename: the caller owns its options
+    path = Path(database)
+    try:
+        touch_private(path)
+    except OSError as error:
+        raise StoreError(f"cannot open database {path}: {error.strerror}") from None
+    for suffix in ("-wal", "-shm"):
+        tighten(path.with_name(path.name + suffix))
 
 
 def _engine_options(url: str) -> dict[str, Any]:

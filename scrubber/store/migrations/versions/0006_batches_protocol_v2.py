@@ -1,7 +1,7 @@
 """batches: protocol 2 columns (nonce, GCS parameters, tag block encoding)
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 21:45:00
 
 A v2 batch publishes values keyed by a per-batch nonce as a Golomb-coded
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,221 @@
+"""Connection and session limits of a live listener, over real sockets from
+127.0.0.x source addresses (loopback only)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scrubber.config import Workspace
+from scrubber.listener.logs import NoTraceback, Repeats
+from scrubber.store.models import Batch
+from tests.listener_support import Listener, make_batch, proof_for, start_listener
+
+ADDRESSES = [f"limited{i}@example.org" for i in range(6)]
+
+
+def connect(port: int, source: str, timeout: float = 10) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def http_ping(listener: Listener, token: str, proof: str, source: str = "127.0.0.1") -> int:
+    body = json.dumps({"proofs": [proof]}).encode()
+    sock = connect(listener.ports["http"], source)
+    head = (
+        f"POST /dni/v1/ping/{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    answer = read_until_closed(sock)
+    sock.close()
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture
+def batch(workspace: Workspace) -> Batch:
+    return make_batch(workspace, ADDRESSES)
+
+
+@pytest.fixture
+def listener(workspace: Workspace, batch: Batch) -> Iterator[Listener]:
+    running = start_listener(
+        workspace.root,
+        "--max-connections", "30",
+        "--max-client-connections", "10",
+        "--smtp-idle-timeout", "1.5",
+        "--smtp-session-timeout", "4",
+        "--read-timeout", "2",
+    )  # fmt: skip
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+def test_connection_caps_per_client_and_per_channel(
+    workspace: Workspace, batch: Batch, listener: Listener
+) -> None:
+    smtp, http = listener.smtp_port, listener.ports["http"]
+    held = [connect(smtp, "127.0.0.2") for _ in range(10)]
+    assert all(s.recv(4096).startswith(b"220 ") for s in held)
+    over = connect(smtp, "127.0.0.2")
+    assert over.recv(4096).startswith(b"421 4.7.0")  # the client's cap
+    others = [connect(smtp, f"127.0.0.{3 + i // 10}") for i in range(20)]
+    assert all(s.recv(4096).startswith(b"220 ") for s in others)
+    # The channel is full (30): a newcomer gets in, the biggest holder's
+    # oldest session makes room for it.
+    full = connect(smtp, "127.0.0.9")
+    assert full.recv(4096).startswith(b"220 ")
+    assert held[0].recv(4096).startswith(b"421 ")
+    assert read_until_closed(held[0]) == b""
+    # The other channel is not starved: a ping over HTTP, then its own client cap.
+    assert http_ping(listener, batch.token, proof_for(ADDRESSES[0], batch)) == 200
+    idle = [connect(http, "127.0.0.10") for _ in range(10)]
+    refused = connect(http, "127.0.0.10")
+    assert read_until_closed(refused).startswith(b"HTTP/1.1 503 ")  # before any request
+    assert http_ping(listener, batch.token, proof_for(ADDRESSES[1], batch)) == 200
+    for sock in [*held, over, *others, full, *idle, refused]:
+        sock.close()
+    assert 'scrubber_connections_refused_total{channel="smtp"} 1.0' in metrics(listener)
+    assert 'scrubber_connections_refused_total{channel="http"} 1.0' in metrics(listener)
+    log = listener.log()
+    assert "Traceback" not in log
+    assert 1 <= log.count("event=connection-refused") <= 3  # at most one a second
+
+
+def metrics(listener: Listener) -> str:
+    sock = connect(listener.ports["http"], "127.0.0.1")
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    text = read_until_closed(sock).decode()
+    sock.close()
+    return text
+
+
+def test_noop_does_not_keep_an_smtp_session(listener: Listener) -> None:
+    noop = connect(listener.smtp_port, "127.0.0.2")
+    busy = connect(listener.smtp_port, "127.0.0.2")
+    assert noop.recv(4096).startswith(b"220 ") and busy.recv(4096).startswith(b"220 ")
+    started = time.monotonic()
+    idle_cut = total_cut = None
+    while (idle_cut is None or total_cut is None) and time.monotonic() - started < 15:
+        for sock, command in ((noop, b"NOOP\r\n"), (busy, b"EHLO responder.example\r\n")):
+            try:
+                sock.sendall(command)
+                reply = sock.recv(4096)
+            except OSError:
+                reply = b""
+            if reply.startswith(b"421 4.4.2") or reply == b"":
+                if sock is noop and idle_cut is None:
+                    idle_cut = time.monotonic() - started
+                if sock is busy and total_cut is None:
+                    total_cut = time.monotonic() - started
+        time.sleep(0.2)  # the client's pace, not synchronisation
+    assert idle_cut is not None and 1.5 <= idle_cut < 4  # NOOPs kept coming
+    assert total_cut is not None and 4 <= total_cut < 8  # EHLO moves on, but not forever
+    noop.close()
+    busy.close()
+
+
+def test_slow_http_head_is_cut(listener: Listener) -> None:
+    """A head sent a byte at a time is closed at the read timeout (2 s here)."""
+    sock = connect(listener.ports["http"], "127.0.0.2", timeout=0.25)
+    started = time.monotonic()
+    sock.sendall(b"POST /dni/v1/ping/x HTTP/1.1\r\n")
+    closed_after = None
+    while closed_after is None and time.monotonic() - started < 10:
+        try:
+            sock.sendall(b"X")  # never a whole head
+            if sock.recv(4096) == b"":
+                closed_after = time.monotonic() - started
+        except TimeoutError:
+            continue  # still open: the client's pace
+        except OSError:
+            closed_after = time.monotonic() - started
+    assert closed_after is not None and closed_after < 5
+    sock.close()
+
+
+@pytest.mark.parametrize("expect", [True, False])
+def test_announced_body_over_the_cap_is_refused_at_once(
+    batch: Batch, listener: Listener, expect: bool
+) -> None:
+    sock = connect(listener.ports["http"], "127.0.0.2", timeout=1.5)
+    head = (
+        f"POST /dni/v1/ping/{batch.token} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 10000000\r\n"
+    )
+    if expect:
+        head += "Expect: 100-continue\r\n"
+    sock.sendall(head.encode() + b"\r\n")
+    answer = sock.recv(4096)  # within the 1.5 s timeout: no body was sent
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    sock.close()
+
+
+def test_garbage_requests_log_no_traceback(listener: Listener) -> None:
+    for _ in range(50):
+        sock = connect(listener.ports["http"], "127.0.0.2")
+        sock.sendall(b"\x16\x03\x01 NOT HTTP AT ALL\r\n\r\n")
+        assert read_until_closed(sock).startswith(b"HTTP/1.0 400")
+        sock.close()
+    assert http_ping(listener, "x", "y") == 404
+    log = listener.log()
+    assert "Traceback" not in log
+    assert "NOT HTTP" not in log
+
+
+def test_open_file_limit_raised_to_hard(workspace: Workspace, batch: Batch) -> None:
+    raised = start_listener(workspace.root, prefix=("prlimit", "--nofile=256:4096", "--"))
+    try:
+        limits = Path(f"/proc/{raised.proc.pid}/limits").read_text()
+    finally:
+        assert raised.stop() == 0
+    assert "nofile-low" not in raised.log()
+    line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+    assert line.split()[3:5] == ["4096", "4096"]
+    low = start_listener(workspace.root, prefix=("prlimit", "--nofile=256:256", "--"))
+    assert low.stop() == 0
+    assert "event=nofile-low limit=256" in low.log()
+
+
+def test_repeated_warnings_are_held_back_with_a_count() -> None:
+    now = [0.0]
+    repeats = Repeats(clock=lambda: now[0])
+
+    def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("aiohttp.server", level, __file__, 1, msg, ("x",), None)
+
+    assert repeats.filter(record("event=a peer=%s"))
+    assert not any(repeats.filter(record("event=a peer=%s")) for _ in range(500))
+    assert repeats.filter(record("event=b peer=%s"))  # another line is not held back
+    assert all(repeats.filter(record("event=c", logging.INFO)) for _ in range(3))
+    now[0] += 1.0
+    later = record("event=a peer=%s")
+    assert repeats.filter(later) and later.getMessage() == "event=a peer=x repeated=500"
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        failed = logging.LogRecord(
+            "asyncio", logging.ERROR, __file__, 1, "accept failed", None, sys.exc_info()
+        )
+    assert NoTraceback().filter(failed) and failed.exc_info is None
+    assert failed.getMessage() == "accept failed error=OSError: [Errno 24] Too many open files"

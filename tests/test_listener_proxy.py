@@ -1,0 +1,111 @@
+"""Behind the documented nginx: the listener keys its limits and its audit
+trail on the real client, and believes X-Forwarded-For only from a trusted
+proxy. Runs Debian's nginx (scripts/provision-nginx.sh) with the exact
+configuration docs/deployment.md shows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from scrubber import scheme
+from scrubber.config import Workspace
+from scrubber.store.models import Batch, Ping
+from scrubber.workspace import open_store
+from tests.listener_support import Listener, make_batch, proof_for, start_listener
+from tests.nginx_support import (
+    documented_proxy_config,
+    free_port,
+    nginx_binary,
+    run_nginx,
+    self_signed,
+)
+
+ADDRESSES = [f"proxied{i}@example.org" for i in range(4)]
+
+
+@pytest.fixture
+def batch(workspace: Workspace) -> Batch:
+    return make_batch(workspace, ADDRESSES)
+
+
+@pytest.fixture
+def listener(workspace: Workspace, batch: Batch) -> Iterator[Listener]:
+    nginx_binary()  # skip (or fail under CI) before starting anything
+    running = start_listener(
+        workspace.root, "--trusted-proxy", "127.0.0.1", "--client-rate", "600", channels=("http",)
+    )
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, listener: Listener) -> Iterator[str]:
+    port = free_port()
+    cert, key = self_signed(tmp_path)
+    config = documented_proxy_config()
+    for old, new in (
+        ("listen 443 ssl", f"listen 127.0.0.1:{port} ssl"),
+        ("/etc/letsencrypt/live/dni.shop.example/fullchain.pem", str(cert)),
+        ("/etc/letsencrypt/live/dni.shop.example/privkey.pem", str(key)),
+        ("http://127.0.0.1:8025", f"http://127.0.0.1:{listener.ports['http']}"),
+    ):
+        assert old in config, f"docs/deployment.md no longer shows {old!r}"
+        config = config.replace(old, new)
+    with run_nginx(tmp_path / "nginx", config):
+        yield f"https://127.0.0.1:{port}"
+
+
+async def ping(base: str, source: str, token: str, proofs: list[str], **headers: str) -> int:
+    connector = aiohttp.TCPConnector(local_addr=(source, 0), ssl=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        body = json.dumps({"proofs": proofs}).encode()
+        all_headers = {"Content-Type": "application/json", **headers}
+        async with http.post(f"{base}/dni/v1/ping/{token}", data=body, headers=all_headers) as r:
+            await r.read()
+            return r.status
+
+
+def peers(workspace: Workspace) -> list[Any]:
+    with open_store(workspace) as store, store.read() as session:
+        return list(session.scalars(select(Ping.peer).order_by(Ping.id)))
+
+
+def test_clients_behind_the_proxy_keep_their_own_budgets(
+    workspace: Workspace, batch: Batch, listener: Listener, proxy: str
+) -> None:
+    forged = [scheme.b64url(os.urandom(16)) for _ in range(1000)]
+
+    async def scenario() -> list[int]:
+        return [
+            await ping(proxy, "127.0.0.5", batch.token, forged),  # worthless: charged
+            await ping(proxy, "127.0.0.5", batch.token, forged),  # no room left
+            await ping(proxy, "127.0.0.6", batch.token, [proof_for(ADDRESSES[0], batch)]),
+            # A forged header is appended to, not believed: still 127.0.0.6.
+            await ping(
+                proxy,
+                "127.0.0.6",
+                batch.token,
+                [proof_for(ADDRESSES[1], batch)],
+                **{"X-Forwarded-For": "127.0.0.5"},
+            ),
+            # Straight to the listener, the header is ignored: 127.0.0.7 is no proxy.
+            await ping(
+                listener.http,
+                "127.0.0.7",
+                batch.token,
+                [proof_for(ADDRESSES[2], batch)],
+                **{"X-Forwarded-For": "192.0.2.99"},
+            ),
+        ]
+
+    assert asyncio.run(scenario()) == [200, 429, 200, 200, 200]
+    assert peers(workspace) == ["127.0.0.6", "127.0.0.6", "127.0.0.7"]
