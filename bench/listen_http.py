@@ -160,6 +160,8 @@ def serve_listener(workspace: Path, channel: str, port: int) -> subprocess.Popen
             sys.executable, "-m", "scrubber", "--workspace", str(workspace), "listen",
             f"--{other}", "off", f"--{channel}", f"127.0.0.1:{port}",
             "--client-rate", "0", "--token-rate", "0", "--log-level", "warning",
+            # wrk's connections all come from one address: one client here.
+            "--max-client-connections", "1000",
         ],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip

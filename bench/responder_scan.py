@@ -27,9 +27,10 @@ from pathlib import Path
 from scrubber import article, scheme
 from scrubber.keys import OperatorKey
 from scrubber.responder.scan import scan
-from scrubber.responder.source import ArticleSource, NntpSource, SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses, set_mark
-from scrubber.transport.nntp import nntplib
+from scrubber.transport import ArticleSource
+from scrubber.transport.nntp import NntpSource, nntplib
+from scrubber.transport.spool import SpoolSource
 
 GOAL = 0.5
 PROTECTED = ["reader@example.org", "second.reader@example.net"]

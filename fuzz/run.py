@@ -23,14 +23,13 @@ ROOT = HERE.parent
 MAX_LEN = 70_000  # a little over the listener's 64 KiB body cap
 
 
-def fuzz_one(name: str, seconds: int) -> None:
+def fuzz_one(name: str, seconds: int, scratch: str) -> None:
     """In the child process: hand the target to libFuzzer (never returns)."""
     import atheris
 
     with atheris.instrument_imports(include=["scrubber", "email"]):
         from fuzz.targets import TARGETS
     target = TARGETS[name]
-    scratch = tempfile.mkdtemp(prefix=f"fuzz-{name}-")
     crashes = HERE / "crashes"
     crashes.mkdir(exist_ok=True)
     argv = [
@@ -53,9 +52,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=60, help="total time for all targets")
     parser.add_argument("--target", help="only this target")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # before importing the targets: atheris instruments them as they load
-        fuzz_one(args.child, args.seconds)
+        fuzz_one(args.child, args.seconds, args.scratch)
         return 0
     from fuzz.targets import TARGETS
 
@@ -66,8 +66,10 @@ def main() -> int:
     failed = []
     for name in names:
         print(f"fuzz: {name} for {each} s", flush=True)
-        child = [sys.executable, str(HERE / "run.py"), "--child", name, "--seconds", str(each)]
-        done = subprocess.run(child, cwd=ROOT, capture_output=True, text=True, check=False)
+        with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as scratch:
+            child = [sys.executable, str(HERE / "run.py"), "--child", name]
+            child += ["--seconds", str(each), "--scratch", scratch]
+            done = subprocess.run(child, cwd=ROOT, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             failed.append(name)
             print(done.stderr[-4000:], file=sys.stderr)

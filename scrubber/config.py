@@ -17,6 +17,7 @@ import tomli_w
 
 from scrubber.errors import ConfigError, WorkspaceError
 from scrubber.scheme import Params
+from scrubber.transport import DEFAULT_GROUP
 
 CONFIG_NAME = "scrubber.toml"
 ENV_WORKSPACE = "SCRUBBER_WORKSPACE"
@@ -27,7 +28,7 @@ class Settings:
     """Everything a workspace configures; one object passed to whoever needs it."""
 
     database_url: str = "sqlite:///scrubber.db"
-    newsgroup: str = "alt.dni.batches"
+    newsgroup: str = DEFAULT_GROUP
     post_server: str = "spool:spool"
     response_domain: str = "dni.example.test"
     response_base_url: str = "http://127.0.0.1:8025"

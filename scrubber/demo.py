@@ -31,10 +31,10 @@ from scrubber.private import touch_private
 from scrubber.report import build, formats, sign
 from scrubber.responder import store as responder_store
 from scrubber.responder.run import run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.store import Store
 from scrubber.store.models import Suppression
 from scrubber.transport import open_transport
+from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, load_key, open_store
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_lists"

@@ -90,6 +90,12 @@ class VerificationFailed(ReportError):
     """A signed report does not match its signature."""
 
 
+class UntrustedKey(VerificationFailed):
+    """A report validly signed, but by a key the verifier does not trust."""
+
+    exit_code = 4
+
+
 class ReportCheckFailed(ReportError):
     """``report --check``: a deadline was missed or an invariant broken."""
 
@@ -111,3 +117,7 @@ class ImportWorkerError(ScrubberError):
 
 class ExecutorError(ScrubberError):
     """The hashing executor cannot start or lost its workers (e.g. a Dask cluster)."""
+
+
+class UnsubscribeTokenError(ScrubberError):
+    """An unsubscribe token is malformed or was not issued by this workspace."""

@@ -111,3 +111,46 @@ class OperatorKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"{private_path} is not an Ed25519 key")
         return cls(key)
+
+
+RETIRED = "retired"
+
+
+def retired_directory(private_path: Path) -> Path:
+    """Where rotated-out keys are kept: ``retired/`` beside the current key."""
+    return private_path.parent / RETIRED
+
+
+def read_public(path: Path) -> bytes:
+    try:
+        return decode_public(path.read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise KeyFileError(f"cannot read the public key {path}") from None
+
+
+def retired_public_keys(private_path: Path) -> list[bytes]:
+    """The public halves of every key rotated out, oldest file name first."""
+    directory = retired_directory(private_path)
+    if not directory.is_dir():
+        return []
+    return [read_public(p) for p in sorted(directory.glob("*.pub"))]
+
+
+def rotate(private_path: Path, public_path: Path) -> tuple[str, OperatorKey]:
+    """Move the current pair to ``retired/FINGERPRINT.*`` and write a new one.
+
+    The old private key is kept (0600), not deleted: nothing stored is lost,
+    and the operator decides when to destroy it.
+    """
+    old = OperatorKey.load(private_path)
+    directory = retired_directory(private_path)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    retired_key = directory / f"{old.fingerprint}.key"
+    if retired_key.exists():
+        raise KeyFileError(f"{retired_key} exists; refusing to overwrite a key")
+    (directory / f"{old.fingerprint}.pub").write_text(old.public_b64 + "\n", encoding="ascii")
+    private_path.replace(retired_key)
+    new = OperatorKey.generate()
+    public_path.unlink(missing_ok=True)
+    new.write(private_path, public_path)
+    return old.fingerprint, new

@@ -111,12 +111,18 @@ def part_holding(spec: BatchSpec, articles: list[bytes], address: str) -> int:
     raise AssertionError("address not in the batch")
 
 
-def write_spool(directory: Path, articles: list[bytes]) -> None:
+def write_spool(directory: Path, articles: list[bytes], *, later: bool = False) -> None:
+    """Spool files of ``articles``; ``later`` dates them a second after the
+    newest file already there (the spool mark orders by mtime), with no wait."""
     directory.mkdir(parents=True, exist_ok=True)
+    newest = max((p.stat().st_mtime for p in directory.iterdir()), default=None)
     for raw in articles:
         headers, _ = article.split_article(raw)
         name = headers["message-id"].strip("<>").replace("/", "_") + ".rnews"
-        (directory / name).write_bytes(b"#! rnews %d\n" % len(raw) + raw)
+        path = directory / name
+        path.write_bytes(b"#! rnews %d\n" % len(raw) + raw)
+        if later and newest is not None:
+            os.utime(path, (newest + 1, newest + 1))
 
 
 @dataclass

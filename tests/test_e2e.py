@@ -31,9 +31,9 @@ from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Settings, Workspace, load_workspace
 from scrubber.hashing import ThreadExecutor
 from scrubber.keys import OperatorKey
-from scrubber.responder.source import NntpSource
 from scrubber.responder.store import ResponderStore, set_mark
 from scrubber.store.models import Address, Batch, BatchEntry, BatchPart, Ping, Suppression
+from scrubber.transport.nntp import NntpSource
 from scrubber.workspace import init_workspace, load_key, open_store
 
 pytestmark = [pytest.mark.inn, pytest.mark.slow]

@@ -8,12 +8,13 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from scrubber.config import Workspace
+from scrubber.listener.gate import ConnectionGate
 from scrubber.listener.logs import NoTraceback, Repeats
 from scrubber.store.models import Batch
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
@@ -219,3 +220,25 @@ def test_repeated_warnings_are_held_back_with_a_count() -> None:
         )
     assert NoTraceback().filter(failed) and failed.exc_info is None
     assert failed.getMessage() == "accept failed error=OSError: [Errno 24] Too many open files"
+
+
+def test_a_newcomer_evicts_the_biggest_holder_until_holders_are_even() -> None:
+    gate = ConnectionGate("http", total=6, per_client=32)
+    closed: list[str] = []
+
+    def closer(name: str) -> Callable[[], None]:
+        return lambda: closed.append(name)
+
+    slots = {f"a{i}": closer(f"a{i}") for i in range(4)} | {"b0": closer("b0")}
+    for name in ("a0", "a1", "a2", "a3"):
+        assert gate.enter("192.0.2.1", slots[name]) is None
+    assert gate.enter("192.0.2.2", slots["b0"]) is None
+    assert gate.enter("192.0.2.3", closer("c0")) is None  # full now: 6
+    assert gate.enter("192.0.2.4", closer("d0")) is None  # evicts 192.0.2.1's oldest
+    assert closed == ["a0"]
+    gate.leave("192.0.2.1", slots["a0"])  # its connection_lost: already counted
+    assert gate.open == 6
+    assert gate.enter("192.0.2.4", closer("d1")) is None  # 192.0.2.1 still holds 3 > 2
+    assert gate.enter("192.0.2.4", closer("d2")) == "total"  # even now: 2, 1, 1, 2
+    gate.leave("192.0.2.2", slots["b0"])
+    assert gate.open == 5 and gate.enter("192.0.2.5", closer("e0")) is None

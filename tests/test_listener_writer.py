@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -109,7 +110,11 @@ def test_a_child_killed_while_idle_is_replaced_without_a_failure(
             await writer.record_group(unknown(1))
             [first] = child_pids()
             os.kill(first, signal.SIGKILL)
-            await asyncio.sleep(0.5)  # the loop sees the socket close
+            deadline = time.monotonic() + 30
+            # The loop reaps a child as soon as its socket closes, and says so.
+            while not any("event=writer-stopped" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, "the dead child was not reaped"
+                await asyncio.sleep(0.01)
             results = await writer.record_group(unknown(1))
             assert child_pids() not in ([], [first])
             return results

@@ -505,7 +505,7 @@ def test_verify_accepts_the_untouched_file(seeded: Seeded, tmp_path: Path, suffi
     result = run_cli("report", "verify", str(target), workspace=seeded.workspace.root)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"valid: {target}")
-    assert "signed by the expected key" in result.stdout
+    assert "signed by the workspace key " in result.stdout
 
 
 TAMPERINGS = {
@@ -548,14 +548,21 @@ def test_verify_rejects_a_report_resigned_with_another_key(seeded: Seeded, tmp_p
     target.write_text(json.dumps(forged, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     # Consistent in itself, so only the key comparison can catch it.
     outside = run_cli("report", "verify", str(target))
-    assert outside.returncode == 0
-    assert "not compared to any known key" in outside.stdout
+    assert outside.returncode == 4
+    assert outside.stderr.startswith("error: UNTRUSTED: signed by key ")
+    assert "(trusted: none)" in outside.stderr
     inside = run_cli("report", "verify", str(target), workspace=seeded.workspace.root)
-    assert inside.returncode == 1
-    assert "not by the expected key" in inside.stderr
+    assert inside.returncode == 4
+    assert "which is not a trusted key" in inside.stderr
     pub = seeded.workspace.path(seeded.workspace.settings.public_key)
     with_key = run_cli("report", "verify", str(target), "--key", str(pub))
-    assert with_key.returncode == 1
+    assert with_key.returncode == 4
+    theirs = forged["signature"]["key"]
+    named = run_cli("report", "verify", str(target), "--key", theirs)
+    assert named.returncode == 0, named.stderr
+    assert f"signed by the key given with --key {forged['signature']['key_fingerprint']}" in (
+        named.stdout
+    )
 
 
 def test_verify_bad_inputs(tmp_path: Path) -> None:
@@ -875,7 +882,7 @@ def test_verify_with_the_workspace_public_key_missing(seeded: Seeded, tmp_path: 
     assert result.stderr == f"error: cannot read the workspace's public key {public}\n"
     given = run_cli("report", "verify", str(target), "--key", key_b64)
     assert given.returncode == 0, given.stderr
-    assert "signed by the expected key" in given.stdout
+    assert "signed by the key given with --key" in given.stdout
 
 
 @pytest.mark.parametrize(

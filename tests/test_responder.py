@@ -24,8 +24,8 @@ from scrubber.responder.ping import PingConfig
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.scan import pings_due
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses, list_protected
+from scrubber.transport.spool import SpoolSource
 from tests.conftest import run_cli
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import (
@@ -99,8 +99,7 @@ def test_parts_arriving_in_a_later_scan_reuse_the_batch_and_cached_digests(
     write_spool(tmp_path / "spool", articles[:1])
     first = scan_spool(store, tmp_path / "spool")
     assert first.scan is not None and first.scan.hashed == 3
-    time.sleep(0.01)  # a later mtime: the spool mark orders by it
-    write_spool(tmp_path / "spool", articles[1:])
+    write_spool(tmp_path / "spool", articles[1:], later=True)
     second = scan_spool(store, tmp_path / "spool")
     assert second.scan is not None and second.scan.hashed == 0
     sent = sorted(p for request in sender.pings for p in request)
@@ -324,15 +323,16 @@ def test_same_key_relisting_escalates_2_4_8_and_is_reported(
     for _ in range(4):
         spec = BatchSpec(key, sender.base)
         before = len(sender.pings)
-        time.sleep(0.01)
-        write_spool(spool, batch_articles(spec, [ALICE], parts=1))
+        write_spool(spool, batch_articles(spec, [ALICE], parts=1), later=True)
         scan_spool(store, spool)
         counts.append(len(sender.pings) - before)
     assert counts == [1, 2, 4, 8]
     other = OperatorKey.generate()
     other_sender = SenderEndpoint(other.public_raw).start()
     try:
-        write_spool(spool, batch_articles(BatchSpec(other, other_sender.base), [ALICE], parts=1))
+        write_spool(
+            spool, batch_articles(BatchSpec(other, other_sender.base), [ALICE], parts=1), later=True
+        )
         scan_spool(store, spool)
         assert len(other_sender.pings) == 1  # another key starts at one ping
     finally:

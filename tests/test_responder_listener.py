@@ -13,9 +13,9 @@ from scrubber.keys import fingerprint
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Address, Ping, Suppression
+from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, load_key, open_store
 from tests.conftest import run_cli
 from tests.listener_support import make_batch, start_listener

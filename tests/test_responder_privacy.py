@@ -18,10 +18,10 @@ from scrubber.responder.models import Match
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.proxy import parse_proxy
 from scrubber.responder.run import RunResult, run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Ping
 from scrubber.store.types import utcnow
+from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener

@@ -14,8 +14,8 @@ from scrubber.keys import OperatorKey
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.recheck import recheck
 from scrubber.responder.run import RunResult, run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses, awaiting_recheck
+from scrubber.transport.spool import SpoolSource
 from tests.conftest import run_cli
 from tests.responder_support import (
     BatchSpec,

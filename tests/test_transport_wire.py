@@ -1,11 +1,15 @@
-"""The NNTP wire format the transport sends in one write: CRLF ends, dot-stuffing."""
+"""The NNTP wire format the transport sends in one write (CRLF ends, dot-stuffing)
+and the one parser of server URLs."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from scrubber.transport.nntp import wire_format
+from scrubber.errors import UsageError
+from scrubber.transport import open_transport
+from scrubber.transport.nntp import NntpSource, NntpTarget, wire_format
 
 lines = st.lists(
     st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
@@ -37,3 +41,27 @@ def test_crlf_input_and_missing_final_newline_give_the_same_wire(body: list[byte
 
 def test_a_lone_dot_line_cannot_end_the_article_early() -> None:
     assert wire_format(b"a\n.\nb\n") == b"a\r\n..\r\nb\r\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("nntp://news.example", NntpTarget("news.example", 119, False, None, None)),
+        ("nntps://news.example", NntpTarget("news.example", 563, True, None, None)),
+        ("nntp://u%40x:p%3Aw@h:1119", NntpTarget("h", 1119, False, "u@x", "p:w")),
+        ("http://news.example", None),
+        ("spool:out", None),
+        ("nntp://", None),
+    ],
+)
+def test_one_parser_reads_every_server_url(url: str, target: NntpTarget | None) -> None:
+    assert NntpTarget.parse(url) == target
+
+
+def test_a_bad_port_is_a_usage_error_for_posting_and_reading() -> None:
+    for attempt in (
+        lambda: open_transport("nntp://h:99999", newsgroup="g"),
+        lambda: NntpSource("nntp://h:x"),
+    ):
+        with pytest.raises(UsageError, match="bad port in server URL h"):
+            attempt()

@@ -23,6 +23,7 @@ COMMAND_MODULES = {
     "init": "workspace",
     "list": "lists",
     "suppress": "suppresscmd",
+    "unsubscribe": "unsubscribecmd",
     "scheme": "schemecmd",
     "batch": "batchcmd",
     "listen": "listencmd",

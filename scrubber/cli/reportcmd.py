@@ -155,37 +155,36 @@ def verify(app: AppContext, file: Path, key_text: str | None) -> None:
     Example:
       scrubber report verify report.html
     """
-    expected = _expected_key(app, key_text)
-    result = sign.verify_file(file, expected)
-    checked = (
-        "the expected key"
-        if result.key_checked
-        else "a key not compared to any known key (pass --key)"
-    )
+    result = sign.verify_file(file, _trusted_keys(app, key_text))
+    layout = "" if result.layout_checked else " (version 1 report: signed data checked, layout not)"
     app.out.print(
         f"valid: {file} ({result.format}) is the unchanged report on {result.subject}, "
-        f"signed by {checked}, fingerprint {result.key_fingerprint}"
+        f"signed by {result.trusted_as} {result.key_fingerprint}{layout}"
     )
 
 
-def _expected_key(app: AppContext, key_text: str | None) -> bytes | None:
-    """--key (base64 or a file), else the workspace's public key, else None."""
-    if key_text is None:
+def _trusted_keys(app: AppContext, key_text: str | None) -> dict[bytes, str]:
+    """--key (base64 or a file), else the workspace's current and retired keys."""
+    if key_text is not None:
+        path = Path(key_text)
         try:
-            workspace = app.workspace
-        except WorkspaceError:
-            return None
-        public = workspace.path(workspace.settings.public_key)
-        try:
-            return keys.decode_public(public.read_text(encoding="ascii"))
+            text = path.read_text(encoding="ascii") if path.is_file() else key_text
+            return {keys.decode_public(text): "the key given with --key"}
         except (OSError, UnicodeDecodeError, ValueError):
-            raise KeyFileError(f"cannot read the workspace's public key {public}") from None
-    path = Path(key_text)
+            raise UsageError(f"--key {key_text!r} is neither a public key nor a key file") from None
     try:
-        text = path.read_text(encoding="ascii") if path.is_file() else key_text
-        return keys.decode_public(text)
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise UsageError(f"--key {key_text!r} is neither a public key nor a key file") from None
+        workspace = app.workspace
+    except WorkspaceError:
+        return {}
+    public = workspace.path(workspace.settings.public_key)
+    try:
+        current = keys.read_public(public)
+    except KeyFileError:
+        raise KeyFileError(f"cannot read the workspace's public key {public}") from None
+    private = workspace.path(workspace.settings.private_key)
+    trusted = {old: "the workspace's retired key" for old in keys.retired_public_keys(private)}
+    trusted[current] = "the workspace key"
+    return trusted
 
 
 @click.command("status")

@@ -20,8 +20,8 @@ from scrubber.responder.recheck import batches_to_recheck
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.scan import Caps
-from scrubber.responder.source import DEFAULT_GROUP, open_source
 from scrubber.store.types import utcnow
+from scrubber.transport import DEFAULT_GROUP, open_source
 
 
 @click.group("responder")

@@ -105,11 +105,10 @@ class ConnectionGate:
     """Concurrent connections of one channel: at most ``total``, and at most
     ``per_client`` from one address (trusted proxies excepted).
 
-    At the total cap a newcomer (an address holding no connection) is not
-    simply turned away, or a crowd of addresses could hold every slot: the
-    oldest connection of the client holding the most is closed for it, as
-    long as that client holds more than one. (Only newcomers: an address
-    that already holds one gains nothing by churning the others'.) A
+    At the total cap a newcomer is not simply turned away, or a crowd of
+    addresses could hold every slot: the oldest connection of the client
+    holding the most is closed for it, as long as that client would still
+    hold more than the newcomer (so evictions stop once holders are even). A
     client the rate limits refuse (``in_debt``) is turned away at once,
     before any byte of its request is parsed.
     """
@@ -132,7 +131,7 @@ class ConnectionGate:
         held = self._by_client.setdefault(peer, [])
         if len(held) >= self.per_client and not trusted:
             return self._refuse(peer, "client")
-        if self.open >= self.total and (held or not self._evict_for(1)):
+        if self.open >= self.total and not self._evict_for(len(held) + 1):
             if not held:
                 del self._by_client[peer]
             return self._refuse(peer, "total")
@@ -197,8 +196,12 @@ class GatedProtocol(asyncio.Protocol):
         reason = self.gate.enter(peer, self.close)
         if reason is not None:
             self.refused = True
-            self.transport.write(self.answers[reason])
-            self.transport.write_eof()
+            try:
+                self.transport.write(self.answers[reason])
+                self.transport.write_eof()
+            except OSError:  # the client has gone already
+                self.transport.abort()
+                return
             asyncio.get_running_loop().call_later(LINGER, self.transport.abort)
             return
         self.peer = peer

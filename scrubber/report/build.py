@@ -35,7 +35,7 @@ from scrubber.store.types import utcnow
 
 FORMAT = "scrubber-compliance-report"
 SUMMARY_FORMAT = "scrubber-compliance-summary"
-VERSION = 1
+VERSION = 2  # 2: JCS-canonical signatures (docs/report.md)
 CHANNELS = ("http", "smtp")
 OUTCOMES = ("accepted", "duplicate", "invalid", "unknown-batch", "rate-limited")
 INVARIANT = "no address suppressed before this batch was created is in it"

@@ -7,10 +7,11 @@ no external request. The signed canonical JSON is embedded in a
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from html import escape
 from typing import Any
+
+import rfc8785
 
 from scrubber.report.build import parse_iso
 from scrubber.report.sections import Section, sections, title, when
@@ -97,7 +98,8 @@ def _td(cell: str) -> str:
 
 
 def _embedded(document: dict[str, Any]) -> str:
-    data = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # The whole signed document in RFC 8785 form (docs/report.md, "Embeddings").
+    data = rfc8785.dumps(document).decode("utf-8")
     # "<" as \u003c keeps "</script>" and "<!--" out of the element; JSON reads it back.
     data = data.replace("<", "\\u003c")
     return f'<script type="application/json" id="{SCRIPT_ID}">{data}</script>\n'

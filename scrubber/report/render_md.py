@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
+
+import rfc8785
 
 from scrubber.report.sections import Section, sections, title
 
@@ -45,6 +46,7 @@ def _cell(text: str) -> str:
 
 def _embedded(document: dict[str, Any]) -> str:
     # base64, so nothing in the data can close the comment early.
-    data = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # The whole signed document in RFC 8785 form (docs/report.md, "Embeddings").
+    data = rfc8785.dumps(document).decode("utf-8")
     encoded = base64.b64encode(data.encode("utf-8")).decode("ascii")
     return f"{MD_MARKER}\n{encoded}\n-->\n"

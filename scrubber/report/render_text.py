@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from typing import Any
 
 from rich import box
@@ -18,8 +19,18 @@ def render_text(document: dict[str, Any]) -> RenderableType:
     style = "bold green" if document["ok"] else "bold red"
     items: list[RenderableType] = [Text(title(document), style=style)]
     for section in sections(document):
-        items.append(_table(section))
+        items.append(_table(_unsigned(section) if section.key == "signature" else section))
     return Group(*items)
+
+
+def _unsigned(section: Section) -> Section:
+    # Text cannot be checked against its data, so it must not claim a signature.
+    rows = [
+        ("text form", "not signed: it cannot be verified"),
+        ("signed forms", "scrubber report BATCH --format json|md|html"),
+        *[row for row in section.rows if row[0] == "key fingerprint"],
+    ]
+    return replace(section, title="Signature", rows=rows)
 
 
 def render_plain(document: dict[str, Any], width: int = 120) -> str:

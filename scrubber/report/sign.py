@@ -1,10 +1,13 @@
 """Ed25519 signatures over a report's canonical JSON, and verification of files.
 
-Canonical JSON is ``json.dumps(sort_keys=True, separators=(",", ":"),
-ensure_ascii=False)`` of the report without its ``signature`` member, UTF-8
-encoded. A signed file verifies when the signature matches *and* the file is
-byte for byte what scrubber renders from the signed data, so a change to the
-visible part of an HTML or Markdown report is caught too.
+Version 2 reports are signed over the RFC 8785 (JCS) form of the report
+without its ``signature`` member, which any language can reproduce; the
+signature block says so with ``"canonicalization": "rfc8785"``. Version 1
+reports (no such member) were signed over Python's ``json.dumps(sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)`` and still verify. A signed file
+verifies when the signature matches *and* (for the current version) the file
+is byte for byte what scrubber renders from the signed data, so a change to
+the visible part of an HTML or Markdown report is caught too.
 """
 
 from __future__ import annotations
@@ -12,39 +15,56 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import rfc8785
+
 from scrubber import __version__, keys
-from scrubber.errors import ReportError, VerificationFailed
+from scrubber.errors import ReportError, UntrustedKey, VerificationFailed
+from scrubber.report.build import VERSION
 from scrubber.report.render_html import SCRIPT_ID, render_html
 from scrubber.report.render_json import render_json
 from scrubber.report.render_md import MD_MARKER, render_markdown
 
 ALGORITHM = "ed25519"
+JCS = "rfc8785"
 GENERATOR = f"scrubber {__version__}"
 
 
 def canonical_json(data: dict[str, Any]) -> bytes:
+    """RFC 8785 (JCS) bytes of ``data`` without its ``signature`` member."""
+    unsigned = {k: v for k, v in data.items() if k != "signature"}
+    try:
+        return rfc8785.dumps(unsigned)
+    except rfc8785.CanonicalizationError as exc:
+        raise VerificationFailed(f"INVALID: the report data has no canonical form: {exc}") from None
+
+
+def canonical_json_v1(data: dict[str, Any]) -> bytes:
+    """The version 1 signed bytes: Python's sorted, compact json.dumps."""
     unsigned = {k: v for k, v in data.items() if k != "signature"}
     text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
 
 
-def sign_report(data: dict[str, Any], key: keys.OperatorKey) -> dict[str, Any]:
-    """A copy of ``data`` with its ``signature`` member."""
-    signature = key.sign(canonical_json(data))
+def signature_block(key: keys.OperatorKey, data: bytes) -> dict[str, str]:
+    """The members every scrubber signature carries, over ``data``."""
     return {
-        **data,
-        "signature": {
-            "algorithm": ALGORITHM,
-            "key": key.public_b64,
-            "key_fingerprint": key.fingerprint,
-            "value": base64.b64encode(signature).decode("ascii"),
-        },
+        "algorithm": ALGORITHM,
+        "key": key.public_b64,
+        "key_fingerprint": key.fingerprint,
+        "value": base64.b64encode(key.sign(data)).decode("ascii"),
     }
+
+
+def sign_report(data: dict[str, Any], key: keys.OperatorKey) -> dict[str, Any]:
+    """A copy of ``data`` with its ``signature`` member (JCS canonicalization)."""
+    block = {**signature_block(key, canonical_json(data)), "canonicalization": JCS}
+    return {**data, "signature": block}
 
 
 @dataclass(frozen=True)
@@ -55,10 +75,11 @@ class Verified:
     kind: str
     subject: str
     key_fingerprint: str
-    key_checked: bool
+    trusted_as: str
+    layout_checked: bool
 
 
-def check_signature(document: dict[str, Any], expected_key: bytes | None = None) -> bytes:
+def check_signature(document: dict[str, Any]) -> bytes:
     """The signing key's raw bytes; raises VerificationFailed on any mismatch."""
     block = document.get("signature")
     if not isinstance(block, dict) or block.get("algorithm") != ALGORITHM:
@@ -68,25 +89,36 @@ def check_signature(document: dict[str, Any], expected_key: bytes | None = None)
         value = base64.b64decode(str(block.get("value", "")), validate=True)
     except (ValueError, binascii.Error):
         raise VerificationFailed("the report's signature block is malformed") from None
-    if not keys.verify(public, canonical_json(document), value):
+    signed = _signed_bytes(document, block.get("canonicalization"))
+    if not keys.verify(public, signed, value):
         raise VerificationFailed("INVALID: the signature does not match the report's data")
     if block.get("key_fingerprint") != keys.fingerprint(public):
         raise VerificationFailed("INVALID: the signature block names the wrong key fingerprint")
-    if expected_key is not None and public != expected_key:
-        raise VerificationFailed(
-            f"INVALID: signed by key {keys.fingerprint(public)}, "
-            f"not by the expected key {keys.fingerprint(expected_key)}"
-        )
     return public
 
 
-def verify_file(path: Path, expected_key: bytes | None = None) -> Verified:
-    """Check a json, html or md report file; raises VerificationFailed if changed."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ReportError(f"cannot read {path}: {reason}") from None
+def trusted_label(public: bytes, trusted: Mapping[bytes, str]) -> str:
+    """How ``public`` is trusted; raises UntrustedKey when it is not."""
+    if public in trusted:
+        return trusted[public]
+    known = ", ".join(keys.fingerprint(k) for k in trusted) or "none"
+    raise UntrustedKey(
+        f"UNTRUSTED: signed by key {keys.fingerprint(public)}, which is not a trusted key "
+        f"(trusted: {known}); pass --key with the operator's public key"
+    )
+
+
+def _signed_bytes(document: dict[str, Any], canonicalization: object) -> bytes:
+    if canonicalization == JCS:
+        return canonical_json(document)
+    if canonicalization is None:
+        return canonical_json_v1(document)
+    raise VerificationFailed(f"INVALID: unknown canonicalization {canonicalization!r}")
+
+
+def verify_file(path: Path, trusted: Mapping[bytes, str]) -> Verified:
+    """Check a json, html or md report file against the ``trusted`` keys (key -> label)."""
+    text = _read(path)
     fmt, embedded = extract(text)
     try:
         document = json.loads(embedded)
@@ -94,8 +126,12 @@ def verify_file(path: Path, expected_key: bytes | None = None) -> Verified:
         raise VerificationFailed(f"INVALID: {path} holds no readable report data") from None
     if not isinstance(document, dict) or not isinstance(document.get("report"), dict):
         raise VerificationFailed(f"INVALID: {path} holds no scrubber report")
-    public = check_signature(document, expected_key)
-    if _render(fmt, document) != text:
+    public = check_signature(document)
+    label = trusted_label(public, trusted)
+    current = document["report"].get("version") == VERSION
+    # Version 1 files were laid out by older renderers: their signed data is
+    # checked, their visible part cannot be re-rendered byte for byte.
+    if current and _render(fmt, document) != text:
         made_by = document["report"].get("generator")
         hint = "" if made_by == GENERATOR else f"; it was made by {made_by}, this is {GENERATOR}"
         raise VerificationFailed(
@@ -107,8 +143,17 @@ def verify_file(path: Path, expected_key: bytes | None = None) -> Verified:
         kind=str(document["report"].get("format")),
         subject=str(batch.get("id")) if isinstance(batch, dict) else "all batches",
         key_fingerprint=keys.fingerprint(public),
-        key_checked=expected_key is not None,
+        trusted_as=label,
+        layout_checked=current,
     )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ReportError(f"cannot read {path}: {reason}") from None
 
 
 def _render(fmt: str, document: dict[str, Any]) -> str:

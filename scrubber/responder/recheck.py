@@ -37,7 +37,6 @@ from scrubber.responder.scan import (
     _Part,
     _record_matches,
 )
-from scrubber.responder.source import ArticleSource
 from scrubber.responder.store import (
     ResponderStore,
     add_digests,
@@ -46,6 +45,7 @@ from scrubber.responder.store import (
     recheck_done,
 )
 from scrubber.store.types import utcnow
+from scrubber.transport import ArticleSource
 
 
 def batches_to_recheck(

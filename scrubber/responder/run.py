@@ -10,8 +10,8 @@ from scrubber.errors import ResponderError
 from scrubber.responder.ping import PingConfig, PingReport, send_pending
 from scrubber.responder.recheck import recheck
 from scrubber.responder.scan import Caps, ScanReport, scan
-from scrubber.responder.source import ArticleSource
 from scrubber.responder.store import ResponderStore
+from scrubber.transport import ArticleSource
 
 
 @dataclass(frozen=True)

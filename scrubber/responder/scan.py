@@ -32,7 +32,6 @@ from scrubber.errors import ArticleError, ArticleGone
 from scrubber.hashing import CHUNK, ThreadExecutor
 from scrubber.keys import fingerprint
 from scrubber.responder.models import Match, SeenBatch
-from scrubber.responder.source import ArticleSource, Entry
 from scrubber.responder.store import (
     ResponderStore,
     add_digests,
@@ -43,6 +42,7 @@ from scrubber.responder.store import (
     set_mark,
 )
 from scrubber.store.types import utcnow
+from scrubber.transport import ArticleSource, Entry
 
 log = logging.getLogger("scrubber.responder")
 

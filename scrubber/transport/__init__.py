@@ -1,18 +1,26 @@
-"""Where batch articles go: one Transport protocol, NNTP and spool behind it.
+"""Where batch articles go and come from: one module per medium for both directions.
 
-``open_transport(url)`` picks the transport from the URL scheme:
-``nntp://[user:pass@]host[:port]``, ``nntps://...`` (implicit TLS) or
-``spool:DIR`` (rnews-compatible files, relative to the workspace).
+``open_transport(url)`` (posting) and ``open_source(...)`` (reading) pick
+the medium from the URL scheme: ``nntp://[user:pass@]host[:port]``,
+``nntps://...`` (implicit TLS), both in transport/nntp.py, or ``spool:DIR``
+(rnews-compatible files, relative to the workspace), in transport/spool.py.
+A reader's :class:`ArticleSource` lists articles after a high-water mark
+(Subject and Message-ID only, no bodies) and fetches one body at a time,
+counting them, so a scan can show how few bodies it needed.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from scrubber.errors import UsageError
+
+# The group batches are posted to and read from unless configured otherwise.
+DEFAULT_GROUP = "alt.dni.batches"
 
 
 class PostStatus(enum.StrEnum):
@@ -27,6 +35,26 @@ class Transport(Protocol):
     def server(self) -> str: ...
 
     def post(self, message_id: str, article: bytes) -> PostStatus: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One article as a source's overview shows it."""
+
+    key: str  # article number (NNTP) or spool position
+    subject: str
+    message_id: str
+
+
+class ArticleSource(Protocol):
+    name: str  # stable identity of (place, group), the key of the high-water mark
+    bodies_fetched: int
+
+    def overview(self, mark: str | None) -> tuple[list[Entry], str | None]: ...
+
+    def body(self, entry: Entry) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -48,26 +76,34 @@ def open_transport(
         if not path.is_absolute() and base is not None:
             path = base / path
         return SpoolTransport(path)
-    parts = urlsplit(url)
-    if parts.scheme not in ("nntp", "nntps") or not parts.hostname:
-        # The URL may hold a password: name only its scheme.
-        raise UsageError(
-            "server must be nntp://host, nntps://host or spool:DIR "
-            f"(got scheme {parts.scheme or 'none'!r})"
-        )
     from scrubber.transport.nntp import NntpTarget, NntpTransport
 
-    try:
-        port = parts.port
-    except ValueError:
-        raise UsageError(f"bad port in server URL {parts.hostname}") from None
-    target = NntpTarget(
-        host=parts.hostname,
-        port=port or (563 if parts.scheme == "nntps" else 119),
-        implicit_tls=parts.scheme == "nntps",
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
+    target = NntpTarget.parse(url)
+    if target is None:
+        # The URL may hold a password: name only its scheme.
+        raise UsageError(
+            f"server must be nntp://host, nntps://host or spool:DIR (got scheme {_scheme(url)!r})"
+        )
     return NntpTransport.connect(
         target, newsgroup=newsgroup, timeout=timeout, retries=retries, backoff=backoff
     )
+
+
+def open_source(server: str | None, spool: Path | None, group: str) -> ArticleSource:
+    """The source a scan reads: exactly one of a server URL or a spool directory."""
+    if (server is None) == (spool is None):
+        raise UsageError("give exactly one of --server URL or --spool DIR")
+    from scrubber.transport.spool import SpoolSource
+
+    if spool is not None:
+        return SpoolSource(spool, group)
+    assert server is not None
+    if server.startswith("spool:"):
+        return SpoolSource(Path(server[len("spool:") :]), group)
+    from scrubber.transport.nntp import NntpSource
+
+    return NntpSource(server, group)
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme or "none"

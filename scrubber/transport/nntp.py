@@ -1,4 +1,5 @@
-"""nntp:// and nntps://: POST over NNTP with AUTHINFO, STARTTLS, timeouts and retries.
+"""nntp:// and nntps://: POST over NNTP with AUTHINFO, STARTTLS, timeouts and
+retries (:class:`NntpTransport`), and reading a group (:class:`NntpSource`).
 
 Connection errors and transient 4xx answers reconnect and retry with
 exponential backoff; definitive answers (441 posting failed, 5xx, refused
@@ -16,10 +17,18 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from scrubber.errors import AuthenticationError, TransientTransportError, TransportError
-from scrubber.transport import PostStatus
+from scrubber.errors import (
+    ArticleGone,
+    AuthenticationError,
+    ResponderError,
+    TransientTransportError,
+    TransportError,
+    UsageError,
+)
+from scrubber.transport import DEFAULT_GROUP, Entry, PostStatus
 
 with warnings.catch_warnings():
     # nntplib is deprecated in 3.11 and gone in 3.13 (standard-nntplib brings it back);
@@ -34,8 +43,9 @@ T = TypeVar("T")
 # acknowledges late and each POST stalls for 200 ms (the delayed-ACK
 # timer); at this size the 865 KB parts go through in 10 ms.
 MAX_SEGMENT = 8960
-# Answers that a retry cannot change.
-_AUTH_CODES = ("480", "481", "482", "483", "502")
+# Answers that a retry cannot change. Authentication: 480 required, 481
+# rejected, 482 out of sequence, 483 privacy (TLS) required, 502 not permitted.
+AUTH_CODES = ("480", "481", "482", "483", "502")
 _DEFINITIVE = ("411", "440", "441")
 _DUPLICATE_CODES = ("435", "437")
 
@@ -52,6 +62,38 @@ class NntpTarget:
     def name(self) -> str:
         scheme = "nntps" if self.implicit_tls else "nntp"
         return f"{scheme}://{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, url: str) -> NntpTarget | None:
+        """The server an ``nntp://`` or ``nntps://`` URL names (credentials
+        percent-decoded); None for any other URL, which each caller refuses
+        in its own words."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("nntp", "nntps") or not parts.hostname:
+            return None
+        try:
+            port = parts.port
+        except ValueError:
+            raise UsageError(f"bad port in server URL {parts.hostname}") from None
+        return cls(
+            host=parts.hostname,
+            port=port or (563 if parts.scheme == "nntps" else 119),
+            implicit_tls=parts.scheme == "nntps",
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    def client(self, timeout: float, *, log_in: bool) -> nntplib.NNTP:
+        """A reader-mode nntplib session on a :func:`tcp_socket`; ``log_in``:
+        AUTHINFO at once with the URL's credentials (a poster logs in itself,
+        after STARTTLS). Raises nntplib's and the socket's errors."""
+        cls = _TlsClient if self.implicit_tls else _Client
+        options: dict[str, Any] = {"readermode": True, "usenetrc": False, "timeout": timeout}
+        if self.implicit_tls:
+            options["ssl_context"] = ssl.create_default_context()
+        if log_in:
+            options.update(user=self.user, password=self.password)
+        return cls(self.host, self.port, **options)
 
 
 class NntpTransport:
@@ -137,17 +179,7 @@ class NntpTransport:
         return self._conn
 
     def _open(self) -> nntplib.NNTP:
-        t = self.target
-        if t.implicit_tls:
-            return _TlsClient(
-                t.host,
-                t.port,
-                ssl_context=ssl.create_default_context(),
-                readermode=True,
-                usenetrc=False,
-                timeout=self.timeout,
-            )
-        return _Client(t.host, t.port, readermode=True, usenetrc=False, timeout=self.timeout)
+        return self.target.client(self.timeout, log_in=False)
 
     def _prepare(self, conn: nntplib.NNTP) -> None:
         t = self.target
@@ -197,7 +229,7 @@ class NntpTransport:
     def _classify(self, exc: BaseException) -> TransportError:
         text = _one_line(str(exc))
         if isinstance(exc, nntplib.NNTPError):
-            if text.startswith(_AUTH_CODES):
+            if text.startswith(AUTH_CODES):
                 return AuthenticationError(_auth_message(self.server, self.target, text))
             if isinstance(exc, nntplib.NNTPTemporaryError) and not text.startswith(_DEFINITIVE):
                 return TransientTransportError(f"{self.server}: {text}")
@@ -279,3 +311,74 @@ def _auth_message(server: str, target: NntpTarget, text: str) -> str:
     if target.user is None:
         return f"{server} requires authentication ({text}); give nntp://USER:PASS@host"
     return f"{server} refused the credentials for {target.user} ({text})"
+
+
+class NntpSource:
+    """A group on a news server, read in reader mode (INN starts in transit mode)."""
+
+    def __init__(self, url: str, group: str = DEFAULT_GROUP, *, timeout: float = 30) -> None:
+        target = NntpTarget.parse(url)
+        if target is None:
+            raise UsageError(f"news server must be nntp://HOST[:PORT] or nntps://..., not {url!r}")
+        self.name = f"{target.name}/{group}"
+        self.group = group
+        self.bodies_fetched = 0
+        try:
+            self._conn: Any = target.client(timeout, log_in=True)
+        except (OSError, nntplib.NNTPError, EOFError) as exc:
+            text = str(exc).strip()
+            what = "refused the login" if text.startswith(AUTH_CODES) else "unreachable"
+            raise ResponderError(
+                f"news server {target.host}:{target.port} {what}: {text}"
+            ) from None
+
+    def overview(self, mark: str | None) -> tuple[list[Entry], str | None]:
+        try:
+            _, count, first, last, _ = self._conn.group(self.group)
+        except nntplib.NNTPTemporaryError as exc:
+            if str(exc).startswith("411"):
+                raise ResponderError(f"group {self.group} does not exist on the server") from None
+            raise self._failed(exc) from None
+        except (OSError, nntplib.NNTPError, EOFError) as exc:
+            raise self._failed(exc) from None
+        start = max(int(first), int(mark) + 1 if mark else 0)
+        if not count or start > int(last):
+            return [], mark
+        try:
+            _, overviews = self._conn.over((start, int(last)))
+        except (OSError, nntplib.NNTPError, EOFError) as exc:
+            raise self._failed(exc) from None
+        entries = [
+            Entry(str(number), _decode(fields.get("subject", "")), fields["message-id"])
+            for number, fields in overviews
+            if fields.get("message-id")
+        ]
+        return entries, str(last)
+
+    def body(self, entry: Entry) -> bytes:
+        try:
+            _, info = self._conn.body(entry.message_id)
+        except nntplib.NNTPTemporaryError as exc:
+            # 430: expired or cancelled between OVER and BODY; the scan skips it.
+            raise ArticleGone(f"article {entry.message_id} not available: {exc}") from None
+        except (OSError, nntplib.NNTPError, EOFError) as exc:
+            raise self._failed(exc) from None
+        self.bodies_fetched += 1
+        return b"".join(line + b"\n" for line in info.lines)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, nntplib.NNTPError, EOFError):
+            self._conn.quit()
+
+    def _failed(self, exc: BaseException) -> ResponderError:
+        text = str(exc).strip()
+        if text.startswith(AUTH_CODES):
+            text += " (give credentials as nntp://USER:PASS@HOST)"
+        return ResponderError(f"news server {self.name} failed: {text}")
+
+
+def _decode(header: str) -> str:
+    try:
+        return str(nntplib.decode_header(header))
+    except (ValueError, LookupError):
+        return header

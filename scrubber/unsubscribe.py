@@ -1,0 +1,228 @@
+"""One-click unsubscribe tokens and the List-Unsubscribe headers that carry them.
+
+A token is opaque and never expires: base32 (lower case, so a mail system
+that folds the case of a local part cannot break it) of a version byte, the
+list id, the address id and an HMAC-SHA256 tag (16 bytes) over those with
+the workspace's secret (``keys/unsubscribe.secret``, 32 random bytes, mode
+0600). It names no address in clear, and it is verified with the secret
+alone, without a database read, so a forged token costs no storage.
+
+``headers`` gives RFC 2369 ``List-Unsubscribe`` (https one-click URL and
+``mailto:unsubscribe-<token>@<response domain>``) and RFC 8058
+``List-Unsubscribe-Post``; ``stamp`` adds them to a message, and optionally
+a DKIM signature (dkimpy) whose ``h=`` covers both, as RFC 8058 section 4
+requires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+
+from sqlalchemy import select
+
+from scrubber import ledger, scheme
+from scrubber.errors import KeyFileError, NotFoundError, UnsubscribeTokenError, UsageError
+from scrubber.private import check_key_file, private_dir
+from scrubber.store import Store
+from scrubber.store.models import Address, ListEntry, MailingList
+
+SECRET_FILE = "keys/unsubscribe.secret"  # noqa: S105 - a path, not a secret
+VERSION = 1
+_BODY = struct.Struct(">BIQ")  # version, list id, address id
+_TAG = 16
+TOKEN_LENGTH = 47  # base32 of 29 bytes, no padding
+ONE_CLICK_POST = "List-Unsubscribe=One-Click"
+MAILTO_PREFIX = "unsubscribe-"
+# Signed by DKIM with the two unsubscribe fields (RFC 8058 section 4).
+DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"list-unsubscribe", b"list-unsubscribe-post")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """What a token stands for."""
+
+    list_id: int
+    address_id: int
+
+
+def load_secret(root: Path, *, create: bool = True) -> bytes:
+    """The workspace's token secret, made (mode 0600) on first use."""
+    path = root / SECRET_FILE
+    if not path.exists() and create:
+        private_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+    check_key_file(path)
+    secret = path.read_bytes()
+    if len(secret) != 32:
+        raise KeyFileError(f"{path} must hold 32 bytes, not {len(secret)}")
+    return secret
+
+
+def make_token(secret: bytes, subscriber: Subscriber) -> str:
+    body = _BODY.pack(VERSION, subscriber.list_id, subscriber.address_id)
+    tag = hmac.new(secret, body, hashlib.sha256).digest()[:_TAG]
+    return base64.b32encode(body + tag).decode("ascii").rstrip("=").lower()
+
+
+def parse_token(secret: bytes, token: str) -> Subscriber:
+    """The subscriber a token stands for; UnsubscribeTokenError if malformed or forged."""
+    if len(token) != TOKEN_LENGTH or not token.isascii():
+        raise UnsubscribeTokenError("malformed unsubscribe token")
+    try:
+        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+    except ValueError:
+        raise UnsubscribeTokenError("malformed unsubscribe token") from None
+    if base64.b32encode(raw).decode("ascii").rstrip("=") != token.upper():
+        # The last character carries 2 bits and 3 ignored ones: only one
+        # spelling of each token is accepted.
+        raise UnsubscribeTokenError("malformed unsubscribe token")
+    body, tag = raw[: _BODY.size], raw[_BODY.size :]
+    expected = hmac.new(secret, body, hashlib.sha256).digest()[:_TAG]
+    if not hmac.compare_digest(tag, expected):
+        raise UnsubscribeTokenError("unsubscribe token not issued here")
+    version, list_id, address_id = _BODY.unpack(body)
+    if version != VERSION:
+        raise UnsubscribeTokenError(f"unsubscribe token version {version} unknown")
+    return Subscriber(list_id, address_id)
+
+
+def subscriber(store: Store, address: str, list_name: str) -> Subscriber:
+    """The (list, address) pair of ADDRESS on list LIST_NAME."""
+    canonical = scheme.canonicalize(address)
+    with store.read() as session:
+        found = session.execute(
+            select(MailingList.id, Address.id)
+            .join(ListEntry, ListEntry.list_id == MailingList.id)
+            .join(Address, Address.id == ListEntry.address_id)
+            .where(MailingList.name == list_name, Address.canonical == canonical)
+        ).first()
+    if found is None:
+        raise NotFoundError(f"{scheme.mask(canonical)} is not on a list named {list_name!r}")
+    return Subscriber(found[0], found[1])
+
+
+def honour(
+    store: Store,
+    secret: bytes,
+    token: str,
+    *,
+    channel: ledger.Channel,
+    client: str,
+    received_at: datetime,
+) -> bool:
+    """Suppress the subscriber a one-click or mailto token names; True if newly.
+
+    The token is checked before the database is touched, so a forged one
+    costs nothing; a token for a list or address no longer there is refused
+    without a write. A replayed token is a no-op (the first record stands).
+    """
+    who = parse_token(secret, token)
+    with store.read() as session:
+        found = session.execute(
+            select(Address.canonical, MailingList.name)
+            .join(ListEntry, ListEntry.address_id == Address.id)
+            .join(MailingList, MailingList.id == ListEntry.list_id)
+            .where(ListEntry.list_id == who.list_id, Address.id == who.address_id)
+        ).first()
+    if found is None:
+        raise UnsubscribeTokenError("unsubscribe token for a list or address no longer here")
+    entry = ledger.Entry(
+        found[0],
+        channel,
+        ledger.Reason.UNSUBSCRIBE,
+        received_at,
+        origin=found[1],
+        client=ledger.mask_client(client),
+        evidence=token,
+    )
+    return ledger.record(store, [entry]).added == 1
+
+
+def headers(token: str, base_url: str, domain: str) -> dict[str, str]:
+    """List-Unsubscribe (one-click URL first, then mailto) and List-Unsubscribe-Post."""
+    url = f"{base_url.rstrip('/')}/u/{token}"
+    return {
+        "List-Unsubscribe": f"<{url}>, <mailto:{MAILTO_PREFIX}{token}@{domain}>",
+        "List-Unsubscribe-Post": ONE_CLICK_POST,
+    }
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    selector: str
+    domain: str
+    private_pem: bytes
+
+    @classmethod
+    def load(cls, path: Path, selector: str, domain: str) -> DkimKey:
+        check_key_file(path)
+        try:
+            return cls(selector, domain, path.read_bytes())
+        except OSError as exc:
+            raise KeyFileError(f"cannot read DKIM key {path}: {exc.strerror}") from None
+
+
+def recipient(message: bytes) -> str:
+    """The one address in the message's To field."""
+    parsed = BytesHeaderParser().parsebytes(message)
+    found = [a for _, a in getaddresses(parsed.get_all("To", [])) if a]
+    if len(found) != 1:
+        raise UsageError(f"the message has {len(found)} To addresses; give --to ADDRESS")
+    return found[0]
+
+
+def sender_domain(message: bytes) -> str:
+    """The domain of the message's From address (DKIM's d= by default)."""
+    parsed = BytesHeaderParser().parsebytes(message)
+    found = [a for _, a in getaddresses(parsed.get_all("From", [])) if "@" in a]
+    if len(found) != 1:
+        raise UsageError("the message needs one From address for DKIM; give --dkim-domain")
+    return found[0].rsplit("@", 1)[1]
+
+
+def stamp(message: bytes, fields: dict[str, str], dkim_key: DkimKey | None = None) -> bytes:
+    """``message`` with ``fields`` added at the top (and a DKIM signature over
+    them); the rest of the message is left byte for byte as it was."""
+    parsed = BytesHeaderParser().parsebytes(message)
+    if any(parsed.get_all(name) for name in fields):
+        raise UsageError("the message already has List-Unsubscribe fields")
+    newline = b"\r\n" if b"\r\n" in message.split(b"\n", 1)[0] + b"\n" else b"\n"
+    added = b"".join(f"{k}: {v}".encode("ascii") + newline for k, v in fields.items())
+    stamped = added + message
+    if dkim_key is None:
+        return stamped
+    return _dkim_sign(stamped, dkim_key) + stamped
+
+
+def _dkim_sign(message: bytes, key: DkimKey) -> bytes:
+    import dkim
+
+    try:
+        signature: bytes = dkim.sign(
+            message,
+            key.selector.encode("ascii"),
+            key.domain.encode("ascii"),
+            key.private_pem,
+            include_headers=list(DKIM_HEADERS),
+        )
+    except dkim.DKIMException as exc:
+        raise KeyFileError(f"cannot DKIM-sign: {exc}") from None
+    if b"\r\n" not in message.split(b"\n", 1)[0] + b"\n":
+        signature = signature.replace(b"\r\n", b"\n")
+    return signature
