@@ -13,8 +13,8 @@ from scrubber import article
 from scrubber.keys import OperatorKey
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import RunResult, run_once
-from scrubber.responder.source import SpoolSource
 from scrubber.responder.store import ResponderStore, add_addresses
+from scrubber.transport.spool import SpoolSource
 from tests.responder_support import (
     BatchSpec,
     SenderEndpoint,

@@ -12,8 +12,8 @@ import pytest
 from scrubber import article
 from scrubber.batch import parts
 from scrubber.config import Workspace
-from scrubber.responder.source import NntpSource
 from scrubber.store.models import Batch, BatchPart
+from scrubber.transport.nntp import NntpSource
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import load_key, open_store
 from tests.batch_support import TEST_GROUP, fetch_article, nntp_connect, synthetic_batch
