@@ -192,3 +192,24 @@ def test_unbounded_inputs_end_in_one_line_with_bounded_memory(
     assert stderr.count("\n") == 1, stderr
     assert peak_mb <= 300, peak_mb
     assert run_cli("list", "ls", "--json", workspace=workspace.root).stdout.strip() == "[]"
+
+
+# -- progress ------------------------------------------------------------------
+
+
+def test_progress_off_a_terminal_gives_total_rate_and_time_left(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    source = tmp_path / "l.txt"
+    source.write_text("".join(f"p{i}@example.com\n" for i in range(300)))
+    assert run_cli("list", "import", "l", str(source), workspace=workspace.root).returncode == 0
+    env = {"SCRUBBER_PROGRESS_EVERY": "0"}
+    result = run_cli("list", "hash", "l", workspace=workspace.root, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines, "no progress line"
+    assert all(line.startswith("hashing: ") for line in lines), lines
+    assert "/300 addresses (" in lines[0]
+    assert " addresses/s, " in lines[0]
+    assert lines[0].endswith(" s left")
+    assert "\x1b" not in result.stderr  # no control codes in a log

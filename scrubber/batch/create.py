@@ -115,6 +115,7 @@ def create_batch(
     request: BatchRequest,
     executor: hashing.Executor,
     on_hashed: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> CreatedBatch:
     """Hash the lists (cache reused) and store the batch with its proof index."""
     if not scheme.MIN_TAG_LEN <= request.tag_length <= scheme.MAX_TAG_LEN:
@@ -126,7 +127,9 @@ def create_batch(
     with store.read() as session:
         list_ids = [get_list(session, name).id for name in request.lists]
     epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
-    summary = hashing.HashEngine(store, executor).ensure(epoch, list_ids, on_done=on_hashed)
+    summary = hashing.HashEngine(store, executor).ensure(
+        epoch, list_ids, on_done=on_hashed, on_total=on_total
+    )
     batch = new_batch(settings, key, epoch, request, utcnow())
     with store.write() as session:
         session.add(batch)

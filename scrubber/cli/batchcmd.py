@@ -74,9 +74,15 @@ def create(
     key = load_key(app.workspace)
     pool = hashing.open_executor(executor, workers)
     try:
-        with app.progress("hashing", None) as advance:
+        with app.progress("hashing", None, unit="addresses") as advance:
             created = batch_create.create_batch(
-                app.store, settings, key, request, pool, on_hashed=advance
+                app.store,
+                settings,
+                key,
+                request,
+                pool,
+                on_hashed=advance,
+                on_total=advance.set_total,
             )
     finally:
         pool.close()

@@ -304,8 +304,8 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
     try:
         epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
         engine = hashing.HashEngine(app.store, pool)
-        with app.progress("hashing", None) as advance:
-            summary = engine.ensure(epoch, ids, on_done=advance)
+        with app.progress("hashing", None, unit="addresses") as advance:
+            summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
     finally:
         pool.close()
     app.out.print(
