@@ -108,6 +108,12 @@ class ListenerWrongKey(ScrubberError):
     exit_code = 6
 
 
+class DeadlineAtRisk(ScrubberError):
+    """``status``: accepted opt-outs have waited too long for their suppression."""
+
+    exit_code = 7
+
+
 class ReportCheckFailed(ReportError):
     """``report --check``: a deadline was missed or an invariant broken."""
 

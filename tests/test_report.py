@@ -930,3 +930,27 @@ def test_report_is_one_snapshot_while_pings_arrive(
     assert doc["pings"]["total"] == 2 == len(doc["suppressions"]["items"])
     assert sum(b["accepted"] + b["other"] for b in doc["timeline"]) == 2
     assert after["pings"]["total"] == 3
+
+
+def test_status_fails_when_an_opt_out_waits_too_long(tmp_path: Path) -> None:
+    seeded = make_batch(make_workspace(tmp_path / "ws"))
+    ws = seeded.workspace
+    with open_store(ws) as store:
+        record_pings(store, seeded.batch_id, [("http", "accepted", 0, None)])
+        _age_pings(store, timedelta(hours=23))
+    ours = ws.path(ws.settings.public_key).read_text().strip()
+    with _healthz_server(ws.settings.http_port, ours):
+        fresh = run_cli("status", workspace=ws.root)
+        assert fresh.returncode == 0, fresh.stderr
+        with open_store(ws) as store:
+            _age_pings(store, timedelta(hours=2))
+        late = run_cli("status", "--json", workspace=ws.root)
+    assert late.returncode == 7, late.stderr
+    assert json.loads(late.stdout)["at_risk"] == 1
+    assert "deadline is at risk" in late.stderr
+
+
+def _age_pings(store: Store, by: timedelta) -> None:
+    with store.write() as session:
+        for ping in session.scalars(select(Ping)):
+            ping.received_at -= by

@@ -14,6 +14,7 @@ from rich.table import Table
 from scrubber import keys
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import (
+    DeadlineAtRisk,
     KeyFileError,
     ListenerDown,
     ListenerWrongKey,
@@ -209,7 +210,8 @@ def _trusted_keys(app: AppContext, key_text: str | None) -> dict[bytes, str]:
 def status_(app: AppContext, as_json: bool) -> None:
     """One screen: lists, batches, pings today, suppressions, listener health.
 
-    Exits 5 when the listener is down, 6 when it serves another key.
+    Exits 5 when the listener is down, 6 when it serves another key,
+    7 when an accepted opt-out has waited over 24 h for its suppression.
 
     \b
     Example:
@@ -223,6 +225,11 @@ def status_(app: AppContext, as_json: bool) -> None:
     else:
         _print_status(app, facts)
     _listener_verdict(facts.listener)
+    if facts.at_risk:
+        raise DeadlineAtRisk(
+            f"{facts.at_risk} accepted opt-out(s) unsuppressed for over 24 h: the 48 h "
+            "deadline is at risk (scrubber report BATCH --check)"
+        )
 
 
 def _listener_verdict(health: status.Health) -> None:

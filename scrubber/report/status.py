@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ from scrubber.config import Settings
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchPart, Ping, PingTally, Suppression
 
+AT_RISK_AFTER = timedelta(hours=24)  # half the strictest deadline (Gmail/Yahoo, 48 h)
 HEALTH_TIMEOUT = 0.5  # seconds; a listener that is up answers far faster
 
 
@@ -47,6 +48,7 @@ class Status:
     pings_today: dict[str, int]
     suppressions: dict[str, int]
     listener: Health
+    at_risk: int = 0  # accepted pings unsuppressed for over AT_RISK_AFTER
 
 
 def gather(store: Store, settings: Settings, key: str, recent: int = 5) -> Status:
@@ -63,6 +65,15 @@ def gather(store: Store, settings: Settings, key: str, recent: int = 5) -> Statu
                 PingTally.minute >= midnight
             )
         ).one()
+        at_risk = session.scalar(
+            select(func.count())
+            .select_from(Ping)
+            .where(
+                Ping.outcome == "accepted",
+                Ping.received_at <= datetime.now(UTC) - AT_RISK_AFTER,
+                Ping.address_id.not_in(select(Suppression.address_id)),
+            )
+        )
         by_source = session.execute(
             select(Suppression.channel, func.count()).group_by(Suppression.channel)
         ).all()
@@ -73,6 +84,7 @@ def gather(store: Store, settings: Settings, key: str, recent: int = 5) -> Statu
         pings_today=_today(today, tallied),
         suppressions={source: int(n) for source, n in sorted(by_source)},
         listener=probe_listener(settings, key),
+        at_risk=int(at_risk or 0),
     )
 
 
