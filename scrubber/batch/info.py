@@ -21,6 +21,7 @@ class BatchInfo:
     expires_at: datetime
     lists: list[str]
     addresses: int
+    protocol: int
     tag_length: int
     newsgroup: str
     parts_total: int
@@ -48,6 +49,7 @@ class BatchDetail:
     info: BatchInfo
     salt: str
     argon2: dict[str, int]
+    v2: dict[str, Any] | None  # nonce (hex), gcs {p, m}, encoding; None for v1
     respond_http: str
     respond_smtp: str
     key: str
@@ -57,6 +59,14 @@ class BatchDetail:
         data = asdict(self)
         data.update(data.pop("info"))
         return data
+
+    @property
+    def protocol_line(self) -> str:
+        """One line for people: the protocol and what its tag block looks like."""
+        if self.v2 is None:
+            return f"1 ({self.info.tag_length}-byte tags)"
+        gcs = self.v2["gcs"]
+        return f"2 (GCS P={gcs['p']} M={gcs['m']}, {self.v2['encoding']})"
 
 
 def batch_infos(store: Store) -> list[BatchInfo]:
@@ -89,11 +99,19 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         info=info,
         salt=batch.salt.hex(),
         argon2={"t": batch.t, "m": batch.m, "p": batch.p},
+        v2=_v2_json(batch),
         respond_http=batch.respond_http,
         respond_smtp=batch.respond_smtp,
         key=batch.key_public,
         parts=parts,
     )
+
+
+def _v2_json(batch: Batch) -> dict[str, Any] | None:
+    if batch.protocol != 2 or batch.nonce is None:
+        return None
+    gcs = {"p": batch.gcs_p, "m": batch.gcs_m}
+    return {"nonce": batch.nonce.hex(), "gcs": gcs, "encoding": batch.encoding}
 
 
 def list_names(session: Session, batch_id: str) -> list[str]:
@@ -124,6 +142,7 @@ def _info(session: Session, batch: Batch) -> BatchInfo:
         expires_at=batch.expires_at,
         lists=names,
         addresses=batch.count,
+        protocol=batch.protocol,
         tag_length=batch.tag_length,
         newsgroup=batch.newsgroup,
         parts_total=batch.parts_total,

@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "responder": "respondercmd",
     "report": "reportcmd",
     "status": "reportcmd",
+    "key": "keycmd",
     "demo": "democmd",
 }
 

@@ -21,7 +21,21 @@ def batch_group() -> None:
 
 @batch_group.command("create")
 @click.argument("lists", nargs=-1, required=True)
-@click.option("--tag-length", type=click.IntRange(4, 16), help="Tag bytes (default: config).")
+@click.option(
+    "--protocol",
+    type=click.Choice(["1", "2"]),
+    default="2",
+    show_default=True,
+    help="Article format: 2 (unlinkable values, Golomb-coded) or 1 (plain tags).",
+)
+@click.option(
+    "--encoding",
+    type=click.Choice(["yenc", "base64"]),
+    default="yenc",
+    show_default=True,
+    help="Protocol 2 tag block: yenc, or base64 for 7-bit paths.",
+)
+@click.option("--tag-length", type=click.IntRange(4, 16), help="v1 tag bytes (default: config).")
 @click.option("--expires", "expires_days", type=click.IntRange(min=1), help="Days until expiry.")
 @click.option("--group", "newsgroup", help="Newsgroup to post to (default: config).")
 @click.option("--workers", type=click.IntRange(min=1), help="Hashing workers (default: cores).")
@@ -31,6 +45,8 @@ def batch_group() -> None:
 def create(
     app: AppContext,
     lists: tuple[str, ...],
+    protocol: str,
+    encoding: str,
     tag_length: int | None,
     expires_days: int | None,
     newsgroup: str | None,
@@ -43,10 +59,17 @@ def create(
     \b
     Example:
       scrubber batch create customers newsletter --expires 14
+      scrubber batch create customers --protocol 1 --tag-length 6
     """
     settings = app.workspace.settings
     request = batch_create.request_from_settings(
-        settings, lists, tag_length=tag_length, expires_days=expires_days, newsgroup=newsgroup
+        settings,
+        lists,
+        tag_length=tag_length,
+        expires_days=expires_days,
+        newsgroup=newsgroup,
+        protocol=int(protocol),
+        encoding=encoding,
     )
     key = load_key(app.workspace)
     pool = hashing.open_executor(executor, workers)
@@ -64,15 +87,16 @@ def create(
     finally:
         pool.close()
     b = created.batch
+    detail = batch_info.batch_detail(app.store, b.id)
     if as_json:
-        print_json(batch_info.batch_detail(app.store, b.id).to_json())
+        print_json(detail.to_json())
         return
     table = Table(title=f"batch {b.id}", show_header=False)
     table.add_row("lists", ", ".join(created.lists))
     table.add_row("addresses", f"{b.count:,}")
     table.add_row("hashed now / cached", f"{created.hashed.computed:,} / {created.hashed.cached:,}")
     table.add_row("parts", str(b.parts_total))
-    table.add_row("tag length", str(b.tag_length))
+    table.add_row("protocol", detail.protocol_line)
     table.add_row("newsgroup", b.newsgroup)
     table.add_row("expires", f"{b.expires_at:%Y-%m-%d %H:%M} UTC")
     table.add_row("respond (HTTP)", b.respond_http)
@@ -181,7 +205,7 @@ def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     meta.add_row("newsgroup", i.newsgroup)
     meta.add_row("salt", detail.salt)
     meta.add_row("argon2", ", ".join(f"{k}={v}" for k, v in detail.argon2.items()))
-    meta.add_row("tag length", str(i.tag_length))
+    meta.add_row("protocol", detail.protocol_line)
     meta.add_row("respond", f"{detail.respond_http}\n{detail.respond_smtp}")
     meta.add_row("key", detail.key)
     pings = ", ".join(f"{k} {v}" for k, v in sorted(i.pings.items())) or "none"
