@@ -51,3 +51,12 @@ def test_no_batches_latest_is_one_line(workspace: Workspace) -> None:
     result = run_cli("batch", "show", "latest", workspace=workspace.root)
     assert result.returncode == 1
     assert result.stderr == "error: no batches yet; 'scrubber batch create LIST' makes one\n"
+
+
+def test_list_show_json(workspace: Workspace, tmp_path: Path) -> None:
+    _batch(workspace, tmp_path)
+    result = run_cli("list", "show", "l", "--json", workspace=workspace.root)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["name"], shown["addresses"], shown["suppressed"]) == ("l", 5, 0)
+    assert [run["added"] for run in shown["imports"]] == [5]
