@@ -4,9 +4,11 @@ Published and pure like scheme.py, beside which it lives: the sender writes
 these articles and the responder parses them, so neither owns the format.
 
 A body is a metadata block (``Name: value`` lines), one blank line, the
-sorted tags as standard base64 wrapped at 76 columns, then ``Signature:``
-with the Ed25519 signature of every body byte above that line. Lines end in
-LF; a parser first turns CRLF into LF (NNTP transfers lines with CRLF).
+tag block, then ``Signature:`` with the Ed25519 signature of every body byte
+above that line. Lines end in LF; a parser first turns CRLF into LF (NNTP
+transfers lines with CRLF). In v1 the tag block is the sorted tags as
+standard base64 wrapped at 76 columns; in v2 it is the part's Golomb-coded
+set in yEnc (8-bit, the Usenet binary encoding) or the same base64.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import binascii
 import email.utils
 import hashlib
 import itertools
+import math
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import sabctools
 
 from scrubber import keys, scheme
 from scrubber.errors import ArticleError
@@ -29,7 +35,9 @@ MAX_PART_BYTES = 900_000
 WRAP = 76
 RAW_PER_LINE = WRAP // 4 * 3  # 57 raw bytes make one full base64 line
 SIGNATURE_PREFIX = b"Signature: "
-FIELDS = (
+YENC_LINE = 128
+ENCODINGS = ("yenc", "base64")
+FIELDS_V1 = (
     "Scheme",
     "Batch",
     "Part",
@@ -45,6 +53,25 @@ FIELDS = (
     "Key",
     "Digest",
 )
+FIELDS_V2 = (
+    "Scheme",
+    "Batch",
+    "Part",
+    "Salt",
+    "Argon2",
+    "Nonce",
+    "GCS",
+    "Count",
+    "Total",
+    "Range",
+    "Encoding",
+    "Respond-HTTP",
+    "Respond-SMTP",
+    "Expires",
+    "Key",
+    "Digest",
+)
+FIELDS = {scheme.SCHEME_NAME: FIELDS_V1, scheme.SCHEME_V2: FIELDS_V2}
 BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 _SUBJECT = re.compile(
     r"\[DNI\] batch (?P<batch>[A-Za-z0-9][A-Za-z0-9_-]{0,39}) "
@@ -54,7 +81,20 @@ _SUBJECT = re.compile(
 _ARGON2 = re.compile(r"t=([1-9][0-9]{0,9}),m=([1-9][0-9]{0,9}),p=([1-9][0-9]{0,5})")
 _PART = re.compile(r"([1-9][0-9]{0,5})/([1-9][0-9]{0,5})")
 _COUNT = re.compile(r"[1-9][0-9]{0,9}")
+_GCS = re.compile(r"P=([1-9][0-9]?),M=([1-9][0-9]{0,9})")
+_YBEGIN = re.compile(rb"=ybegin line=128 size=([1-9][0-9]{0,8}) name=gcs")
+_YEND = re.compile(rb"=yend size=([1-9][0-9]{0,8}) crc32=([0-9a-f]{8})")
+_YENC_DECODE = bytes((i - 42) % 256 for i in range(256))
 _EXPIRES = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class V2Fields:
+    """What a v2 batch adds: the nonce keying its values, the GCS parameters, the block encoding."""
+
+    nonce: bytes
+    gcs: scheme.Gcs
+    encoding: str = "yenc"
 
 
 @dataclass(frozen=True)
@@ -77,12 +117,13 @@ class ArticleMeta:
     expires: datetime
     key: bytes
     digest: bytes
+    v2: V2Fields | None = None  # None: a v1 article
 
 
 @dataclass(frozen=True)
 class ParsedArticle:
     meta: ArticleMeta
-    tags: list[bytes]
+    tags: list[bytes]  # v2: the values, 8 octets big-endian each
 
 
 @dataclass(frozen=True)
@@ -109,6 +150,7 @@ class BatchHeader:
     respond_smtp: str
     expires: datetime
     key: bytes
+    v2: V2Fields | None = None  # None: write v1
 
 
 def message_id(batch_id: str, part: int, domain: str) -> str:
@@ -141,13 +183,28 @@ def tags_per_part(tag_length: int, overhead: int) -> int:
     return lines * RAW_PER_LINE // tag_length
 
 
+def items_per_part(v2: V2Fields, overhead: int) -> int:
+    """How many v2 values surely fit in one part next to ``overhead`` bytes.
+
+    A value costs P + 1 + q bits, q the quotient (geometric, mean
+    1 / (e^(2^P / M) - 1) at density 1/M); 3 % headroom covers the spread of
+    a part's sum and the block encoding's growth (yEnc escapes ~1.6 %,
+    LF per 128; base64 4/3 and LF per 76).
+    """
+    p, m = v2.gcs.p, v2.gcs.m
+    bits = p + 1 + 1 / math.expm1(min(2**p / m, 50.0))
+    growth = (1.025 * (YENC_LINE + 1) / YENC_LINE) if v2.encoding == "yenc" else (4 / 3 * 77 / 76)
+    room = MAX_PART_BYTES - overhead - 200  # the =ybegin and =yend lines
+    return max(1, int(room * 8 / (bits * growth * 1.03)))
+
+
 def part_meta(header: BatchHeader, part: int, parts: int, tags: bytes) -> ArticleMeta:
     """The metadata of one part holding ``tags`` (sorted, concatenated)."""
     size = header.tag_length
     if not tags or len(tags) % size:
         raise ValueError("a part needs a whole, non-zero number of tags")
     return ArticleMeta(
-        scheme=scheme.SCHEME_NAME,
+        scheme=scheme.SCHEME_NAME if header.v2 is None else scheme.SCHEME_V2,
         batch_id=header.batch_id,
         part=part,
         parts=parts,
@@ -165,6 +222,7 @@ def part_meta(header: BatchHeader, part: int, parts: int, tags: bytes) -> Articl
         expires=header.expires,
         key=header.key,
         digest=hashlib.sha256(tags).digest(),
+        v2=header.v2,
     )
 
 
@@ -172,12 +230,36 @@ def render_body(meta: ArticleMeta, tags: bytes, sign: Callable[[bytes], bytes]) 
     """The signed body of one part; ``tags`` are its sorted tags, concatenated."""
     if hashlib.sha256(tags).digest() != meta.digest or len(tags) != meta.count * meta.tag_length:
         raise ValueError("tags do not match the metadata")
-    lines = [f"{name}: {value}" for name, value in zip(FIELDS, _field_values(meta), strict=True)]
+    names = FIELDS[meta.scheme]
+    lines = [f"{name}: {value}" for name, value in zip(names, _field_values(meta), strict=True)]
     head = ("\n".join(lines) + "\n\n").encode("ascii")
-    encoded = base64.b64encode(tags)  # 57 raw bytes make exactly one 76-column line
-    block = b"".join(encoded[i : i + WRAP] + b"\n" for i in range(0, len(encoded), WRAP))
+    if meta.v2 is None:
+        block = base64_block(tags)
+    else:
+        values = [
+            int.from_bytes(tags[i : i + scheme.ITEM_LEN], "big")
+            for i in range(0, len(tags), scheme.ITEM_LEN)
+        ]
+        coded = scheme.gcs_encode(values, values[0], meta.v2.gcs.p)
+        block = yenc_block(coded) if meta.v2.encoding == "yenc" else base64_block(coded)
     signed = head + block
     return signed + SIGNATURE_PREFIX + base64.b64encode(sign(signed)) + b"\n"
+
+
+def base64_block(data: bytes) -> bytes:
+    """Standard base64 wrapped at 76 columns, every line LF-terminated."""
+    encoded = base64.b64encode(data)  # 57 raw bytes make exactly one 76-column line
+    return b"".join(encoded[i : i + WRAP] + b"\n" for i in range(0, len(encoded), WRAP))
+
+
+def yenc_block(data: bytes) -> bytes:
+    """yEnc 1.3 single part: ``=ybegin``, 128-column lines (sabctools), ``=yend`` with CRC32."""
+    encoded, crc = sabctools.yenc_encode(data)
+    return (
+        b"=ybegin line=%d size=%d name=gcs\n" % (YENC_LINE, len(data))
+        + encoded.replace(b"\r\n", b"\n")
+        + b"\n=yend size=%d crc32=%08x\n" % (len(data), crc)
+    )
 
 
 def render_article(
@@ -201,8 +283,9 @@ def render_article(
         ("Message-ID", message_id(meta.batch_id, meta.part, domain)),
         ("Date", email.utils.format_datetime(date.astimezone(UTC))),
         ("Expires", email.utils.format_datetime(meta.expires.astimezone(UTC))),
-        ("Content-Type", "text/plain; charset=us-ascii"),
     ]
+    if meta.v2 is None or meta.v2.encoding == "base64":
+        headers.append(("Content-Type", "text/plain; charset=us-ascii"))
     head = "".join(f"{name}: {value}\n" for name, value in headers).encode("ascii")
     return head + b"\n" + render_body(meta, tags, key.sign)
 
@@ -239,27 +322,31 @@ def parse_article(body: bytes) -> ParsedArticle:
     if not keys.verify(key, signed, signature):
         raise ArticleError("signature does not verify with the article's Key")
     meta = _build_meta(meta_fields, key)
-    tags = _decode_tags(block, meta)
+    raw = _decode_tags(block, meta) if meta.v2 is None else _decode_values(block, meta, meta.v2)
+    if hashlib.sha256(raw).digest() != meta.digest:
+        raise ArticleError("Digest does not match the tag block")
+    size = meta.tag_length
+    tags = [raw[i : i + size] for i in range(0, len(raw), size)]
+    if tags[0] != meta.first_tag or tags[-1] != meta.last_tag:
+        raise ArticleError("Range does not match the first and last tag")
     return ParsedArticle(meta=meta, tags=tags)
 
 
 def _field_values(meta: ArticleMeta) -> list[str]:
-    return [
-        meta.scheme,
-        meta.batch_id,
-        f"{meta.part}/{meta.parts}",
-        meta.salt.hex(),
-        f"t={meta.t},m={meta.m},p={meta.p}",
-        str(meta.tag_length),
-        str(meta.count),
-        str(meta.total),
-        f"{meta.first_tag.hex()}-{meta.last_tag.hex()}",
+    head = [meta.scheme, meta.batch_id, f"{meta.part}/{meta.parts}", meta.salt.hex()]
+    head.append(f"t={meta.t},m={meta.m},p={meta.p}")
+    counts = [str(meta.count), str(meta.total), f"{meta.first_tag.hex()}-{meta.last_tag.hex()}"]
+    tail = [
         meta.respond_http,
         meta.respond_smtp,
         meta.expires.astimezone(UTC).strftime(_EXPIRES),
         keys.encode_public(meta.key),
         meta.digest.hex(),
     ]
+    if meta.v2 is None:
+        return [*head, str(meta.tag_length), *counts, *tail]
+    gcs = f"P={meta.v2.gcs.p},M={meta.v2.gcs.m}"
+    return [*head, meta.v2.nonce.hex(), gcs, *counts, meta.v2.encoding, *tail]
 
 
 def _split_signature(body: bytes) -> tuple[bytes, bytes]:
@@ -279,39 +366,45 @@ def _parse_fields(head: bytes) -> dict[str, str]:
         text = head.decode("ascii")
     except UnicodeDecodeError:
         raise ArticleError("metadata block is not ASCII") from None
+    lines = text.split("\n")
+    first, _, version = lines[0].partition(": ")
+    if first != "Scheme":
+        raise ArticleError("the metadata block does not start with Scheme")
+    names = FIELDS.get(version)
+    if names is None:
+        raise ArticleError(f"unknown scheme {version[:40]!r}")
     found: dict[str, str] = {}
-    for line in text.split("\n"):
+    for line in lines:
         name, sep, value = line.partition(": ")
-        if not sep or name not in FIELDS:
+        if not sep or name not in names:
             raise ArticleError(f"unexpected metadata line {line[:40]!r}")
         if name in found:
             raise ArticleError(f"metadata field {name} appears twice")
         found[name] = value
-    missing = [name for name in FIELDS if name not in found]
+    missing = [name for name in names if name not in found]
     if missing:
         raise ArticleError(f"metadata field {missing[0]} is missing")
+    # v1 readers never enforced the order; v2 has one spelling per article.
+    if names is FIELDS_V2 and list(found) != list(names):
+        raise ArticleError("metadata fields are not in the order of the v2 specification")
     return found
 
 
 def _build_meta(fields: dict[str, str], key: bytes) -> ArticleMeta:
-    if fields["Scheme"] != scheme.SCHEME_NAME:
-        raise ArticleError(f"unknown scheme {fields['Scheme'][:40]!r}")
     if not BATCH_ID.fullmatch(fields["Batch"]):
         raise ArticleError("Batch is not a valid batch id")
     part, parts = _match_ints(_PART, fields["Part"], "Part")
     if part > parts:
         raise ArticleError("Part number is above the part count")
     t, m, p = _match_ints(_ARGON2, fields["Argon2"], "Argon2")
-    size, count, total = (
-        _match_ints(_COUNT, fields[name], name)[0] for name in ("Tag-Length", "Count", "Total")
-    )
-    if not scheme.MIN_TAG_LEN <= size <= scheme.MAX_TAG_LEN:
-        raise ArticleError(
-            f"Tag-Length {size} is outside {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}"
-        )
+    count, total = (_match_ints(_COUNT, fields[name], name)[0] for name in ("Count", "Total"))
     if count > total:
         raise ArticleError("Count is above Total")
+    v2 = _v2_fields(fields, total) if fields["Scheme"] == scheme.SCHEME_V2 else None
+    size = _tag_length(fields) if v2 is None else scheme.ITEM_LEN
     first, last = _parse_range(fields["Range"], size)
+    if v2 is not None and last >= scheme.item_bytes(total * v2.gcs.m):
+        raise ArticleError("Range reaches beyond Total * M (items out of range)")
     return ArticleMeta(
         scheme=fields["Scheme"],
         batch_id=fields["Batch"],
@@ -331,28 +424,100 @@ def _build_meta(fields: dict[str, str], key: bytes) -> ArticleMeta:
         expires=_parse_expires(fields["Expires"]),
         key=key,
         digest=_parse_hex(fields["Digest"], 32, "Digest"),
+        v2=v2,
     )
 
 
-def _decode_tags(block: bytes, meta: ArticleMeta) -> list[bytes]:
-    lines = block.split(b"\n")
-    if lines[-1] != b"" or len(lines) < 2:
-        raise ArticleError("tag block is empty or not line-terminated")
-    lines.pop()
-    if any(len(line) != WRAP for line in lines[:-1]) or not 0 < len(lines[-1]) <= WRAP:
-        raise ArticleError(f"tag block lines are not wrapped at {WRAP} columns")
-    raw = _decode_b64(b"".join(lines).decode("ascii", "replace"), "tag block")
-    if hashlib.sha256(raw).digest() != meta.digest:
-        raise ArticleError("Digest does not match the tag block")
+def _tag_length(fields: dict[str, str]) -> int:
+    size = _match_ints(_COUNT, fields["Tag-Length"], "Tag-Length")[0]
+    if not scheme.MIN_TAG_LEN <= size <= scheme.MAX_TAG_LEN:
+        raise ArticleError(
+            f"Tag-Length {size} is outside {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}"
+        )
+    return size
+
+
+def _v2_fields(fields: dict[str, str], total: int) -> V2Fields:
+    nonce = _parse_hex(fields["Nonce"], scheme.NONCE_LEN, "Nonce")
+    p, m = _match_ints(_GCS, fields["GCS"], "GCS")
+    try:
+        gcs = scheme.Gcs(p=p, m=m)
+    except ValueError as exc:
+        raise ArticleError(f"GCS: {exc}") from None
+    if total > scheme.MAX_TOTAL:
+        raise ArticleError(f"Total is above {scheme.MAX_TOTAL}")
+    if fields["Encoding"] not in ENCODINGS:
+        raise ArticleError(f"unknown Encoding {fields['Encoding'][:40]!r}")
+    return V2Fields(nonce=nonce, gcs=gcs, encoding=fields["Encoding"])
+
+
+def _decode_tags(block: bytes, meta: ArticleMeta) -> bytes:
+    """v1: the base64 tag block, checked for Count and sort order."""
+    raw = _unwrap_base64(block)
     size = meta.tag_length
     if len(raw) != meta.count * size:
         raise ArticleError(f"tag block holds {len(raw) // size} tags, Count says {meta.count}")
     tags = [raw[i : i + size] for i in range(0, len(raw), size)]
     if any(a >= b for a, b in itertools.pairwise(tags)):
         raise ArticleError("tags are not strictly sorted")
-    if tags[0] != meta.first_tag or tags[-1] != meta.last_tag:
-        raise ArticleError("Range does not match the first and last tag")
-    return tags
+    return raw
+
+
+def _decode_values(block: bytes, meta: ArticleMeta, v2: V2Fields) -> bytes:
+    """v2: the Golomb-coded set, decoded from Range's first value, as 8-octet values."""
+    coded = _unyenc(block) if v2.encoding == "yenc" else _unwrap_base64(block)
+    start = int.from_bytes(meta.first_tag, "big")
+    try:
+        values = scheme.gcs_decode(coded, meta.count, start, v2.gcs.p)
+    except ValueError as exc:
+        raise ArticleError(str(exc)) from None
+    if values[-1] > int.from_bytes(meta.last_tag, "big"):
+        raise ArticleError("a GCS value lies beyond the part's Range (items out of range)")
+    return b"".join(scheme.item_bytes(v) for v in values)
+
+
+def _unwrap_base64(block: bytes) -> bytes:
+    lines = block.split(b"\n")
+    if lines[-1] != b"" or len(lines) < 2:
+        raise ArticleError("tag block is empty or not line-terminated")
+    lines.pop()
+    if any(len(line) != WRAP for line in lines[:-1]) or not 0 < len(lines[-1]) <= WRAP:
+        raise ArticleError(f"tag block lines are not wrapped at {WRAP} columns")
+    return _decode_b64(b"".join(lines).decode("ascii", "replace"), "tag block")
+
+
+def _unyenc(block: bytes) -> bytes:
+    """Decode a single-part yEnc block; any escaping is accepted, size and CRC32 must hold."""
+    lines = block.split(b"\n")
+    if len(lines) < 4 or lines.pop() != b"":
+        raise ArticleError("yEnc block is empty or not line-terminated")
+    begin, end = _YBEGIN.fullmatch(lines[0]), _YEND.fullmatch(lines[-1])
+    if begin is None or end is None:
+        raise ArticleError("yEnc block lacks its =ybegin or =yend line")
+    data = lines[1:-1]
+    if any(not line or line.endswith(b"=") or b"\r" in line or b"\0" in line for line in data):
+        raise ArticleError("yEnc block has an empty, broken or truncated line")
+    raw = _yenc_decode(b"".join(data))
+    size = int(begin[1])
+    if not size == int(end[1]) == len(raw):
+        raise ArticleError(f"yEnc block decodes to {len(raw)} bytes, its header says {size}")
+    if zlib.crc32(raw) != int(end[2], 16):
+        raise ArticleError("yEnc block fails its CRC32 (damaged or truncated)")
+    return raw
+
+
+def _yenc_decode(text: bytes) -> bytes:
+    """Each ``=`` escapes the next byte (decoded 64 lower); the rest is 42 lower.
+
+    No line ends in ``=`` (checked), so the escaped byte is on the same line.
+    """
+    out, position = bytearray(), 0
+    while (escape := text.find(b"=", position)) >= 0:
+        out += text[position:escape].translate(_YENC_DECODE)
+        out.append((text[escape + 1] - 106) % 256)
+        position = escape + 2
+    out += text[position:].translate(_YENC_DECODE)
+    return bytes(out)
 
 
 def _decode_b64(text: str, what: str) -> bytes:

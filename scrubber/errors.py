@@ -96,6 +96,18 @@ class UntrustedKey(VerificationFailed):
     exit_code = 4
 
 
+class ListenerDown(ScrubberError):
+    """``status``: the configured listener does not answer."""
+
+    exit_code = 5
+
+
+class ListenerWrongKey(ScrubberError):
+    """``status``: the listener reached serves another key than this workspace's."""
+
+    exit_code = 6
+
+
 class ReportCheckFailed(ReportError):
     """``report --check``: a deadline was missed or an invariant broken."""
 

@@ -224,9 +224,13 @@ class HashEngine:
         epoch: SaltEpoch,
         list_ids: Sequence[int],
         on_done: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
     ) -> HashSummary:
-        """Hash every unsuppressed address of ``list_ids`` not yet cached in ``epoch``."""
+        """Hash every unsuppressed address of ``list_ids`` not yet cached in ``epoch``;
+        ``on_total`` hears how many will be hashed, ``on_done`` each chunk hashed."""
         needed, missing = self._count(epoch.id, list_ids)
+        if on_total is not None:
+            on_total(missing)
         params = scheme.Params(t=epoch.t, m=epoch.m, p=epoch.p)
         computed = 0
         for page in self._missing_pages(epoch.id, list_ids):

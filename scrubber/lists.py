@@ -16,7 +16,7 @@ import signal
 import stat
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as MPConnection
 from pathlib import Path
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from scrubber import ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
 from scrubber.private import FILE_MODE, private_dir
-from scrubber.readers import read_addresses
+from scrubber.readers import detect_file_encoding, read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
@@ -54,6 +54,7 @@ class ImportSummary:
     added: int
     rejected: int
     rejects_path: Path | None
+    encodings: dict[str, str] = field(default_factory=dict)  # source -> encoding read with
 
     @property
     def folded(self) -> int:
@@ -130,11 +131,13 @@ def import_files(
     *,
     rejects_path: Path,
     column: str | None = None,
+    encoding: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import ``paths`` into list ``name`` (created if new) in one transaction."""
     validate_name(name)
     started = utcnow()
+    source = Sources.of(paths, column, encoding)
     rejects = RejectsWriter(rejects_path)
     try:
         # Every key the fold writes comes from a join in the same transaction,
@@ -142,7 +145,7 @@ def import_files(
         with store.write_connection(check_foreign_keys=False) as conn:
             list_id = _ensure_list(conn, name, started)
             with _bulk_pragmas(conn):
-                lines, accepted = _stage(conn, paths, column, rejects, on_bytes)
+                lines, accepted = _stage(conn, source, rejects, on_bytes)
                 unique, added = _fold_staging(conn, list_id)
             kept = rejects.path if rejects.count else None
             conn.execute(
@@ -166,7 +169,9 @@ def import_files(
         raise
     # Moved into place only once the import is committed.
     rejects.commit()
-    return ImportSummary(name, lines, accepted, unique, added, rejects.count, kept)
+    return ImportSummary(
+        name, lines, accepted, unique, added, rejects.count, kept, dict(source.encodings)
+    )
 
 
 def _ensure_list(conn: Connection, name: str, now: datetime) -> int:
@@ -176,6 +181,25 @@ def _ensure_list(conn: Connection, name: str, now: datetime) -> int:
     result = conn.execute(insert(MailingList).values(name=name, created_at=now))
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
+
+
+@dataclass
+class Sources:
+    """The files of one import and how to read them (encodings found up front,
+    so a worker process reads with the same ones the summary reports)."""
+
+    paths: list[Path]
+    column: str | None
+    encodings: dict[str, str]  # by str(path); stdin's is filled in as it is read
+
+    @classmethod
+    def of(cls, paths: list[Path], column: str | None, encoding: str | None) -> Sources:
+        encodings: dict[str, str] = {}
+        for path in paths:
+            found = encoding or detect_file_encoding(path)
+            if found is not None:
+                encodings[str(path)] = found
+        return cls(paths, column, encodings)
 
 
 class _Chunk(NamedTuple):
@@ -191,8 +215,7 @@ class _Chunk(NamedTuple):
 
 def _stage(
     conn: Connection,
-    paths: list[Path],
-    column: str | None,
+    source: Sources,
     rejects: RejectsWriter,
     on_bytes: Callable[[int], None] | None,
 ) -> tuple[int, int]:
@@ -210,8 +233,8 @@ def _stage(
     )
     if conn.dialect.name != "sqlite":
         insert = insert.replace("?", "%s")
-    use_worker = _input_bytes(paths) >= WORKER_MIN_BYTES
-    chunks = _worker_chunks(paths, column) if use_worker else _canonical_chunks(paths, column)
+    use_worker = _input_bytes(source.paths) >= WORKER_MIN_BYTES
+    chunks = _worker_chunks(source) if use_worker else _canonical_chunks(source)
     lines = accepted = 0
     with contextlib.closing(chunks):
         for chunk in chunks:
@@ -228,7 +251,7 @@ def _stage(
     return lines, accepted
 
 
-def _canonical_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk, None, None]:
+def _canonical_chunks(source: Sources) -> Generator[_Chunk, None, None]:
     """Read and canonicalize ``paths`` in order, a chunk of accepted rows at a time."""
     canonicalize, reject_type, white = scheme.try_canonicalize, scheme.Reject, scheme.WHITE_SPACE
     read = [0]
@@ -239,19 +262,36 @@ def _canonical_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk
     pairs: list[str] = []
     rejected: list[tuple[str, int, str, str]] = []
     lines = 0
-    for path in paths:
-        source = str(path)
-        for number, cell in read_addresses(path, column=column, on_bytes=count):
+    for path in source.paths:
+        name = str(path)
+
+        def reject(number: int, shown: str, reason: str, name: str = name) -> None:
+            rejected.append((name, number, shown, reason))
+
+        def found(encoding: str, name: str = name) -> None:
+            source.encodings[name] = encoding
+
+        cells = read_addresses(
+            path,
+            column=source.column,
+            encoding=source.encodings.get(name),
+            on_bytes=count,
+            on_reject=reject,
+            on_encoding=found,
+        )
+        for number, cell in cells:
             lines += 1
             result = canonicalize(cell)
             if isinstance(result, reject_type):
-                rejected.append((source, number, cell, result.value))
+                rejected.append((name, number, cell, result.value))
                 continue
             original = cell.strip(white)
             pairs += (result, "" if original == result else original)
             if len(pairs) >= 2 * STAGING_CHUNK:
-                yield _Chunk(pairs, rejected, lines, read[0])
-                pairs, rejected, lines, read[0] = [], [], 0, 0
+                # A copy: the reader's reject callback keeps appending to this list.
+                yield _Chunk(pairs, rejected[:], lines, read[0])
+                rejected.clear()
+                pairs, lines, read[0] = [], 0, 0
     yield _Chunk(pairs, rejected, lines, read[0])
 
 
@@ -264,14 +304,12 @@ def _input_bytes(paths: list[Path]) -> int:
     return sum(s.st_size for s in sizes) if all(stat.S_ISREG(s.st_mode) for s in sizes) else 0
 
 
-def _worker_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk, None, None]:
+def _worker_chunks(source: Sources) -> Generator[_Chunk, None, None]:
     """The chunks of :func:`_canonical_chunks`, computed in a forked worker process."""
     # fork: the child needs no imports and no pickled arguments to start.
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    worker = context.Process(
-        target=_worker_main, args=(sender, receiver, paths, column), daemon=True
-    )
+    worker = context.Process(target=_worker_main, args=(sender, receiver, source), daemon=True)
     worker.start()
     sender.close()
     try:
@@ -299,9 +337,7 @@ def _worker_chunks(paths: list[Path], column: str | None) -> Generator[_Chunk, N
         worker.join()
 
 
-def _worker_main(
-    sender: MPConnection, receiver: MPConnection, paths: list[Path], column: str | None
-) -> None:
+def _worker_main(sender: MPConnection, receiver: MPConnection, source: Sources) -> None:
     # Ctrl-C reaches the whole process group; the parent handles it and ends us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The loop makes no reference cycles, and the collector would otherwise
@@ -311,7 +347,7 @@ def _worker_main(
     # blocked on a full pipe instead of failing with EPIPE.
     receiver.close()
     try:
-        for chunk in _canonical_chunks(paths, column):
+        for chunk in _canonical_chunks(source):
             # One string pickles far faster than a list of 40,000; accepted
             # addresses hold no whitespace, so a newline cannot occur in them.
             sender.send(("\n".join(chunk.pairs), chunk.rejects, chunk.lines, chunk.read_bytes))

@@ -2,61 +2,223 @@
 
 Pure parsing over file objects: nothing here touches the database. A reader
 yields ``(line_number, text)`` tuples one row at a time, so a file of millions of
-lines is never held in memory.
+lines is never held in memory, and no line is read past ``MAX_LINE``
+characters: a longer one is a reject (``line-too-long``), and one past
+``MAX_RUN`` without a line end (a file that is not a list) ends the read.
+
+Real exports are taken as they are: the encoding is found from a byte-order
+mark, UTF-16 without one, UTF-8, or else charset-normalizer's guess
+(``encoding=`` overrides); the address column by the header names of common
+exports, else by which column's values look like addresses; a
+``Name <address>`` cell gives its address. ``Path("-")`` is standard input.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import gzip
 import io
 import itertools
+import sys
 from collections.abc import Callable, Iterator
+from email.utils import parseaddr
 from pathlib import Path
-from typing import BinaryIO
+from typing import cast
 
 from scrubber.errors import InputFileError
 
 GZIP_MAGIC = b"\x1f\x8b"
-ADDRESS_HEADERS = ("email", "e-mail", "email_address", "emailaddress", "address", "mail")
+STDIN = Path("-")
+MAX_LINE = 4096  # characters; an address is at most 254
+MAX_RUN = 1 << 20  # characters without a line end after which a file is not a list
+LINE_TOO_LONG = "line-too-long"
+# Header names, normalized (case-folded, letters and digits only), best first:
+# Mailchimp, Sendinblue/Brevo, Mailjet, HubSpot, Outlook, Excel and French,
+# Spanish, German, Dutch and Italian list managers. A bare "address" is last:
+# in many exports it is the postal address.
+ADDRESS_HEADERS = (
+    "email",
+    "emailaddress",
+    "email1address",
+    "emailaddr",
+    "mail",
+    "courriel",
+    "adressecourriel",
+    "adresseemail",
+    "adressemail",
+    "adresseelectronique",
+    "adresseélectronique",
+    "correo",
+    "correoelectronico",
+    "correoelectrónico",
+    "emailadresse",
+    "emailadres",
+    "indirizzoemail",
+    "postaelettronica",
+    "subscriberemail",
+    "contactemail",
+    "primaryemail",
+    "useremail",
+    "workemail",
+    "address",
+)
 _SNIFF_BYTES = 65536
+_SNIFF_ROWS = 200  # rows looked at to find the column that holds addresses
 _PROGRESS_EVERY = 4096  # rows between progress callbacks: tell() per row is costly
 
 
 # (line number, address cell): a plain tuple, because building a richer
 # object per row costs more than everything else the reader does.
 SourceLine = tuple[int, str]
+OnReject = Callable[[int, str, str], None]  # line number, shown input, reason
 
 
 def open_binary(path: Path) -> io.BufferedReader:
+    # A buffer as large as the sample the encoding is detected on, for peek().
+    if path == STDIN:
+        return io.BufferedReader(io.FileIO(sys.stdin.fileno(), "rb", closefd=False), _SNIFF_BYTES)
     try:
-        return path.open("rb")
+        return io.BufferedReader(io.FileIO(path, "rb"), _SNIFF_BYTES)
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def read_addresses(
-    path: Path, *, column: str | None = None, on_bytes: Callable[[int], None] | None = None
+    path: Path,
+    *,
+    column: str | None = None,
+    encoding: str | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_reject: OnReject | None = None,
+    on_encoding: Callable[[str], None] | None = None,
 ) -> Iterator[SourceLine]:
     """Yield the address cells of ``path``; raise InputFileError on unusable input."""
     raw = open_binary(path)
     with raw:
         # peek, not read + seek: pipes and FIFOs cannot seek.
         gzipped = raw.peek(2)[:2] == GZIP_MAGIC
-        binary: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw  # type: ignore[assignment]
-        # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
+        buffered = _ungzipped(raw) if gzipped else raw
+        try:
+            chosen = _check_encoding(encoding) if encoding else detect_encoding(buffered)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputFileError(f"cannot read {path}: {exc}") from None
+        if on_encoding is not None:
+            on_encoding(chosen)
+        text = io.TextIOWrapper(buffered, encoding=chosen, errors="strict", newline="")
         stem = path.name.removesuffix(".gz") if gzipped else path.name
         is_csv = column is not None or stem.lower().endswith((".csv", ".tsv"))
-        rows = _csv_cells(text, path, column) if is_csv else _text_lines(text)
+        lines = _bounded_lines(text, path, on_reject)
+        rows = _csv_cells(lines, path, column) if is_csv else _text_lines(lines)
         try:
             yield from _with_progress(rows, raw, on_bytes)
-        except UnicodeDecodeError:
-            raise InputFileError(f"{path} is not UTF-8 text (binary data?)") from None
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{path} is not {chosen.upper() if chosen.startswith('utf') else chosen} "
+                f"text ({exc.reason}); pass --encoding "
+                "(for example cp1252, latin-1 or utf-16)"
+            ) from None
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise InputFileError(f"cannot read {path}: {exc}") from None
         except csv.Error as exc:
             raise InputFileError(f"{path} is not valid CSV: {exc}") from None
+
+
+def detect_file_encoding(path: Path) -> str | None:
+    """The encoding :func:`read_addresses` would use for ``path`` (None for stdin)."""
+    if path == STDIN:
+        return None
+    raw = open_binary(path)
+    with raw:
+        try:
+            return detect_encoding(_ungzipped(raw) if raw.peek(2)[:2] == GZIP_MAGIC else raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputFileError(f"cannot read {path}: {exc}") from None
+
+
+def _ungzipped(raw: io.BufferedReader) -> io.BufferedReader:
+    gz = gzip.GzipFile(fileobj=raw, mode="rb")
+    return io.BufferedReader(cast(io.RawIOBase, gz), _SNIFF_BYTES)
+
+
+def detect_encoding(stream: io.BufferedReader) -> str:
+    """The encoding of ``stream`` from its first bytes (peeked, not consumed)."""
+    sample = stream.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # the codec reads and drops the mark
+    even, odd = sample[0:200:2], sample[1:200:2]
+    if len(sample) >= 4 and odd.count(0) > len(odd) * 0.6 > even.count(0):
+        return "utf-16-le"  # Excel's "Unicode Text" without a mark
+    if len(sample) >= 4 and even.count(0) > len(even) * 0.6 > odd.count(0):
+        return "utf-16-be"
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A sequence cut at the end of the sample is still UTF-8.
+        if exc.start < len(sample) - 3 or len(sample) < _SNIFF_BYTES:
+            return _guess_legacy(sample) or "utf-8"
+    return "utf-8"
+
+
+def _guess_legacy(sample: bytes) -> str | None:
+    if b"\x00" in sample:
+        return None  # binary: let UTF-8 decoding name the problem
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    if best is None:
+        return None
+    # Where Windows-1252 reads the bytes the same way (é, ü: cp1250 and
+    # latin-1 agree), name it: it is what Western spreadsheets write.
+    with contextlib.suppress(UnicodeDecodeError):
+        if sample.decode("cp1252") == str(best):
+            return "cp1252"
+    return best.encoding
+
+
+def _check_encoding(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise InputFileError(f"unknown encoding {name!r} (try utf-8, cp1252, latin-1)") from None
+
+
+def _bounded_lines(text: io.TextIOWrapper, path: Path, on_reject: OnReject | None) -> Iterator[str]:
+    """The lines of ``text``, none longer than MAX_LINE: longer ones are rejected."""
+    number = 0
+    while True:
+        line = text.readline(MAX_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if "\x00" in line:
+            raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte: binary data?")
+        if len(line) <= MAX_LINE or line.endswith("\n"):
+            yield line
+            continue
+        _skip_rest(text, path, number)
+        if on_reject is not None:
+            on_reject(number, line[:40] + "...", LINE_TOO_LONG)
+        yield "\n"  # keeps the line numbers of what follows
+
+
+def _skip_rest(text: io.TextIOWrapper, path: Path, number: int) -> None:
+    skipped = MAX_LINE
+    while True:
+        chunk = text.readline(MAX_LINE)
+        if "\x00" in chunk:
+            raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte: binary data?")
+        skipped += len(chunk)
+        if not chunk or chunk.endswith("\n"):
+            return
+        if skipped > MAX_RUN:
+            raise InputFileError(
+                f"{path}: line {number} runs past {MAX_RUN // 1024} KiB without a line end; "
+                "not an address list"
+            )
 
 
 def _with_progress(
@@ -75,56 +237,96 @@ def _with_progress(
     on_bytes(raw.tell() - last)
 
 
-def _text_lines(text: io.TextIOWrapper) -> Iterator[SourceLine]:
-    for number, line in enumerate(text, start=1):
-        if "\x00" in line:
-            raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte")
+def unwrap(cell: str) -> str:
+    """``"Jane Doe" <jane@example.com>`` -> ``jane@example.com``; other text unchanged."""
+    if ">" not in cell or "<" not in cell:
+        return cell
+    _, address = parseaddr(cell)
+    return address or cell
+
+
+def _text_lines(lines: Iterator[str]) -> Iterator[SourceLine]:
+    for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped and stripped[0] != "#":
-            yield number, line.rstrip("\r\n")
+            yield number, unwrap(line.rstrip("\r\n"))
 
 
-def _csv_cells(text: io.TextIOWrapper, path: Path, column: str | None) -> Iterator[SourceLine]:
-    # Sniff a sample that ends at a line end, then read on from the same stream.
-    sample = text.read(_SNIFF_BYTES)
-    sample += text.readline()
-    if "\x00" in sample:
-        raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL byte")
+def _csv_cells(lines: Iterator[str], path: Path, column: str | None) -> Iterator[SourceLine]:
+    # Sniff the dialect on a sample of whole lines, then read on from the same stream.
+    sample: list[str] = []
+    size = 0
+    for line in lines:
+        sample.append(line)
+        size += len(line)
+        if size >= _SNIFF_BYTES:
+            break
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            "".join(sample), delimiters=",;\t|"
+        )
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(itertools.chain(io.StringIO(sample, newline=""), text), dialect)
-    header = next(reader, None)
-    if header is None:
+    reader = csv.reader(itertools.chain(sample, lines), dialect)
+    head = list(itertools.islice(reader, _SNIFF_ROWS))
+    if not head:
         return
-    index, header_row = _address_column(header, column, path)
-    if not header_row:
-        yield 1, header[index]
-    for row in reader:
+    index, header_row = _address_column(head, column, path)
+    numbered = itertools.chain(enumerate(head, start=1), ((reader.line_num, r) for r in reader))
+    for number, row in numbered:
+        if number == 1 and header_row:
+            continue
         if len(row) > index and row[index].strip():
-            yield reader.line_num, row[index]
+            yield number, unwrap(row[index])
 
 
-def _address_column(header: list[str], column: str | None, path: Path) -> tuple[int, bool]:
+def _address_column(rows: list[list[str]], column: str | None, path: Path) -> tuple[int, bool]:
     """Return (column index, whether row 1 is a header)."""
-    names = [cell.strip().lower() for cell in header]
+    header = rows[0]
+    names = [_normal(cell) for cell in header]
     if column is not None:
-        if column.isdigit():
-            index = int(column) - 1
-            if not 0 <= index < len(header):
-                raise InputFileError(f"{path} has no column {column} (it has {len(header)})")
-            return index, "@" not in header[index]
-        if column.lower() in names:
-            return names.index(column.lower()), True
-        raise InputFileError(f"{path} has no column named {column!r}")
+        return _named_column(header, names, column, path)
     for wanted in ADDRESS_HEADERS:
         if wanted in names:
             return names.index(wanted), True
-    with_at = [i for i, cell in enumerate(header) if "@" in cell]
-    if len(with_at) == 1:
-        return with_at[0], False
-    raise InputFileError(
-        f"{path}: no address column found (looked for a header named "
-        f"{', '.join(ADDRESS_HEADERS[:3])}...); pass --column NAME or NUMBER"
-    )
+    index = _sniff_column(rows)
+    if index is None:
+        raise InputFileError(
+            f"{path}: no address column found (no header such as Email, Email Address, "
+            "E-mail or Courriel, and no column of addresses); pass --column NAME or NUMBER"
+        )
+    return index, not _looks_like_address(header[index] if index < len(header) else "")
+
+
+def _named_column(header: list[str], names: list[str], column: str, path: Path) -> tuple[int, bool]:
+    if column.isdigit():
+        index = int(column) - 1
+        if not 0 <= index < len(header):
+            raise InputFileError(f"{path} has no column {column} (it has {len(header)})")
+        return index, not _looks_like_address(header[index])
+    if _normal(column) in names:
+        return names.index(_normal(column)), True
+    shown = ", ".join(repr(h) for h in header[:8])
+    raise InputFileError(f"{path} has no column named {column!r} (it has {shown})")
+
+
+def _sniff_column(rows: list[list[str]]) -> int | None:
+    """The column whose values are mostly addresses, if one is."""
+    width = max(len(r) for r in rows)
+    best, best_share = None, 0.5
+    for index in range(width):
+        values = [r[index] for r in rows if len(r) > index and r[index].strip()]
+        if values:
+            share = sum(_looks_like_address(v) for v in values) / len(values)
+            if share > best_share:
+                best, best_share = index, share
+    return best
+
+
+def _looks_like_address(cell: str) -> bool:
+    local, at, domain = unwrap(cell).strip().rpartition("@")
+    return bool(at and local and "." in domain and " " not in domain)
+
+
+def _normal(name: str) -> str:
+    return "".join(ch for ch in name.casefold() if ch.isalnum())

@@ -1,4 +1,10 @@
-"""The published scheme ``dni-argon2id-v1``: canonical form, hash, tag, proof.
+"""The published scheme: canonical form, hash, tag, proof; v2's items and GCS.
+
+``dni-argon2id-v1`` publishes the first L octets of H as the tag, so every
+batch of one salt epoch shows an address under the same tag. ``v2`` maps
+H[0:16] through SHA-256 keyed by a per-batch nonce to a value in
+[0, Total * M) and publishes the values as a Golomb-coded set (BIP158), so
+two batches share no more values than chance and cost ~21 bits per address.
 
 Pure: no I/O, no clock, no randomness. docs/scheme.md is the normative text;
 this module is its reference implementation, and tests/test_scheme.py checks
@@ -11,14 +17,23 @@ import base64
 import binascii
 import enum
 import functools
+import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import idna
 from argon2.low_level import Type, hash_secret_raw
 
 SCHEME_NAME = "dni-argon2id-v1"
+SCHEME_V2 = "dni-argon2id-v2"
+NONCE_LEN = 16  # 128 bits, per batch
+ITEM_LEN = 8  # a v2 value as published: 8 octets, big-endian
+ITEM_DOMAIN = b"dni-argon2id-v2 item\x00"  # domain separation of the keyed hash
+GCS_P, GCS_M = 19, 784931  # BIP158's defaults: false positives 1/M, ~P+2 bits per item
+MAX_GCS_P, MAX_GCS_M = 32, 2**32 - 1
+MAX_TOTAL = 2**32 - 1  # keeps Total * M below 2**64
 HASH_LEN = 32
 PROOF_SLICE = slice(16, 32)
 SALT_LEN = 16
@@ -79,6 +94,18 @@ class Params:
             raise ValueError(f"invalid Argon2 parameters t={self.t} m={self.m} p={self.p}")
         if not MIN_TAG_LEN <= self.tag_length <= MAX_TAG_LEN:
             raise ValueError(f"tag length must be {MIN_TAG_LEN}..{MAX_TAG_LEN} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Gcs:
+    """Golomb-Rice parameters of a v2 batch: P remainder bits, M the false-positive inverse."""
+
+    p: int = GCS_P
+    m: int = GCS_M
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.p <= MAX_GCS_P or not 1 <= self.m <= MAX_GCS_M:
+            raise ValueError(f"invalid GCS parameters P={self.p} M={self.m}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +252,74 @@ def digest(canonical: str, salt: bytes, params: Params) -> Digest:
         version=0x13,
     )
     return Digest(h=h, tag_length=params.tag_length)
+
+
+def item_hash(h: bytes, nonce: bytes) -> int:
+    """v2: the 64-bit keyed hash of H[0:16]; a new nonce gives unrelated values.
+
+    SHA-256 over fixed-length fields (domain, 16-octet nonce, 16 octets of H),
+    first 8 octets big-endian. Cheap, so a batch reuses the cached Argon2
+    output; H[16:32], the proof, never enters it.
+    """
+    if len(nonce) != NONCE_LEN or len(h) != HASH_LEN:
+        raise ValueError(f"nonce must be {NONCE_LEN} and H {HASH_LEN} octets")
+    return int.from_bytes(hashlib.sha256(ITEM_DOMAIN + nonce + h[:16]).digest()[:8], "big")
+
+
+def item_value(h: bytes, nonce: bytes, total: int, gcs: Gcs) -> int:
+    """v2: the published value, ``item_hash * (Total * M) >> 64`` (BIP158's fast range)."""
+    if not 1 <= total <= MAX_TOTAL:
+        raise ValueError(f"Total must be 1..{MAX_TOTAL}")
+    return (item_hash(h, nonce) * (total * gcs.m)) >> 64
+
+
+def item_bytes(value: int) -> bytes:
+    """A v2 value as 8 octets big-endian, so byte order is numeric order."""
+    return value.to_bytes(ITEM_LEN, "big")
+
+
+def gcs_encode(values: Sequence[int], start: int, p: int) -> bytes:
+    """Golomb-Rice code of ascending ``values``: deltas from ``start``, then from
+    the previous value; each delta as ``delta >> p`` one-bits, a zero-bit, and
+    the low ``p`` bits MSB first; the bit string padded with zero-bits to octets."""
+    mask, fmt = (1 << p) - 1, f"0{p}b"
+    pieces, previous = [], start
+    for value in values:
+        delta = value - previous
+        if delta < 0:
+            raise ValueError("values must be ascending and not below start")
+        pieces.append("1" * (delta >> p) + "0" + format(delta & mask, fmt))
+        previous = value
+    bits = "".join(pieces)
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
+
+
+def gcs_decode(data: bytes, count: int, start: int, p: int) -> list[int]:
+    """The ``count`` values coded in ``data`` (see :func:`gcs_encode`).
+
+    Raises ValueError unless ``data`` holds exactly ``count`` strictly
+    ascending values (the first may equal ``start``) and zero padding of
+    fewer than 8 bits, so one set has exactly one encoding.
+    """
+    if count < 1 or count * (p + 1) > 8 * len(data):
+        raise ValueError(f"GCS is too short for Count={count}")
+    bits = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
+    values, position, previous = [], 0, start
+    for index in range(count):
+        stop = bits.find("0", position)
+        if stop < 0 or stop + 1 + p > len(bits):
+            raise ValueError(f"GCS ends after {index} of Count={count} values")
+        delta = ((stop - position) << p) | int(bits[stop + 1 : stop + 1 + p], 2)
+        if index and not delta:
+            raise ValueError("GCS values are not strictly ascending")
+        previous += delta
+        values.append(previous)
+        position = stop + 1 + p
+    rest = bits[position:]
+    if len(rest) >= 8 or "1" in rest:
+        raise ValueError(f"GCS holds more than Count={count} values")
+    return values
 
 
 def b64url(data: bytes) -> str:

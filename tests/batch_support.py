@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
+from scrubber import scheme
 from scrubber.article import ParsedArticle, parse_article, split_article
 from scrubber.batch import create, parts
 from scrubber.config import Workspace
@@ -26,13 +27,24 @@ TEST_GROUP = "alt.dni.test"
 
 
 def synthetic_batch(
-    ws: Workspace, n: int, *, tag_length: int = 8, newsgroup: str = TEST_GROUP
+    ws: Workspace,
+    n: int,
+    *,
+    tag_length: int = 8,
+    newsgroup: str = TEST_GROUP,
+    protocol: int = 1,
+    encoding: str = "yenc",
 ) -> tuple[str, set[bytes]]:
-    """Store a batch of ``n`` random addresses; return its id and its tags."""
+    """Store a batch of ``n`` random addresses; return its id and its tags
+    (v2: random values below n * M, as 8-byte tags)."""
     store = open_store(ws)
     key = load_key(ws)
     now = utcnow()
-    tags = {os.urandom(tag_length) for _ in range(n)}
+    if protocol == 2:
+        span = n * scheme.GCS_M
+        tags = {scheme.item_bytes(secrets.randbelow(span)) for _ in range(n)}
+    else:
+        tags = {os.urandom(tag_length) for _ in range(n)}
     stamp = secrets.token_hex(4)
     try:
         with store.write() as session:
@@ -49,9 +61,11 @@ def synthetic_batch(
                 insert(Address.__table__),
                 [{"id": base + i, "canonical": f"u{i}.{stamp}@example.test"} for i in range(n)],
             )
-            request = create.BatchRequest([mlist.name], tag_length, 30, newsgroup)
+            request = create.BatchRequest(
+                [mlist.name], tag_length, 30, newsgroup, protocol=protocol, encoding=encoding
+            )
             batch = create.new_batch(ws.settings, key, epoch, request, now)
-            batch.count = len(tags)
+            batch.count = n if protocol == 2 else len(tags)
             session.add(batch)
             session.flush()
             session.execute(insert(BatchList), [{"batch_id": batch.id, "list_id": mlist.id}])

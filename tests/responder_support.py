@@ -33,6 +33,21 @@ class BatchSpec:
     batch_id: str = field(default_factory=lambda: f"b{secrets.token_hex(6)}")
     expires: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=30))
     smtp_domain: str = "dni.example.test"
+    protocol: int = 1
+    nonce: bytes = field(default_factory=lambda: os.urandom(scheme.NONCE_LEN))
+    encoding: str = "yenc"
+
+    def v2(self) -> article.V2Fields | None:
+        if self.protocol != 2:
+            return None
+        return article.V2Fields(nonce=self.nonce, gcs=scheme.Gcs(), encoding=self.encoding)
+
+    def published(self, address: str, total: int) -> bytes:
+        """The tag (v1) or value (v2, in a batch of ``total``) of ``address``."""
+        h = self.digest(address).h
+        if self.protocol != 2:
+            return h[: self.params.tag_length]
+        return scheme.item_bytes(scheme.item_value(h, self.nonce, total, scheme.Gcs()))
 
     def digest(self, address: str) -> scheme.Digest:
         return scheme.digest(scheme.canonicalize(address), self.salt, self.params)
@@ -45,8 +60,14 @@ def batch_articles(
     spec: BatchSpec, listed: list[str], *, filler: int = 600, parts: int = 3
 ) -> list[bytes]:
     """Whole articles of one batch: ``listed`` hashed for real plus random tags."""
-    size = spec.params.tag_length
-    tags = {spec.digest(a).tag for a in listed} | {os.urandom(size) for _ in range(filler)}
+    size = spec.params.tag_length if spec.protocol == 1 else scheme.ITEM_LEN
+    count = len(listed) + filler
+    if spec.protocol == 2:
+        span = count * scheme.GCS_M
+        noise = {scheme.item_bytes(secrets.randbelow(span)) for _ in range(filler)}
+    else:
+        noise = {os.urandom(size) for _ in range(filler)}
+    tags = {spec.published(a, count) for a in listed} | noise
     ordered = sorted(tags)
     per = -(-len(ordered) // parts)
     header = article.BatchHeader(
@@ -56,11 +77,12 @@ def batch_articles(
         m=spec.params.m,
         p=spec.params.p,
         tag_length=size,
-        total=len(ordered),
+        total=count if spec.protocol == 2 else len(ordered),
         respond_http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
         respond_smtp=f"dni-{spec.token}@{spec.smtp_domain}",
         expires=spec.expires.replace(microsecond=0),
         key=spec.key.public_raw,
+        v2=spec.v2(),
     )
     chunks = [ordered[i : i + per] for i in range(0, len(ordered), per)]
     out = []
@@ -82,10 +104,9 @@ def batch_articles(
 
 def part_holding(spec: BatchSpec, articles: list[bytes], address: str) -> int:
     """1-based number of the part whose range holds ``address``'s tag."""
-    tag = spec.digest(address).tag
     for number, raw in enumerate(articles, 1):
         parsed = article.parse_article(article.split_article(raw)[1])
-        if tag in parsed.tags:
+        if spec.published(address, parsed.meta.total) in parsed.tags:
             return number
     raise AssertionError("address not in the batch")
 

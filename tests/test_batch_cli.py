@@ -42,7 +42,7 @@ def spool_article(ws: Workspace, message_id: str) -> bytes:
 
 
 def test_create_then_post_to_the_default_spool_publishes_every_tag(listed: Workspace) -> None:
-    batch_id = create(listed, "--tag-length", "6", "--group", "alt.dni.test")
+    batch_id = create(listed, "--protocol", "1", "--tag-length", "6", "--group", "alt.dni.test")
     batch = batch_row(listed, batch_id)
     assert (batch.count, batch.parts_total, batch.tag_length) == (40, 1, 6)
 
@@ -138,6 +138,8 @@ def test_bad_server_url_and_tag_length_are_usage_errors(listed: Workspace) -> No
     assert result.returncode == 2 and "secret" not in result.stderr
     result = run_cli("batch", "create", "customers", "--tag-length", "3", workspace=listed.root)
     assert result.returncode == 2
+    result = run_cli("batch", "create", "customers", "--tag-length", "6", workspace=listed.root)
+    assert result.returncode == 2 and "--protocol 1 only" in result.stderr
 
 
 @pytest.mark.postgres

@@ -141,7 +141,7 @@ def test_a_failed_worker_is_an_error_and_changes_nothing(
     failure: str,
     message: str,
 ) -> None:
-    def failing(paths: list[Path], column: str | None) -> Generator[lists._Chunk, None, None]:
+    def failing(source: lists.Sources) -> Generator[lists._Chunk, None, None]:
         yield lists._Chunk(["a@example.com", "a@example.com"], [], 1, 14)
         # The forked worker runs this; the parent must not keep half a file.
         if failure == "exit":

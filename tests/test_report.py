@@ -689,7 +689,8 @@ def test_latency_p99_is_nearest_rank() -> None:
 
 def test_status_shows_lists_batches_pings_and_listener(seeded: Seeded) -> None:
     result = run_cli("status", workspace=seeded.workspace.root)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 5, result.stderr  # the listener is down
+    assert result.stderr.startswith("error: listener http://127.0.0.1:")
     out = result.stdout
     assert "customers" in out and seeded.batch_id in out
     assert "2/3" in out  # parts posted
@@ -707,7 +708,7 @@ def test_status_shows_lists_batches_pings_and_listener(seeded: Seeded) -> None:
 
 def test_status_json_matches_the_database(seeded: Seeded) -> None:
     result = run_cli("status", "--json", workspace=seeded.workspace.root)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 5, result.stderr
     facts = json.loads(result.stdout)
     with open_store(seeded.workspace) as store, store.read() as session:
         by_source = dict(
@@ -725,20 +726,33 @@ def test_status_json_matches_the_database(seeded: Seeded) -> None:
 
 def test_status_reports_a_running_listener(seeded: Seeded) -> None:
     port = seeded.workspace.settings.http_port
-    with _healthz_server(port):
+    ours = seeded.workspace.path(seeded.workspace.settings.public_key).read_text().strip()
+    with _healthz_server(port, ours):
         result = run_cli("status", workspace=seeded.workspace.root)
     assert result.returncode == 0, result.stderr
     assert f"http://127.0.0.1:{port}/healthz: up" in result.stdout
-    assert "status=ok" in result.stdout
+    assert "status=ok" in result.stdout and "serves this workspace's key" in result.stdout
+
+
+def test_status_fails_on_a_listener_serving_another_key(seeded: Seeded) -> None:
+    port = seeded.workspace.settings.http_port
+    theirs = OperatorKey.generate().public_b64
+    with _healthz_server(port, theirs):
+        result = run_cli("status", "--json", workspace=seeded.workspace.root)
+    assert result.returncode == 6, result.stderr
+    assert json.loads(result.stdout)["listener"]["key_ok"] is False
+    assert "serves another key" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 class _healthz_server:
     """A real aiohttp server answering /healthz on a thread, for the status probe."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, key: str) -> None:
         import asyncio
 
         self.port = port
+        self.key = key
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -751,8 +765,12 @@ class _healthz_server:
         async def healthz(_: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
 
+        async def key(_: web.Request) -> web.Response:
+            return web.json_response({"key": self.key})
+
         app = web.Application()
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/dni/v1/key", key)
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)

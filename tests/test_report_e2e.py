@@ -52,6 +52,7 @@ def test_report_after_real_pings(tmp_path: Path) -> None:
         assert listener.stop() == 0
     assert status.returncode == 0, status.stderr
     assert f"http://127.0.0.1:{port}/healthz: up" in status.stdout
+    assert "serves this workspace's key" in status.stdout
 
     result = run_cli("report", batch.id, "-f", "json", "--check", workspace=ws.root)
     assert result.returncode == 0, result.stderr

@@ -137,3 +137,41 @@ def test_text_report_does_not_claim_a_signature(seeded: Seeded, tmp_path: Path) 
     assert "(text, unsigned format)" in made.stderr
     text = out.read_text(encoding="utf-8")
     assert "not signed" in text and "report verify" not in text
+
+
+def test_unknown_suffix_is_an_error_and_writes_nothing(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+    for name in ("r.pdf", "r"):
+        target = tmp_path / name
+        result = run_cli(
+            "report", seeded.batch_id, "-o", str(target), workspace=seeded.workspace.root
+        )
+        assert result.returncode == 2
+        assert "unknown report suffix" in result.stderr and not target.exists()
+    for name, probe in (("r.htm", "<!DOCTYPE html>"), ("r.markdown", "# ")):
+        target = tmp_path / name
+        result = run_cli(
+            "report", seeded.batch_id, "-o", str(target), workspace=seeded.workspace.root
+        )
+        assert result.returncode == 0, result.stderr
+        assert target.read_text("utf-8").startswith(probe)
+
+
+def test_one_call_writes_several_formats_of_one_document(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+    names = ["r.json", "r.html", "r.md", "r.csv", "r.txt"]
+    args = [a for n in names for a in ("-o", str(tmp_path / n))]
+    result = run_cli("report", seeded.batch_id, *args, workspace=seeded.workspace.root)
+    assert result.returncode == 0, result.stderr
+    documents = []
+    for name in ("r.json", "r.html", "r.md"):
+        assert (
+            run_cli(
+                "report", "verify", str(tmp_path / name), workspace=seeded.workspace.root
+            ).returncode
+            == 0
+        )
+        documents.append(json.loads(sign.extract((tmp_path / name).read_text("utf-8"))[1]))
+    assert documents[0] == documents[1] == documents[2]  # same time, same signature
+    stamp = documents[0]["report"]["generated_at"][:19].replace("T", " ")
+    assert stamp in (tmp_path / "r.txt").read_text("utf-8")
+    both = run_cli("report", seeded.batch_id, "-f", "json", *args, workspace=seeded.workspace.root)
+    assert both.returncode == 2

@@ -263,3 +263,30 @@ def test_plain_ascii_fast_path_equals_the_general_path(address: str) -> None:
     with mock.patch.object(scheme, "_PLAIN", never):
         general = scheme.try_canonicalize(address)
     assert fast == general
+
+
+def _v2_blocks(kind: str) -> list[dict[str, str]]:
+    blocks = re.findall(rf"```{kind}\n(.*?)```", SPEC, re.S)
+    return [dict(line.split(":", 1) for line in b.strip().splitlines()) for b in blocks]
+
+
+def test_v2_value_vectors() -> None:
+    blocks = _v2_blocks("v2-value")
+    assert blocks
+    for raw in blocks:
+        v = {k.strip(): x.strip() for k, x in raw.items()}
+        h, nonce = bytes.fromhex(v["H"]), bytes.fromhex(v["nonce"])
+        gcs = scheme.Gcs(p=int(v["P"]), m=int(v["M"]))
+        assert scheme.item_hash(h, nonce) == int(v["item-hash"], 16)
+        value = scheme.item_value(h, nonce, int(v["total"]), gcs)
+        assert scheme.item_bytes(value).hex() == v["value"]
+
+
+def test_v2_gcs_vectors() -> None:
+    blocks = _v2_blocks("v2-gcs")
+    assert blocks
+    for raw in blocks:
+        v = {k.strip(): x.strip() for k, x in raw.items()}
+        values, p = [int(x) for x in v["values"].split(",")], int(v["P"])
+        assert scheme.gcs_encode(values, values[0], p).hex() == v["gcs"]
+        assert scheme.gcs_decode(bytes.fromhex(v["gcs"]), len(values), values[0], p) == values

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import ColumnElement, and_, func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from scrubber import hashing, scheme
+from scrubber import article, hashing, scheme
 from scrubber.batch.parts import plan_parts
 from scrubber.config import Settings
 from scrubber.errors import UsageError
@@ -29,14 +29,18 @@ from scrubber.store.models import (
 from scrubber.store.types import utcnow
 
 TOKEN_BYTES = 24  # 192 bits; the scheme asks for at least 128
+PROTOCOLS = (1, 2)
+_PAGE = 20_000  # digests read and entries written per round trip (v2)
 
 
 @dataclass(frozen=True)
 class BatchRequest:
     lists: Sequence[str]
-    tag_length: int
+    tag_length: int  # v1 only; a v2 value is always 8 octets
     expires_days: int
     newsgroup: str
+    protocol: int = 2
+    encoding: str = "yenc"  # v2 tag block: yenc, or base64 for 7-bit paths
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,18 @@ def request_from_settings(
     tag_length: int | None = None,
     expires_days: int | None = None,
     newsgroup: str | None = None,
+    protocol: int = 2,
+    encoding: str = "yenc",
 ) -> BatchRequest:
+    if protocol == 2 and tag_length is not None:
+        raise UsageError("--tag-length applies to --protocol 1 only (a v2 value is 8 bytes)")
     return BatchRequest(
         lists=lists,
         tag_length=tag_length or settings.tag_length,
         expires_days=expires_days or settings.batch_expires_days,
         newsgroup=newsgroup or settings.newsgroup,
+        protocol=protocol,
+        encoding=encoding,
     )
 
 
@@ -71,6 +81,8 @@ def new_batch(
 ) -> Batch:
     """A Batch row with a fresh id and one-time token; not stored yet."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
+    v2 = request.protocol == 2
+    gcs = scheme.Gcs()
     return Batch(
         id=new_batch_id(now),
         created_at=now,
@@ -79,7 +91,7 @@ def new_batch(
         t=epoch.t,
         m=epoch.m,
         p=epoch.p,
-        tag_length=request.tag_length,
+        tag_length=scheme.ITEM_LEN if v2 else request.tag_length,
         token=token,
         newsgroup=request.newsgroup,
         respond_http=f"{settings.response_base_url.rstrip('/')}/dni/v1/ping/{token}",
@@ -88,6 +100,11 @@ def new_batch(
         key_public=key.public_b64,
         count=0,
         parts_total=0,
+        protocol=request.protocol,
+        nonce=secrets.token_bytes(scheme.NONCE_LEN) if v2 else None,
+        gcs_p=gcs.p if v2 else None,
+        gcs_m=gcs.m if v2 else None,
+        encoding=request.encoding if v2 else None,
     )
 
 
@@ -98,14 +115,21 @@ def create_batch(
     request: BatchRequest,
     executor: hashing.Executor,
     on_hashed: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> CreatedBatch:
     """Hash the lists (cache reused) and store the batch with its proof index."""
     if not scheme.MIN_TAG_LEN <= request.tag_length <= scheme.MAX_TAG_LEN:
         raise UsageError(f"--tag-length must be {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}")
+    if request.protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol must be one of {', '.join(map(str, PROTOCOLS))}")
+    if request.encoding not in article.ENCODINGS:
+        raise UsageError(f"--encoding must be one of {', '.join(article.ENCODINGS)}")
     with store.read() as session:
         list_ids = [get_list(session, name).id for name in request.lists]
     epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
-    summary = hashing.HashEngine(store, executor).ensure(epoch, list_ids, on_done=on_hashed)
+    summary = hashing.HashEngine(store, executor).ensure(
+        epoch, list_ids, on_done=on_hashed, on_total=on_total
+    )
     batch = new_batch(settings, key, epoch, request, utcnow())
     with store.write() as session:
         session.add(batch)
@@ -114,7 +138,8 @@ def create_batch(
             insert(BatchList),
             [{"batch_id": batch.id, "list_id": list_id} for list_id in sorted(set(list_ids))],
         )
-        batch.count = _insert_entries(session, batch, epoch.id, list_ids)
+        insert_entries = _insert_values if batch.protocol == 2 else _insert_entries
+        batch.count = insert_entries(session, batch, epoch.id, list_ids)
         if batch.count == 0:
             # Raising rolls the whole batch back: nothing is stored.
             raise UsageError(
@@ -125,24 +150,65 @@ def create_batch(
     return CreatedBatch(batch=batch, lists=list(request.lists), hashed=summary)
 
 
-def _insert_entries(session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int]) -> int:
-    """Copy tag and proof of every unsuppressed listed address; return the count."""
+def _batched(epoch_id: int, list_ids: Sequence[int]) -> ColumnElement[bool]:
+    """The digests a batch takes: this epoch's, of listed and unsuppressed addresses."""
     on_lists = select(ListEntry.address_id).where(ListEntry.list_id.in_(list_ids))
-    rows = (
-        select(
-            literal(batch.id),
-            func.substr(CachedDigest.h, 17, 16),
-            func.substr(CachedDigest.h, 1, batch.tag_length),
-            CachedDigest.address_id,
-        )
-        .where(CachedDigest.epoch_id == epoch_id)
-        .where(CachedDigest.address_id.in_(on_lists))
-        .where(~CachedDigest.address_id.in_(select(Suppression.address_id)))
+    return and_(
+        CachedDigest.epoch_id == epoch_id,
+        CachedDigest.address_id.in_(on_lists),
+        ~CachedDigest.address_id.in_(select(Suppression.address_id)),
     )
+
+
+def _insert_entries(session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int]) -> int:
+    """v1: copy tag and proof of every unsuppressed listed address; return the count."""
+    rows = select(
+        literal(batch.id),
+        func.substr(CachedDigest.h, 17, 16),
+        func.substr(CachedDigest.h, 1, batch.tag_length),
+        CachedDigest.address_id,
+    ).where(_batched(epoch_id, list_ids))
     session.execute(
         insert(BatchEntry).from_select(["batch_id", "proof", "tag", "address_id"], rows)
     )
+    return _entry_count(session, batch.id)
+
+
+def _insert_values(session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int]) -> int:
+    """v2: the proof and nonce-keyed value of every unsuppressed listed address.
+
+    The value needs Total (the number of addresses) and SHA-256, which SQL
+    lacks on SQLite, so digests are read in address order, a page at a time.
+    """
+    where = _batched(epoch_id, list_ids)
+    total = int(session.scalar(select(func.count()).select_from(CachedDigest).where(where)) or 0)
+    if total == 0:
+        return 0
+    assert batch.nonce is not None and batch.gcs_p is not None and batch.gcs_m is not None
+    nonce, gcs = batch.nonce, scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m)
+    conn, last = session.connection(), 0
+    page = select(CachedDigest.address_id, CachedDigest.h).order_by(CachedDigest.address_id)
+    while rows := conn.execute(
+        page.where(where, CachedDigest.address_id > last).limit(_PAGE)
+    ).all():
+        conn.execute(
+            insert(BatchEntry),
+            [
+                {
+                    "batch_id": batch.id,
+                    "proof": h[scheme.PROOF_SLICE],
+                    "tag": scheme.item_bytes(scheme.item_value(h, nonce, total, gcs)),
+                    "address_id": address_id,
+                }
+                for address_id, h in rows
+            ],
+        )
+        last = rows[-1][0]
+    return total
+
+
+def _entry_count(session: Session, batch_id: str) -> int:
     count = session.scalar(
-        select(func.count()).select_from(BatchEntry).where(BatchEntry.batch_id == batch.id)
+        select(func.count()).select_from(BatchEntry).where(BatchEntry.batch_id == batch_id)
     )
     return int(count or 0)

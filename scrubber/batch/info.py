@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrubber.batch.post import get_batch
+from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
 
@@ -21,6 +22,7 @@ class BatchInfo:
     expires_at: datetime
     lists: list[str]
     addresses: int
+    protocol: int
     tag_length: int
     newsgroup: str
     parts_total: int
@@ -48,6 +50,7 @@ class BatchDetail:
     info: BatchInfo
     salt: str
     argon2: dict[str, int]
+    v2: dict[str, Any] | None  # nonce (hex), gcs {p, m}, encoding; None for v1
     respond_http: str
     respond_smtp: str
     key: str
@@ -57,6 +60,14 @@ class BatchDetail:
         data = asdict(self)
         data.update(data.pop("info"))
         return data
+
+    @property
+    def protocol_line(self) -> str:
+        """One line for people: the protocol and what its tag block looks like."""
+        if self.v2 is None:
+            return f"1 ({self.info.tag_length}-byte tags)"
+        gcs = self.v2["gcs"]
+        return f"2 (GCS P={gcs['p']} M={gcs['m']}, {self.v2['encoding']})"
 
 
 def batch_infos(store: Store) -> list[BatchInfo]:
@@ -89,11 +100,19 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         info=info,
         salt=batch.salt.hex(),
         argon2={"t": batch.t, "m": batch.m, "p": batch.p},
+        v2=_v2_json(batch),
         respond_http=batch.respond_http,
         respond_smtp=batch.respond_smtp,
         key=batch.key_public,
         parts=parts,
     )
+
+
+def _v2_json(batch: Batch) -> dict[str, Any] | None:
+    if batch.protocol != 2 or batch.nonce is None:
+        return None
+    gcs = {"p": batch.gcs_p, "m": batch.gcs_m}
+    return {"nonce": batch.nonce.hex(), "gcs": gcs, "encoding": batch.encoding}
 
 
 def list_names(session: Session, batch_id: str) -> list[str]:
@@ -124,9 +143,34 @@ def _info(session: Session, batch: Batch) -> BatchInfo:
         expires_at=batch.expires_at,
         lists=names,
         addresses=batch.count,
+        protocol=batch.protocol,
         tag_length=batch.tag_length,
         newsgroup=batch.newsgroup,
         parts_total=batch.parts_total,
         parts_posted=int(posted or 0),
         pings={outcome: int(n) for outcome, n in pings},
     )
+
+
+def resolve_batch_id(store: Store, given: str) -> str:
+    """The batch id ``given`` names: an id, ``latest`` (the newest batch), or a
+    unique prefix of an id; a one-line error otherwise."""
+    with store.read() as session:
+        if given == "latest":
+            newest = session.scalar(select(Batch.id).order_by(Batch.created_at.desc()).limit(1))
+            if newest is None:
+                raise NotFoundError("no batches yet; 'scrubber batch create LIST' makes one")
+            return newest
+        if session.get(Batch, given) is not None or not given:
+            return given
+        escaped = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matches = session.scalars(
+            select(Batch.id).where(Batch.id.like(f"{escaped}%", escape="\\")).limit(3)
+        ).all()
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(
+            f"batch prefix {given!r} is ambiguous ({', '.join(matches[:2])}, ...); give more of it"
+        )
+    return given  # the command's own lookup says it does not exist

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from scrubber import article, keys
+from scrubber import article, keys, scheme
 from scrubber.errors import StoreError
 from scrubber.keys import OperatorKey
 from scrubber.store.models import Batch, BatchEntry, BatchPart
@@ -34,6 +34,11 @@ class PartRange:
 
 
 def batch_header(batch: Batch, total: int) -> article.BatchHeader:
+    """What every part shares. ``total`` counts distinct tags (v1); a v2 Total is
+    the N the values were mapped with, the batch's address count, however many
+    distinct values that gave."""
+    if batch.protocol == 2:
+        total = batch.count
     return article.BatchHeader(
         batch_id=batch.id,
         salt=batch.salt,
@@ -46,7 +51,17 @@ def batch_header(batch: Batch, total: int) -> article.BatchHeader:
         respond_smtp=batch.respond_smtp,
         expires=batch.expires_at,
         key=keys.decode_public(batch.key_public),
+        v2=v2_fields(batch),
     )
+
+
+def v2_fields(batch: Batch) -> article.V2Fields | None:
+    """The v2 fields a batch row records; None for a v1 batch."""
+    if batch.protocol != 2:
+        return None
+    assert batch.nonce is not None and batch.gcs_p is not None and batch.gcs_m is not None
+    gcs = scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m)
+    return article.V2Fields(nonce=batch.nonce, gcs=gcs, encoding=batch.encoding or "yenc")
 
 
 def domain_of(batch: Batch) -> str:
@@ -76,7 +91,13 @@ def plan_parts(session: Session, batch: Batch, key: OperatorKey) -> list[BatchPa
     """Store one BatchPart per part (ranges, counts, exact sizes); return them."""
     total = distinct_tags(session, batch.id)
     sample = render(batch, 1, 1, total, bytes(batch.tag_length), key, batch.created_at)
-    capacity = article.tags_per_part(batch.tag_length, len(sample) + OVERHEAD_MARGIN)
+    overhead = len(sample) + OVERHEAD_MARGIN
+    v2 = v2_fields(batch)
+    capacity = (
+        article.tags_per_part(batch.tag_length, overhead)
+        if v2 is None
+        else article.items_per_part(v2, overhead)
+    )
     parts = -(-total // capacity)
     per_part = -(-total // parts)  # even parts rather than full ones and a stub
     rows: list[BatchPart] = []

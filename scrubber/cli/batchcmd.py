@@ -21,7 +21,21 @@ def batch_group() -> None:
 
 @batch_group.command("create")
 @click.argument("lists", nargs=-1, required=True)
-@click.option("--tag-length", type=click.IntRange(4, 16), help="Tag bytes (default: config).")
+@click.option(
+    "--protocol",
+    type=click.Choice(["1", "2"]),
+    default="2",
+    show_default=True,
+    help="Article format: 2 (unlinkable values, Golomb-coded) or 1 (plain tags).",
+)
+@click.option(
+    "--encoding",
+    type=click.Choice(["yenc", "base64"]),
+    default="yenc",
+    show_default=True,
+    help="Protocol 2 tag block: yenc, or base64 for 7-bit paths.",
+)
+@click.option("--tag-length", type=click.IntRange(4, 16), help="v1 tag bytes (default: config).")
 @click.option("--expires", "expires_days", type=click.IntRange(min=1), help="Days until expiry.")
 @click.option("--group", "newsgroup", help="Newsgroup to post to (default: config).")
 @click.option("--workers", type=click.IntRange(min=1), help="Hashing workers (default: cores).")
@@ -31,6 +45,8 @@ def batch_group() -> None:
 def create(
     app: AppContext,
     lists: tuple[str, ...],
+    protocol: str,
+    encoding: str,
     tag_length: int | None,
     expires_days: int | None,
     newsgroup: str | None,
@@ -43,30 +59,44 @@ def create(
     \b
     Example:
       scrubber batch create customers newsletter --expires 14
+      scrubber batch create customers --protocol 1 --tag-length 6
     """
     settings = app.workspace.settings
     request = batch_create.request_from_settings(
-        settings, lists, tag_length=tag_length, expires_days=expires_days, newsgroup=newsgroup
+        settings,
+        lists,
+        tag_length=tag_length,
+        expires_days=expires_days,
+        newsgroup=newsgroup,
+        protocol=int(protocol),
+        encoding=encoding,
     )
     key = load_key(app.workspace)
     pool = hashing.open_executor(executor, workers)
     try:
-        with app.progress("hashing", None) as advance:
+        with app.progress("hashing", None, unit="addresses") as advance:
             created = batch_create.create_batch(
-                app.store, settings, key, request, pool, on_hashed=advance
+                app.store,
+                settings,
+                key,
+                request,
+                pool,
+                on_hashed=advance,
+                on_total=advance.set_total,
             )
     finally:
         pool.close()
     b = created.batch
+    detail = batch_info.batch_detail(app.store, b.id)
     if as_json:
-        print_json(batch_info.batch_detail(app.store, b.id).to_json())
+        print_json(detail.to_json())
         return
     table = Table(title=f"batch {b.id}", show_header=False)
     table.add_row("lists", ", ".join(created.lists))
     table.add_row("addresses", f"{b.count:,}")
     table.add_row("hashed now / cached", f"{created.hashed.computed:,} / {created.hashed.cached:,}")
     table.add_row("parts", str(b.parts_total))
-    table.add_row("tag length", str(b.tag_length))
+    table.add_row("protocol", detail.protocol_line)
     table.add_row("newsgroup", b.newsgroup)
     table.add_row("expires", f"{b.expires_at:%Y-%m-%d %H:%M} UTC")
     table.add_row("respond (HTTP)", b.respond_http)
@@ -87,10 +117,13 @@ def create(
 def post(app: AppContext, batch_id: str, server: str | None, timeout: float, retries: int) -> None:
     """Post the parts of BATCH not posted yet; safe to re-run after a failure.
 
+    BATCH is an id, a unique prefix of one, or latest.
+
     \b
     Example:
       scrubber batch post 20261123-0a1b2c3d --server nntp://news.example.org
     """
+    batch_id = batch_info.resolve_batch_id(app.store, batch_id)
     work = batch_post.pending(app.store, batch_id)
     if not work.parts:
         app.out.print(f"batch {batch_id}: all {work.batch.parts_total} parts already posted")
@@ -112,7 +145,7 @@ def post(app: AppContext, batch_id: str, server: str | None, timeout: float, ret
         )
     table = Table(title=f"batch {batch_id} -> {summary.server}")
     for column in ("part", "Message-ID", "bytes", "result"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in summary.results:
         table.add_row(str(r.part), r.message_id, f"{r.size:,}", r.status.value)
     app.out.print(table)
@@ -138,7 +171,7 @@ def ls(app: AppContext, as_json: bool) -> None:
         return
     table = Table(title="batches")
     for column in ("batch", "created", "lists", "addresses", "parts", "pings", "expires"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for i in infos:
         table.add_row(
             i.id,
@@ -159,23 +192,27 @@ def ls(app: AppContext, as_json: bool) -> None:
 def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     """Show one batch: metadata, parts with Message-IDs and status, pings.
 
+    BATCH is an id, a unique prefix of one, or latest.
+
     \b
     Example:
       scrubber batch show 20261123-0a1b2c3d
     """
-    detail = batch_info.batch_detail(app.store, batch_id)
+    detail = batch_info.batch_detail(app.store, batch_info.resolve_batch_id(app.store, batch_id))
     if as_json:
         print_json(detail.to_json())
         return
     i = detail.info
     meta = Table(title=f"batch {i.id}", show_header=False)
+    meta.add_column(overflow="fold")
+    meta.add_column(overflow="fold")
     meta.add_row("lists", ", ".join(i.lists))
     meta.add_row("addresses", f"{i.addresses:,}")
     meta.add_row("created / expires", f"{i.created_at:%Y-%m-%d %H:%M} / {i.expires_at:%Y-%m-%d}")
     meta.add_row("newsgroup", i.newsgroup)
     meta.add_row("salt", detail.salt)
     meta.add_row("argon2", ", ".join(f"{k}={v}" for k, v in detail.argon2.items()))
-    meta.add_row("tag length", str(i.tag_length))
+    meta.add_row("protocol", detail.protocol_line)
     meta.add_row("respond", f"{detail.respond_http}\n{detail.respond_smtp}")
     meta.add_row("key", detail.key)
     pings = ", ".join(f"{k} {v}" for k, v in sorted(i.pings.items())) or "none"
@@ -183,7 +220,7 @@ def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     app.out.print(meta)
     parts = Table(title=f"parts ({i.parts_posted}/{i.parts_total} posted)")
     for column in ("part", "Message-ID", "tags", "range", "bytes", "posted", "server"):
-        parts.add_column(column)
+        parts.add_column(column, overflow="fold")
     for p in detail.parts:
         posted = f"{p.posted_at:%Y-%m-%d %H:%M:%S}" if p.posted_at else "pending"
         parts.add_row(

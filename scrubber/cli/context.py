@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 from rich.console import Console
@@ -17,6 +19,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -26,6 +29,9 @@ from rich.progress import (
 from scrubber.config import Workspace, find_workspace
 from scrubber.store import Store
 from scrubber.workspace import open_store
+
+# Seconds between progress lines off a terminal (the variable is for tests).
+PROGRESS_EVERY = float(os.environ.get("SCRUBBER_PROGRESS_EVERY", "5"))
 
 
 @dataclass
@@ -57,20 +63,95 @@ class AppContext:
     @contextlib.contextmanager
     def progress(
         self, description: str, total: float | None, *, unit: str = "items"
-    ) -> Iterator[Callable[[int], None]]:
-        """A rich progress bar on stderr; yields the function that advances it."""
+    ) -> Iterator[Ticker]:
+        """Progress on stderr: a rich bar with total and time left on a terminal,
+        else a line every few seconds with rate and time left (cron, logs)."""
+        if not self.err.is_terminal:
+            lines = _LineReporter(self.err, description, total, unit)
+            yield Ticker(lines)
+            lines.finish()
+            return
         columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
         if unit == "bytes":
             columns += [TaskProgressColumn(), TransferSpeedColumn()]
         else:
             columns += [MofNCompleteColumn()]
         columns.append(TimeRemainingColumn())
-        # No bar when stderr is not a terminal: logs and pipes get no control codes.
-        with Progress(
-            *columns, console=self.err, transient=True, disable=not self.err.is_terminal
-        ) as bar:
+        with Progress(*columns, console=self.err, transient=True) as bar:
             task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
+            yield Ticker(_BarReporter(bar, task))
+
+
+class _Reporter(Protocol):
+    def advance(self, n: int) -> None: ...
+    def set_total(self, total: int) -> None: ...
+
+
+@dataclass
+class Ticker:
+    """What a progress context yields: call it with work done; ``set_total`` once known."""
+
+    reporter: _Reporter
+
+    def __call__(self, n: int) -> None:
+        self.reporter.advance(n)
+
+    def set_total(self, total: int) -> None:
+        self.reporter.set_total(total)
+
+
+@dataclass
+class _BarReporter:
+    bar: Progress
+    task: TaskID
+
+    def advance(self, n: int) -> None:
+        self.bar.advance(self.task, n)
+
+    def set_total(self, total: int) -> None:
+        self.bar.update(self.task, total=total)
+
+
+@dataclass
+class _LineReporter:
+    """Off a terminal: one plain line every PROGRESS_EVERY seconds, no control codes."""
+
+    console: Console
+    description: str
+    total: float | None
+    unit: str
+    done: float = 0
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.console.print(self.line(now), soft_wrap=True)
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def finish(self) -> None:
+        if time.monotonic() - self.started >= PROGRESS_EVERY:
+            self.console.print(self.line(time.monotonic()), soft_wrap=True)
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        unit = "MB" if self.unit == "bytes" else self.unit
+        scale = 1e6 if self.unit == "bytes" else 1
+        text = f"{self.description}: {self.done / scale:,.0f}"
+        if self.total:
+            text += f"/{self.total / scale:,.0f} {unit} ({100 * self.done / self.total:.0f}%)"
+        else:
+            text += f" {unit}"
+        text += f", {rate / scale:,.1f} {unit}/s"
+        if self.total and rate > 0:
+            text += f", {max(self.total - self.done, 0) / rate:,.0f} s left"
+        return text
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -13,6 +15,7 @@ from scrubber import hashing, lists, scheme
 from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
+from scrubber.readers import STDIN
 
 
 @click.group("list")
@@ -20,43 +23,85 @@ def list_group() -> None:
     """Import, export and suppress the addresses of your mailing lists."""
 
 
+def reader_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--column`` and ``--encoding``: the same for every command reading address files."""
+    command = click.option(
+        "--encoding",
+        metavar="NAME",
+        help="Text encoding of the files (default: detected from a byte-order mark, "
+        "UTF-16, UTF-8, else the likeliest legacy 8-bit one; reported).",
+    )(command)
+    return click.option(
+        "--column",
+        metavar="NAME|NUMBER",
+        help="CSV column holding the address: header name or 1-based number "
+        "(default: a header such as Email, Email Address, E-mail or Courriel, "
+        "else the column whose values are addresses).",
+    )(command)
+
+
+INPUT_FILE = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
+
+
 @list_group.command("import")
 @click.argument("name")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--column", help="CSV column holding the address: header name or 1-based number.")
+@click.argument("files", nargs=-1, required=True, type=INPUT_FILE)
+@reader_options
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where rejected lines go (default: rejects/NAME-<time>.csv in the workspace).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def import_(
-    app: AppContext, name: str, files: tuple[Path, ...], column: str | None, rejects: Path | None
+    app: AppContext,
+    name: str,
+    files: tuple[Path, ...],
+    column: str | None,
+    encoding: str | None,
+    rejects: Path | None,
+    as_json: bool,
 ) -> None:
-    """Import addresses from FILES into list NAME (created if new).
+    """Import addresses from FILES into list NAME (created if new); - is stdin.
 
     Plain text (one address a line), CSV (address column auto-detected) or
-    .gz of either. Duplicates fold by canonical form; re-importing is a
-    no-op; rejected lines go to a CSV with their reason. All or nothing.
+    .gz of either, in any common encoding; "Name <address>" gives its
+    address. Duplicates fold by canonical form; re-importing is a no-op;
+    rejected lines go to a CSV with their reason. All or nothing.
 
     \b
     Example:
       scrubber list import customers customers.csv.gz --column email
+      mysql -e 'select email from users' | scrubber list import customers -
     """
     for path in files:
+        if path == STDIN:
+            continue
         if path.is_dir():
             raise InputFileError(f"cannot read {path}: it is a directory")
         if not path.exists():
             raise InputFileError(f"cannot read {path}: no such file")
-    total = sum(p.stat().st_size for p in files if p.is_file()) or None
+    total = sum(p.stat().st_size for p in files if p != STDIN and p.is_file()) or None
     if rejects is None:
         stamp = hashing.utcnow().strftime("%Y%m%dT%H%M%S")
         rejects = app.workspace.root / "rejects" / f"{_safe(name)}-{stamp}.csv"
     with app.progress(f"importing {name}", total, unit="bytes") as advance:
         summary = lists.import_files(
-            app.store, name, list(files), rejects_path=rejects, column=column, on_bytes=advance
+            app.store,
+            name,
+            list(files),
+            rejects_path=rejects,
+            column=column,
+            encoding=encoding,
+            on_bytes=advance,
         )
+    if as_json:
+        print_json({**asdict(summary), "folded": summary.folded})
+        return
     table = Table(title=f"import into {name}", show_header=False)
+    for source, used in summary.encodings.items():
+        table.add_row(f"encoding of {source}", used)
     table.add_row("lines read", f"{summary.lines:,}")
     table.add_row("accepted", f"{summary.accepted:,}")
     table.add_row("duplicates folded", f"{summary.folded:,}")
@@ -187,13 +232,21 @@ def show(app: AppContext, name: str) -> None:
 @click.option(
     "--file",
     "file_",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read addresses from this file (text, CSV or .gz).",
+    type=INPUT_FILE,
+    help="Read addresses from this file (text, CSV or .gz; - is stdin).",
 )
+@reader_options
 @click.option("--origin", help="Who asked, recorded in the ledger (e.g. 'phone call 2025-03-01').")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def suppress(
-    app: AppContext, addresses: tuple[str, ...], file_: Path | None, origin: str | None
+    app: AppContext,
+    addresses: tuple[str, ...],
+    file_: Path | None,
+    column: str | None,
+    encoding: str | None,
+    origin: str | None,
+    as_json: bool,
 ) -> None:
     """Suppress ADDRESSES on every list, permanently (opt-outs from other channels).
 
@@ -208,14 +261,21 @@ def suppress(
 
     if not addresses and file_ is None:
         raise UsageError("give addresses or --file")
+    if (column or encoding) and file_ is None:
+        raise UsageError("--column and --encoding apply to --file")
     found = list(addresses)
     if file_ is not None:
-        found += [text for _, text in read_addresses(file_)]
+        cells = read_addresses(file_, column=column, encoding=encoding)
+        found += [text for _, text in cells]
     summary = lists.suppress(app.store, found, origin=origin)
     if summary.rejected and summary.added + summary.already == 0:
         raw, reason = summary.rejected[0]
         more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""
-        raise UsageError(f"no valid address given: {raw!r} is {reason}{more}")
+        raise UsageError(f"no valid address given: {scheme.mask(raw)!r} is {reason}{more}")
+    if as_json:
+        rejected = [{"input": scheme.mask(r), "reason": why} for r, why in summary.rejected]
+        print_json({"added": summary.added, "already": summary.already, "rejected": rejected})
+        return
     app.out.print(f"suppressed {summary.added:,} new, {summary.already:,} already suppressed")
     for raw, reason in summary.rejected:
         app.err.print(f"rejected {scheme.mask(raw)}: {reason}")
@@ -244,8 +304,8 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
     try:
         epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
         engine = hashing.HashEngine(app.store, pool)
-        with app.progress("hashing", None) as advance:
-            summary = engine.ensure(epoch, ids, on_done=advance)
+        with app.progress("hashing", None, unit="addresses") as advance:
+            summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
     finally:
         pool.close()
     app.out.print(

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from scrubber import keys
 from scrubber.cli.context import AppContext, pass_app, print_json
-from scrubber.errors import KeyFileError, ReportCheckFailed, UsageError, WorkspaceError
+from scrubber.errors import (
+    KeyFileError,
+    ListenerDown,
+    ListenerWrongKey,
+    ReportCheckFailed,
+    UsageError,
+    WorkspaceError,
+)
 from scrubber.report import build, formats, sign, status
 from scrubber.report.render_text import render_text
 from scrubber.workspace import load_key
@@ -62,8 +69,10 @@ def report() -> None:
 @click.option(
     "-o",
     "--output",
+    "outputs",
+    multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file instead of standard output.",
+    help="Write the report to this file (repeat for several formats of one document).",
 )
 @click.option(
     "--check", is_flag=True, help="Exit with status 3 if a deadline or an invariant fails."
@@ -75,7 +84,7 @@ def show(
     all_: bool,
     since: str | None,
     fmt: str | None,
-    output: Path | None,
+    outputs: tuple[Path, ...],
     check: bool,
 ) -> None:
     """Report on BATCH (or on every batch with --all), signed with the operator key.
@@ -86,24 +95,31 @@ def show(
     \b
     Examples:
       scrubber report 20261123-0a1b2c3d --format html -o report.html
+      scrubber report 20261123-0a1b2c3d -o r.json -o r.html -o r.md
       scrubber report 20261123-0a1b2c3d --check
       scrubber report --all --since 2026-01-01 --format csv
     """
+    if fmt is not None and len(outputs) > 1:
+        raise UsageError("with several -o files each format comes from its suffix; drop --format")
+    chosen = [formats.format_for(o, fmt, terminal=False) for o in outputs]
     document = _build(app, batch, all_, since)
+    # Signed once: every file written by this call is the same document.
     document = sign.sign_report(document, load_key(app.workspace))
-    chosen = formats.format_for(output, fmt, terminal=sys.stdout.isatty())
-    if output is None and chosen == "text" and sys.stdout.isatty():
-        app.out.print(render_text(document))
-    else:
-        text = formats.render(document, chosen)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            formats.write_file(output, text)
-            signed = "signed" if chosen in formats.SIGNED else "unsigned format"
-            app.err.print(f"wrote {output} ({chosen}, {signed})")
+    if not outputs:
+        _print(app, document, formats.format_for(None, fmt, terminal=sys.stdout.isatty()))
+    for output, one in zip(outputs, chosen, strict=True):
+        formats.write_file(output, formats.render(document, one))
+        signed = "signed" if one in formats.SIGNED else "unsigned format"
+        app.err.print(f"wrote {output} ({one}, {signed})")
     if check:
         _check(document)
+
+
+def _print(app: AppContext, document: dict[str, Any], chosen: str) -> None:
+    if chosen == "text" and sys.stdout.isatty():
+        app.out.print(render_text(document))
+    else:
+        sys.stdout.write(formats.render(document, chosen))
 
 
 def _build(app: AppContext, batch: str | None, all_: bool, since: str | None) -> dict[str, Any]:
@@ -193,14 +209,31 @@ def _trusted_keys(app: AppContext, key_text: str | None) -> dict[bytes, str]:
 def status_(app: AppContext, as_json: bool) -> None:
     """One screen: lists, batches, pings today, suppressions, listener health.
 
+    Exits 5 when the listener is down, 6 when it serves another key.
+
     \b
     Example:
       scrubber status --json
     """
-    facts = status.gather(app.store, app.workspace.settings)
+    workspace = app.workspace
+    key = keys.encode_public(keys.read_public(workspace.path(workspace.settings.public_key)))
+    facts = status.gather(app.store, workspace.settings, key)
     if as_json:
         print_json(dataclasses.asdict(facts))
-        return
+    else:
+        _print_status(app, facts)
+    _listener_verdict(facts.listener)
+
+
+def _listener_verdict(health: status.Health) -> None:
+    """Exit 5 when the listener is down, 6 when it serves another key (for cron)."""
+    if not health.up:
+        raise ListenerDown(f"listener {health.url} is down: {health.detail}")
+    if not health.key_ok:
+        raise ListenerWrongKey(f"listener {health.url} is not this workspace's: {health.detail}")
+
+
+def _print_status(app: AppContext, facts: status.Status) -> None:
     out = app.out
     out.print(f"[bold]scrubber status[/] - workspace {app.workspace.root}")
     out.print(_lists_table(facts))

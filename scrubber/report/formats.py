@@ -16,7 +16,16 @@ from scrubber.report.render_text import render_plain
 
 FORMATS = ("text", "md", "json", "csv", "html")
 SIGNED = ("json", "md", "html")
-SUFFIXES = {".txt": "text", ".md": "md", ".json": "json", ".csv": "csv", ".html": "html"}
+SUFFIXES = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "md",
+    ".markdown": "md",
+    ".json": "json",
+    ".csv": "csv",
+    ".html": "html",
+    ".htm": "html",
+}
 
 
 def format_for(output: Path | None, requested: str | None, *, terminal: bool) -> str:
@@ -24,7 +33,11 @@ def format_for(output: Path | None, requested: str | None, *, terminal: bool) ->
     if requested is not None:
         return requested
     if output is not None:
-        return SUFFIXES.get(output.suffix.lower(), "text")
+        suffix = output.suffix.lower()
+        if suffix not in SUFFIXES:
+            known = ", ".join(SUFFIXES)
+            raise UsageError(f"{output}: unknown report suffix {suffix!r}; use {known} or --format")
+        return SUFFIXES[suffix]
     return "text" if terminal else "json"
 
 

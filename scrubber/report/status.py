@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
@@ -35,6 +36,7 @@ class Health:
     url: str
     up: bool
     detail: str
+    key_ok: bool | None = None  # the listener serves this workspace's key (None: not asked)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Status:
     listener: Health
 
 
-def gather(store: Store, settings: Settings, recent: int = 5) -> Status:
+def gather(store: Store, settings: Settings, key: str, recent: int = 5) -> Status:
     midnight = today_utc()
     with store.read() as session:
         batches_total = int(session.scalar(select(func.count()).select_from(Batch)) or 0)
@@ -70,7 +72,7 @@ def gather(store: Store, settings: Settings, recent: int = 5) -> Status:
         recent_batches=recent_batches(store, recent),
         pings_today=_today(today, tallied),
         suppressions={source: int(n) for source, n in sorted(by_source)},
-        listener=probe_listener(settings),
+        listener=probe_listener(settings, key),
     )
 
 
@@ -103,18 +105,31 @@ def recent_batches(store: Store, limit: int) -> list[BatchLine]:
         return [BatchLine(*row) for row in session.execute(query).all()]
 
 
-def probe_listener(settings: Settings, timeout: float = HEALTH_TIMEOUT) -> Health:
-    """GET /healthz on the configured HTTP address; never raises."""
-    url = f"http://{settings.http_host}:{settings.http_port}/healthz"
+def probe_listener(settings: Settings, key: str, timeout: float = HEALTH_TIMEOUT) -> Health:
+    """GET /healthz, then the key endpoint, under the listener's path prefix; never raises."""
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    base += urlsplit(settings.response_base_url).path.rstrip("/")
+    url = f"{base}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = response.read(4096).decode("utf-8", "replace").strip()
-            return Health(url, True, _summary(body) or f"HTTP {response.status}")
+        body = _get(url, timeout)
     except urllib.error.HTTPError as exc:
         return Health(url, False, f"HTTP {exc.code}")
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Health(url, False, f"not running ({reason})")
+    summary = _summary(body) or "up"
+    try:
+        served = json.loads(_get(f"{base}/dni/v1/key", timeout)).get("key")
+    except (OSError, ValueError, AttributeError):
+        return Health(url, True, f"{summary}; its key endpoint does not answer", False)
+    if served != key:
+        return Health(url, True, f"{summary}; it serves another key ({served}), not {key}", False)
+    return Health(url, True, f"{summary}; serves this workspace's key", True)
+
+
+def _get(url: str, timeout: float) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  (http URL from settings)
+        return str(response.read(4096).decode("utf-8", "replace").strip())
 
 
 def _summary(body: str) -> str:

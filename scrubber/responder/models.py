@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -82,6 +83,13 @@ class SeenBatch(ResponderBase):
     respond_smtp: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(Timestamp)
     seen_at: Mapped[datetime] = mapped_column(Timestamp)
+    # Protocol 2: what maps an address's H to its published value (the
+    # nonce, Total, GCS parameters); NULL for a v1 batch.
+    protocol: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    nonce: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    gcs_p: Mapped[int | None] = mapped_column(Integer)
+    gcs_m: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Match(ResponderBase):

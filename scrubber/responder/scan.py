@@ -249,6 +249,11 @@ def _seen_batch(meta: ArticleMeta, refusal: str | None, now: datetime) -> SeenBa
         respond_smtp=meta.respond_smtp,
         expires_at=meta.expires,
         seen_at=now,
+        protocol=1 if meta.v2 is None else 2,
+        nonce=None if meta.v2 is None else meta.v2.nonce,
+        total=None if meta.v2 is None else meta.total,
+        gcs_p=None if meta.v2 is None else meta.v2.gcs.p,
+        gcs_m=None if meta.v2 is None else meta.v2.gcs.m,
     )
 
 
@@ -260,7 +265,26 @@ def _disagrees(meta: ArticleMeta, batch: SeenBatch) -> str | None:
         return "key, salt or parameters differ from the batch's first part"
     if (meta.respond_http, meta.respond_smtp) != (batch.respond_http, batch.respond_smtp):
         return "response addresses differ from the batch's first part"
+    if _v2_of(meta) != (batch.nonce, batch.total, batch.gcs_p, batch.gcs_m):
+        return "protocol, nonce, Total or GCS parameters differ from the batch's first part"
     return None
+
+
+def _v2_of(meta: ArticleMeta) -> tuple[bytes | None, int | None, int | None, int | None]:
+    if meta.v2 is None:
+        return None, None, None, None
+    return meta.v2.nonce, meta.total, meta.v2.gcs.p, meta.v2.gcs.m
+
+
+def published(batch: SeenBatch, h: bytes) -> bytes:
+    """What the batch publishes for the address whose Argon2 output is ``h``:
+    v1 the first L octets, v2 the nonce-keyed value (8 octets, big-endian)."""
+    if batch.protocol != 2:
+        return h[: batch.tag_length]
+    assert batch.nonce is not None and batch.total is not None
+    assert batch.gcs_p is not None and batch.gcs_m is not None
+    gcs = scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m)
+    return scheme.item_bytes(scheme.item_value(h, batch.nonce, batch.total, gcs))
 
 
 def _own_tags(
@@ -279,8 +303,7 @@ def _own_tags(
     ]
     fresh = dict(zip(missing, (h for f in futures for h in f.result()), strict=True))
     report.hashed += len(fresh)
-    size = batch.tag_length
-    mine = {h[:size]: (c, h[scheme.PROOF_SLICE]) for c, h in (digests | fresh).items()}
+    mine = {published(batch, h): (c, h[scheme.PROOF_SLICE]) for c, h in (digests | fresh).items()}
     return mine, fresh
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     ForeignKey,
     Index,
     Integer,
@@ -161,6 +162,13 @@ class Batch(Base):
     key_public: Mapped[str] = mapped_column(String(64))
     count: Mapped[int]
     parts_total: Mapped[int]
+    # Protocol 2 (docs/scheme.md): the nonce keying the published values, the
+    # GCS parameters and the tag block's encoding; NULL for a v1 batch.
+    protocol: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    nonce: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    gcs_p: Mapped[int | None]
+    gcs_m: Mapped[int | None] = mapped_column(BigInteger)  # M may reach 2**32 - 1
+    encoding: Mapped[str | None] = mapped_column(String(16))
 
 
 class BatchList(Base):

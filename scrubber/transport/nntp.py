@@ -48,6 +48,7 @@ MAX_SEGMENT = 8960
 AUTH_CODES = ("480", "481", "482", "483", "502")
 _DEFINITIVE = ("411", "440", "441")
 _DUPLICATE_CODES = ("435", "437")
+_TLS_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,9 @@ class NntpTransport:
             if isinstance(exc, nntplib.NNTPTemporaryError) and not text.startswith(_DEFINITIVE):
                 return TransientTransportError(f"{self.server}: {text}")
             return TransportError(f"{self.server} refused: {text}")
-        if isinstance(exc, ssl.SSLError):
+        # A TLS session cut by the peer (the server stopped, a reset) is a lost
+        # connection, worth retrying; any other TLS error is not.
+        if isinstance(exc, ssl.SSLError) and not isinstance(exc, _TLS_CUT):
             return TransportError(f"{self.server}: TLS failed: {text}")
         reason = getattr(exc, "strerror", None) or text or type(exc).__name__
         return TransientTransportError(f"cannot reach {self.server}: {reason}")

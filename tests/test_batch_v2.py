@@ -1,0 +1,130 @@
+"""Protocol 2 batches, sender side: unlinkable values, Golomb-coded parts, v1 on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scrubber import article, hashing, scheme
+from scrubber.batch import create, parts
+from scrubber.config import Settings, Workspace
+from scrubber.lists import import_files
+from scrubber.store.models import Batch, BatchEntry, BatchPart
+from scrubber.workspace import init_workspace, load_key, open_store
+
+CHEAP = Settings(argon2_t=1, argon2_m=64)
+
+
+def listed_workspace(tmp_path: Path, count: int) -> Workspace:
+    ws = init_workspace(tmp_path / "ws", CHEAP)
+    source = tmp_path / "list.txt"
+    source.write_text("".join(f"user.{n}@mail{n % 7}.example\n" for n in range(count)))
+    store = open_store(ws)
+    try:
+        import_files(store, "customers", [source], rejects_path=tmp_path / "rejects.csv")
+    finally:
+        store.close()
+    return ws
+
+
+def make_batch(ws: Workspace, **options: object) -> tuple[Batch, list[bytes]]:
+    """Create a batch of ``customers``; return its row and its parts' rendered bodies."""
+    store = open_store(ws)
+    key = load_key(ws)
+    executor = hashing.ThreadExecutor(1)
+    try:
+        request = create.request_from_settings(ws.settings, ["customers"], **options)  # type: ignore[arg-type]
+        batch = create.create_batch(store, ws.settings, key, request, executor).batch
+        with store.read() as session:
+            row = session.get(Batch, batch.id)
+            assert row is not None
+            rows = session.query(BatchPart).filter_by(batch_id=batch.id).order_by(BatchPart.part)
+            total = parts.total_tags(session, row.id)
+            bodies = [
+                article.split_article(
+                    parts.render(row, part.part, row.parts_total, total, tags, key, row.created_at)
+                )[1]
+                for part, tags in parts.pending_tags(session, row, list(rows))
+            ]
+        return row, bodies
+    finally:
+        executor.close()
+        store.close()
+
+
+def digests(ws: Workspace, batch: Batch) -> dict[int, bytes]:
+    """address id -> H of the batch's epoch, from the sender's cache."""
+    store = open_store(ws)
+    try:
+        with store.read() as session:
+            from scrubber.store.models import CachedDigest
+
+            return {
+                d.address_id: d.h
+                for d in session.query(CachedDigest).filter_by(epoch_id=batch.epoch_id)
+            }
+    finally:
+        store.close()
+
+
+def test_default_batch_is_v2_and_publishes_each_address_value(tmp_path: Path) -> None:
+    ws = listed_workspace(tmp_path, 300)
+    batch, bodies = make_batch(ws)
+    assert (batch.protocol, batch.encoding, batch.gcs_p, batch.gcs_m) == (2, "yenc", 19, 784931)
+    assert batch.nonce is not None and len(batch.nonce) == scheme.NONCE_LEN
+    parsed = [article.parse_article(body) for body in bodies]
+    assert all(p.meta.scheme == scheme.SCHEME_V2 and p.meta.total == 300 for p in parsed)
+    published = sorted(t for p in parsed for t in p.tags)
+    gcs = scheme.Gcs()
+    expected = sorted(
+        {
+            scheme.item_bytes(scheme.item_value(h, batch.nonce, 300, gcs))
+            for h in digests(ws, batch).values()
+        }
+    )
+    assert published == expected
+    # The proof is H[16:32], whatever the protocol: the listener's index is unchanged.
+    store = open_store(ws)
+    try:
+        with store.read() as session:
+            proofs = {e.proof for e in session.query(BatchEntry).filter_by(batch_id=batch.id)}
+    finally:
+        store.close()
+    assert proofs == {h[scheme.PROOF_SLICE] for h in digests(ws, batch).values()}
+
+
+def test_two_batches_of_one_list_in_one_epoch_share_no_more_values_than_chance(
+    tmp_path: Path,
+) -> None:
+    ws = listed_workspace(tmp_path, 3000)
+    first, first_bodies = make_batch(ws)
+    second, second_bodies = make_batch(ws)
+    assert first.epoch_id == second.epoch_id and first.nonce != second.nonce
+    one = {t for b in first_bodies for t in article.parse_article(b).tags}
+    two = {t for b in second_bodies for t in article.parse_article(b).tags}
+    assert len(one) > 2990 and len(two) > 2990
+    # By chance about N / M = 3000 / 784931 values coincide; v1 shares all 3000.
+    assert len(one & two) <= 2
+    _, bodies_a = make_batch(ws, protocol=1)
+    _, bodies_b = make_batch(ws, protocol=1)
+    tags_a = {t for b in bodies_a for t in article.parse_article(b).tags}
+    tags_b = {t for b in bodies_b for t in article.parse_article(b).tags}
+    assert tags_a == tags_b and len(tags_a) == 3000
+
+
+def test_protocol_1_still_writes_v1_articles(tmp_path: Path) -> None:
+    ws = listed_workspace(tmp_path, 50)
+    batch, bodies = make_batch(ws, protocol=1, tag_length=6)
+    assert (batch.protocol, batch.nonce, batch.tag_length) == (1, None, 6)
+    parsed = article.parse_article(bodies[0])
+    assert parsed.meta.scheme == scheme.SCHEME_NAME and parsed.meta.v2 is None
+    assert sorted(parsed.tags) == sorted(h[:6] for h in digests(ws, batch).values())
+
+
+def test_base64_encoding_is_7_bit(tmp_path: Path) -> None:
+    ws = listed_workspace(tmp_path, 200)
+    batch, bodies = make_batch(ws, encoding="base64")
+    assert batch.encoding == "base64"
+    assert all(body.isascii() for body in bodies)
+    assert article.parse_article(bodies[0]).meta.v2 == article.V2Fields(
+        nonce=batch.nonce or b"", gcs=scheme.Gcs(), encoding="base64"
+    )
