@@ -1,6 +1,6 @@
 """Print the mutation score per pure module from mutmut's results (`make mutate`).
 
-Score = killed / (mutants - equivalent), where the equivalent mutants (a
+Score = (killed + timed out) / (mutants - equivalent), where the equivalent mutants (a
 change no test can observe, because the behaviour is the same) are listed
 with the reason in scripts/mutation_equivalents.txt. Exits 1 when a module
 is below the goal (95 %), naming its surviving mutants (`mutmut show NAME`).
@@ -46,7 +46,8 @@ def main() -> int:
             by_module[module_of(name)]["equivalent" if equivalent else status].append(name)
     worst = 1.0
     for module, statuses in sorted(by_module.items()):
-        killed = len(statuses["killed"])
+        # A mutant that makes the tests hang (an endless loop) is detected too.
+        killed = len(statuses["killed"]) + len(statuses["timeout"])
         counted = sum(len(v) for k, v in statuses.items() if k != "equivalent")
         score = killed / counted if counted else 1.0
         worst = min(worst, score)
@@ -55,7 +56,7 @@ def main() -> int:
             f" {len(statuses['equivalent'])} equivalent not counted)"
         )
         for status, names in sorted(statuses.items()):
-            if status not in ("killed", "equivalent"):
+            if status not in ("killed", "timeout", "equivalent"):
                 for name in names:
                     print(f"  {status}: {name}")
     print(f"mutate: worst module {worst:.1%} (goal >= {GOAL:.0%})")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sabctools
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -208,3 +211,28 @@ def test_v1_articles_still_parse_beside_v2() -> None:
     meta = article.part_meta(v1, 1, 1, tags)
     parsed = article.parse_article(article.render_body(meta, tags, KEY.sign))
     assert parsed.meta.scheme == scheme.SCHEME_NAME and parsed.meta.v2 is None
+
+
+def test_the_v2_example_in_the_spec_verifies_and_is_reproduced_byte_for_byte() -> None:
+    spec = (Path(__file__).resolve().parent.parent / "docs" / "scheme.md").read_text("utf-8")
+    example = re.search(r"```article-v2\n(.*?)```", spec, re.S)
+    assert example is not None
+    raw = example.group(1).encode("ascii")
+    _, body = article.split_article(raw)
+    parsed = article.parse_article(body)
+    key = OperatorKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    assert parsed.meta.key == key.public_raw and parsed.meta.v2 is not None
+    salt, nonce = parsed.meta.salt, parsed.meta.v2.nonce
+    addresses = ["jane.doe@example.com", "john@gmail.com", "alice@example.org"]
+    digests = [scheme.digest(a, salt, scheme.Params()).h for a in addresses]
+    values = sorted(scheme.item_value(h, nonce, 3, scheme.Gcs()) for h in digests)
+    assert parsed.tags == [scheme.item_bytes(v) for v in values]
+    again = article.render_article(
+        parsed.meta,
+        b"".join(parsed.tags),
+        key,
+        newsgroup="alt.dni.batches",
+        domain="dni.example.com",
+        date=datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC),
+    )
+    assert again == raw

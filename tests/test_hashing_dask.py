@@ -4,6 +4,8 @@ process on loopback, driven through the CLI as an operator would."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from conftest import free_port, run_cli
-from scrubber import hashing, scheme
+from scrubber import hashing, lists, scheme
 from scrubber.config import Workspace
 from scrubber.errors import ExecutorError
 from scrubber.store.models import Address, CachedDigest, SaltEpoch
@@ -148,3 +150,43 @@ def test_bad_executor_options(workspace: Workspace, args: list[str], message: st
     result = run_cli("list", "hash", "l", *args, workspace=workspace.root)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_every_address_hashed_once(
+    cluster: str, workspace: Workspace
+) -> None:
+    from distributed import Client
+
+    _list(workspace, 1200)
+    with Client(cluster, timeout=10, set_as_default=False) as client:
+        pids = list(client.run(os.getpid).values())
+    killed: list[int] = []
+
+    def kill_the_workers_once(done: int) -> None:
+        if not killed:  # the first chunk is in: the others are queued or running
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed.extend(pids)
+
+    with open_store(workspace) as store:
+        with store.read() as session:
+            list_id = lists.get_list(session, "l").id
+        settings = workspace.settings
+        epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
+        executor = hashing.DaskExecutor(cluster)
+        try:
+            engine = hashing.HashEngine(store, executor, page=512)
+            summary = engine.ensure(epoch, [list_id], on_done=kill_the_workers_once)
+        finally:
+            executor.close()
+        with store.read() as session:
+            rows = session.scalar(select(func.count()).select_from(CachedDigest))
+    assert killed and summary.computed == 1200
+    assert rows == 1200  # each address once
+    salt, params, digests = _digests(workspace)
+    assert len(digests) == 1200
+    assert all(scheme.digest(c, salt, params).h == h for c, h in digests.items())
+    with Client(cluster, timeout=10, set_as_default=False) as client:
+        client.wait_for_workers(1, timeout=30)  # the nanny starts a new one
+        replaced = list(client.run(os.getpid).values())
+    assert replaced and not set(replaced) & set(killed)

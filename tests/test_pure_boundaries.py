@@ -288,6 +288,25 @@ def test_settle_keeps_what_other_requests_still_hold() -> None:
     assert both.admit(peer, "T", 600) is Admission.SUSPECT
 
 
+def test_settle_of_a_client_that_holds_nothing() -> None:
+    both, _ = limits()
+    both.settle("192.0.2.9", "T", 0, 0)  # nothing held: no error, nothing kept
+    assert "192.0.2.9" not in both._held
+    assert both.admit("192.0.2.9", "T", MAX_PROOFS) is Admission.SUSPECT
+    both.settle("192.0.2.9", "T", MAX_PROOFS, 0)
+    assert "192.0.2.9" not in both._held  # released entirely: forgotten
+
+
+def test_a_single_proof_still_held_counts() -> None:
+    both, _ = limits()
+    peer = "192.0.2.1"
+    assert both.admit(peer, "T", 1) is Admission.CLEAN
+    assert both.admit(peer, "T", 600) is Admission.SUSPECT
+    both.settle(peer, "T", 600, 0)
+    assert both.admit(peer, "T", MAX_PROOFS) is Admission.REFUSED  # 1 + 1000 > 1000
+    assert both.admit(peer, "T", MAX_PROOFS - 1) is Admission.SUSPECT
+
+
 def test_refused_at_exactly_one_proof_left() -> None:
     both, _ = limits()
     both.per_client.charge("192.0.2.1", MAX_PROOFS - 1)
@@ -302,6 +321,8 @@ def test_no_client_limit_still_sends_bulk_to_the_second_lane() -> None:
         assert both.admit("192.0.2.1", "T", SMALL_REQUEST) is Admission.CLEAN
         assert both.admit("192.0.2.1", "T", SMALL_REQUEST + 1) is Admission.SUSPECT
     assert not both.refused("192.0.2.1")
+    assert both.admit("192.0.2.1", "T", MAX_PROOFS) is Admission.SUSPECT
+    assert both.admit("192.0.2.1", "T", MAX_PROOFS) is Admission.SUSPECT  # nothing held
     both.settle("192.0.2.1", "T", MAX_PROOFS, MAX_PROOFS)
     assert both.per_token.level("T") == 0
 
@@ -312,6 +333,8 @@ def test_a_client_limit_of_one_is_a_limit() -> None:
     assert both.admit(peer, "T", 10) is Admission.CLEAN
     both.settle(peer, "T", 10, 0)
     assert both.per_client.level(peer) == MAX_PROOFS
+    assert both.admit(peer, "T", MAX_PROOFS) is Admission.SUSPECT  # the 10 were released
+    both.settle(peer, "T", MAX_PROOFS, 0)
     both.worthless(peer, MAX_PROOFS)
     assert both.refused(peer)
     assert both.admit(peer, "T", 1) is Admission.REFUSED

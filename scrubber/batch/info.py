@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrubber.batch.post import get_batch
+from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
 
@@ -149,3 +150,27 @@ def _info(session: Session, batch: Batch) -> BatchInfo:
         parts_posted=int(posted or 0),
         pings={outcome: int(n) for outcome, n in pings},
     )
+
+
+def resolve_batch_id(store: Store, given: str) -> str:
+    """The batch id ``given`` names: an id, ``latest`` (the newest batch), or a
+    unique prefix of an id; a one-line error otherwise."""
+    with store.read() as session:
+        if given == "latest":
+            newest = session.scalar(select(Batch.id).order_by(Batch.created_at.desc()).limit(1))
+            if newest is None:
+                raise NotFoundError("no batches yet; 'scrubber batch create LIST' makes one")
+            return newest
+        if session.get(Batch, given) is not None or not given:
+            return given
+        escaped = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matches = session.scalars(
+            select(Batch.id).where(Batch.id.like(f"{escaped}%", escape="\\")).limit(3)
+        ).all()
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(
+            f"batch prefix {given!r} is ambiguous ({', '.join(matches[:2])}, ...); give more of it"
+        )
+    return given  # the command's own lookup says it does not exist

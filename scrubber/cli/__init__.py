@@ -79,13 +79,37 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     ctx.call_on_close(app.close)
 
 
+def _workspace_first(args: list[str]) -> list[str]:
+    """Move ``-w DIR`` / ``--workspace DIR`` given after the subcommand to the
+    front, so the option works wherever an operator types it."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg in ("-w", "--workspace") and index + 1 < len(args):
+            front += args[index : index + 2]
+            index += 2
+            continue
+        if arg.startswith("--workspace="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: turns every expected failure into one line and an exit code."""
     # Whatever scrubber writes is the operator's alone unless a command says
     # otherwise (reports, export --mode): lists, hashes and keys are private.
     os.umask(0o077)
+    args = _workspace_first(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="scrubber", standalone_mode=False)
+        cli.main(args=args, prog_name="scrubber", standalone_mode=False)
     except ScrubberError as error:
         click.echo(f"error: {error.message}", err=True)
         return error.exit_code

@@ -117,10 +117,13 @@ def create(
 def post(app: AppContext, batch_id: str, server: str | None, timeout: float, retries: int) -> None:
     """Post the parts of BATCH not posted yet; safe to re-run after a failure.
 
+    BATCH is an id, a unique prefix of one, or latest.
+
     \b
     Example:
       scrubber batch post 20261123-0a1b2c3d --server nntp://news.example.org
     """
+    batch_id = batch_info.resolve_batch_id(app.store, batch_id)
     work = batch_post.pending(app.store, batch_id)
     if not work.parts:
         app.out.print(f"batch {batch_id}: all {work.batch.parts_total} parts already posted")
@@ -142,7 +145,7 @@ def post(app: AppContext, batch_id: str, server: str | None, timeout: float, ret
         )
     table = Table(title=f"batch {batch_id} -> {summary.server}")
     for column in ("part", "Message-ID", "bytes", "result"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in summary.results:
         table.add_row(str(r.part), r.message_id, f"{r.size:,}", r.status.value)
     app.out.print(table)
@@ -168,7 +171,7 @@ def ls(app: AppContext, as_json: bool) -> None:
         return
     table = Table(title="batches")
     for column in ("batch", "created", "lists", "addresses", "parts", "pings", "expires"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for i in infos:
         table.add_row(
             i.id,
@@ -189,16 +192,20 @@ def ls(app: AppContext, as_json: bool) -> None:
 def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     """Show one batch: metadata, parts with Message-IDs and status, pings.
 
+    BATCH is an id, a unique prefix of one, or latest.
+
     \b
     Example:
       scrubber batch show 20261123-0a1b2c3d
     """
-    detail = batch_info.batch_detail(app.store, batch_id)
+    detail = batch_info.batch_detail(app.store, batch_info.resolve_batch_id(app.store, batch_id))
     if as_json:
         print_json(detail.to_json())
         return
     i = detail.info
     meta = Table(title=f"batch {i.id}", show_header=False)
+    meta.add_column(overflow="fold")
+    meta.add_column(overflow="fold")
     meta.add_row("lists", ", ".join(i.lists))
     meta.add_row("addresses", f"{i.addresses:,}")
     meta.add_row("created / expires", f"{i.created_at:%Y-%m-%d %H:%M} / {i.expires_at:%Y-%m-%d}")
@@ -213,7 +220,7 @@ def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     app.out.print(meta)
     parts = Table(title=f"parts ({i.parts_posted}/{i.parts_total} posted)")
     for column in ("part", "Message-ID", "tags", "range", "bytes", "posted", "server"):
-        parts.add_column(column)
+        parts.add_column(column, overflow="fold")
     for p in detail.parts:
         posted = f"{p.posted_at:%Y-%m-%d %H:%M:%S}" if p.posted_at else "pending"
         parts.add_row(

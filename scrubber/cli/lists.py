@@ -201,15 +201,31 @@ def ls(app: AppContext, as_json: bool) -> None:
 
 @list_group.command("show")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def show(app: AppContext, name: str) -> None:
+def show(app: AppContext, name: str, as_json: bool) -> None:
     """Show one list: counts and import history.
 
     \b
     Example:
-      scrubber list show customers
+      scrubber list show customers --json
     """
     info = lists.list_info(app.store, name)
+    if as_json:
+        history = [
+            {
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "source": run.source,
+                "lines": run.lines,
+                "accepted": run.accepted,
+                "added": run.added,
+                "rejected": run.rejected,
+            }
+            for run in lists.import_history(app.store, name)
+        ]
+        print_json({**asdict(info), "imports": history})
+        return
     app.out.print(
         f"[bold]{info.name}[/]: {info.addresses:,} addresses, "
         f"{info.suppressed:,} suppressed, created {info.created_at:%Y-%m-%d}"
