@@ -60,3 +60,16 @@ def test_list_show_json(workspace: Workspace, tmp_path: Path) -> None:
     shown = json.loads(result.stdout)
     assert (shown["name"], shown["addresses"], shown["suppressed"]) == ("l", 5, 0)
     assert [run["added"] for run in shown["imports"]] == [5]
+
+
+def test_batch_post_json(workspace: Workspace, tmp_path: Path) -> None:
+    batch_id = _batch(workspace, tmp_path)
+    posted = run_cli("batch", "post", "latest", "--json", workspace=workspace.root)
+    assert posted.returncode == 0, posted.stderr
+    summary = json.loads(posted.stdout)
+    assert (summary["batch"], summary["posted"]) == (batch_id, summary["parts_total"])
+    assert all(part["result"] == "posted" for part in summary["parts"])
+    again = json.loads(
+        run_cli("batch", "post", batch_id[:10], "--json", workspace=workspace.root).stdout
+    )
+    assert (again["posted"], again["already"]) == (0, summary["parts_total"])

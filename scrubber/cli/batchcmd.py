@@ -113,8 +113,16 @@ def create(
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True)
 @click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was posted as JSON.")
 @pass_app
-def post(app: AppContext, batch_id: str, server: str | None, timeout: float, retries: int) -> None:
+def post(
+    app: AppContext,
+    batch_id: str,
+    server: str | None,
+    timeout: float,
+    retries: int,
+    as_json: bool,
+) -> None:
     """Post the parts of BATCH not posted yet; safe to re-run after a failure.
 
     BATCH is an id, a unique prefix of one, or latest.
@@ -126,6 +134,18 @@ def post(app: AppContext, batch_id: str, server: str | None, timeout: float, ret
     batch_id = batch_info.resolve_batch_id(app.store, batch_id)
     work = batch_post.pending(app.store, batch_id)
     if not work.parts:
+        if as_json:
+            print_json(
+                {
+                    "batch": batch_id,
+                    "parts_total": work.batch.parts_total,
+                    "posted": 0,
+                    "duplicates": 0,
+                    "already": work.batch.parts_total,
+                    "parts": [],
+                }
+            )
+            return
         app.out.print(f"batch {batch_id}: all {work.batch.parts_total} parts already posted")
         return
     key = load_key(app.workspace)
@@ -143,6 +163,23 @@ def post(app: AppContext, batch_id: str, server: str | None, timeout: float, ret
         summary = batch_post.post_batch(
             app.store, work, key, connect, on_part=lambda r: advance(r.size)
         )
+    if as_json:
+        parts = [
+            {"part": r.part, "message_id": r.message_id, "bytes": r.size, "result": r.status.value}
+            for r in summary.results
+        ]
+        print_json(
+            {
+                "batch": batch_id,
+                "server": summary.server,
+                "parts_total": summary.parts_total,
+                "posted": summary.posted,
+                "duplicates": summary.duplicates,
+                "already": summary.already,
+                "parts": parts,
+            }
+        )
+        return
     table = Table(title=f"batch {batch_id} -> {summary.server}")
     for column in ("part", "Message-ID", "bytes", "result"):
         table.add_column(column, overflow="fold")
