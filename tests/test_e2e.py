@@ -154,7 +154,7 @@ def test_opt_out_loop_over_inn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     ws = new_workspace(tmp_path / "ws", port)
     make_list(tmp_path / "customers.txt", pairs, LIST_SIZE)
     cli_ok("list", "import", "customers", str(tmp_path / "customers.txt"), workspace=ws.root)
-    batch_id = create_small_parts(ws, monkeypatch, 20_000)
+    batch_id = create_small_parts(ws, monkeypatch, 6_000)
     with open_store(ws) as store, store.read() as session:
         parts = list(session.scalars(select(BatchPart).where(BatchPart.batch_id == batch_id)))
         tags = {
