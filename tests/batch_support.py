@@ -8,6 +8,7 @@ real writer and `batch post`.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from datetime import timedelta
@@ -15,9 +16,10 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 
 from scrubber import scheme
-from scrubber.article import ParsedArticle, parse_article, split_article
+from scrubber.article import SIGNATURE_PREFIX, ParsedArticle, parse_article, split_article
 from scrubber.batch import create, parts
 from scrubber.config import Workspace
+from scrubber.keys import OperatorKey
 from scrubber.store.models import Address, Batch, BatchEntry, BatchList, MailingList, SaltEpoch
 from scrubber.store.types import utcnow
 from scrubber.transport.nntp import nntplib
@@ -129,3 +131,12 @@ def subjects_in_group(conn: nntplib.NNTP, group: str, batch_id: str) -> list[str
     _, overviews = conn.over((int(first), int(last)))
     subjects = [nntplib.decode_header(fields["subject"]) for _, fields in overviews]
     return [s for s in subjects if f" batch {batch_id} " in s]
+
+
+def resign_body(body: bytes, mutate: bytes, replace: bytes, key: OperatorKey) -> bytes:
+    """An article body with ``mutate`` replaced in its signed part and signed
+    again by ``key``: only the checks after the signature can object."""
+    signed = body[: body.rindex(SIGNATURE_PREFIX)]
+    assert mutate in signed
+    signed = signed.replace(mutate, replace, 1)
+    return signed + SIGNATURE_PREFIX + base64.b64encode(key.sign(signed)) + b"\n"

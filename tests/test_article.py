@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from scrubber import article
 from scrubber.errors import ArticleError
 from scrubber.keys import OperatorKey
+from tests.batch_support import resign_body
 
 KEY = OperatorKey.generate()
 TOKEN = "A" * 32
@@ -94,9 +95,7 @@ def test_signature_by_another_key_is_rejected_even_with_matching_key_field() -> 
 
 
 def resign(body: bytes, mutate: bytes, replace: bytes) -> bytes:
-    """Change the signed part and sign it again: only the semantic checks can object."""
-    signed = body[: body.rindex(article.SIGNATURE_PREFIX)].replace(mutate, replace, 1)
-    return signed + article.SIGNATURE_PREFIX + base64.b64encode(KEY.sign(signed)) + b"\n"
+    return resign_body(body, mutate, replace, KEY)
 
 
 @pytest.mark.parametrize(

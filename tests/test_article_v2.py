@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import re
 import zlib
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from scrubber import article, scheme
 from scrubber.errors import ArticleError
 from scrubber.keys import OperatorKey
+from tests.batch_support import resign_body
 
 KEY = OperatorKey.generate()
 TOKEN = "A" * 32
@@ -53,11 +53,7 @@ def body_of(values: list[int], total: int, encoding: str = "yenc") -> bytes:
 
 
 def resign(body: bytes, mutate: bytes, replace: bytes) -> bytes:
-    """Change the signed part and sign it again: only the semantic checks can object."""
-    signed = body[: body.rindex(article.SIGNATURE_PREFIX)]
-    assert mutate in signed
-    signed = signed.replace(mutate, replace, 1)
-    return signed + article.SIGNATURE_PREFIX + base64.b64encode(KEY.sign(signed)) + b"\n"
+    return resign_body(body, mutate, replace, KEY)
 
 
 @settings(max_examples=60, deadline=None)

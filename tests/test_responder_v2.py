@@ -3,18 +3,17 @@ and every malformed v2 article rejected with its reason while the scan goes on."
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scrubber import article
 from scrubber.keys import OperatorKey
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.transport.spool import SpoolSource
+from tests.batch_support import resign_body
 from tests.responder_support import (
     BatchSpec,
     SenderEndpoint,
@@ -83,17 +82,7 @@ def test_v1_and_v2_batches_of_one_sender_are_both_matched(
 def resigned(raw: bytes, mutate: bytes, replace: bytes, key: OperatorKey) -> bytes:
     """A whole article with its body changed and signed again by the batch's key."""
     head, _, body = raw.partition(b"\n\n")
-    signed = body[: body.rindex(article.SIGNATURE_PREFIX)]
-    assert mutate in signed
-    signed = signed.replace(mutate, replace, 1)
-    return (
-        head
-        + b"\n\n"
-        + signed
-        + article.SIGNATURE_PREFIX
-        + base64.b64encode(key.sign(signed))
-        + b"\n"
-    )
+    return head + b"\n\n" + resign_body(body, mutate, replace, key)
 
 
 def crc_flipped(raw: bytes) -> tuple[bytes, bytes]:
