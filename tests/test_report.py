@@ -38,7 +38,7 @@ from scrubber.keys import OperatorKey
 from scrubber.report import build, sign
 from scrubber.report.deadlines import add_business_days
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchEntry, BatchPart, Ping, Suppression
+from scrubber.store.models import Batch, BatchEntry, BatchPart, BatchPartPost, Ping, Suppression
 from scrubber.workspace import init_workspace, load_key, open_store
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
@@ -150,12 +150,21 @@ def add_parts(store: Store, batch_id: str, posted: int, total: int) -> None:
                     last_tag=bytes([part + 1]) * 8,
                     count=10 + part,
                     size=1000 + part,
-                    posted_at=batch.created_at + timedelta(minutes=part)
-                    if part <= posted
-                    else None,
-                    server="nntp://127.0.0.1:119" if part <= posted else None,
                 )
             )
+        session.flush()
+        for part in range(1, posted + 1):
+            when = batch.created_at + timedelta(minutes=part)
+            # A second server took the part later: the report names the first.
+            for server, later in (("spool:/var/spool/dni", 5), ("nntp://127.0.0.1:119", 0)):
+                session.add(
+                    BatchPartPost(
+                        batch_id=batch_id,
+                        part=part,
+                        server=server,
+                        posted_at=when + timedelta(minutes=later),
+                    )
+                )
 
 
 def parse_hour(moment: datetime) -> str:
@@ -207,9 +216,8 @@ def recount(store: Store, batch_id: str) -> dict[str, Any]:
             {"b": batch_id},
         )
         posted = s.scalar(
-            select(func.count())
-            .select_from(BatchPart)
-            .where(BatchPart.batch_id == batch_id, BatchPart.posted_at.is_not(None))
+            text("select count(distinct part) from batch_part_posts where batch_id = :b"),
+            {"b": batch_id},
         )
     return {
         "by": {(c, o): n for c, o, n in by},
@@ -252,6 +260,7 @@ def test_json_report_numbers_match_the_database(seeded: Seeded) -> None:
     assert doc["suppressions"]["pending"] == 0
     assert doc["parts"]["posted"] == truth["posted"] == 2
     assert doc["parts"]["total"] == 3
+    assert [p["server"] for p in doc["parts"]["items"]] == ["nntp://127.0.0.1:119"] * 2 + [None]
     assert [p["message_id"] for p in doc["parts"]["items"]] == [
         f"<{seeded.batch_id}.{k}@dni.example.test>" for k in (1, 2, 3)
     ]

@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 from listener_support import proof_for, start_listener, stored_outcomes
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from conftest import free_port, run_cli
 from scrubber.config import Settings, Workspace, load_workspace
@@ -106,11 +106,13 @@ def _matches_database(doc: dict[str, Any], ws: Workspace, batch: Batch) -> None:
             .join(Ping, Ping.id == Suppression.ping_id)
             .where(Ping.batch_id == batch.id)
         ).all()
-        parts = s.execute(
-            select(func.count(), func.count(BatchPart.posted_at)).where(
-                BatchPart.batch_id == batch.id
-            )
-        ).one()
+        parts = (
+            s.scalar(select(func.count()).where(BatchPart.batch_id == batch.id)),
+            s.scalar(
+                text("select count(distinct part) from batch_part_posts where batch_id = :b"),
+                {"b": batch.id},
+            ),
+        )
         hashed = s.scalar(
             select(func.count()).select_from(BatchEntry).where(BatchEntry.batch_id == batch.id)
         )

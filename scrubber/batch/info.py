@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from scrubber.batch.post import get_batch
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
+from scrubber.store.models import Batch, BatchList, BatchPart, BatchPartPost, MailingList, Ping
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class BatchInfo:
 
 
 @dataclass(frozen=True)
+class PartPost:
+    server: str  # no credentials: nntp://HOST:PORT, nntps://HOST:PORT or spool:DIR
+    posted_at: datetime
+
+
+@dataclass(frozen=True)
 class PartInfo:
     part: int
     message_id: str
@@ -41,8 +47,7 @@ class PartInfo:
     last_tag: str
     count: int
     size: int
-    posted_at: datetime | None
-    server: str | None
+    posts: list[PartPost]  # every server that took the part, earliest first
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class BatchDetail:
     respond_smtp: str
     key: str
     parts: list[PartInfo]
+    servers: dict[str, int]  # server -> parts it took
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,6 +89,7 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         rows = session.scalars(
             select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
         ).all()
+        posts = part_posts(session, batch.id)
     parts = [
         PartInfo(
             r.part,
@@ -91,11 +98,13 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
             r.last_tag.hex(),
             r.count,
             r.size,
-            r.posted_at,
-            r.server,
+            posts.get(r.part, []),
         )
         for r in rows
     ]
+    servers: dict[str, int] = {}
+    for post in (p for part in parts for p in part.posts):
+        servers[post.server] = servers.get(post.server, 0) + 1
     return BatchDetail(
         info=info,
         salt=batch.salt.hex(),
@@ -105,6 +114,29 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         respond_smtp=batch.respond_smtp,
         key=batch.key_public,
         parts=parts,
+        servers=dict(sorted(servers.items())),
+    )
+
+
+def part_posts(session: Session, batch_id: str) -> dict[int, list[PartPost]]:
+    """Where each part of a batch went: part -> its servers, earliest first."""
+    rows = session.execute(
+        select(BatchPartPost.part, BatchPartPost.server, BatchPartPost.posted_at)
+        .where(BatchPartPost.batch_id == batch_id)
+        .order_by(BatchPartPost.part, BatchPartPost.posted_at, BatchPartPost.server)
+    ).all()
+    posts: dict[int, list[PartPost]] = {}
+    for part, server, posted_at in rows:
+        posts.setdefault(part, []).append(PartPost(server, posted_at))
+    return posts
+
+
+def parts_posted(batch_id: QueryableAttribute[str] | str) -> ScalarSelect[int]:
+    """How many parts of the batch went to at least one server (a subquery)."""
+    return (
+        select(func.count(func.distinct(BatchPartPost.part)))
+        .where(BatchPartPost.batch_id == batch_id)
+        .scalar_subquery()
     )
 
 
@@ -129,11 +161,7 @@ def list_names(session: Session, batch_id: str) -> list[str]:
 
 def _info(session: Session, batch: Batch) -> BatchInfo:
     names = list_names(session, batch.id)
-    posted = session.scalar(
-        select(func.count())
-        .select_from(BatchPart)
-        .where(BatchPart.batch_id == batch.id, BatchPart.posted_at.is_not(None))
-    )
+    posted = session.scalar(select(parts_posted(batch.id)))
     pings = session.execute(
         select(Ping.outcome, func.count()).where(Ping.batch_id == batch.id).group_by(Ping.outcome)
     ).all()

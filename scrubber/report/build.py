@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from scrubber import __version__, keys, scheme
-from scrubber.batch.info import list_names
+from scrubber.batch.info import PartPost, list_names, part_posts
 from scrubber.errors import NotFoundError
 from scrubber.report.deadlines import RULES
 from scrubber.store import Store
@@ -138,21 +138,25 @@ def _parts(session: Session, batch: Batch) -> dict[str, Any]:
     rows = session.scalars(
         select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
     ).all()
-    items = [
-        {
-            "part": row.part,
-            "message_id": row.message_id,
-            "server": row.server,
-            "posted_at": iso(row.posted_at),
-            "count": row.count,
-            "size": row.size,
-            "first_tag": row.first_tag.hex(),
-            "last_tag": row.last_tag.hex(),
-        }
-        for row in rows
-    ]
+    # Where a part first went (a batch may go to several servers; 'batch
+    # show' lists them all): the report's layout predates that.
+    first = {part: posts[0] for part, posts in part_posts(session, batch.id).items()}
+    items = [_part_item(row, first.get(row.part)) for row in rows]
     posted = sum(1 for item in items if item["posted_at"] is not None)
     return {"total": batch.parts_total, "posted": posted, "items": items}
+
+
+def _part_item(row: BatchPart, post: PartPost | None) -> dict[str, Any]:
+    return {
+        "part": row.part,
+        "message_id": row.message_id,
+        "server": post.server if post else None,
+        "posted_at": iso(post.posted_at) if post else None,
+        "count": row.count,
+        "size": row.size,
+        "first_tag": row.first_tag.hex(),
+        "last_tag": row.last_tag.hex(),
+    }
 
 
 def _pings(session: Session, batch_id: str) -> dict[str, Any]:
