@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import enum
 import functools
 import hashlib
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 
 import idna
 from argon2.low_level import Type, hash_secret_raw
+
+from scrubber.unicode14 import UNASSIGNED
 
 SCHEME_NAME = "dni-argon2id-v1"
 SCHEME_V2 = "dni-argon2id-v2"
@@ -52,6 +55,11 @@ WHITE_SPACE = (
 )
 _PLAIN = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 _SUSPECT = re.compile(f'[{WHITE_SPACE}\x00-\x1f\x7f-\x9f\ud800-\udfff"]')
+# Code points unassigned in Unicode 14.0.0, the version the canonical form is
+# defined against: an interpreter with newer data would lower-case or
+# IDNA-map some of them, so they are rejected on every interpreter.
+_UNASSIGNED_STARTS = tuple(first for first, _ in UNASSIGNED)
+_FIRST_UNASSIGNED = chr(UNASSIGNED[0][0])  # U+0378: most text never gets there
 
 
 class Reject(enum.StrEnum):
@@ -61,6 +69,7 @@ class Reject(enum.StrEnum):
     WHITESPACE = "whitespace"
     CONTROL = "control-character"
     INVALID = "invalid-character"
+    UNASSIGNED = "unassigned-character"
     QUOTED = "quoted-local-part"
     NO_AT = "no-at-sign"
     MULTIPLE_AT = "multiple-at-signs"
@@ -176,8 +185,16 @@ def _check_characters(text: str) -> None:
         if "\ud800" <= char <= "\udfff":
             raise Rejected(Reject.INVALID)
         raise Rejected(Reject.CONTROL)
+    if any(char >= _FIRST_UNASSIGNED and _unassigned(ord(char)) for char in text):
+        raise Rejected(Reject.UNASSIGNED)
     if "@" not in text:
         raise Rejected(Reject.NO_AT)
+
+
+def _unassigned(code_point: int) -> bool:
+    # A bisection: a regex class of these 698 ranges scans them linearly.
+    index = bisect.bisect_right(_UNASSIGNED_STARTS, code_point) - 1
+    return index >= 0 and code_point <= UNASSIGNED[index][1]
 
 
 def _canonical_local(local: str, domain: str, *, plain: bool = False) -> str:

@@ -290,3 +290,36 @@ def test_v2_gcs_vectors() -> None:
         values, p = [int(x) for x in v["values"].split(",")], int(v["P"])
         assert scheme.gcs_encode(values, values[0], p).hex() == v["gcs"]
         assert scheme.gcs_decode(bytes.fromhex(v["gcs"]), len(values), values[0], p) == values
+
+
+def test_the_unicode_and_idna_versions_the_spec_names_are_the_ones_used() -> None:
+    import idna.idnadata
+
+    from scrubber import unicode14
+
+    versions = _section("## Canonical form")
+    unicode = re.search(r"that of \*\*Unicode\s+(\S+)\*\*", versions)
+    assert unicode is not None and unicode[1] == unicode14.VERSION
+    tables = re.search(r"mapping table of \*\*Unicode\s+(\S+)\*\*", versions)
+    assert tables is not None and tables[1] == idna.idnadata.__version__
+
+
+def test_the_unassigned_table_is_unicode_14() -> None:
+    """Exact on an interpreter with Unicode 14.0.0 data (3.11); on a newer one,
+    everything assigned in 14.0.0 is still assigned (Unicode never unassigns)."""
+    import unicodedata
+
+    from scrubber import unicode14
+
+    unassigned = set()
+    for first, last in unicode14.UNASSIGNED:
+        unassigned.update(range(first, last + 1))
+    live = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Cn"}
+    if unicodedata.unidata_version == unicode14.VERSION:
+        assert live == unassigned
+    else:
+        assert live <= unassigned
+    assert all(
+        scheme.try_canonicalize(f"{chr(cp)}@example.com") == scheme.Reject.UNASSIGNED
+        for cp in (0x0378, 0xA7CB, 0x11F04, 0xFDD0, 0x10FFFF)
+    )
