@@ -26,7 +26,9 @@ from scrubber.store.models import Batch, Ping, PingTally
 from scrubber.workspace import load_key, open_store
 
 
-def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers") -> Batch:
+def make_batch(
+    ws: Workspace, addresses: list[str], list_name: str = "customers", *, protocol: int = 2
+) -> Batch:
     """Import ``addresses`` into a list and create a batch of it."""
     source = ws.root / f"{list_name}.txt"
     source.write_text("\n".join(addresses) + "\n", encoding="utf-8")
@@ -34,7 +36,7 @@ def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers"
     executor = ThreadExecutor(2)
     try:
         import_files(store, list_name, [source], rejects_path=ws.root / "rejects.csv")
-        request = request_from_settings(ws.settings, [list_name])
+        request = request_from_settings(ws.settings, [list_name], protocol=protocol)
         return create_batch(store, ws.settings, load_key(ws), request, executor).batch
     finally:
         executor.close()

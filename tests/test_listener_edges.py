@@ -219,6 +219,33 @@ def _send(client: smtplib.SMTP, rcpt: str, message: bytes) -> tuple[int, bytes]:
     return client.data(message)
 
 
+def test_both_ping_formats_get_the_same_answers_for_v1_and_v2_batches(
+    workspace: Workspace,
+) -> None:
+    old = make_batch(workspace, ADDRESSES[:6], "old", protocol=1)
+    new = make_batch(workspace, ADDRESSES[6:], "new")
+    assert (old.protocol, new.protocol) == (1, 2)
+    running = start_listener(workspace.root)
+    try:
+        for batch, other, mine in ((old, new, ADDRESSES[:6]), (new, old, ADDRESSES[6:])):
+            stranger = proof_for("stranger@example.org", batch)
+            status, body = ping_json(running, batch.token, [proof_for(mine[0], batch), stranger])
+            assert (status, body["outcomes"]) == (200, ["accepted", "invalid"])
+            client = smtp_client(running)
+            rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+            message = f"Subject: opt-out\n\nDNI-Proof: {proof_for(mine[1], batch)}\n"
+            code, reply = _send(client, rcpt, message.encode())
+            client.quit()
+            assert (code, reply) == (250, b"2.0.0 Stored: accepted=1")
+            # A proof of this batch sent to the batch of the other protocol,
+            # which does not hold the address: invalid, nothing suppressed.
+            status, body = ping_json(running, other.token, [proof_for(mine[2], batch)])
+            assert (status, body["outcomes"], body["suppressed"]) == (200, ["invalid"], 0)
+    finally:
+        assert running.stop() == 0, running.log()
+    assert count(workspace, Suppression) == 4
+
+
 def test_garbage_and_half_open_connections(workspace: Workspace, batch: Batch) -> None:
     listener = start_listener(workspace.root, "--read-timeout", "2")
     idle = [socket.create_connection(("127.0.0.1", listener.ports[c])) for c in ("http", "smtp")]
