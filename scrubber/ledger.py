@@ -95,8 +95,8 @@ def mask_client(peer: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def record(store: Store, entries: Iterable[Entry]) -> RecordSummary:
-    """Record suppressions in one transaction.
+def record(store: Store, entries: Iterable[Entry], *, dry_run: bool = False) -> RecordSummary:
+    """Record suppressions in one transaction (``dry_run``: counted, rolled back).
 
     The first record of an address stands (suppression is permanent and its
     evidence kept); recording it again on the same channel with an earlier
@@ -104,7 +104,7 @@ def record(store: Store, entries: Iterable[Entry]) -> RecordSummary:
     """
     first = _earliest(entries)
     added = already = earlier = 0
-    with store.write_connection() as conn:
+    with store.write_connection(dry_run=dry_run) as conn:
         items = sorted(first.values(), key=lambda e: e.canonical)
         for start in range(0, len(items), CHUNK):
             a, b, c = _record_chunk(conn, items[start : start + CHUNK])
