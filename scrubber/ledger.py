@@ -11,6 +11,7 @@ the same columns.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -84,9 +85,14 @@ class Row:
     evidence: str | None
 
 
+@functools.lru_cache(maxsize=4096)
 def mask_client(peer: str) -> str:
     """A client address reduced to its network (IPv4 /24, IPv6 /48): enough to
-    show where a request came from, not which host sent it."""
+    show where a request came from, not which host sent it.
+
+    Memoised: the listener's writer masks every accepted ping's peer, and
+    parsing it with ipaddress was about a tenth of that process's CPU under
+    load (py-spy, docs/performance.md listen_http); a pure function of a string."""
     try:
         ip = ipaddress.ip_address(peer.strip("[]"))
     except ValueError:
