@@ -81,12 +81,16 @@ class Store:
                 conn.close()
 
     @contextlib.contextmanager
-    def write_connection(self, *, check_foreign_keys: bool = True) -> Iterator[Connection]:
+    def write_connection(
+        self, *, check_foreign_keys: bool = True, dry_run: bool = False
+    ) -> Iterator[Connection]:
         """Core-level write transaction, for bulk statements.
 
         ``check_foreign_keys=False`` skips SQLite's per-row foreign-key checks
         for this transaction: for bulk writers whose statements take every
         key from the rows they join (PostgreSQL always checks).
+        ``dry_run=True`` runs every statement and rolls back at the end: the
+        counts are those of the real run, and nothing is kept.
         """
         with _translate_errors(self.engine.dialect.loaded_dbapi):
             conn = self.engine.connect().execution_options(**{_WRITE: True})
@@ -94,8 +98,10 @@ class Store:
             try:
                 if relax:
                     _sqlite_foreign_keys(conn, on=False)
-                with conn.begin():
+                with conn.begin() as transaction:
                     yield conn
+                    if dry_run:
+                        transaction.rollback()
             finally:
                 if relax and not conn.invalidated:
                     _sqlite_foreign_keys(conn, on=True)
