@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import ledger, lists, unsubscribe
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.store.models import Address, Suppression
 from scrubber.unsubscribe import Subscriber
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import Listener, start_listener
 

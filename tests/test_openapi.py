@@ -21,8 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from scrubber import unsubscribe
-from scrubber.config import Workspace
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ import pytest
 from test_report_browser import Page, chromium_page, load
 
 from scrubber import ledger, lists, unsubscribe
-from scrubber.config import Settings, Workspace
-from scrubber.workspace import init_workspace, open_store
+from scrubber.config import Settings
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.conftest import free_port, require_service
 from tests.listener_support import start_listener
 
