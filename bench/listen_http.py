@@ -44,9 +44,9 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scrubber.config import Settings, load_workspace  # noqa: E402
+from scrubber.config import Settings  # noqa: E402
 from scrubber.store.models import Ping  # noqa: E402
-from scrubber.workspace import init_workspace, open_store  # noqa: E402
+from scrubber.workspace import init_workspace, load_workspace, open_store  # noqa: E402
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
