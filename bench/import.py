@@ -42,9 +42,8 @@ LOCAL_RESPONSE = ("--response-domain", "dni.example.test", "--base-url", "http:/
 sys.path.insert(0, str(ROOT))
 
 from scrubber import lists  # noqa: E402
-from scrubber.config import load_workspace  # noqa: E402
 from scrubber.store.types import utcnow  # noqa: E402
-from scrubber.workspace import open_store  # noqa: E402
+from scrubber.workspace import load_workspace, open_store  # noqa: E402
 
 GOAL_RATIO = 1.5
 GOAL_RSS_MB = 300

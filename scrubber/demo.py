@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from scrubber import hashing, lists, scheme
 from scrubber.batch import create as batch_create
 from scrubber.batch import post as batch_post
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.errors import ListenerError
 from scrubber.private import touch_private
 from scrubber.report import build, formats, sign
@@ -35,7 +35,7 @@ from scrubber.store import Store
 from scrubber.store.models import Suppression
 from scrubber.transport import open_transport
 from scrubber.transport.spool import SpoolSource
-from scrubber.workspace import init_workspace, load_key, open_store
+from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_lists"
 LIST_NAME = "customers"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from scrubber.config import load_workspace
+from scrubber.workspace import load_workspace
 
 PUBLIC = ("--response-domain", "dni.shop.example", "--base-url", "https://dni.shop.example")
 

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from scrubber.config import load_workspace
 from scrubber.listener.http import path_prefix
 from scrubber.responder.ping import PingConfig, key_url
 from scrubber.responder.run import run_once
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Suppression
 from scrubber.transport.spool import SpoolSource
-from scrubber.workspace import open_store
+from scrubber.workspace import load_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from scrubber.config import Settings, load_workspace
+from scrubber.config import Settings
 from scrubber.keys import OperatorKey
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import Match
@@ -22,7 +22,7 @@ from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Ping
 from scrubber.store.types import utcnow
 from scrubber.transport.spool import SpoolSource
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import init_workspace, load_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener
 from tests.net_support import Dnsmasq, Microsocks, dni_record

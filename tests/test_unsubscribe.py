@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from scrubber import lists, unsubscribe
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.errors import KeyFileError, UnsubscribeTokenError
 from scrubber.unsubscribe import Subscriber
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.conftest import run_cli
 
 MESSAGE = (

@@ -1,37 +1,30 @@
 """The ping vocabulary both edges, the committer and the writer share.
 
 A ``PingRequest`` is what one HTTP request or one SMTP message asks for; a
-``PingResult`` is its answer, one ``Outcome`` per proof. Nothing here does
-I/O, so any listener module may import it.
+``PingResult`` is its answer, one ``Outcome`` per proof. ``Outcome`` lives
+in ``scrubber.store.outcomes`` (the store and the reports use it without
+importing the listener) and is re-exported here, so the listener's modules
+take their whole vocabulary from this one. Nothing here does I/O, so any
+listener module may import it.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from scrubber import scheme
+from scrubber.store.outcomes import OUTCOMES as OUTCOMES
+from scrubber.store.outcomes import Outcome as Outcome
 from scrubber.store.types import utcnow
 
 PROOF_LEN = 16
 MAX_PROOFS = 1000  # per request, both channels
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROOF_TEXT = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without padding
-
-
-class Outcome(enum.StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    INVALID = "invalid"
-    UNKNOWN_BATCH = "unknown-batch"
-    RATE_LIMITED = "rate-limited"
-
-
-OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs the hot path

@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
-from scrubber.config import Workspace
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import (
@@ -34,6 +33,7 @@ from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
+from scrubber.workspace import Workspace
 
 log = logging.getLogger("scrubber.listener")
 
