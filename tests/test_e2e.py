@@ -93,6 +93,7 @@ def cli_ok(*args: str, **kwargs: Any) -> str:
 def scan(server: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
     out = cli_ok(
         "responder", "scan", "--server", server, "--group", GROUP, "--json", "--ping-delay", "0",
+        "--allow-private",
         *extra, env=env,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out)

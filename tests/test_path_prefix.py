@@ -80,7 +80,7 @@ def test_prefix_end_to_end_from_init_to_suppression(tmp_path: Path) -> None:
         assert status_of(f"{base}/healthz") == 200
         assert status_of(f"http://127.0.0.1:{port}/dni/v1/key") == 404  # not at the root
         add_addresses(store, ["reader@example.com"])
-        config = PingConfig(use_smtp=False, retries=1, backoff=0.01)
+        config = PingConfig(use_smtp=False, retries=1, backoff=0.01, allow_private_http=True)
         result = run_once(store, lambda: SpoolSource(spool), ping_config=config)
         assert result.pings.delivered == 1, result.pings.failures
     finally:
