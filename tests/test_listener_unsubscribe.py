@@ -253,3 +253,45 @@ def test_mailto_with_a_forged_token_is_refused_at_rcpt(served: Served) -> None:
         assert (code, reply) == (550, b"5.1.1 Unknown unsubscribe address")
     assert stored_counts(served.ws) == before
     assert ADDRESSES[6] not in ledger_rows(served.ws)
+
+
+def test_a_flood_of_forged_links_is_rate_limited_like_worthless_proofs(tmp_path: Path) -> None:
+    """Each forged token charges its client one worthless proof: once its
+    bucket (a minute's worth, at least 1,000) is spent, the client is answered
+    429 before its request is read, a real unsubscribe of its included."""
+    import asyncio
+
+    import aiohttp
+
+    ws = init_workspace(tmp_path / "ws", Settings(response_domain=DOMAIN))
+    source = tmp_path / "news.txt"
+    source.write_text(f"{ADDRESSES[0]}\n", encoding="utf-8")
+    with open_store(ws) as store:
+        lists.import_files(store, "news", [source], rejects_path=tmp_path / "rejects.csv")
+        secret = unsubscribe.load_secret(ws.root)
+        who = unsubscribe.subscriber(store, ADDRESSES[0], "news", secret=secret)
+    forged = unsubscribe.make_token(b"f" * 32, who)
+    real = unsubscribe.make_token(secret, who)
+    listener = start_listener(ws.root, "--client-rate", "1", channels=("http",))
+
+    async def flood() -> tuple[list[int], int]:
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for _ in range(1100):
+                async with http.get(f"{listener.http}/u/{forged}") as response:
+                    statuses.append(response.status)
+                if statuses[-1] == 429:
+                    break
+            form = {"Content-Type": FORM}
+            async with http.post(f"{listener.http}/u/{real}", data=ONE_CLICK, headers=form) as r:
+                return statuses, r.status
+
+    try:
+        statuses, last = asyncio.run(flood())
+    finally:
+        assert listener.stop() == 0, listener.log()
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {404}
+    assert 1000 <= len(statuses) <= 1002
+    assert last == 429
+    assert stored_counts(ws) == (0, 1)
+    assert "Traceback" not in listener.log()
