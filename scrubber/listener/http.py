@@ -256,7 +256,7 @@ class HttpEdge:
             return _error(error.status, str(error))
         token = request.match_info["token"].lower()
         unsubscribe = UnsubscribeRequest(
-            token, who.list_id, who.address_id, ONE_CLICK, peer, secrets.token_hex(8)
+            token, who.list_id, who.address_id, who.check, ONE_CLICK, peer, secrets.token_hex(8)
         )
         answer = await self._unsubscribe(unsubscribe)
         if answer is not None:

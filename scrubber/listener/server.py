@@ -35,7 +35,7 @@ from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
 from scrubber.store.types import utcnow
-from scrubber.unsubscribe import load_secret
+from scrubber.unsubscribe import check_key, load_secret
 from scrubber.workspace import Workspace
 
 log = logging.getLogger("scrubber.listener")
@@ -128,7 +128,12 @@ async def _serve(
 ) -> None:
     secret = load_secret(workspace.root)  # before anything starts: a bad file stops here
     metrics = ListenerMetrics()
-    writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
+    writer = WriterProcess(
+        store.url,
+        lock_wait_ms=LOCK_WAIT_MS,
+        log_level=config.log_level,
+        check_key=check_key(secret),  # the writer checks addresses; it cannot make tokens
+    )
     await asyncio.to_thread(writer.start)
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
