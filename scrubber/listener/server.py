@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
+from scrubber.batch.info import KeyInUse, keys_in_use
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import (
@@ -33,6 +34,7 @@ from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
+from scrubber.store.types import utcnow
 from scrubber.unsubscribe import check_key, load_secret
 from scrubber.workspace import Workspace
 
@@ -198,6 +200,9 @@ def _http_edge(
     async def health() -> None:
         await asyncio.to_thread(_ping_database, store)
 
+    async def in_use() -> list[KeyInUse]:
+        return await asyncio.to_thread(keys_in_use, store, utcnow())
+
     return HttpEdge(
         committer,
         metrics,
@@ -208,6 +213,7 @@ def _http_edge(
         read_timeout=config.read_timeout,
         trusted=trusted,
         prefix=config.prefix,
+        keys_in_use=in_use,
     )
 
 
