@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import ledger, lists
-from scrubber.config import Workspace
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.ledger import Channel, Entry, Reason
 from scrubber.store import Store
 from scrubber.store.models import Suppression, SuppressionLift
+from scrubber.workspace import Workspace
 from tests.conftest import run_cli
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

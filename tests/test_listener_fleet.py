@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import scheme
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.store.models import Batch, Ping, Suppression
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.nginx_support import (
     documented_proxy_config,

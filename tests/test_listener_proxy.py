@@ -17,9 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from scrubber import scheme
-from scrubber.config import Workspace
 from scrubber.store.models import Batch, Ping
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.nginx_support import (
     documented_proxy_config,
