@@ -138,6 +138,7 @@ class SenderEndpoint:
     redirect_to: str | None = None
     pings: list[list[str]] = field(default_factory=list)
     key_requests: int = 0
+    retired: list[Any] = field(default_factory=list)  # served as the key endpoint's "retired"
     peers: list[str] = field(default_factory=list)  # client address of every request
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -151,7 +152,7 @@ class SenderEndpoint:
     async def _key(self, request: web.Request) -> web.Response:
         self.key_requests += 1
         self.peers.append(str(request.remote))
-        return web.json_response({"key": encode_public(self.key)})
+        return web.json_response({"key": encode_public(self.key), "retired": self.retired})
 
     async def _ping(self, request: web.Request) -> web.Response:
         self.peers.append(str(request.remote))

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import scheme
-from scrubber.keys import OperatorKey
+from scrubber.keys import OperatorKey, encode_public
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import CachedDigest, Match, SeenBatch
 from scrubber.responder.ping import PingConfig
@@ -128,6 +128,19 @@ def test_forged_batch_pointing_at_a_host_with_another_key_gets_no_ping(
         assert victim.pings == []
     finally:
         victim.stop()
+
+
+def test_a_key_the_sender_lists_as_retired_binds_its_batch_and_junk_entries_are_skipped(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    sender.key = OperatorKey.generate().public_raw  # rotated since the batch was signed
+    sender.retired = [{"key": "junk"}, "junk", {}, {"key": encode_public(key.public_raw)}]
+    add_addresses(store, [ALICE])
+    spec = BatchSpec(key, sender.base)
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+    result = scan_spool(store, tmp_path / "spool")
+    assert result.pings.delivered == 1, result.pings.failures
+    assert sender.pings == [[spec.proof(ALICE)]]
 
 
 def test_tampered_part_is_skipped_with_a_reason_and_the_rest_still_works(
