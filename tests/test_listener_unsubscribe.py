@@ -7,6 +7,7 @@ from `scrubber unsubscribe header`, so the routes and the headers agree.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import smtplib
 import urllib.error
@@ -20,7 +21,6 @@ from sqlalchemy import func, select
 from scrubber import ledger, lists, unsubscribe
 from scrubber.config import Settings
 from scrubber.store.models import Address, Suppression
-from scrubber.unsubscribe import Subscriber
 from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import Listener, start_listener
@@ -199,13 +199,13 @@ def test_a_token_for_a_list_that_is_gone_is_still_honoured(served: Served) -> No
     """Suppression is global: the person asked to hear no more, whatever the list."""
     secret = unsubscribe.load_secret(served.ws.root)
     who = unsubscribe.parse_token(secret, served.token(ADDRESSES[4]))
-    gone = unsubscribe.make_token(secret, Subscriber(who.list_id + 99, who.address_id))
+    gone = unsubscribe.make_token(secret, dataclasses.replace(who, list_id=who.list_id + 99))
     status, _, _ = call(f"{served.base}/u/{gone}", ONE_CLICK, **{"Content-Type": FORM})
     assert status == 200
     assert ledger_rows(served.ws)[ADDRESSES[4]].origin == f"list #{who.list_id + 99} (gone)"
     # An address no longer in the database cannot be suppressed: 404, no write.
     before = stored_counts(served.ws)
-    nobody = unsubscribe.make_token(secret, Subscriber(who.list_id, 10**9))
+    nobody = unsubscribe.make_token(secret, dataclasses.replace(who, address_id=10**9))
     status, _, _ = call(f"{served.base}/u/{nobody}", ONE_CLICK, **{"Content-Type": FORM})
     assert status == 404
     assert stored_counts(served.ws) == before
