@@ -1,26 +1,23 @@
-"""Settings (scrubber.toml) and workspace discovery.
+"""Settings: what ``scrubber.toml`` configures, validated into one object.
 
-A workspace is a directory holding ``scrubber.toml``, the operator's Ed25519
-key pair and (by default) the SQLite database and the article spool. Paths in
-the file are relative to the workspace.
+Locating, creating and opening the workspace that holds the file is
+scrubber/workspace.py's.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
+import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomli_w
 
-from scrubber.errors import ConfigError, WorkspaceError
+from scrubber.errors import ConfigError
 from scrubber.scheme import Params
 from scrubber.transport import DEFAULT_GROUP
 
 CONFIG_NAME = "scrubber.toml"
-ENV_WORKSPACE = "SCRUBBER_WORKSPACE"
 
 
 @dataclass(frozen=True)
@@ -77,65 +74,30 @@ class Settings:
         return settings
 
 
-@dataclass(frozen=True)
-class Workspace:
-    """A located workspace: its root directory and its settings."""
-
-    root: Path
-    settings: Settings
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / CONFIG_NAME
-
-    def path(self, relative: str) -> Path:
-        p = Path(relative)
-        return p if p.is_absolute() else self.root / p
-
-    @property
-    def database_url(self) -> str:
-        """The database URL with a relative SQLite path anchored at the root."""
-        url = self.settings.database_url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str(self.root / rest)
-        return url
-
-    @property
-    def spool_dir(self) -> Path | None:
-        server = self.settings.post_server
-        return self.path(server[len("spool:") :]) if server.startswith("spool:") else None
+# response_domain and response_base_url: every batch advertises them, so
+# init checks them (and never takes the defaults, which only tests use).
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
 
 
-def load_workspace(root: Path) -> Workspace:
-    """Read ``root/scrubber.toml``; raise a one-line error if it is not usable."""
-    config = root / CONFIG_NAME
+def check_response_domain(value: str) -> str:
+    """The domain of the one-time SMTP addresses (dni-<token>@DOMAIN)."""
+    domain = value.strip().lower().rstrip(".")
+    if not _DOMAIN.fullmatch(domain):
+        raise ConfigError(f"response domain {value!r} is not a domain name (e.g. dni.shop.example)")
+    return domain
+
+
+def check_base_url(value: str) -> str:
+    """The public base URL of the HTTP listener (pings go to BASE/dni/v1/ping/...)."""
+    url = value.strip()
     try:
-        raw = config.read_bytes()
-    except FileNotFoundError:
-        raise WorkspaceError(
-            f"no workspace at {root} (no {CONFIG_NAME}); run 'scrubber init' "
-            f"or pass --workspace / set {ENV_WORKSPACE}"
-        ) from None
-    except OSError as exc:
-        raise WorkspaceError(f"cannot read {config}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config} is not valid TOML: {exc}") from None
-    section = data.get("scrubber")
-    if not isinstance(section, dict):
-        raise ConfigError(f"{config} has no [scrubber] table")
-    return Workspace(root=root.resolve(), settings=Settings.from_mapping(section))
-
-
-def find_workspace(explicit: Path | None = None) -> Workspace:
-    """Find the workspace: ``--workspace``, then $SCRUBBER_WORKSPACE, then cwd."""
-    if explicit is not None:
-        return load_workspace(explicit)
-    env = os.environ.get(ENV_WORKSPACE)
-    if env:
-        return load_workspace(Path(env))
-    return load_workspace(Path.cwd())
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base URL {value!r} is not an http(s) URL (e.g. https://dni.shop.example)"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"base URL {value!r} may not have a query or fragment")
+    return url

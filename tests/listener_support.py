@@ -18,12 +18,11 @@ from sqlalchemy import func, select
 
 from scrubber import scheme
 from scrubber.batch.create import create_batch, request_from_settings
-from scrubber.config import Workspace
 from scrubber.hashing import ThreadExecutor
 from scrubber.lists import import_files
 from scrubber.store import Store
 from scrubber.store.models import Batch, Ping, PingTally
-from scrubber.workspace import load_key, open_store
+from scrubber.workspace import Workspace, load_key, open_store
 
 
 def make_batch(
@@ -45,7 +44,7 @@ def make_batch(
 
 def proof_for(address: str, batch: Batch) -> str:
     """The proof a registrant of ``address`` sends, computed from the scheme alone."""
-    params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
+    params = batch.params
     digest = scheme.digest(scheme.canonicalize(address), batch.salt, params)
     return scheme.b64url(digest.proof)
 

@@ -9,9 +9,9 @@ import pytest
 
 from scrubber import scheme
 from scrubber.article import parse_article, parse_subject, split_article
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.transport.spool import spool_name
-from scrubber.workspace import init_workspace
+from scrubber.workspace import Workspace, init_workspace
 from tests.batch_support import batch_row, synthetic_batch
 from tests.conftest import run_cli
 
@@ -57,7 +57,7 @@ def test_create_then_post_to_the_default_spool_publishes_every_tag(listed: Works
         scheme.digest(scheme.canonicalize(a), batch.salt, params).tag for a in ADDRESSES
     )
     assert parsed.tags == expected
-    assert parsed.meta.respond_http == batch.respond_http
+    assert parsed.meta.respond == batch.respond
     assert headers["newsgroups"] == "alt.dni.test"
     info = parse_subject(headers["subject"])
     assert info is not None and (info.first_tag, info.last_tag) == (expected[0], expected[-1])

@@ -11,11 +11,11 @@ from sqlalchemy import LargeBinary, literal, select
 
 from scrubber import article, hashing, scheme
 from scrubber.batch import create, parts
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.lists import import_files
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchEntry, BatchPart
-from scrubber.workspace import init_workspace, load_key, open_store
+from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 
 CHEAP = Settings(argon2_t=1, argon2_m=64)
 

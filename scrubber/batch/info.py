@@ -180,6 +180,26 @@ def _info(session: Session, batch: Batch) -> BatchInfo:
     )
 
 
+@dataclass(frozen=True)
+class KeyInUse:
+    """A key that signed batches not yet expired: responders may still bind them."""
+
+    key_public: str  # base64, as the batch's Key
+    until: datetime  # the last of those batches expires then
+
+
+def keys_in_use(store: Store, now: datetime) -> list[KeyInUse]:
+    """Every key of an unexpired batch, with its last expiry (the key endpoint)."""
+    with store.read() as session:
+        rows = session.execute(
+            select(Batch.key_public, func.max(Batch.expires_at))
+            .where(Batch.expires_at > now)
+            .group_by(Batch.key_public)
+            .order_by(Batch.key_public)
+        )
+        return [KeyInUse(key, until) for key, until in rows]
+
+
 def resolve_batch_id(store: Store, given: str) -> str:
     """The batch id ``given`` names: an id, ``latest`` (the newest batch), or a
     unique prefix of an id; a one-line error otherwise."""

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
-from scrubber.config import Workspace
+from scrubber.batch.info import KeyInUse, keys_in_use
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import (
@@ -34,6 +34,9 @@ from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
+from scrubber.store.types import utcnow
+from scrubber.unsubscribe import check_key, load_secret
+from scrubber.workspace import Workspace
 
 log = logging.getLogger("scrubber.listener")
 
@@ -123,8 +126,14 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
 async def _serve(
     workspace: Workspace, store: Store, config: ListenConfig, trusted: TrustedProxies
 ) -> None:
+    secret = load_secret(workspace.root)  # before anything starts: a bad file stops here
     metrics = ListenerMetrics()
-    writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
+    writer = WriterProcess(
+        store.url,
+        lock_wait_ms=LOCK_WAIT_MS,
+        log_level=config.log_level,
+        check_key=check_key(secret),  # the writer checks addresses; it cannot make tokens
+    )
     await asyncio.to_thread(writer.start)
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
@@ -138,6 +147,7 @@ async def _serve(
     try:
         if config.http is not None:
             edge = _http_edge(config, committer, metrics, limits, store, trusted)
+            edge.unsubscribe_secret = secret
             running.runner, running.http_server = await _start_http(config, edge, http_gate)
         if config.smtp is not None:
             running.handler = SmtpHandler(
@@ -147,6 +157,8 @@ async def _serve(
                 limits,
                 metrics.answered,
                 metrics.outcome,
+                unsubscribe_secret=secret,
+                unsubscribed=metrics.unsubscribed,
             )
             running.smtp_server = await _start_smtp(config, running, smtp_gate, workspace)
         log.info("event=ready pid=%d", os.getpid())
@@ -188,6 +200,9 @@ def _http_edge(
     async def health() -> None:
         await asyncio.to_thread(_ping_database, store)
 
+    async def in_use() -> list[KeyInUse]:
+        return await asyncio.to_thread(keys_in_use, store, utcnow())
+
     return HttpEdge(
         committer,
         metrics,
@@ -198,6 +213,7 @@ def _http_edge(
         read_timeout=config.read_timeout,
         trusted=trusted,
         prefix=config.prefix,
+        keys_in_use=in_use,
     )
 
 

@@ -31,13 +31,13 @@ from scrubber.store.models import (
     PingTally,
     Suppression,
 )
+from scrubber.store.outcomes import OUTCOMES as OUTCOMES
 from scrubber.store.types import utcnow
 
 FORMAT = "scrubber-compliance-report"
 SUMMARY_FORMAT = "scrubber-compliance-summary"
 VERSION = 2  # 2: JCS-canonical signatures (docs/report.md)
 CHANNELS = ("http", "smtp")
-OUTCOMES = ("accepted", "duplicate", "invalid", "unknown-batch", "rate-limited")
 INVARIANT = "no address suppressed before this batch was created is in it"
 RELISTED = "no address suppressed through this batch was listed in a later batch"
 EXAMPLES = 20  # masked examples kept per failed invariant
