@@ -337,7 +337,7 @@ def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
     The domain must prove it is the key holder's even through a relay: the
     relay would deliver to it all the same.
     """
-    name = batch.respond_smtp.rpartition("@")[2]
+    name = batch.respond.domain
     resolver = domain.resolver(config.dns, config.proxy)
     domain.prove_domain(resolver, name, batch.key)
     if config.smtp_server is not None:
