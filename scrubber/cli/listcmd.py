@@ -16,6 +16,7 @@ from scrubber.cli.context import AppContext, executor_option, pass_app, print_js
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
+from scrubber.store import queries
 
 
 @click.group("list")
@@ -416,7 +417,7 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
     """
     settings = app.workspace.settings
     with app.store.read() as session:
-        ids = [lists.get_list(session, n).id for n in names]
+        ids = [queries.get_list(session, n).id for n in names]
     # The executor first: a bad one must leave the database as it was.
     pool = hashing.open_executor(executor, workers)
     try:
