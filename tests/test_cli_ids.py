@@ -107,11 +107,27 @@ def test_batch_post_says_where_it_connects_on_a_terminal(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens here once closed
+    argv = ["-w", str(workspace.root), "batch", "post", batch_id]
+    code, text = _stderr_on_a_terminal(
+        [*argv, "--server", f"nntp://127.0.0.1:{port}", "--retries", "1"]
+    )
+    assert code == 1
+    waiting = text.index(f"connecting to nntp://127.0.0.1:{port} ...")
+    assert waiting < text.index("error: cannot reach"), text
+
+
+def test_status_says_which_listener_it_checks_on_a_terminal(workspace: Workspace) -> None:
+    settings = workspace.settings
+    code, text = _stderr_on_a_terminal(["-w", str(workspace.root), "status"])
+    assert code in (5, 6)  # down, or another workspace's listener on that port
+    assert f"checking the listener at http://{settings.http_host}:{settings.http_port} ..." in text
+
+
+def _stderr_on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run scrubber with stderr on a pseudo-terminal; its exit code and what it showed."""
     primary, secondary = os.openpty()
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("SCRUBBER_WORKSPACE", None)
-    argv = ["-w", str(workspace.root), "batch", "post", batch_id]
-    argv += ["--server", f"nntp://127.0.0.1:{port}", "--retries", "1"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "scrubber", *argv],
         stdout=subprocess.DEVNULL,
@@ -132,13 +148,10 @@ def test_batch_post_says_where_it_connects_on_a_terminal(
                 seen += data
             elif proc.poll() is not None:
                 break
-        proc.wait(timeout=60)
+        code = proc.wait(timeout=60)
     finally:
         os.close(primary)
-    text = seen.decode(errors="replace")
-    assert proc.returncode == 1
-    waiting = text.index(f"connecting to nntp://127.0.0.1:{port} ...")
-    assert waiting < text.index("error: cannot reach"), text
+    return code, seen.decode(errors="replace")
 
 
 # Commands whose output is not data to parse: a file or stream in a format of
