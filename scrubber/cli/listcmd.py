@@ -406,8 +406,11 @@ def suppress(
     "--workers", type=click.IntRange(min=1), help="Hashing workers (default: one per core)."
 )
 @executor_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor: str) -> None:
+def hash_(
+    app: AppContext, names: tuple[str, ...], workers: int | None, executor: str, as_json: bool
+) -> None:
     """Hash lists in the current salt epoch (only addresses not cached yet).
 
     \b
@@ -427,6 +430,9 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
             summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
     finally:
         pool.close()
+    if as_json:
+        print_json(asdict(summary))
+        return
     app.out.print(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"
