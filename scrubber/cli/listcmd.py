@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import hashing, lists, scheme
-from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, folded, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
@@ -140,7 +140,7 @@ def import_(
     if replace:
         table.add_row("removed (not in the files)", f"{summary.removed:,}")
     table.add_row("rejected", f"{summary.rejected:,}")
-    app.out.print(table)
+    app.out.print(folded(table))
     if summary.rejects_path:
         app.out.print(f"rejected lines: {summary.rejects_path}")
 
@@ -239,7 +239,7 @@ def ls(app: AppContext, as_json: bool) -> None:
     for info in infos:
         last = info.last_import_at.strftime("%Y-%m-%d %H:%M") if info.last_import_at else "-"
         table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("show")
@@ -283,7 +283,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             f"{run.added:,}",
             f"{run.rejected:,}",
         )
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("rm")

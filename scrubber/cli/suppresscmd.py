@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import esp, ledger, scheme
-from scrubber.cli.context import AppContext, pass_app, print_json
+from scrubber.cli.context import AppContext, folded, pass_app, print_json
 from scrubber.errors import UsageError
 
 
@@ -74,7 +74,7 @@ def lifts(app: AppContext, as_json: bool) -> None:
             f"{found.suppressed_at:%Y-%m-%d %H:%M}",
             found.origin or "-",
         )
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @suppress_group.command("import")
