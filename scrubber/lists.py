@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
-from sqlalchemy.orm import Session
 
 from scrubber import ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
@@ -39,6 +38,7 @@ from scrubber.store.models import (
     MailingList,
     Suppression,
 )
+from scrubber.store.queries import get_list
 from scrubber.store.types import utcnow
 
 STAGING_CHUNK = 20_000
@@ -622,13 +622,6 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
         if not conn.invalidated:
             for name, value in saved:
                 conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
-
-
-def get_list(session: Session, name: str) -> MailingList:
-    found = session.scalars(select(MailingList).where(MailingList.name == name)).first()
-    if found is None:
-        raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
-    return found
 
 
 def list_infos(store: Store) -> list[ListInfo]:

@@ -15,7 +15,6 @@ from scrubber.batch.parts import plan_parts
 from scrubber.config import Settings
 from scrubber.errors import UsageError
 from scrubber.keys import OperatorKey
-from scrubber.lists import get_list
 from scrubber.store import Store
 from scrubber.store.models import (
     Batch,
@@ -26,6 +25,7 @@ from scrubber.store.models import (
     SaltEpoch,
     Suppression,
 )
+from scrubber.store.queries import get_list
 from scrubber.store.types import utcnow
 
 TOKEN_BYTES = 24  # 192 bits; the scheme asks for at least 128

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from scrubber.batch.post import get_batch
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
+from scrubber.store.queries import get_batch
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ def batch_infos(store: Store) -> list[BatchInfo]:
 
 
 def batch_detail(store: Store, batch_id: str) -> BatchDetail:
-    batch = get_batch(store, batch_id)
     with store.read() as session:
+        batch = get_batch(session, batch_id)
         info = _info(session, batch)
         rows = session.scalars(
             select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)

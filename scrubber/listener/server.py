@@ -101,6 +101,7 @@ class ListenConfig:
     smtp_idle_timeout: float = 60.0
     smtp_session_timeout: float = 300.0
     trusted_proxies: tuple[str, ...] = ()
+    smtp_proxy_protocol: bool = False  # trusted proxies open SMTP with a PROXY header
     prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
 
 
@@ -120,6 +121,8 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
     trusted = TrustedProxies.parse(config.trusted_proxies)
+    if config.smtp_proxy_protocol and not trusted:
+        raise UsageError("--smtp-proxy-protocol needs --trusted-proxy (whose headers to believe)")
     asyncio.run(_serve(workspace, store, config, trusted))
 
 
@@ -262,7 +265,7 @@ async def _start_smtp(
     )
 
     def factory() -> Any:
-        return smtp_door(handler, hostname, gate, timeouts, sessions)
+        return smtp_door(handler, hostname, gate, timeouts, sessions, config.smtp_proxy_protocol)
 
     loop = asyncio.get_running_loop()
     try:

@@ -139,6 +139,13 @@ class SmtpHandler:
     unsubscribe_secret: bytes = b""  # the workspace's token secret (unsubscribe.load_secret)
     unsubscribed: Callable[[str, str, int], None] = lambda *_: None  # metrics hook
 
+    async def handle_PROXY(
+        self, server: SMTP, session: Session, envelope: Envelope, data: Any
+    ) -> bool:
+        """A trusted proxy's PROXY header (v1 or v2, smtp_door): a session
+        whose header does not parse is closed."""
+        return bool(getattr(data, "valid", False))
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -270,6 +277,10 @@ class SmtpHandler:
 
 
 def _peer(session: Session) -> str:
+    """The real client: the one a trusted proxy's PROXY header names, else the TCP peer."""
+    proxied = getattr(session.proxy_data, "src_addr", None)
+    if proxied is not None:  # None for a v2 LOCAL header (the proxy's own health check)
+        return str(proxied)
     peer = session.peer
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
@@ -390,12 +401,16 @@ def smtp_door(
     gate: ConnectionGate,
     limits: SessionLimits,
     sessions: set[GatedSMTP],
+    proxy_protocol: bool = False,
 ) -> SmtpDoor:
     """What the SMTP server makes per connection: a door, and behind it, if
     the gate admits the connection, a session (in ``sessions`` while open,
-    for the shutdown)."""
+    for the shutdown). With ``proxy_protocol``, a connection from a trusted
+    proxy must open with a PROXY header (v1 or v2) naming the real client;
+    others are served as ever."""
 
     def make(peer: str, slot: Callable[[], None]) -> GatedSMTP:
+        proxied = proxy_protocol and gate.trusted.trusts(peer)
         return GatedSMTP(
             handler,
             (gate, peer, slot),
@@ -405,6 +420,7 @@ def smtp_door(
             data_size_limit=MAX_MESSAGE,
             hostname=hostname,
             decode_data=False,
+            proxy_protocol_timeout=limits.silence if proxied else None,
         )
 
     return SmtpDoor(make, gate)
