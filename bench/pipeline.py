@@ -141,6 +141,7 @@ def stage_post(ws_root: str, batch_id: str, server: str) -> tuple[float, float, 
     from sqlalchemy import select
 
     from scrubber.batch import post
+    from scrubber.store import queries
     from scrubber.store.models import BatchPart
     from scrubber.transport import open_transport
     from scrubber.workspace import load_key, load_workspace, open_store
@@ -148,8 +149,8 @@ def stage_post(ws_root: str, batch_id: str, server: str) -> tuple[float, float, 
     def work() -> str:
         ws = load_workspace(Path(ws_root))
         with open_store(ws) as store:
-            batch = post.get_batch(store, batch_id)
             with store.read() as session:
+                batch = queries.get_batch(session, batch_id)
                 parts = session.scalars(
                     select(BatchPart).where(BatchPart.batch_id == batch_id).order_by(BatchPart.part)
                 ).all()

@@ -200,7 +200,9 @@ def honour_on(
 
     Suppression is global, so a token is honoured even when its list is
     gone (or no longer holds the address): the person asked to hear no
-    more. The origin is then ``list #<id> (gone)``. An address that is no
+    more. The origin is the list's name only while the list holds the
+    address (a list id may have gone to a new list), else ``list #<id>
+    (gone)``. An address that is no
     longer in the database, or whose id now belongs to another address (the
     address check, ``key`` = :func:`check_key`, differs), is UNKNOWN and
     nothing is written.
@@ -208,7 +210,11 @@ def honour_on(
     found = conn.execute(
         select(Address.canonical, MailingList.name)
         .select_from(Address)
-        .outerjoin(MailingList, MailingList.id == who.list_id)
+        .outerjoin(
+            ListEntry,
+            (ListEntry.address_id == Address.id) & (ListEntry.list_id == who.list_id),
+        )
+        .outerjoin(MailingList, MailingList.id == ListEntry.list_id)
         .where(Address.id == who.address_id)
     ).first()
     if found is None:

@@ -297,3 +297,64 @@ def test_a_token_never_suppresses_whoever_got_its_address_id_later(
                 store, secret, token, channel=Channel.ONE_CLICK, client="x", received_at=when
             )
         assert list(ledger.rows(store)) == []
+
+
+def test_after_list_rm_a_token_is_honoured_while_its_address_is_kept(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """`list rm` keeps an address another list holds: its old token is still
+    honoured (suppression is global). An address nothing else held is
+    forgotten, and its token is refused with nothing written."""
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+    with open_store(ws) as store:
+        tokens = {
+            a: unsubscribe.make_token(
+                secret, unsubscribe.subscriber(store, a, "news", secret=secret)
+            )
+            for a in ("jane@example.com", "bob@example.com")
+        }
+        news_id = unsubscribe.parse_token(secret, tokens["bob@example.com"]).list_id
+        source = tmp_path / "other.txt"
+        source.write_text("bob@example.com\n")
+        lists.import_files(store, "other", [source], rejects_path=tmp_path / "r2.csv")
+        lists.remove_list(store, "news")
+        args = {"channel": Channel.ONE_CLICK, "client": "x", "received_at": when}
+        with pytest.raises(UnsubscribeTokenError, match="no longer here"):
+            unsubscribe.honour(store, secret, tokens["jane@example.com"], **args)
+        assert unsubscribe.honour(store, secret, tokens["bob@example.com"], **args) is True
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.origin) == ("bob@example.com", f"list #{news_id} (gone)")
+
+
+def test_the_origin_never_names_a_list_that_took_over_the_list_id(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    with open_store(ws) as store:
+        source = tmp_path / "other.txt"
+        source.write_text("bob@example.com\n")
+        lists.import_files(store, "other", [source], rejects_path=tmp_path / "r2.csv")
+        who = unsubscribe.subscriber(store, "bob@example.com", "other", secret=secret)
+        token = unsubscribe.make_token(secret, who)
+        lists.remove_list(store, "other")  # bob stays: "news" holds him
+        source.write_text("carol@example.com\n")
+        lists.import_files(store, "fresh", [source], rejects_path=tmp_path / "r3.csv")
+        fresh = unsubscribe.subscriber(store, "carol@example.com", "fresh", secret=secret)
+        assert fresh.list_id == who.list_id  # SQLite gave the new list the old id
+        when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+        assert unsubscribe.honour(
+            store, secret, token, channel=Channel.ONE_CLICK, client="x", received_at=when
+        )
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.origin) == ("bob@example.com", f"list #{who.list_id} (gone)")

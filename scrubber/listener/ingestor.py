@@ -96,7 +96,9 @@ class Ingestor:
         """Verify and store all requests in one transaction; committed on return.
 
         Pings and unsubscribe requests may come in one group; the answers are
-        in the order of ``requests``.
+        in the order of ``requests``. The pings are recorded first, so an
+        address both pinged and unsubscribed in one group (milliseconds
+        apart) is credited to its ping.
         """
         pings = [r for r in requests if isinstance(r, PingRequest)]
         with self.store.write_connection() as conn:
