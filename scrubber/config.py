@@ -16,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from scrubber.errors import ConfigError, WorkspaceError
+from scrubber.report.deadlines import LEDGER_DEFAULTS, parse_limit
 from scrubber.scheme import Params
 from scrubber.transport import DEFAULT_GROUP
 
@@ -48,6 +49,12 @@ class Settings:
     trusted_proxies: str = ""
     private_key: str = "keys/operator.key"
     public_key: str = "keys/operator.pub"
+    # Who the compliance reports name as the sender (an organisation, and a
+    # mailbox or URL an auditor can reach).
+    operator_name: str = ""
+    operator_contact: str = ""
+    # The ledger report's deadline rules: name = "N hours|days|business days".
+    deadlines: dict[str, str] = field(default_factory=lambda: dict(LEDGER_DEFAULTS))
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -69,12 +76,23 @@ class Settings:
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ConfigError(f"setting {key!r} must be {expected.__name__}, got {value!r}")
             values[key] = value
+        _check_deadlines(values.get("deadlines", {}))
         settings = cls(**values)
         try:
             settings.params  # noqa: B018 - validates the Argon2 values
         except ValueError as exc:
             raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
         return settings
+
+
+def _check_deadlines(table: dict[str, Any]) -> None:
+    for name, limit in table.items():
+        if not isinstance(limit, str):
+            raise ConfigError(f"deadline {name!r} must be a string like '10 business days'")
+        try:
+            parse_limit(limit)
+        except ValueError as exc:
+            raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from scrubber import __version__, keys, scheme
@@ -26,7 +26,9 @@ from scrubber.store.models import (
     Address,
     Batch,
     BatchEntry,
+    BatchList,
     BatchPart,
+    MailingList,
     Ping,
     PingTally,
     Suppression,
@@ -35,12 +37,14 @@ from scrubber.store.types import utcnow
 
 FORMAT = "scrubber-compliance-report"
 SUMMARY_FORMAT = "scrubber-compliance-summary"
+LEDGER_FORMAT = "scrubber-ledger-report"
 VERSION = 2  # 2: JCS-canonical signatures (docs/report.md)
 CHANNELS = ("http", "smtp")
 OUTCOMES = ("accepted", "duplicate", "invalid", "unknown-batch", "rate-limited")
 INVARIANT = "no address suppressed before this batch was created is in it"
 RELISTED = "no address suppressed through this batch was listed in a later batch"
 EXAMPLES = 20  # masked examples kept per failed invariant
+OTHER_ITEMS = 200  # other-channel suppressions listed one by one (all are counted)
 
 Report = dict[str, Any]
 
@@ -60,19 +64,39 @@ def seconds(delta: timedelta) -> float:
     return round(delta.total_seconds(), 6)
 
 
-def build_report(store: Store, batch_id: str, *, now: datetime | None = None) -> Report:
+@dataclass(frozen=True)
+class Operator:
+    """Who sends: the organisation and a contact an auditor can reach (scrubber.toml)."""
+
+    name: str = ""
+    contact: str = ""
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"name": self.name or None, "contact": self.contact or None}
+
+
+def build_report(
+    store: Store,
+    batch_id: str,
+    *,
+    now: datetime | None = None,
+    operator: Operator | None = None,
+) -> Report:
     """The unsigned report of ``batch_id``; raises NotFoundError if there is none."""
     now = now or utcnow()
     with store.read() as session:
-        _snapshot(session)
+        snapshot(session)
         batch = session.get(Batch, batch_id)
         if batch is None:
             raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber report --all')")
         removals = _removals(session, batch, now)
         report: Report = {
-            "report": _header(FORMAT, now),
+            "report": header(FORMAT, now),
+            "operator": (operator or Operator()).as_json(),
             "batch": _metadata(session, batch),
             "addresses_hashed": _count(session, BatchEntry, BatchEntry.batch_id == batch.id),
+            "left_out_suppressed": batch.left_out_suppressed,
+            "list_counts": _list_counts(session, batch.id),
             "parts": _parts(session, batch),
             "pings": _pings(session, batch.id),
             "suppressions": {
@@ -84,6 +108,7 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
                 [r["latency_seconds"] for r in removals if r["latency_seconds"] is not None]
             ),
             "deadlines": _deadlines(removals),
+            "other_suppressions": _other_suppressions(session, batch, now),
             "invariants": _invariants(session, batch),
             "timeline": _timeline(session, batch.id),
         }
@@ -93,7 +118,7 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
     return report
 
 
-def _snapshot(session: Session) -> None:
+def snapshot(session: Session) -> None:
     """Make every query of the report see one moment, while listeners write."""
     # SQLite's read transaction already is a snapshot (WAL); PostgreSQL's
     # default READ COMMITTED would let counts drift between statements.
@@ -101,7 +126,7 @@ def _snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def _header(kind: str, now: datetime) -> dict[str, Any]:
+def header(kind: str, now: datetime) -> dict[str, Any]:
     # The generator matters to verification: files are re-rendered to compare.
     return {
         "format": kind,
@@ -131,6 +156,65 @@ def _metadata(session: Session, batch: Batch) -> dict[str, Any]:
         "newsgroup": batch.newsgroup,
         "respond_http": batch.respond_http,
         "respond_smtp": batch.respond_smtp,
+    }
+
+
+def _list_counts(session: Session, batch_id: str) -> list[dict[str, Any]]:
+    """Per list: its size when the batch was made, and how many were left out as
+    suppressed (both null for batches made before schema 0007)."""
+    rows = session.execute(
+        select(MailingList.name, BatchList.listed, BatchList.left_out)
+        .join(BatchList, BatchList.list_id == MailingList.id)
+        .where(BatchList.batch_id == batch_id)
+        .order_by(MailingList.name)
+    ).all()
+    return [
+        {
+            "list": name,
+            "listed": listed,
+            "left_out": left_out,
+            "in_batch": None if listed is None or left_out is None else listed - left_out,
+        }
+        for name, listed, left_out in rows
+    ]
+
+
+def _other_suppressions(session: Session, batch: Batch, now: datetime) -> dict[str, Any]:
+    """Addresses of this batch suppressed by other means (by hand, imported, one-click,
+    mailto, another batch's ping) while the batch was out: created to expiry."""
+    through_this = and_(Suppression.channel == "dni-ping", Suppression.batch_id == batch.id)
+    rows = session.execute(
+        select(
+            Address.canonical,
+            Suppression.channel,
+            Suppression.reason,
+            Suppression.received_at,
+            Suppression.suppressed_at,
+        )
+        .join(BatchEntry, BatchEntry.address_id == Suppression.address_id)
+        .join(Address, Address.id == Suppression.address_id)
+        .where(
+            BatchEntry.batch_id == batch.id,
+            Suppression.suppressed_at >= batch.created_at,
+            Suppression.suppressed_at < min(batch.expires_at, now),
+            ~through_this,
+        )
+        .order_by(Suppression.suppressed_at, Address.canonical)
+    ).all()
+    return {
+        "count": len(rows),
+        "by_channel": dict(sorted(Counter(r.channel for r in rows).items())),
+        "by_reason": dict(sorted(Counter(r.reason for r in rows).items())),
+        "items": [
+            {
+                "address": scheme.mask(r.canonical),
+                "channel": r.channel,
+                "reason": r.reason,
+                "received_at": iso(r.received_at),
+                "suppressed_at": iso(r.suppressed_at),
+            }
+            for r in rows[:OTHER_ITEMS]
+        ],
     }
 
 
@@ -325,55 +409,84 @@ def _invariant(session: Session, key: str, statement: str, query: Any) -> dict[s
     }
 
 
+# Bucket widths the timeline may use, finest first; the finest one that keeps
+# the batch's pings within TIMELINE_BARS bars wins, so a batch whose pings
+# fall in one hour is drawn in minutes, not as one bar.
+BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
+TIMELINE_BARS = 48
+
+
 def _timeline(session: Session, batch_id: str) -> list[dict[str, Any]]:
-    """Pings and suppressions per UTC hour, for the HTML timeline; counted in SQL."""
-    buckets: dict[str, Counter[str]] = {}
+    """Pings and suppressions per time bucket, for the HTML timeline; counted in SQL."""
+    width = _bucket_width(session, batch_id)
+    buckets: dict[int, Counter[str]] = {}
     # Grouped by label: PostgreSQL would not match repeated bound expressions.
     kind = case((Ping.outcome == "accepted", "accepted"), else_="other").label("kind")
     pings = (
-        select(_hour(session, Ping.received_at).label("hour"), kind, func.count())
+        select(_bucket(session, Ping.received_at, width).label("start"), kind, func.count())
         .where(Ping.batch_id == batch_id)
-        .group_by("hour", "kind")
+        .group_by("start", "kind")
     )
     removed = (
         select(
-            _hour(session, Suppression.suppressed_at).label("hour"),
+            _bucket(session, Suppression.suppressed_at, width).label("start"),
             literal("suppressed"),
             func.count(),
         )
         .where(Suppression.batch_id == batch_id)
-        .group_by("hour")
+        .group_by("start")
     )
     tallied = (
         select(
-            _hour(session, PingTally.minute).label("hour"),
+            _bucket(session, PingTally.minute, width).label("start"),
             literal("other"),
             func.sum(PingTally.invalid + PingTally.duplicate),
         )
         .where(PingTally.batch_id == batch_id)
-        .group_by("hour")
+        .group_by("start")
     )
     for query in (pings, tallied, removed):
-        for hour, kind, count in session.execute(query):
-            buckets.setdefault(hour, Counter())[kind] += int(count)
+        for start, kind, count in session.execute(query):
+            buckets.setdefault(int(start), Counter())[kind] += int(count)
     return [
         {
-            "hour": f"{hour}:00:00.000000Z",
+            "start": iso(datetime.fromtimestamp(start, UTC)),
+            "seconds": width,
             "accepted": counts["accepted"],
             "other": counts["other"],
             "suppressed": counts["suppressed"],
         }
-        for hour, counts in sorted(buckets.items())
+        for start, counts in sorted(buckets.items())
     ]
 
 
-def _hour(session: Session, column: Any) -> Any:
-    """SQL for the UTC hour of a timestamp column, as text ``YYYY-MM-DDTHH``."""
+def _bucket_width(session: Session, batch_id: str) -> int:
+    """The finest bucket that spans the batch's first to last event in few bars."""
+    spans = [
+        select(func.min(Ping.received_at), func.max(Ping.received_at)).where(
+            Ping.batch_id == batch_id
+        ),
+        select(func.min(PingTally.minute), func.max(PingTally.minute)).where(
+            PingTally.batch_id == batch_id
+        ),
+        select(func.min(Suppression.suppressed_at), func.max(Suppression.suppressed_at)).where(
+            Suppression.batch_id == batch_id
+        ),
+    ]
+    moments = [m for query in spans for m in session.execute(query).one() if m is not None]
+    if not moments:
+        return BUCKETS[0]
+    span = (max(moments) - min(moments)).total_seconds()
+    return next((w for w in BUCKETS if span / w < TIMELINE_BARS), BUCKETS[-1])
+
+
+def _bucket(session: Session, column: Any, width: int) -> Any:
+    """SQL for the start of the ``width``-second UTC bucket of a timestamp, in Unix seconds."""
     if session.get_bind().dialect.name == "sqlite":
         # SQLite stores the naive UTC text that store/types.py writes.
-        return func.strftime("%Y-%m-%dT%H", column)
-    utc = func.timezone("UTC", column)
-    return func.to_char(func.date_trunc("hour", utc), 'YYYY-MM-DD"T"HH24')
+        return cast(func.strftime("%s", column), Integer) // width * width
+    epoch = func.floor(func.extract("epoch", column) / width)
+    return cast(epoch * width, BigInteger)
 
 
 # -- the summary across batches (report --all) --------------------------------
@@ -429,12 +542,15 @@ def batch_ids(store: Store, since: datetime | None = None) -> list[str]:
         return list(session.scalars(query).all())
 
 
-def build_summary(store: Store, since: datetime | None = None) -> Report:
+def build_summary(
+    store: Store, since: datetime | None = None, *, operator: Operator | None = None
+) -> Report:
     """A row per batch created at or after ``since``; unsigned."""
     now = utcnow()
     rows = [summary_row(build_report(store, b, now=now)) for b in batch_ids(store, since)]
     return {
-        "report": {**_header(SUMMARY_FORMAT, now), "since": iso(since)},
+        "report": {**header(SUMMARY_FORMAT, now), "since": iso(since)},
+        "operator": (operator or Operator()).as_json(),
         "batches": [asdict(row) for row in rows],
         "ok": all(row.ok for row in rows),
     }

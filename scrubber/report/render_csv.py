@@ -11,7 +11,7 @@ import csv
 import io
 from typing import Any
 
-from scrubber.report.build import OUTCOMES, SUMMARY_FORMAT, SummaryRow
+from scrubber.report.build import LEDGER_FORMAT, OUTCOMES, SUMMARY_FORMAT, SummaryRow
 
 BATCH_COLUMNS = (
     "record",
@@ -28,6 +28,18 @@ BATCH_COLUMNS = (
     "gmail_yahoo",
 )
 SUMMARY_COLUMNS = tuple(SummaryRow.__dataclass_fields__)
+LEDGER_COLUMNS = (
+    "address",
+    "channel",
+    "reason",
+    "origin",
+    "received_at",
+    "committed_at",
+    "commit_seconds",
+    "stopped_at",
+    "stopped_by",
+    "stop_seconds",
+)
 
 
 def render_csv(document: dict[str, Any]) -> str:
@@ -37,6 +49,8 @@ def render_csv(document: dict[str, Any]) -> str:
         writer.writeheader()
         writer.writerows({k: _cell(row[k]) for k in SUMMARY_COLUMNS} for row in document["batches"])
         return out.getvalue()
+    if document["report"]["format"] == LEDGER_FORMAT:
+        return _ledger(document)
     writer = csv.DictWriter(out, BATCH_COLUMNS, restval="", lineterminator="\n")
     writer.writeheader()
     batch = document["batch"]["id"]
@@ -54,6 +68,18 @@ def render_csv(document: dict[str, Any]) -> str:
     for item in document["suppressions"]["items"]:
         row = {k: _cell(item.get(k)) for k in BATCH_COLUMNS if k in item}
         writer.writerow({**row, "record": "suppression", "batch": batch, "outcome": "accepted"})
+    return out.getvalue()
+
+
+def _ledger(document: dict[str, Any]) -> str:
+    """One row per suppression, then one column per deadline rule (its verdict)."""
+    out = io.StringIO()
+    rules = [d["rule"] for d in document["deadlines"]]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*LEDGER_COLUMNS, *rules])
+    for item in document["items"]:
+        cells = [_cell(item[k]) for k in LEDGER_COLUMNS]
+        writer.writerow([*cells, *(item["deadlines"][rule] for rule in rules)])
     return out.getvalue()
 
 

@@ -25,7 +25,7 @@ import rfc8785
 
 from scrubber import __version__, keys
 from scrubber.errors import ReportError, UntrustedKey, VerificationFailed
-from scrubber.report.build import VERSION
+from scrubber.report.build import LEDGER_FORMAT, VERSION
 from scrubber.report.render_html import SCRIPT_ID, render_html
 from scrubber.report.render_json import render_json
 from scrubber.report.render_md import MD_MARKER, render_markdown
@@ -137,15 +137,24 @@ def verify_file(path: Path, trusted: Mapping[bytes, str]) -> Verified:
         raise VerificationFailed(
             f"INVALID: {path} was changed after signing (it differs from its signed data{hint})"
         )
-    batch = document.get("batch")
     return Verified(
         format=fmt,
         kind=str(document["report"].get("format")),
-        subject=str(batch.get("id")) if isinstance(batch, dict) else "all batches",
+        subject=_subject(document),
         key_fingerprint=keys.fingerprint(public),
         trusted_as=label,
         layout_checked=current,
     )
+
+
+def _subject(document: dict[str, Any]) -> str:
+    """What a report is about, for the success line."""
+    batch = document.get("batch")
+    if isinstance(batch, dict):
+        return str(batch.get("id"))
+    if document["report"].get("format") == LEDGER_FORMAT:
+        return "the suppression ledger"
+    return "all batches"
 
 
 def _read(path: Path) -> str:

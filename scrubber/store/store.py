@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # The newest migration. Opening a workspace compares the database with this
 # constant instead of loading Alembic (which costs most of a command's start
 # time); tests/test_store.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 _WRITE = "scrubber_write"
 LOCK_WAIT_MS = 30_000  # a command waits this long for another writer's lock
