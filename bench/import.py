@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scrubber import lists  # noqa: E402
-from scrubber.config import load_workspace  # noqa: E402
 from scrubber.store.types import utcnow  # noqa: E402
-from scrubber.workspace import open_store  # noqa: E402
+from scrubber.workspace import load_workspace, open_store  # noqa: E402
 
 GOAL_RATIO = 1.5
 GOAL_RSS_MB = 300

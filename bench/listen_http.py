@@ -1,6 +1,7 @@
 """Benchmark: durable HTTP pings/s of `scrubber listen` vs an aiohttp hello-world.
 
     .venv/bin/python bench/listen_http.py [--quick] [--rounds R] [--seconds S] [--addresses N]
+                                          [--fleet N]
 
 Same load generator for both (wrk, 50 connections, one proof per POST). The
 listener runs as `python -m scrubber listen` on a fresh SQLite workspace
@@ -14,6 +15,15 @@ ratio is the median of the rounds' ratios (each round's pair is measured
 back to back, so a noisy minute moves one round, not the figure). The last
 line is `listen_http: ratio <x> (goal >= 0.5)`, the median; the line before
 gives the worst round's p99 latency.
+
+`--fleet N`: N listeners on one PostgreSQL database ($SCRUBBER_TEST_PG, a
+fresh database per round copied from a template) behind Debian's nginx
+($SCRUBBER_TEST_NGINX) running the configuration docs/deployment.md shows,
+with N `server` lines, plain HTTP instead of TLS (wrk against the same
+port scheme as the baseline) and without the `limit_req`/`limit_conn`
+lines (wrk's connections all come from one address: the edge would
+measure itself refusing them). The ratio is the fleet's durable pings/s
+through nginx against the same hello-world baseline.
 """
 
 from __future__ import annotations
@@ -34,9 +44,9 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scrubber.config import Settings, load_workspace  # noqa: E402
+from scrubber.config import Settings  # noqa: E402
 from scrubber.store.models import Ping  # noqa: E402
-from scrubber.workspace import init_workspace, open_store  # noqa: E402
+from scrubber.workspace import init_workspace, load_workspace, open_store  # noqa: E402
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
@@ -91,7 +101,9 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     sys.exit(f"server on port {port} did not start")
 
 
-def make_workspace(root: Path, addresses: int) -> tuple[str, list[str]]:
+def make_workspace(
+    root: Path, addresses: int, database_url: str | None = None
+) -> tuple[str, list[str]]:
     """A workspace with one batch; returns its token and the proofs."""
     from scrubber import scheme
     from scrubber.batch.create import create_batch, request_from_settings
@@ -99,7 +111,10 @@ def make_workspace(root: Path, addresses: int) -> tuple[str, list[str]]:
     from scrubber.lists import import_files
     from scrubber.workspace import load_key
 
-    ws = init_workspace(root, Settings(argon2_t=1, argon2_m=8))
+    settings = Settings(argon2_t=1, argon2_m=8)
+    if database_url is not None:
+        settings = Settings(argon2_t=1, argon2_m=8, database_url=database_url)
+    ws = init_workspace(root, settings)
     source = root / "list.txt"
     source.write_text("".join(f"bench{i}@example.com\n" for i in range(addresses)))
     store = open_store(ws)
@@ -152,7 +167,9 @@ def serve_hello(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", HELLO, str(port)])
 
 
-def serve_listener(workspace: Path, channel: str, port: int) -> subprocess.Popen[bytes]:
+def serve_listener(
+    workspace: Path, channel: str, port: int, *extra: str
+) -> subprocess.Popen[bytes]:
     """`scrubber listen` on one channel ("http" or "smtp"), the other off."""
     other = "smtp" if channel == "http" else "http"
     return subprocess.Popen(
@@ -161,7 +178,7 @@ def serve_listener(workspace: Path, channel: str, port: int) -> subprocess.Popen
             f"--{other}", "off", f"--{channel}", f"127.0.0.1:{port}",
             "--client-rate", "0", "--token-rate", "0", "--log-level", "warning",
             # wrk's connections all come from one address: one client here.
-            "--max-client-connections", "1000",
+            "--max-client-connections", "1000", *extra,
         ],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
@@ -192,49 +209,161 @@ def stored_pings(workspace: Path) -> int:
     return count
 
 
+def fleet_config(port: int, upstreams: list[int]) -> str:
+    """The documented nginx config: plain HTTP on ``port``, N upstreams, no edge limits."""
+    from tests.nginx_support import documented_proxy_config
+
+    servers = "".join(
+        f"        server 127.0.0.1:{u} max_fails=1 fail_timeout=10s;\n" for u in upstreams
+    )
+    lines = []
+    for line in documented_proxy_config().splitlines(keepends=True):
+        if "server 127.0.0.1:8025" in line:
+            lines.append(servers)
+        elif re.search(r"server 127\.0\.0\.1:\d+|ssl_certificate|limit_(req|conn)", line):
+            continue
+        else:
+            lines.append(line.replace("listen 443 ssl http2", f"listen 127.0.0.1:{port}"))
+    return "".join(lines)
+
+
+class FleetDatabase:
+    """A template database holding the batch, and a fresh copy of it per round."""
+
+    def __init__(self, base_url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.base = make_url(base_url)
+        self.admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+        self.names: list[str] = []
+        self.template = self.create()
+
+    def url(self, name: str) -> str:
+        return self.base.set(database=name).render_as_string(hide_password=False)
+
+    def create(self, template: str | None = None) -> str:
+        from sqlalchemy import text
+
+        name = f"scrubber_bench_{os.getpid()}_{len(self.names)}"
+        copy = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+        self.names.append(name)
+        return name
+
+    def close(self) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            for name in reversed(self.names):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def fleet_round(
+    work: Path, number: int, db: FleetDatabase, size: int, script: Path, seconds: int
+) -> Run:
+    """One fleet measurement on a fresh copy of the template database."""
+    from tests.nginx_support import run_nginx
+
+    fresh = work / f"round{number}"
+    shutil.copytree(work / "ws", fresh)
+    config = fresh / "scrubber.toml"
+    url = db.url(db.create(template=db.template))
+    config.write_text(config.read_text().replace(db.url(db.template), url))
+    ports = [free_port() for _ in range(size)]
+    servers = [serve_listener(fresh, "http", p, "--trusted-proxy", "127.0.0.1") for p in ports]
+    try:
+        for port, server in zip(ports, servers, strict=True):
+            wait_port(port, server)
+        front = free_port()
+        with run_nginx(work / f"nginx{number}", fleet_config(front, ports)):
+            return run_wrk(front, script, seconds)
+    finally:
+        for server in servers:
+            stop(server)
+
+
+def single_round(work: Path, number: int, script: Path, seconds: int) -> Run:
+    """One listener on a fresh copy of the SQLite workspace: the same work every round."""
+    fresh = work / f"round{number}"
+    shutil.copytree(work / "ws", fresh)
+    port = free_port()
+    return measure(serve_listener(fresh, "http", port), port, script, seconds)
+
+
+def fleet_database(size: int) -> FleetDatabase | None:
+    if size < 2:
+        return None
+    url = os.environ.get("SCRUBBER_TEST_PG")
+    if not url or not os.environ.get("SCRUBBER_TEST_NGINX"):
+        sys.exit(
+            "--fleet needs PostgreSQL and nginx: set SCRUBBER_TEST_PG and "
+            "SCRUBBER_TEST_NGINX (make services; make bench reads .services.env)"
+        )
+    return FleetDatabase(url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (< 30 s in all)")
     parser.add_argument("--seconds", type=int, default=None, help="wrk run length per side")
     parser.add_argument("--rounds", type=int, default=None, help="hello/listener pairs")
     parser.add_argument("--addresses", type=int, default=None)
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N listeners on PostgreSQL behind nginx (default 1: one, no proxy)",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (4 if args.quick else 20)
     rounds = args.rounds or (2 if args.quick else 3)
     addresses = args.addresses or (5_000 if args.quick else 50_000)
     if shutil.which(WRK) is None:
         sys.exit("wrk not found: run scripts/provision-wrk.sh (or make bench)")
+    db = fleet_database(args.fleet)
+    what = f"a fleet of {args.fleet} behind nginx" if db else "scrubber listen"
     ratios, p99s = [], []
     with tempfile.TemporaryDirectory(prefix="bench-listen-http-") as tmp:
         work = Path(tmp)
-        token, proofs = make_workspace(work / "ws", addresses)
-        (work / "proofs.txt").write_text("\n".join(proofs) + "\n")
-        script = work / "ping.lua"
-        script.write_text(LUA % {"proofs": work / "proofs.txt", "token": token})
-        for number in range(1, rounds + 1):
-            port = free_port()
-            base = measure(serve_hello(port), port, script, seconds)
-            # Every round starts from the same fresh workspace: the same work.
-            fresh = work / f"round{number}"
-            shutil.copytree(work / "ws", fresh)
-            port = free_port()
-            run = measure(serve_listener(fresh, "http", port), port, script, seconds)
-            if run.bad:
-                sys.exit(f"{run.bad} non-2xx answers from the listener: not a valid run")
-            stored = stored_pings(fresh)
-            ratios.append(run.rps / base.rps)
-            p99s.append(run.p99_ms)
-            print(
-                f"round {number}: aiohttp hello-world {base.rps:.0f} req/s "
-                f"(p99 {base.p99_ms:.1f} ms); scrubber listen {run.rps:.0f} durable "
-                f"pings/s (p99 {run.p99_ms:.1f} ms, {stored} stored); ratio {ratios[-1]:.2f}"
-            )
+        try:
+            template = db.url(db.template) if db else None
+            token, proofs = make_workspace(work / "ws", addresses, template)
+            (work / "proofs.txt").write_text("\n".join(proofs) + "\n")
+            script = work / "ping.lua"
+            script.write_text(LUA % {"proofs": work / "proofs.txt", "token": token})
+            for number in range(1, rounds + 1):
+                port = free_port()
+                base = measure(serve_hello(port), port, script, seconds)
+                if db:
+                    run = fleet_round(work, number, db, args.fleet, script, seconds)
+                else:
+                    run = single_round(work, number, script, seconds)
+                if run.bad:
+                    sys.exit(f"{run.bad} non-2xx answers from {what}: not a valid run")
+                stored = stored_pings(work / f"round{number}")
+                ratios.append(run.rps / base.rps)
+                p99s.append(run.p99_ms)
+                print(
+                    f"round {number}: aiohttp hello-world {base.rps:.0f} req/s "
+                    f"(p99 {base.p99_ms:.1f} ms); {what} {run.rps:.0f} durable "
+                    f"pings/s (p99 {run.p99_ms:.1f} ms, {stored} stored); "
+                    f"ratio {ratios[-1]:.2f}"
+                )
+        finally:
+            if db:
+                db.close()
+    flags = (" --quick" if args.quick else "") + (f" --fleet {args.fleet}" if db else "")
     print(
-        f"command: .venv/bin/python bench/listen_http.py{' --quick' if args.quick else ''}; "
+        f"command: .venv/bin/python bench/listen_http.py{flags}; "
         f"{CONNECTIONS} connections, {rounds} rounds of {seconds} s per side, {addresses} proofs"
     )
-    print(f"listen_http: p99 {max(p99s):.1f} ms, worst round (goal < {GOAL_P99_MS:g} ms)")
-    print(f"listen_http: ratio {statistics.median(ratios):.2f} (goal >= {GOAL_RATIO:g})")
+    name = "listen_http_fleet" if db else "listen_http"
+    print(f"{name}: p99 {max(p99s):.1f} ms, worst round (goal < {GOAL_P99_MS:g} ms)")
+    print(f"{name}: ratio {statistics.median(ratios):.2f} (goal >= {GOAL_RATIO:g})")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def main() -> None:
         return
     from listen_http import free_port, make_workspace, serve_listener
 
-    from scrubber.config import load_workspace
+    from scrubber.workspace import load_workspace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (< 30 s in all)")

@@ -39,10 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scrubber.batch import post  # noqa: E402
-from scrubber.config import Workspace  # noqa: E402
 from scrubber.transport import open_transport  # noqa: E402
 from scrubber.transport.nntp import nntplib  # noqa: E402
-from scrubber.workspace import init_workspace, load_key, open_store  # noqa: E402
+from scrubber.workspace import Workspace, init_workspace, load_key, open_store  # noqa: E402
 from tests.batch_support import batch_row, synthetic_batch  # noqa: E402
 
 GOAL_RATIO = 1.5

@@ -1,27 +1,22 @@
-"""Settings (scrubber.toml) and workspace discovery.
+"""Settings: what ``scrubber.toml`` configures, validated into one object.
 
-A workspace is a directory holding ``scrubber.toml``, the operator's Ed25519
-key pair and (by default) the SQLite database and the article spool. Paths in
-the file are relative to the workspace.
+Locating, creating and opening the workspace that holds the file is
+scrubber/workspace.py's.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from scrubber.errors import ConfigError, WorkspaceError
+from scrubber.errors import ConfigError
 from scrubber.report.deadlines import LEDGER_DEFAULTS, parse_limit
 from scrubber.scheme import Params
 from scrubber.transport import DEFAULT_GROUP
 
 CONFIG_NAME = "scrubber.toml"
-ENV_WORKSPACE = "SCRUBBER_WORKSPACE"
 
 
 @dataclass(frozen=True)
@@ -93,67 +88,3 @@ def _check_deadlines(table: dict[str, Any]) -> None:
             parse_limit(limit)
         except ValueError as exc:
             raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A located workspace: its root directory and its settings."""
-
-    root: Path
-    settings: Settings
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / CONFIG_NAME
-
-    def path(self, relative: str) -> Path:
-        p = Path(relative)
-        return p if p.is_absolute() else self.root / p
-
-    @property
-    def database_url(self) -> str:
-        """The database URL with a relative SQLite path anchored at the root."""
-        url = self.settings.database_url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str(self.root / rest)
-        return url
-
-    @property
-    def spool_dir(self) -> Path | None:
-        server = self.settings.post_server
-        return self.path(server[len("spool:") :]) if server.startswith("spool:") else None
-
-
-def load_workspace(root: Path) -> Workspace:
-    """Read ``root/scrubber.toml``; raise a one-line error if it is not usable."""
-    config = root / CONFIG_NAME
-    try:
-        raw = config.read_bytes()
-    except FileNotFoundError:
-        raise WorkspaceError(
-            f"no workspace at {root} (no {CONFIG_NAME}); run 'scrubber init' "
-            f"or pass --workspace / set {ENV_WORKSPACE}"
-        ) from None
-    except OSError as exc:
-        raise WorkspaceError(f"cannot read {config}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config} is not valid TOML: {exc}") from None
-    section = data.get("scrubber")
-    if not isinstance(section, dict):
-        raise ConfigError(f"{config} has no [scrubber] table")
-    return Workspace(root=root.resolve(), settings=Settings.from_mapping(section))
-
-
-def find_workspace(explicit: Path | None = None) -> Workspace:
-    """Find the workspace: ``--workspace``, then $SCRUBBER_WORKSPACE, then cwd."""
-    if explicit is not None:
-        return load_workspace(explicit)
-    env = os.environ.get(ENV_WORKSPACE)
-    if env:
-        return load_workspace(Path(env))
-    return load_workspace(Path.cwd())

@@ -129,6 +129,11 @@ class SmtpDomainRefused(ResponderError):
     delivers to no address a ping may go to: the SMTP ping is skipped."""
 
 
+class HttpHostRefused(ResponderError):
+    """A batch's Respond-HTTP host is, or resolves to, a loopback, private or
+    otherwise non-public address: no request is made to it."""
+
+
 class ImportWorkerError(ScrubberError):
     """The process canonicalizing a large import died before it finished."""
 

@@ -11,6 +11,7 @@ the same columns.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -84,9 +85,14 @@ class Row:
     evidence: str | None
 
 
+@functools.lru_cache(maxsize=4096)
 def mask_client(peer: str) -> str:
     """A client address reduced to its network (IPv4 /24, IPv6 /48): enough to
-    show where a request came from, not which host sent it."""
+    show where a request came from, not which host sent it.
+
+    Memoised: the listener's writer masks every accepted ping's peer, and
+    parsing it with ipaddress was about a tenth of that process's CPU under
+    load (py-spy, docs/performance.md listen_http); a pure function of a string."""
     try:
         ip = ipaddress.ip_address(peer.strip("[]"))
     except ValueError:
@@ -95,20 +101,26 @@ def mask_client(peer: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def record(store: Store, entries: Iterable[Entry]) -> RecordSummary:
-    """Record suppressions in one transaction.
+def record(store: Store, entries: Iterable[Entry], *, dry_run: bool = False) -> RecordSummary:
+    """Record suppressions in one transaction (``dry_run``: counted, rolled back).
 
     The first record of an address stands (suppression is permanent and its
     evidence kept); recording it again on the same channel with an earlier
     received time moves that time back, so a re-import keeps the earliest.
     """
+    with store.write_connection(dry_run=dry_run) as conn:
+        return record_on(conn, entries)
+
+
+def record_on(conn: Connection, entries: Iterable[Entry]) -> RecordSummary:
+    """:func:`record` inside a transaction the caller owns (the listener's
+    writer records one-click and mailto requests in its group's)."""
     first = _earliest(entries)
     added = already = earlier = 0
-    with store.write_connection() as conn:
-        items = sorted(first.values(), key=lambda e: e.canonical)
-        for start in range(0, len(items), CHUNK):
-            a, b, c = _record_chunk(conn, items[start : start + CHUNK])
-            added, already, earlier = added + a, already + b, earlier + c
+    items = sorted(first.values(), key=lambda e: e.canonical)
+    for start in range(0, len(items), CHUNK):
+        a, b, c = _record_chunk(conn, items[start : start + CHUNK])
+        added, already, earlier = added + a, already + b, earlier + c
     return RecordSummary(added, already, earlier)
 
 

@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection as MPConnection
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from scrubber import ledger, scheme
@@ -32,6 +32,8 @@ from scrubber.readers import detect_file_encoding, read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
+    Base,
+    BatchList,
     ImportRun,
     ListEntry,
     ListExport,
@@ -56,6 +58,8 @@ class ImportSummary:
     rejected: int
     rejects_path: Path | None
     encodings: dict[str, str] = field(default_factory=dict)  # source -> encoding read with
+    removed: int = 0  # --replace: entries the files no longer hold, taken off the list
+    dry_run: bool = False  # counted only: nothing was written
 
     @property
     def folded(self) -> int:
@@ -81,6 +85,19 @@ class SuppressSummary:
     added: int
     already: int
     rejected: list[tuple[str, str]]
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class RemoveSummary:
+    """What ``list rm`` took away (or, on a dry run, would take away)."""
+
+    name: str
+    entries: int
+    imports: int  # import history rows
+    batches: int  # batches made from the list: they keep their proofs, not the list's name
+    forgotten: int  # addresses on no other list, never suppressed nor batched: deleted
+    dry_run: bool = False
 
 
 def validate_name(name: str) -> str:
@@ -89,12 +106,29 @@ def validate_name(name: str) -> str:
     return name
 
 
-class RejectsWriter:
+class RejectsCounter:
+    """Rejected lines counted only (a dry run writes no file)."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.count = 0
+
+    def add(self, source: str, line: int, value: str, reason: str) -> None:
+        self.count += 1
+
+    def commit(self) -> Path | None:
+        return None
+
+    def discard(self) -> None:
+        pass
+
+
+class RejectsWriter(RejectsCounter):
     """Rejected lines go to a CSV written aside and moved into place at the end."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
+        super().__init__()
+        self.path = self._target = path
         try:
             private_dir(path.parent, tighten_existing=False)
             # mkstemp: mode 0600, as rejected lines are addresses.
@@ -117,8 +151,8 @@ class RejectsWriter:
         if self.count == 0:
             self._tmp.unlink()
             return None
-        self._tmp.replace(self.path)
-        return self.path
+        self._tmp.replace(self._target)
+        return self._target
 
     def discard(self) -> None:
         self._handle.close()
@@ -134,20 +168,32 @@ def import_files(
     column: str | None = None,
     encoding: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    replace: bool = False,
+    new: bool = False,
+    dry_run: bool = False,
 ) -> ImportSummary:
-    """Import ``paths`` into list ``name`` (created if new) in one transaction."""
+    """Import ``paths`` into list ``name`` in one transaction.
+
+    The list is created if new, unless its name looks like a mistake (a file
+    name, another list's name in other case): then only with ``new``, which
+    also refuses an existing list. ``replace`` takes off the list every
+    entry the files do not hold (suppressions are the operator's: kept).
+    ``dry_run`` counts everything and writes nothing, not even rejects.
+    """
     validate_name(name)
     started = utcnow()
     source = Sources.of(paths, column, encoding)
-    rejects = RejectsWriter(rejects_path)
+    rejects = RejectsCounter() if dry_run else RejectsWriter(rejects_path)
     try:
         # Every key the fold writes comes from a join in the same transaction,
         # so SQLite's per-row foreign-key checks would only cost time.
-        with store.write_connection(check_foreign_keys=False) as conn:
-            list_id = _ensure_list(conn, name, started)
+        with store.write_connection(check_foreign_keys=False, dry_run=dry_run) as conn:
+            list_id = _ensure_list(conn, name, started, new=new)
             with _bulk_pragmas(conn):
                 lines, accepted = _stage(conn, source, rejects, on_bytes)
                 unique, added = _fold_staging(conn, list_id)
+                removed = _replace_entries(conn, list_id, accepted) if replace else 0
+                conn.exec_driver_sql("DROP TABLE import_staging")
             kept = rejects.path if rejects.count else None
             conn.execute(
                 insert(ImportRun).values(
@@ -171,17 +217,60 @@ def import_files(
     # Moved into place only once the import is committed.
     rejects.commit()
     return ImportSummary(
-        name, lines, accepted, unique, added, rejects.count, kept, dict(source.encodings)
+        name,
+        lines,
+        accepted,
+        unique,
+        added,
+        rejects.count,
+        kept,
+        dict(source.encodings),
+        removed,
+        dry_run,
     )
 
 
-def _ensure_list(conn: Connection, name: str, now: datetime) -> int:
-    found = conn.execute(select(MailingList.id).where(MailingList.name == name)).scalar()
-    if found is not None:
-        return found
+# Endings of the files people import: a list so named is likely a forgotten list name.
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".zip", ".json", ".xls", ".xlsx")
+
+
+def _ensure_list(conn: Connection, name: str, now: datetime, *, new: bool) -> int:
+    ids: dict[str, int] = {n: i for n, i in conn.execute(select(MailingList.name, MailingList.id))}
+    if name in ids:
+        if new:
+            raise UsageError(f"list {name!r} exists already; leave out --new to import into it")
+        return ids[name]
+    if not new:
+        _refuse_unlikely_name(name, ids)
     result = conn.execute(insert(MailingList).values(name=name, created_at=now))
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
+
+
+def _refuse_unlikely_name(name: str, existing: Iterable[str]) -> None:
+    """A new list whose name is probably a slip is created only with --new."""
+    for other in existing:
+        if other.casefold() == name.casefold():
+            raise UsageError(
+                f"no list named {name!r}, but there is {other!r}: use that name, "
+                f"or pass --new to create {name!r}"
+            )
+    if looks_like_path(name):
+        raise UsageError(
+            f"{name!r} looks like a file, not a list name: the list name comes first "
+            "('list import NAME FILE...'); pass --new to create a list so named"
+        )
+
+
+def looks_like_path(name: str) -> bool:
+    lowered = name.lower()
+    return (
+        name == "-"
+        or "/" in name
+        or os.sep in name
+        or lowered.endswith(FILE_SUFFIXES)
+        or Path(name).is_file()
+    )
 
 
 @dataclass
@@ -217,7 +306,7 @@ class _Chunk(NamedTuple):
 def _stage(
     conn: Connection,
     source: Sources,
-    rejects: RejectsWriter,
+    rejects: RejectsCounter,
     on_bytes: Callable[[int], None] | None,
 ) -> tuple[int, int]:
     """Canonicalize every line into a staging table keyed by canonical form.
@@ -389,8 +478,110 @@ def _fold_staging(conn: Connection, list_id: int) -> tuple[int, int]:
         ),
         {"list_id": list_id},
     ).rowcount
-    conn.exec_driver_sql("DROP TABLE import_staging")
     return int(unique), int(added)
+
+
+def _replace_entries(conn: Connection, list_id: int, accepted: int) -> int:
+    """--replace: take off the list every entry not staged by this import."""
+    if accepted == 0:
+        raise UsageError(
+            "the files hold no address: --replace would empty the list "
+            "(to drop a list, use 'scrubber list rm')"
+        )
+    _collect_dropped(
+        conn,
+        "SELECT e.address_id FROM list_entries e WHERE e.list_id = :list_id AND NOT EXISTS "
+        "(SELECT 1 FROM import_staging s JOIN addresses a ON a.canonical = s.canonical "
+        "WHERE a.id = e.address_id)",
+        list_id,
+    )
+    removed, _ = _drop_collected(conn, list_id)
+    return removed
+
+
+def _collect_dropped(conn: Connection, query: str, list_id: int) -> None:
+    conn.exec_driver_sql("DROP TABLE IF EXISTS dropped_entries")
+    # The id inlined: PostgreSQL takes no bound parameters in CREATE TABLE AS.
+    select_ids = query.replace(":list_id", str(int(list_id)))
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE dropped_entries AS {select_ids}")
+
+
+def _drop_collected(conn: Connection, list_id: int) -> tuple[int, int]:
+    """Delete the entries in ``dropped_entries`` and forget the addresses nothing
+    else holds (no other list, suppression, batch or ping): (entries, forgotten)."""
+    removed = conn.execute(
+        text(
+            "DELETE FROM list_entries WHERE list_id = :list_id "
+            "AND address_id IN (SELECT address_id FROM dropped_entries)"
+        ),
+        {"list_id": list_id},
+    ).rowcount
+    # EXCEPT, not NOT EXISTS: a set operation per table, fast on both databases
+    # whether or not the referencing column has an index of its own.
+    held = " ".join(
+        f"EXCEPT SELECT {column} FROM {table}"  # noqa: S608 - names from the models
+        for table, column in _address_references()
+    )
+    conn.exec_driver_sql("DROP TABLE IF EXISTS forgotten_addresses")
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE forgotten_addresses AS "  # noqa: S608 - names from the models
+        f"SELECT address_id FROM dropped_entries {held}"
+    )
+    # The digest cache is the only holder that is not a record: it goes too.
+    conn.exec_driver_sql(
+        "DELETE FROM digests WHERE address_id IN (SELECT address_id FROM forgotten_addresses)"
+    )
+    count = conn.exec_driver_sql(
+        "DELETE FROM addresses WHERE id IN (SELECT address_id FROM forgotten_addresses)"
+    ).rowcount
+    conn.exec_driver_sql("DROP TABLE forgotten_addresses")
+    conn.exec_driver_sql("DROP TABLE dropped_entries")
+    return int(removed), int(count)
+
+
+def _address_references() -> list[tuple[str, str]]:
+    """(table, column) of every foreign key to addresses, but the digest cache's:
+    from the models, so a table added later keeps its addresses."""
+    return [
+        (table.name, key.parent.name)
+        for table in Base.metadata.sorted_tables
+        for key in table.foreign_keys
+        if key.column.table.name == Address.__tablename__ and table.name != "digests"
+    ]
+
+
+def remove_list(store: Store, name: str, *, dry_run: bool = False) -> RemoveSummary:
+    """Delete list ``name``: its entries, its import history, its place in
+    batches. Suppressions stay (they are the operator's, not the list's), and
+    so does every address a batch or another list still holds."""
+    with store.write_connection(dry_run=dry_run) as conn:
+        list_id = conn.execute(select(MailingList.id).where(MailingList.name == name)).scalar()
+        if list_id is None:
+            raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
+        _collect_dropped(
+            conn, "SELECT address_id FROM list_entries WHERE list_id = :list_id", list_id
+        )
+        entries, forgotten = _drop_collected(conn, list_id)
+        imports = conn.execute(delete(ImportRun).where(ImportRun.list_id == list_id)).rowcount
+        batches = conn.execute(delete(BatchList).where(BatchList.list_id == list_id)).rowcount
+        conn.execute(delete(MailingList).where(MailingList.id == list_id))
+    return RemoveSummary(name, entries, imports, batches, forgotten, dry_run)
+
+
+def rename_list(store: Store, old: str, new: str) -> None:
+    """Give list ``old`` the name ``new`` (refused if another list has it, in any case)."""
+    validate_name(new)
+    with store.write_connection() as conn:
+        ids = {n: i for n, i in conn.execute(select(MailingList.name, MailingList.id))}
+        if old not in ids:
+            raise NotFoundError(f"no list named {old!r}; 'scrubber list ls' shows the lists")
+        for other in ids:
+            if other != old and other.casefold() == new.casefold():
+                raise UsageError(
+                    f"a list named {other!r} exists; pick another name "
+                    "(or 'scrubber list rm' that one first)"
+                )
+        conn.execute(update(MailingList).where(MailingList.id == ids[old]).values(name=new))
 
 
 @contextlib.contextmanager
@@ -551,10 +742,10 @@ def _export_pages(store: Store, list_id: int, page: int) -> Iterator[tuple[str, 
 
 
 def suppress(
-    store: Store, addresses: Iterable[str], *, origin: str | None = None
+    store: Store, addresses: Iterable[str], *, origin: str | None = None, dry_run: bool = False
 ) -> SuppressSummary:
     """Suppress addresses across all lists, permanently (the ledger's manual
-    channel); returns counts and rejects."""
+    channel); returns counts and rejects. ``dry_run`` counts, writes nothing."""
     rejected: list[tuple[str, str]] = []
     canonicals: set[str] = set()
     for raw in addresses:
@@ -564,5 +755,6 @@ def suppress(
         else:
             canonicals.add(result)
     now = utcnow()
-    summary = ledger.record(store, (ledger.manual(c, origin=origin, now=now) for c in canonicals))
-    return SuppressSummary(summary.added, summary.already, rejected)
+    entries = (ledger.manual(c, origin=origin, now=now) for c in canonicals)
+    summary = ledger.record(store, entries, dry_run=dry_run)
+    return SuppressSummary(summary.added, summary.already, rejected, dry_run)

@@ -17,6 +17,7 @@ requires.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import os
@@ -28,7 +29,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from scrubber import ledger, scheme
 from scrubber.errors import KeyFileError, NotFoundError, UnsubscribeTokenError, UsageError
@@ -117,6 +118,14 @@ def subscriber(store: Store, address: str, list_name: str) -> Subscriber:
     return Subscriber(found[0], found[1])
 
 
+class Honoured(enum.Enum):
+    """What honouring a token did."""
+
+    SUPPRESSED = "suppressed"  # newly
+    ALREADY = "already"  # suppressed before, by any channel: the first record stands
+    UNKNOWN = "unknown"  # the token's address is no longer in the database
+
+
 def honour(
     store: Store,
     secret: bytes,
@@ -125,33 +134,68 @@ def honour(
     channel: ledger.Channel,
     client: str,
     received_at: datetime,
+    request_id: str | None = None,
 ) -> bool:
     """Suppress the subscriber a one-click or mailto token names; True if newly.
 
     The token is checked before the database is touched, so a forged one
-    costs nothing; a token for a list or address no longer there is refused
+    costs nothing; a token whose address is no longer here is refused
     without a write. A replayed token is a no-op (the first record stands).
     """
     who = parse_token(secret, token)
-    with store.read() as session:
-        found = session.execute(
-            select(Address.canonical, MailingList.name)
-            .join(ListEntry, ListEntry.address_id == Address.id)
-            .join(MailingList, MailingList.id == ListEntry.list_id)
-            .where(ListEntry.list_id == who.list_id, Address.id == who.address_id)
-        ).first()
+    with store.write_connection() as conn:
+        done = honour_on(
+            conn,
+            who,
+            token,
+            channel=channel,
+            client=client,
+            received_at=received_at,
+            request_id=request_id,
+        )
+        if done is Honoured.UNKNOWN:
+            raise UnsubscribeTokenError("unsubscribe token for an address no longer here")
+    return done is Honoured.SUPPRESSED
+
+
+def honour_on(
+    conn: Connection,
+    who: Subscriber,
+    token: str,
+    *,
+    channel: ledger.Channel,
+    client: str,
+    received_at: datetime,
+    request_id: str | None = None,
+) -> Honoured:
+    """Record the suppression of a token already verified, in the caller's
+    transaction (the listener's writer runs it in its group's).
+
+    Suppression is global, so a token is honoured even when its list is
+    gone (or no longer holds the address): the person asked to hear no
+    more. The origin is then ``list #<id> (gone)``. Only an address that is
+    no longer in the database cannot be suppressed (UNKNOWN, nothing written).
+    """
+    found = conn.execute(
+        select(Address.canonical, MailingList.name)
+        .select_from(Address)
+        .outerjoin(MailingList, MailingList.id == who.list_id)
+        .where(Address.id == who.address_id)
+    ).first()
     if found is None:
-        raise UnsubscribeTokenError("unsubscribe token for a list or address no longer here")
+        return Honoured.UNKNOWN
     entry = ledger.Entry(
         found[0],
         channel,
         ledger.Reason.UNSUBSCRIBE,
         received_at,
-        origin=found[1],
+        origin=found[1] if found[1] is not None else f"list #{who.list_id} (gone)",
+        request_id=request_id,
         client=ledger.mask_client(client),
         evidence=token,
     )
-    return ledger.record(store, [entry]).added == 1
+    added = ledger.record_on(conn, [entry]).added
+    return Honoured.SUPPRESSED if added == 1 else Honoured.ALREADY
 
 
 def headers(token: str, base_url: str, domain: str) -> dict[str, str]:

@@ -1,14 +1,88 @@
-"""Creating and opening a workspace: config file, key pair, database."""
+"""The workspace: finding, creating and opening it (config file, key pair, database).
+
+A workspace is a directory holding ``scrubber.toml``, the operator's Ed25519
+key pair and (by default) the SQLite database and the article spool. Paths in
+the file are relative to the workspace.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-from scrubber.config import CONFIG_NAME, Settings, Workspace, load_workspace
-from scrubber.errors import WorkspaceError
+from scrubber.config import CONFIG_NAME, Settings
+from scrubber.errors import ConfigError, WorkspaceError
 from scrubber.keys import OperatorKey
 from scrubber.private import private_dir, write_private
 from scrubber.store import Store
+
+ENV_WORKSPACE = "SCRUBBER_WORKSPACE"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A located workspace: its root directory and its settings."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the root."""
+        url = self.settings.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.root / rest)
+        return url
+
+    @property
+    def spool_dir(self) -> Path | None:
+        server = self.settings.post_server
+        return self.path(server[len("spool:") :]) if server.startswith("spool:") else None
+
+
+def load_workspace(root: Path) -> Workspace:
+    """Read ``root/scrubber.toml``; raise a one-line error if it is not usable."""
+    config = root / CONFIG_NAME
+    try:
+        raw = config.read_bytes()
+    except FileNotFoundError:
+        raise WorkspaceError(
+            f"no workspace at {root} (no {CONFIG_NAME}); run 'scrubber init' "
+            f"or pass --workspace / set {ENV_WORKSPACE}"
+        ) from None
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {config}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config} is not valid TOML: {exc}") from None
+    section = data.get("scrubber")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config} has no [scrubber] table")
+    return Workspace(root=root.resolve(), settings=Settings.from_mapping(section))
+
+
+def find_workspace(explicit: Path | None = None) -> Workspace:
+    """Find the workspace: ``--workspace``, then $SCRUBBER_WORKSPACE, then cwd."""
+    if explicit is not None:
+        return load_workspace(explicit)
+    env = os.environ.get(ENV_WORKSPACE)
+    if env:
+        return load_workspace(Path(env))
+    return load_workspace(Path.cwd())
 
 
 def init_workspace(root: Path, settings: Settings | None = None) -> Workspace:

@@ -18,12 +18,11 @@ from sqlalchemy import insert, select
 from scrubber import scheme
 from scrubber.article import SIGNATURE_PREFIX, ParsedArticle, parse_article, split_article
 from scrubber.batch import create, parts
-from scrubber.config import Workspace
 from scrubber.keys import OperatorKey
 from scrubber.store.models import Address, Batch, BatchEntry, BatchList, MailingList, SaltEpoch
 from scrubber.store.types import utcnow
 from scrubber.transport.nntp import nntplib
-from scrubber.workspace import load_key, open_store
+from scrubber.workspace import Workspace, load_key, open_store
 
 TEST_GROUP = "alt.dni.test"
 

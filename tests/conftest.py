@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scrubber.config import Workspace
 from scrubber.keys import OperatorKey
 from scrubber.store import Store
-from scrubber.workspace import init_workspace
+from scrubber.workspace import Workspace, init_workspace
 
 if TYPE_CHECKING:
     from tests.responder_support import SenderEndpoint

@@ -18,12 +18,11 @@ from sqlalchemy import func, select
 
 from scrubber import scheme
 from scrubber.batch.create import create_batch, request_from_settings
-from scrubber.config import Workspace
 from scrubber.hashing import ThreadExecutor
 from scrubber.lists import import_files
 from scrubber.store import Store
 from scrubber.store.models import Batch, Ping, PingTally
-from scrubber.workspace import load_key, open_store
+from scrubber.workspace import Workspace, load_key, open_store
 
 
 def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers") -> Batch:

@@ -9,9 +9,9 @@ import pytest
 
 from scrubber import scheme
 from scrubber.article import parse_article, parse_subject, split_article
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.transport.spool import spool_name
-from scrubber.workspace import init_workspace
+from scrubber.workspace import Workspace, init_workspace
 from tests.batch_support import batch_row, synthetic_batch
 from tests.conftest import run_cli
 

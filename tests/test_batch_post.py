@@ -16,12 +16,11 @@ import pytest
 
 from scrubber.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.batch import post
-from scrubber.config import Workspace, load_workspace
 from scrubber.errors import TransportError
 from scrubber.store.models import BatchPart
 from scrubber.transport import PostStatus, open_transport
 from scrubber.transport.spool import spool_name
-from scrubber.workspace import load_key, open_store
+from scrubber.workspace import Workspace, load_key, load_workspace, open_store
 from tests.batch_support import (
     TEST_GROUP,
     batch_row,
@@ -83,9 +82,8 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from scrubber.batch import post
-    from scrubber.config import load_workspace
     from scrubber.transport import open_transport
-    from scrubber.workspace import load_key, open_store
+    from scrubber.workspace import load_key, load_workspace, open_store
 
     root, batch_id, server, when = sys.argv[1:]
     ws = load_workspace(Path(root))

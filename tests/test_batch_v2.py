@@ -6,10 +6,10 @@ from pathlib import Path
 
 from scrubber import article, hashing, scheme
 from scrubber.batch import create, parts
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.lists import import_files
 from scrubber.store.models import Batch, BatchEntry, BatchPart
-from scrubber.workspace import init_workspace, load_key, open_store
+from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 
 CHEAP = Settings(argon2_t=1, argon2_m=64)
 

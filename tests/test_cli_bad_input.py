@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from scrubber.config import Workspace
+from scrubber.workspace import Workspace
 
 # Each case: (argv with {ws} / {tmp} placeholders, a fragment the message must hold).
 CASES: list[tuple[list[str], str]] = [

@@ -17,7 +17,7 @@ import pytest
 from test_scheme import CANONICAL_CASES, HASH_VECTORS
 
 from conftest import ROOT, CliResult, run_cli
-from scrubber.config import Workspace
+from scrubber.workspace import Workspace
 
 SAMPLES = ROOT / "sample_lists"
 

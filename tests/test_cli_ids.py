@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import run_cli
-from scrubber.config import Workspace
+from scrubber.workspace import Workspace
 
 
 def _batch(workspace: Workspace, tmp_path: Path) -> str:

@@ -28,13 +28,13 @@ from sqlalchemy import select
 from conftest import require_service, run_cli
 from scrubber import article, scheme
 from scrubber.batch.create import create_batch, request_from_settings
-from scrubber.config import Settings, Workspace, load_workspace
+from scrubber.config import Settings
 from scrubber.hashing import ThreadExecutor
 from scrubber.keys import OperatorKey
 from scrubber.responder.store import ResponderStore, set_mark
 from scrubber.store.models import Address, Batch, BatchEntry, BatchPart, Ping, Suppression
 from scrubber.transport.nntp import NntpSource
-from scrubber.workspace import init_workspace, load_key, open_store
+from scrubber.workspace import Workspace, init_workspace, load_key, load_workspace, open_store
 
 pytestmark = [pytest.mark.inn, pytest.mark.slow]
 
@@ -93,6 +93,7 @@ def cli_ok(*args: str, **kwargs: Any) -> str:
 def scan(server: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
     out = cli_ok(
         "responder", "scan", "--server", server, "--group", GROUP, "--json", "--ping-delay", "0",
+        "--allow-private",
         *extra, env=env,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out)

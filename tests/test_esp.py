@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from scrubber import esp, ledger, lists
-from scrubber.config import Workspace
 from scrubber.errors import InputFileError
 from scrubber.store import Store
+from scrubber.workspace import Workspace
 from tests.conftest import run_cli
 
 EXPORTS = Path(__file__).parent / "esp_exports"

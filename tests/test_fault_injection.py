@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from scrubber.article import ParsedArticle, parse_article, parse_subject, split_article
-from scrubber.config import Workspace
 from scrubber.transport.spool import spool_name
+from scrubber.workspace import Workspace
 from tests.batch_support import TEST_GROUP, nntp_connect, subjects_in_group, synthetic_batch
 from tests.conftest import require_service, run_cli
 from tests.test_batch_post import parts_of

@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import hashing, lists, scheme
-from scrubber.config import Workspace
 from scrubber.store import Store
 from scrubber.store.models import Address, CachedDigest
 from scrubber.store.types import utcnow
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 
 PARAMS = scheme.Params(t=1, m=64, p=1)  # cheap, so the tests hash hundreds quickly
 

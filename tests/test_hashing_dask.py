@@ -17,10 +17,9 @@ from sqlalchemy import func, select
 
 from conftest import free_port, run_cli
 from scrubber import hashing, lists, scheme
-from scrubber.config import Workspace
 from scrubber.errors import ExecutorError
 from scrubber.store.models import Address, CachedDigest, SaltEpoch
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 
 DASK = Path(sys.executable).parent / "dask"
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from scrubber import lists
-from scrubber.config import Workspace
 from scrubber.errors import ImportWorkerError, InputFileError
 from scrubber.store import Store
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 from tests.test_lists import store  # noqa: F401  (the SQLite/PostgreSQL fixture)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_lists"

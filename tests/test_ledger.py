@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import ledger, lists
-from scrubber.config import Workspace
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.ledger import Channel, Entry, Reason
 from scrubber.store import Store
 from scrubber.store.models import Suppression, SuppressionLift
+from scrubber.workspace import Workspace
 from tests.conftest import run_cli
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -130,10 +130,8 @@ def test_client_addresses_are_masked_to_their_network(peer: str, masked: str) ->
 
 def test_migration_turns_old_rows_into_ledger_rows(tmp_path: Path) -> None:
     """0005: a ping's suppression takes its ping's time, channel and masked peer."""
-    from tests.test_store import _upgrade
-
     with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as old:
-        _upgrade(old, "0003")
+        old.migrate("0003")
         with old.engine.begin() as conn:
             for sql in (
                 "INSERT INTO addresses (id, canonical) VALUES (1, 'a@x.example'), "

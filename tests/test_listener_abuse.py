@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import scheme
-from scrubber.config import Workspace
 from scrubber.store.models import Batch, Ping, PingTally, Suppression
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 
 ADDRESSES = [f"flooded{i}@example.org" for i in range(8)]

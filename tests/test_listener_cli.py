@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from scrubber.config import Workspace
 from scrubber.listener.ratelimit import RateLimiter
+from scrubber.workspace import Workspace
 from tests.conftest import run_cli
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.store.models import Batch, Ping, Suppression
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import (
     Listener,
     by_outcome,

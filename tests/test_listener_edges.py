@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from scrubber.config import Workspace
 from scrubber.store.models import Batch, Ping, Suppression
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 from tests.conftest import run_cli
 from tests.listener_support import (
     Listener,

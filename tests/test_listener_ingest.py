@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from scrubber import lists, scheme
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.ingestor import Ingestor, ThreadRecorder
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, decode_proof
 from scrubber.store.models import Ping, PingTally, Suppression
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import make_batch, proof_for, stored_outcomes
 
 ADDRESSES = [f"user{i}@example.com" for i in range(20)]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from scrubber.config import Workspace
 from scrubber.listener.gate import ConnectionGate
 from scrubber.listener.logs import NoTraceback, Repeats
 from scrubber.store.models import Batch
+from scrubber.workspace import Workspace
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 
 ADDRESSES = [f"limited{i}@example.org" for i in range(6)]

@@ -17,9 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from scrubber import scheme
-from scrubber.config import Workspace
 from scrubber.store.models import Batch, Ping
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.nginx_support import (
     documented_proxy_config,
@@ -56,7 +55,9 @@ def proxy(tmp_path: Path, listener: Listener) -> Iterator[str]:
         ("listen 443 ssl", f"listen 127.0.0.1:{port} ssl"),
         ("/etc/letsencrypt/live/dni.shop.example/fullchain.pem", str(cert)),
         ("/etc/letsencrypt/live/dni.shop.example/privkey.pem", str(key)),
-        ("http://127.0.0.1:8025", f"http://127.0.0.1:{listener.ports['http']}"),
+        # One listener: both of the documented fleet's upstreams are it.
+        ("server 127.0.0.1:8025", f"server 127.0.0.1:{listener.ports['http']}"),
+        ("server 127.0.0.1:8026", f"server 127.0.0.1:{listener.ports['http']}"),
     ):
         assert old in config, f"docs/deployment.md no longer shows {old!r}"
         config = config.replace(old, new)

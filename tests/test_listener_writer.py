@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scrubber.config import Workspace
 from scrubber.errors import StoreError, StoreUnavailable
 from scrubber.listener.channel import pack, unpack
 from scrubber.listener.ping import Outcome, PingRequest, PingResult
 from scrubber.listener.writer import WriterProcess
+from scrubber.workspace import Workspace
 from tests.listener_support import make_batch, proof_for
 
 

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from scrubber import lists
-from scrubber.config import Workspace
 from scrubber.errors import InputFileError, NotFoundError, UsageError
 from scrubber.readers import read_addresses
 from scrubber.store import Store
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_lists"
 

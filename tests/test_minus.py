@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from scrubber import lists, minus
-from scrubber.config import Workspace
 from scrubber.errors import InputFileError
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 from tests.conftest import run_cli
 
 LIST = ["Ann@Example.com", "bob+news@gmail.com", "b.o.b@gmail.com", "  Cy@example.com", "dee@x.org"]

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from scrubber.config import load_workspace
 from scrubber.listener.http import path_prefix
 from scrubber.responder.ping import PingConfig, key_url
 from scrubber.responder.run import run_once
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Suppression
 from scrubber.transport.spool import SpoolSource
-from scrubber.workspace import open_store
+from scrubber.workspace import load_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener
 
@@ -79,7 +78,7 @@ def test_prefix_end_to_end_from_init_to_suppression(tmp_path: Path) -> None:
         assert status_of(f"{base}/healthz") == 200
         assert status_of(f"http://127.0.0.1:{port}/dni/v1/key") == 404  # not at the root
         add_addresses(store, ["reader@example.com"])
-        config = PingConfig(use_smtp=False, retries=1, backoff=0.01)
+        config = PingConfig(use_smtp=False, retries=1, backoff=0.01, allow_private_http=True)
         result = run_once(store, lambda: SpoolSource(spool), ping_config=config)
         assert result.pings.delivered == 1, result.pings.failures
     finally:

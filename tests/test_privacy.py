@@ -11,11 +11,10 @@ import pytest
 
 from conftest import run_cli
 from scrubber import lists
-from scrubber.config import Workspace
 from scrubber.demo import SAMPLE, run_demo
 from scrubber.private import redact_url
 from scrubber.responder.store import ResponderStore
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, open_store
 
 
 def _public(path: Path) -> bool:

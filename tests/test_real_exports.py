@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from scrubber.config import Workspace
 from scrubber.readers import LINE_TOO_LONG, read_addresses
+from scrubber.workspace import Workspace
 
 MAILCHIMP = (
     '"Email Address","First Name","Last Name","Address","Phone Number"\r\n'

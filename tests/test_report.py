@@ -32,14 +32,14 @@ from sqlalchemy import delete, func, select, text, update
 from conftest import free_port, run_cli
 from scrubber import lists, scheme
 from scrubber.batch.create import create_batch, request_from_settings
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.hashing import ThreadExecutor
 from scrubber.keys import OperatorKey
 from scrubber.report import build, sign
 from scrubber.report.deadlines import add_business_days
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchEntry, BatchPart, Ping, Suppression
-from scrubber.workspace import init_workspace, load_key, load_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, load_key, load_workspace, open_store
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
 DAY = 86400.0

@@ -22,9 +22,9 @@ from listener_support import proof_for, start_listener, stored_outcomes
 from sqlalchemy import func, select
 
 from conftest import free_port, run_cli
-from scrubber.config import Settings, Workspace, load_workspace
+from scrubber.config import Settings
 from scrubber.store.models import Batch, BatchEntry, BatchPart, Ping, Suppression
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, load_workspace, open_store
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
 

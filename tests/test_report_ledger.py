@@ -21,12 +21,11 @@ from sqlalchemy import select, text
 
 from conftest import run_cli
 from scrubber import scheme
-from scrubber.config import load_workspace
 from scrubber.errors import ConfigError
 from scrubber.report.deadlines import LEDGER_DEFAULTS, ledger_rules, parse_limit
 from scrubber.store import Store
 from scrubber.store.models import Address, Batch, ListExport, Suppression
-from scrubber.workspace import open_store
+from scrubber.workspace import load_workspace, open_store
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -40,7 +40,7 @@ from tests.responder_support import (
 
 ALICE = "alice@example.org"
 SPELLINGS = ["Alice@Example.ORG", "alice+news@example.org", " alice@EXAMPLE.org. "]
-NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False)
+NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False, allow_private_http=True)
 
 
 @pytest.fixture
@@ -238,7 +238,9 @@ def test_5xx_is_retried_with_backoff_and_nothing_is_sent_twice(
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
     sender.fail_pings = 2
     waits: list[float] = []
-    config = PingConfig(retries=3, backoff=0.5, use_smtp=False, sleep=waits.append)
+    config = PingConfig(
+        retries=3, backoff=0.5, use_smtp=False, sleep=waits.append, allow_private_http=True
+    )
     result = scan_spool(store, tmp_path / "spool", config)
     assert waits == [0.5, 1.0]
     assert result.pings.delivered == 1
@@ -301,6 +303,7 @@ def test_smtp_fallback_when_http_keeps_failing(
             retries=1,
             backoff=0.01,
             use_smtp=True,
+            allow_private_http=True,
         )
         result = scan_spool(store, tmp_path / "spool", config)
     finally:
@@ -365,7 +368,14 @@ def test_cli_add_ls_remove_scan_report(
     spec = BatchSpec(key, sender.base)
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=3))
     scan = run_cli(
-        "responder", "scan", "--spool", str(tmp_path / "spool"), "--ping-delay", "0", env=env
+        "responder",
+        "scan",
+        "--spool",
+        str(tmp_path / "spool"),
+        "--ping-delay",
+        "0",
+        "--allow-private",
+        env=env,
     )
     assert scan.returncode == 0, scan.stderr
     assert "1 matches" in scan.stdout and "pinged 1 proofs" in scan.stdout

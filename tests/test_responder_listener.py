@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from scrubber import scheme
-from scrubber.config import Settings, load_workspace
+from scrubber.config import Settings
 from scrubber.keys import fingerprint
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import PingConfig
@@ -16,7 +16,7 @@ from scrubber.responder.run import run_once
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Address, Ping, Suppression
 from scrubber.transport.spool import SpoolSource
-from scrubber.workspace import init_workspace, load_key, open_store
+from scrubber.workspace import init_workspace, load_key, load_workspace, open_store
 from tests.conftest import run_cli
 from tests.listener_support import make_batch, start_listener
 from tests.net_support import Dnsmasq, dni_record
@@ -48,6 +48,7 @@ def test_http_failing_falls_back_to_smtp_and_the_listener_suppresses(tmp_path: P
                 dns=DnsConfig("127.0.0.1", names.port),
                 retries=1,
                 backoff=0.01,
+                allow_private_http=True,
             )
             result = run_once(store, lambda: SpoolSource(spool), ping_config=config)
             again = run_once(store, lambda: SpoolSource(spool), ping_config=config)

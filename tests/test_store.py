@@ -64,6 +64,19 @@ def test_schema_head_constant_matches_migrations() -> None:
     assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
 
 
+def test_a_store_reads_only_its_own_schemas_version_table(tmp_path: Path) -> None:
+    from scrubber.responder.store import SCHEMA as RESPONDER
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with Store(url, schema=RESPONDER) as responder:
+        responder.migrate()
+        assert responder.schema_revision() == RESPONDER.head
+        assert responder.schema_is_current()
+    with Store(url) as operator:
+        assert operator.schema_revision() is None
+        assert not operator.schema_is_current()
+
+
 def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
     with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store, pytest.raises(StoreError):
         store.require_current_schema()
@@ -84,15 +97,6 @@ def test_datetimes_come_back_aware(tmp_path: Path) -> None:
         assert created.tzinfo is not None
 
 
-def _upgrade(store: Store, revision: str) -> None:
-    from alembic import command
-
-    from scrubber.store.store import _alembic_config
-
-    with store.engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), revision)
-
-
 def _list_entries_sql(store: Store) -> str:
     with store.engine.connect() as conn:
         return str(
@@ -105,7 +109,7 @@ def _list_entries_sql(store: Store) -> str:
 def test_list_entries_migration_keeps_rows(tmp_path: Path) -> None:
     """0003 rebuilds list_entries WITHOUT ROWID on SQLite; no entry is lost."""
     with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
-        _upgrade(store, "0002")
+        store.migrate("0002")
         assert "WITHOUT ROWID" not in _list_entries_sql(store)
         with store.engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO lists (id, name, created_at) VALUES (1, 'a', 'x')")

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from scrubber.config import Workspace
 from scrubber.errors import AuthenticationError, TransientTransportError, TransportError
 from scrubber.transport import PostStatus, open_transport
 from scrubber.transport.nntp import MAX_SEGMENT, NntpTransport
+from scrubber.workspace import Workspace
 from tests.batch_support import TEST_GROUP, batch_row, fetch_parsed, nntp_connect, synthetic_batch
 from tests.conftest import require_service, run_cli
 

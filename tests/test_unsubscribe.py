@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from scrubber import lists, unsubscribe
-from scrubber.config import Settings, Workspace
+from scrubber.config import Settings
 from scrubber.errors import KeyFileError, UnsubscribeTokenError
 from scrubber.unsubscribe import Subscriber
-from scrubber.workspace import init_workspace, open_store
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.conftest import run_cli
 
 MESSAGE = (
@@ -203,7 +203,7 @@ def test_honour_suppresses_once_and_forgeries_write_nothing(ws: Workspace) -> No
                 unsubscribe.honour(
                     store, secret, bad, channel=Channel.ONE_CLICK, client="x", received_at=when
                 )
-        gone = unsubscribe.make_token(secret, Subscriber(who.list_id + 99, who.address_id))
+        gone = unsubscribe.make_token(secret, Subscriber(who.list_id, 10**9))
         with pytest.raises(UnsubscribeTokenError, match="no longer here"):
             unsubscribe.honour(
                 store, secret, gone, channel=Channel.ONE_CLICK, client="x", received_at=when
@@ -220,3 +220,23 @@ def test_honour_suppresses_once_and_forgeries_write_nothing(ws: Workspace) -> No
         "news",
     )
     assert (row.client, row.evidence, row.received_at) == ("198.51.100.0/24", token, when)
+
+
+def test_honour_a_token_whose_list_is_gone(ws: Workspace) -> None:
+    """Suppression is global: a token is honoured after its list went."""
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    with open_store(ws) as store:
+        who = unsubscribe.subscriber(store, "bob@example.com", "news")
+        gone = unsubscribe.make_token(secret, Subscriber(who.list_id + 99, who.address_id))
+        when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+        assert unsubscribe.honour(
+            store, secret, gone, channel=Channel.MAILTO, client="::1", received_at=when
+        )
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.channel) == ("bob@example.com", "mailto")
+    assert row.origin == f"list #{who.list_id + 99} (gone)"

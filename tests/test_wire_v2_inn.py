@@ -11,11 +11,10 @@ import pytest
 
 from scrubber import article
 from scrubber.batch import parts
-from scrubber.config import Workspace
 from scrubber.store.models import Batch, BatchPart
 from scrubber.transport.nntp import NntpSource
 from scrubber.transport.spool import spool_name
-from scrubber.workspace import load_key, open_store
+from scrubber.workspace import Workspace, load_key, open_store
 from tests.batch_support import TEST_GROUP, fetch_article, nntp_connect, synthetic_batch
 from tests.conftest import require_service, run_cli
 

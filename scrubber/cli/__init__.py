@@ -20,8 +20,8 @@ from scrubber.errors import ScrubberError
 # their command runs (or for --help), so `scrubber list import` does not pay
 # for aiohttp, aiosmtpd and the report renderers at start-up.
 COMMAND_MODULES = {
-    "init": "workspace",
-    "list": "lists",
+    "init": "workspacecmd",
+    "list": "listcmd",
     "suppress": "suppresscmd",
     "unsubscribe": "unsubscribecmd",
     "scheme": "schemecmd",

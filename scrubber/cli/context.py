@@ -26,9 +26,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from scrubber.config import Workspace, find_workspace
 from scrubber.store import Store
-from scrubber.workspace import open_store
+from scrubber.workspace import Workspace, find_workspace, open_store
 
 # Seconds between progress lines off a terminal (the variable is for tests).
 PROGRESS_EVERY = float(os.environ.get("SCRUBBER_PROGRESS_EVERY", "5"))

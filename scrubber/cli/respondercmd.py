@@ -147,7 +147,8 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
 @click.option(
     "--allow-private",
     is_flag=True,
-    help="Let SMTP pings go to loopback and private addresses (tests, lab networks).",
+    help="Let key checks and HTTP and SMTP pings go to loopback and private addresses "
+    "(tests, lab networks); without it a batch naming such a host is refused.",
 )
 @click.option(
     "--max-t",
@@ -235,7 +236,8 @@ def scan(
         smtp_port=smtp_port,
         use_smtp=not no_smtp,
         dns=_dns_config(dns_server),
-        allow_private=allow_private,
+        allow_private_http=allow_private,
+        allow_private_smtp=allow_private,
         proxy=parse_proxy(proxy) if proxy else None,
         delay=ping_delay * 3600,
         retries=retries,

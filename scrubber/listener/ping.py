@@ -1,37 +1,31 @@
 """The ping vocabulary both edges, the committer and the writer share.
 
-A ``PingRequest`` is what one HTTP request or one SMTP message asks for; a
-``PingResult`` is its answer, one ``Outcome`` per proof. Nothing here does
-I/O, so any listener module may import it.
+A ``PingRequest`` is what one HTTP request or one SMTP message asks for
+(an ``UnsubscribeRequest`` for a one-click or mailto unsubscribe); a
+``PingResult`` is its answer, one ``Outcome`` per proof. ``Outcome`` lives
+in ``scrubber.store.outcomes`` (the store and the reports use it without
+importing the listener) and is re-exported here, so the listener's modules
+take their whole vocabulary from this one. Nothing here does I/O, so any
+listener module may import it.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from scrubber import scheme
+from scrubber.store.outcomes import OUTCOMES as OUTCOMES
+from scrubber.store.outcomes import Outcome as Outcome
 from scrubber.store.types import utcnow
 
 PROOF_LEN = 16
 MAX_PROOFS = 1000  # per request, both channels
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROOF_TEXT = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without padding
-
-
-class Outcome(enum.StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    INVALID = "invalid"
-    UNKNOWN_BATCH = "unknown-batch"
-    RATE_LIMITED = "rate-limited"
-
-
-OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs the hot path
@@ -43,6 +37,39 @@ class PingRequest:
     channel: str
     peer: str
     received_at: datetime = field(default_factory=utcnow)
+
+
+# The channels of unsubscribe requests (the ledger's names for them).
+ONE_CLICK = "one-click"
+MAILTO = "mailto"
+
+
+@dataclass(slots=True)
+class UnsubscribeRequest:
+    """A one-click POST or a mailto message for a token the edge has verified
+    (its MAC): the subscriber it names, and the request's evidence.
+
+    It goes through the committer and the writer process like a ping, so it
+    too is answered only after its commit. It carries no proofs: it costs
+    nothing in the committer's proof budgets. Its result is a PingResult
+    with one outcome: accepted (newly suppressed), duplicate (suppressed
+    before), invalid (the address is no longer in the database).
+    """
+
+    token: str
+    list_id: int
+    address_id: int
+    channel: str  # ONE_CLICK or MAILTO
+    peer: str
+    request_id: str
+    received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def proofs(self) -> tuple[str, ...]:
+        return ()
+
+
+Request = PingRequest | UnsubscribeRequest
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
-from scrubber.config import Workspace
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import (
@@ -34,6 +33,8 @@ from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
+from scrubber.unsubscribe import load_secret
+from scrubber.workspace import Workspace
 
 log = logging.getLogger("scrubber.listener")
 
@@ -123,6 +124,7 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
 async def _serve(
     workspace: Workspace, store: Store, config: ListenConfig, trusted: TrustedProxies
 ) -> None:
+    secret = load_secret(workspace.root)  # before anything starts: a bad file stops here
     metrics = ListenerMetrics()
     writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
     await asyncio.to_thread(writer.start)
@@ -138,6 +140,7 @@ async def _serve(
     try:
         if config.http is not None:
             edge = _http_edge(config, committer, metrics, limits, store, trusted)
+            edge.unsubscribe_secret = secret
             running.runner, running.http_server = await _start_http(config, edge, http_gate)
         if config.smtp is not None:
             running.handler = SmtpHandler(
@@ -147,6 +150,8 @@ async def _serve(
                 limits,
                 metrics.answered,
                 metrics.outcome,
+                unsubscribe_secret=secret,
+                unsubscribed=metrics.unsubscribed,
             )
             running.smtp_server = await _start_smtp(config, running, smtp_gate, workspace)
         log.info("event=ready pid=%d", os.getpid())

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from scrubber.errors import StoreError
+from scrubber.store.outcomes import ACCEPTED_ONLY
 
 PING_COLUMNS = (
     "token, batch_id, proof, outcome, channel, peer, address_id, received_at, committed_at"
@@ -63,7 +64,7 @@ class PingSql:
             "SELECT e.proof, e.address_id, a.canonical, p.id FROM batch_entries e "  # noqa: S608
             "JOIN addresses a ON a.id = e.address_id "
             "LEFT JOIN pings p ON p.batch_id = e.batch_id AND p.proof = e.proof "
-            "AND p.outcome = 'accepted' "
+            f"AND p.{ACCEPTED_ONLY} "
             f"WHERE e.batch_id = {self.mark} AND e.proof IN ({self._marks(proofs)})"
         )
 
@@ -73,7 +74,7 @@ class PingSql:
         values = ", ".join([f"({self._marks(9)})"] * rows)
         return (
             f"INSERT INTO pings ({PING_COLUMNS}) VALUES {values} "  # noqa: S608
-            "ON CONFLICT (batch_id, proof) WHERE outcome = 'accepted' DO NOTHING "
+            f"ON CONFLICT (batch_id, proof) WHERE {ACCEPTED_ONLY} DO NOTHING "
             "RETURNING id, batch_id, proof"
         )
 

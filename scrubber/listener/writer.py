@@ -31,7 +31,7 @@ from typing import cast
 from scrubber.errors import ScrubberError, StoreUnavailable
 from scrubber.listener import child as child_process
 from scrubber.listener.channel import Channel, ChannelClosed, pack, unpack_result
-from scrubber.listener.ping import PingRequest, PingResult
+from scrubber.listener.ping import PingResult, Request
 
 log = logging.getLogger("scrubber.listener")
 
@@ -62,7 +62,7 @@ class WriterProcess:
             if self._child is None:
                 self._child = _spawn(self.url, self.lock_wait_ms, self.log_level)
 
-    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+    async def record_group(self, requests: Sequence[Request]) -> list[PingResult]:
         channel = await self._open()
         try:
             kind, payload = await channel.call([pack(r) for r in requests])

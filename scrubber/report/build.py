@@ -33,6 +33,7 @@ from scrubber.store.models import (
     PingTally,
     Suppression,
 )
+from scrubber.store.outcomes import OUTCOMES as OUTCOMES
 from scrubber.store.types import utcnow
 
 FORMAT = "scrubber-compliance-report"
@@ -40,7 +41,6 @@ SUMMARY_FORMAT = "scrubber-compliance-summary"
 LEDGER_FORMAT = "scrubber-ledger-report"
 VERSION = 2  # 2: JCS-canonical signatures (docs/report.md)
 CHANNELS = ("http", "smtp")
-OUTCOMES = ("accepted", "duplicate", "invalid", "unknown-batch", "rate-limited")
 INVARIANT = "no address suppressed before this batch was created is in it"
 RELISTED = "no address suppressed through this batch was listed in a later batch"
 EXAMPLES = 20  # masked examples kept per failed invariant

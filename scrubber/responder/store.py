@@ -1,9 +1,10 @@
 """The registrant's local database: protected addresses and what scans learned.
 
 A separate SQLite file (never an operator workspace), managed like the main
-store: the same ``Store`` engine and single write path, its own Alembic
-migrations (``responder/migrations``) and its own version table, so the two
-schemas can never be mixed up in one file.
+store: a ``Store`` (the same engine and single write path) given the
+responder's own ``Schema``: Alembic migrations in ``responder/migrations``
+and their own version table, so the two schemas can never be mixed up in
+one file.
 """
 
 from __future__ import annotations
@@ -14,23 +15,17 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, inspect, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from scrubber import scheme
 from scrubber.errors import InputFileError, ResponderError, StoreError
 from scrubber.private import private_dir, touch_private
 from scrubber.responder.models import CachedDigest, Cursor, Protected
-from scrubber.store import Store
-from scrubber.store.store import _translate_errors
+from scrubber.store import Schema, Store
 from scrubber.store.types import utcnow
-
-if TYPE_CHECKING:
-    from alembic.config import Config
 
 ENV_DB = "SCRUBBER_RESPONDER_DB"
 VERSION_TABLE = "responder_alembic_version"
@@ -38,6 +33,7 @@ VERSION_TABLE = "responder_alembic_version"
 # Alembic is loaded only when there is something to migrate (start-up time).
 # tests/test_responder.py fails when it disagrees with the migrations.
 SCHEMA_HEAD = "r0003"
+SCHEMA = Schema("scrubber.responder", VERSION_TABLE, SCHEMA_HEAD)
 
 
 def default_db_path() -> Path:
@@ -51,6 +47,9 @@ def default_db_path() -> Path:
 
 class ResponderStore(Store):
     """The responder database; created and migrated on first open."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, schema=SCHEMA)
 
     @classmethod
     def open(cls, path: Path) -> ResponderStore:
@@ -84,31 +83,6 @@ class ResponderStore(Store):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def migrate(self) -> None:
-        from alembic import command
-
-        with _translate_errors(), self.engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
-
-    def schema_revision(self) -> str | None:
-        with _translate_errors(), self.engine.connect() as conn:
-            if not inspect(conn).has_table(VERSION_TABLE):
-                return None
-            query = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a constant
-            return conn.execute(query).scalar()
-
-    def schema_is_current(self) -> bool:
-        return self.schema_revision() == SCHEMA_HEAD
-
-
-def _alembic_config(conn: Connection) -> Config:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(files("scrubber.responder") / "migrations"))
-    config.attributes["connection"] = conn
-    return config
 
 
 @dataclass(frozen=True)

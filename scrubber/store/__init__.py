@@ -1,5 +1,5 @@
 """Persistence: one Store object owns the engine, sessions and migrations."""
 
-from scrubber.store.store import Store
+from scrubber.store.store import MAIN_SCHEMA, Schema, Store
 
-__all__ = ["Store"]
+__all__ = ["MAIN_SCHEMA", "Schema", "Store"]

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from scrubber.store.outcomes import ACCEPTED_ONLY
 from scrubber.store.types import UTCDateTime
 
 NAMING = {
@@ -250,8 +251,8 @@ class Ping(Base):
             "batch_id",
             "proof",
             unique=True,
-            sqlite_where=text("outcome = 'accepted'"),
-            postgresql_where=text("outcome = 'accepted'"),
+            sqlite_where=text(ACCEPTED_ONLY),
+            postgresql_where=text(ACCEPTED_ONLY),
         ),
     )
 

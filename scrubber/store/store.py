@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,21 @@ if TYPE_CHECKING:
 # time); tests/test_store.py fails when it disagrees with the migrations.
 SCHEMA_HEAD = "0007"
 
+
+@dataclass(frozen=True)
+class Schema:
+    """What a Store migrates: the package whose ``migrations`` directory holds
+    the Alembic scripts, the table recording the revision, and the newest
+    revision (compared with the database instead of loading Alembic)."""
+
+    package: str
+    version_table: str
+    head: str
+
+
+# The operator's workspace database; the responder's is responder.store.SCHEMA.
+MAIN_SCHEMA = Schema("scrubber.store", "alembic_version", SCHEMA_HEAD)
+
 _WRITE = "scrubber_write"
 LOCK_WAIT_MS = 30_000  # a command waits this long for another writer's lock
 
@@ -35,10 +51,19 @@ LOCK_WAIT_MS = 30_000  # a command waits this long for another writer's lock
 class Store:
     """Engine, sessions and the single write path of one database."""
 
-    def __init__(self, url: str, *, echo: bool = False, lock_wait_ms: int = LOCK_WAIT_MS) -> None:
-        """``lock_wait_ms``: how long a statement waits for a locked SQLite
-        database before it fails as StoreUnavailable (PostgreSQL: unused)."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: Schema = MAIN_SCHEMA,
+        echo: bool = False,
+        lock_wait_ms: int = LOCK_WAIT_MS,
+    ) -> None:
+        """``schema``: the migrations this database follows; ``lock_wait_ms``:
+        how long a statement waits for a locked SQLite database before it
+        fails as StoreUnavailable (PostgreSQL: unused)."""
         self.url = url
+        self.schema = schema
         _private_sqlite_file(url)
         try:
             self.engine: Engine = create_engine(url, echo=echo, **_engine_options(url))
@@ -81,12 +106,16 @@ class Store:
                 conn.close()
 
     @contextlib.contextmanager
-    def write_connection(self, *, check_foreign_keys: bool = True) -> Iterator[Connection]:
+    def write_connection(
+        self, *, check_foreign_keys: bool = True, dry_run: bool = False
+    ) -> Iterator[Connection]:
         """Core-level write transaction, for bulk statements.
 
         ``check_foreign_keys=False`` skips SQLite's per-row foreign-key checks
         for this transaction: for bulk writers whose statements take every
         key from the rows they join (PostgreSQL always checks).
+        ``dry_run=True`` runs every statement and rolls back at the end: the
+        counts are those of the real run, and nothing is kept.
         """
         with _translate_errors(self.engine.dialect.loaded_dbapi):
             conn = self.engine.connect().execution_options(**{_WRITE: True})
@@ -94,8 +123,10 @@ class Store:
             try:
                 if relax:
                     _sqlite_foreign_keys(conn, on=False)
-                with conn.begin():
+                with conn.begin() as transaction:
                     yield conn
+                    if dry_run:
+                        transaction.rollback()
             finally:
                 if relax and not conn.invalidated:
                     _sqlite_foreign_keys(conn, on=True)
@@ -103,22 +134,24 @@ class Store:
 
     # -- schema -----------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest migration (or to ``revision``)."""
         from alembic import command
 
         with _translate_errors(), self.engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
+            command.upgrade(_alembic_config(self.schema, conn), revision)
 
     def schema_revision(self) -> str | None:
         """The migration the database is at (None for an empty database)."""
+        table = self.schema.version_table
         with _translate_errors(), self.engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
+            if not inspect(conn).has_table(table):
                 return None
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            query = text(f"SELECT version_num FROM {table}")  # noqa: S608 - a constant
+            return conn.execute(query).scalar()
 
     def schema_is_current(self) -> bool:
-        return self.schema_revision() == SCHEMA_HEAD
+        return self.schema_revision() == self.schema.head
 
     def require_current_schema(self) -> None:
         if not self.schema_is_current():
@@ -128,12 +161,13 @@ class Store:
             )
 
 
-def _alembic_config(conn: Connection) -> Config:
+def _alembic_config(schema: Schema, conn: Connection) -> Config:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(files("scrubber.store") / "migrations"))
+    config.set_main_option("script_location", str(files(schema.package) / "migrations"))
     config.attributes["connection"] = conn
+    config.attributes["version_table"] = schema.version_table  # read by env.py
     return config
 
 

@@ -1,4 +1,5 @@
-"""Alembic environment of the responder database: run by ResponderStore.migrate()."""
+"""Alembic environment of the responder database: run by Store.migrate()
+with the responder's ``Schema`` (which names the version table)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from scrubber.responder.models import ResponderBase
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
+    version_table=context.config.attributes["version_table"],
     target_metadata=ResponderBase.metadata,
-    version_table="responder_alembic_version",
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )
