@@ -83,8 +83,7 @@ def _measured(work: Callable[[], str]) -> tuple[float, float, float, str]:
 
 def stage_import(ws_root: str, source: str) -> tuple[float, float, float, str]:
     from scrubber import lists
-    from scrubber.config import load_workspace
-    from scrubber.workspace import open_store
+    from scrubber.workspace import load_workspace, open_store
 
     def work() -> str:
         with open_store(load_workspace(Path(ws_root))) as store:
@@ -100,8 +99,7 @@ def stage_batch(ws_root: str) -> tuple[float, float, float, str, float, float, i
     """`batch create` with its hashing timed apart: (..., hash wall, hash CPU, hashed)."""
     from scrubber import hashing
     from scrubber.batch.create import create_batch, request_from_settings
-    from scrubber.config import load_workspace
-    from scrubber.workspace import load_key, open_store
+    from scrubber.workspace import load_key, load_workspace, open_store
 
     timing = {"wall": 0.0, "cpu": 0.0, "computed": 0.0}
     ensure = hashing.HashEngine.ensure
@@ -136,16 +134,16 @@ def stage_post(ws_root: str, batch_id: str, server: str) -> tuple[float, float, 
     from sqlalchemy import select
 
     from scrubber.batch import post
-    from scrubber.config import load_workspace
+    from scrubber.store import queries
     from scrubber.store.models import BatchPart
     from scrubber.transport import open_transport
-    from scrubber.workspace import load_key, open_store
+    from scrubber.workspace import load_key, load_workspace, open_store
 
     def work() -> str:
         ws = load_workspace(Path(ws_root))
         with open_store(ws) as store:
-            batch = post.get_batch(store, batch_id)
             with store.read() as session:
+                batch = queries.get_batch(session, batch_id)
                 parts = session.scalars(
                     select(BatchPart).where(BatchPart.batch_id == batch_id).order_by(BatchPart.part)
                 ).all()
@@ -189,18 +187,20 @@ def stage_pings(db: str) -> tuple[float, float, float, str]:
     def work() -> str:
         store = ResponderStore.open(Path(db))
         try:
-            report = send_pending(store, PingConfig(delay=0))
+            # The listener is on loopback: a lab network, as the CLI's --allow-private says.
+            config = PingConfig(delay=0, allow_private_http=True, use_smtp=False)
+            report = send_pending(store, config)
         finally:
             store.close()
-        return f"{report.delivered} delivered in {report.requests} requests"
+        failures = "; ".join(report.failures)
+        return f"{report.delivered} delivered in {report.requests} requests {failures}"
 
     return _measured(work)
 
 
 def stage_report(ws_root: str, batch_id: str) -> tuple[float, float, float, str]:
-    from scrubber.config import load_workspace
     from scrubber.report import build, formats, sign
-    from scrubber.workspace import load_key, open_store
+    from scrubber.workspace import load_key, load_workspace, open_store
 
     def work() -> str:
         ws = load_workspace(Path(ws_root))
@@ -296,6 +296,8 @@ def pings_stage(ws: Path, db: Path, port: int) -> Stage:
         before, _ = family_usage(listener.pid)
         wall, cpu, rss, note = in_child(stage_pings, str(db))
         after, listener_rss = family_usage(listener.pid)
+        if note.startswith("0 delivered"):
+            sys.exit(f"no ping delivered, not a valid run: {note}")
     finally:
         listener.send_signal(signal.SIGTERM)
         if listener.wait(60) != 0:
@@ -345,6 +347,8 @@ def run(count: int, server: str, tmp: Path) -> tuple[list[Stage], float, float]:
     note += f"; hashing {hash_wall:.2f} s for {again} new"
     stages.append(Stage("re-batch", wall, cpu, rss, note))
     show(stages[-1])
+    size = sum(f.stat().st_size for f in ws.glob("scrubber.db*"))
+    print(f"database: {size:,} bytes after two batches, {size / hashed:,.0f} bytes an address")
     return stages, raw, hashed
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import run_cli
@@ -73,3 +78,64 @@ def test_batch_post_json(workspace: Workspace, tmp_path: Path) -> None:
         run_cli("batch", "post", batch_id[:10], "--json", workspace=workspace.root).stdout
     )
     assert (again["posted"], again["already"]) == (0, summary["parts_total"])
+
+
+def test_report_takes_latest_and_a_prefix(workspace: Workspace, tmp_path: Path) -> None:
+    batch_id = _batch(workspace, tmp_path)
+    for given in ("latest", batch_id[:12]):
+        result = run_cli("report", given, "--format", "json", workspace=workspace.root)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["batch"]["id"] == batch_id
+
+
+def test_responder_report_folds_its_headers(tmp_path: Path) -> None:
+    result = run_cli("responder", "--db", str(tmp_path / "r.db"), "report", env={"COLUMNS": "50"})
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout, result.stdout
+    header = [line for line in result.stdout.splitlines() if line.startswith("┃")]
+    columns = [
+        "".join(cells) for cells in zip(*(line.split("┃")[1:-1] for line in header), strict=True)
+    ]
+    assert [c.replace(" ", "") for c in columns][:3] == ["key", "batches", "refused"]
+
+
+def test_batch_post_says_where_it_connects_on_a_terminal(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """A closed port is retried for seconds: the operator sees what it waits for."""
+    batch_id = _batch(workspace, tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    primary, secondary = os.openpty()
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("SCRUBBER_WORKSPACE", None)
+    argv = ["-w", str(workspace.root), "batch", "post", batch_id]
+    argv += ["--server", f"nntp://127.0.0.1:{port}", "--retries", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scrubber", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    seen = b""
+    try:
+        while True:
+            if select.select([primary], [], [], 0.5)[0]:
+                try:
+                    data = os.read(primary, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                seen += data
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=60)
+    finally:
+        os.close(primary)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 1
+    waiting = text.index(f"connecting to nntp://127.0.0.1:{port} ...")
+    assert waiting < text.index("error: cannot reach"), text

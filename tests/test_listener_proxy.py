@@ -110,3 +110,28 @@ def test_clients_behind_the_proxy_keep_their_own_budgets(
 
     assert asyncio.run(scenario()) == [200, 429, 200, 200, 200]
     assert peers(workspace) == ["127.0.0.6", "127.0.0.6", "127.0.0.7"]
+
+
+def test_one_click_through_the_documented_proxy(
+    workspace: Workspace, listener: Listener, proxy: str
+) -> None:
+    """The documented configuration passes /u/ on: a one-click POST through
+    nginx is answered 200 with an empty body and recorded for its client."""
+    from scrubber import ledger, unsubscribe
+
+    secret = unsubscribe.load_secret(workspace.root)
+    with open_store(workspace) as store:
+        who = unsubscribe.subscriber(store, ADDRESSES[3], "customers", secret=secret)
+    url = f"{proxy}/u/{unsubscribe.make_token(secret, who)}"
+
+    async def post() -> tuple[int, bytes]:
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.8", 0), ssl=False)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            async with http.post(url, data=b"List-Unsubscribe=One-Click", headers=form) as r:
+                return r.status, await r.read()
+
+    assert asyncio.run(post()) == (200, b"")
+    with open_store(workspace) as store:
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.channel, row.client) == (ADDRESSES[3], "one-click", "127.0.0.0/24")

@@ -7,12 +7,16 @@ from `scrubber unsubscribe header`, so the routes and the headers agree.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import smtplib
+import socket
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +24,6 @@ from sqlalchemy import func, select
 from scrubber import ledger, lists, unsubscribe
 from scrubber.config import Settings
 from scrubber.store.models import Address, Suppression
-from scrubber.unsubscribe import Subscriber
 from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.conftest import free_port, run_cli
 from tests.listener_support import Listener, start_listener
@@ -176,6 +179,7 @@ def test_bad_requests_get_their_4xx_and_write_nothing(served: Served) -> None:
         (url, ONE_CLICK, {"Content-Type": "multipart/form-data"}, 400),  # no boundary
         (url, b"--x\r\nbroken", {"Content-Type": "multipart/form-data; boundary=x"}, 400),
         (url, b"x" * 70_000, {"Content-Type": FORM}, 413),
+        (url, ONE_CLICK, {"Content-Type": FORM, "Expect": "something"}, 417),
         (f"{served.base}/u/{forged}", ONE_CLICK, {"Content-Type": FORM}, 404),
         (f"{served.base}/u/{tampered}", ONE_CLICK, {"Content-Type": FORM}, 404),
         (f"{served.base}/u/nonsense", ONE_CLICK, {"Content-Type": FORM}, 404),
@@ -199,13 +203,13 @@ def test_a_token_for_a_list_that_is_gone_is_still_honoured(served: Served) -> No
     """Suppression is global: the person asked to hear no more, whatever the list."""
     secret = unsubscribe.load_secret(served.ws.root)
     who = unsubscribe.parse_token(secret, served.token(ADDRESSES[4]))
-    gone = unsubscribe.make_token(secret, Subscriber(who.list_id + 99, who.address_id))
+    gone = unsubscribe.make_token(secret, dataclasses.replace(who, list_id=who.list_id + 99))
     status, _, _ = call(f"{served.base}/u/{gone}", ONE_CLICK, **{"Content-Type": FORM})
     assert status == 200
     assert ledger_rows(served.ws)[ADDRESSES[4]].origin == f"list #{who.list_id + 99} (gone)"
     # An address no longer in the database cannot be suppressed: 404, no write.
     before = stored_counts(served.ws)
-    nobody = unsubscribe.make_token(secret, Subscriber(who.list_id, 10**9))
+    nobody = unsubscribe.make_token(secret, dataclasses.replace(who, address_id=10**9))
     status, _, _ = call(f"{served.base}/u/{nobody}", ONE_CLICK, **{"Content-Type": FORM})
     assert status == 404
     assert stored_counts(served.ws) == before
@@ -253,3 +257,94 @@ def test_mailto_with_a_forged_token_is_refused_at_rcpt(served: Served) -> None:
         assert (code, reply) == (550, b"5.1.1 Unknown unsubscribe address")
     assert stored_counts(served.ws) == before
     assert ADDRESSES[6] not in ledger_rows(served.ws)
+
+
+def test_a_flood_of_forged_links_is_rate_limited_like_worthless_proofs(tmp_path: Path) -> None:
+    """Each forged token charges its client one worthless proof: once its
+    bucket (a minute's worth, at least 1,000) is spent, the client is answered
+    429 before its request is read, a real unsubscribe of its included."""
+    import asyncio
+
+    import aiohttp
+
+    ws = init_workspace(tmp_path / "ws", Settings(response_domain=DOMAIN))
+    source = tmp_path / "news.txt"
+    source.write_text(f"{ADDRESSES[0]}\n", encoding="utf-8")
+    with open_store(ws) as store:
+        lists.import_files(store, "news", [source], rejects_path=tmp_path / "rejects.csv")
+        secret = unsubscribe.load_secret(ws.root)
+        who = unsubscribe.subscriber(store, ADDRESSES[0], "news", secret=secret)
+    forged = unsubscribe.make_token(b"f" * 32, who)
+    real = unsubscribe.make_token(secret, who)
+    listener = start_listener(
+        ws.root, "--client-rate", "1", "--read-timeout", "1", channels=("http",)
+    )
+    slow = socket.create_connection(("127.0.0.1", listener.ports["http"]), timeout=30)
+    head = f"POST /u/{real} HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\n"
+    slow.sendall(f"{head}Content-Length: 26\r\n\r\n".encode())  # and no body
+    assert slow.recv(4096).startswith(b"HTTP/1.1 408 ")
+    slow.close()
+
+    async def flood() -> tuple[list[int], int]:
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for _ in range(1100):
+                async with http.get(f"{listener.http}/u/{forged}") as response:
+                    statuses.append(response.status)
+                if statuses[-1] == 429:
+                    break
+            form = {"Content-Type": FORM}
+            async with http.post(f"{listener.http}/u/{real}", data=ONE_CLICK, headers=form) as r:
+                return statuses, r.status
+
+    try:
+        statuses, last = asyncio.run(flood())
+    finally:
+        assert listener.stop() == 0, listener.log()
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {404}
+    assert 1000 <= len(statuses) <= 1002
+    assert last == 429
+    assert stored_counts(ws) == (0, 1)
+    assert "Traceback" not in listener.log()
+
+
+def test_a_locked_database_is_a_temporary_failure_never_an_acknowledgement(
+    served: Served,
+) -> None:
+    """While the writer cannot commit, one-click answers 503 (Retry-After) and
+    mailto 451; nothing is stored, and the same request succeeds afterwards."""
+    url, mailto = served.header_urls(ADDRESSES[7])
+    client = smtplib.SMTP("127.0.0.1", served.listener.smtp_port, timeout=30)
+    client.ehlo("mx.example.net")
+    client.mail("someone@example.net")
+    assert client.rcpt(mailto)[0] == 250  # the MAC alone: no database needed
+    before = stored_counts(served.ws)
+    db = sqlite3.connect(served.ws.root / "scrubber.db", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        status, headers, _ = call(url, ONE_CLICK, **{"Content-Type": FORM})
+        assert (status, headers["Retry-After"]) == (503, "5")
+        assert client.data(b"Subject: stop\r\n\r\nplease\r\n")[0] == 451
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert stored_counts(served.ws) == before
+    assert ADDRESSES[7] not in ledger_rows(served.ws)
+    client.mail("someone@example.net")
+    assert client.rcpt(mailto)[0] == 250
+    assert client.data(b"Subject: stop\r\n\r\nplease\r\n")[0] == 250
+    client.quit()
+    assert ledger_rows(served.ws)[ADDRESSES[7]].channel == "mailto"
+    assert call(url, ONE_CLICK, **{"Content-Type": FORM})[0] == 200  # and a repeat
+
+
+def test_listen_refuses_a_token_secret_others_can_read(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", Settings(response_domain=DOMAIN))
+    secret = ws.root / unsubscribe.SECRET_FILE
+    unsubscribe.load_secret(ws.root)
+    secret.chmod(0o644)
+    result = run_cli("listen", "--smtp", "off", "--http", "127.0.0.1:0", workspace=ws.root)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"error: key {secret} is readable by others (mode 0644); run 'chmod 600 {secret}'"
+    )

@@ -991,6 +991,10 @@ def test_report_names_the_operator_and_counts_each_list(tmp_path: Path) -> None:
         "Shop & Co <Ltd>",
         "--operator-contact",
         "privacy@shop.example",
+        "--response-domain",
+        "dni.shop.example",
+        "--base-url",
+        "https://dni.shop.example",
     )
     assert result.returncode == 0, result.stderr
     workspace = load_workspace(tmp_path / "ws")

@@ -28,12 +28,13 @@ from scrubber.store.models import Address, Batch, ListExport, Suppression
 from scrubber.workspace import load_workspace, open_store
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
+PUBLIC = ("--response-domain", "dni.shop.example", "--base-url", "https://dni.shop.example")
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
 def _workspace(root: Path, *people: str, database_url: str | None = None) -> Path:
     extra = ("--database-url", database_url) if database_url else ()
-    assert run_cli("init", str(root), *extra).returncode == 0
+    assert run_cli("init", str(root), *PUBLIC, *extra).returncode == 0
     source = root / "people.txt"
     source.write_text("".join(p + "\n" for p in people), encoding="utf-8")
     assert run_cli("list", "import", "customers", str(source), workspace=root).returncode == 0
@@ -63,7 +64,7 @@ def test_a_bad_limit_is_refused(limit: str) -> None:
 
 def test_the_deadline_table_defaults_and_is_configurable(tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    assert run_cli("init", str(root)).returncode == 0
+    assert run_cli("init", str(root), *PUBLIC).returncode == 0
     config = root / "scrubber.toml"
     assert load_workspace(root).settings.deadlines == LEDGER_DEFAULTS
     assert [r.limit for r in ledger_rules(LEDGER_DEFAULTS)] == [
@@ -106,6 +107,15 @@ def test_every_list_export_is_recorded(tmp_path: Path) -> None:
     assert [(name, count) for name, count, _, _ in rows] == [("customers", 2), ("customers", 2)]
     for _, _, started, finished in rows:
         assert before.replace(tzinfo=None) <= _naive(started) <= _naive(finished)
+
+
+def test_a_list_with_recorded_exports_can_be_removed(tmp_path: Path) -> None:
+    root = _workspace(tmp_path / "ws", "a@example.org")
+    assert run_cli("list", "export", "customers", workspace=root).returncode == 0
+    removed = run_cli("list", "rm", "customers", workspace=root)
+    assert removed.returncode == 0, removed.stderr
+    with open_store(load_workspace(root)) as store, store.read() as s:
+        assert s.scalar(text("select count(*) from list_exports")) == 0
 
 
 def _naive(moment: datetime | str) -> datetime:
@@ -373,7 +383,7 @@ def test_ledger_bad_input(ledger: Ledger) -> None:
 
 def test_empty_ledger_is_a_valid_passing_report(tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    assert run_cli("init", str(root)).returncode == 0
+    assert run_cli("init", str(root), *PUBLIC).returncode == 0
     doc = _ledger_json(root)
     assert doc["suppressions"]["count"] == 0 and doc["items"] == [] and doc["ok"] is True
     assert doc["clocks"]["commit_seconds"]["max"] is None

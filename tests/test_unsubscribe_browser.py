@@ -42,8 +42,9 @@ def test_the_page_changes_nothing_and_its_button_unsubscribes(
     source.write_text(f"{ADDRESS}\nother@example.com\n", encoding="utf-8")
     with open_store(ws) as store:
         lists.import_files(store, "news", [source], rejects_path=tmp_path / "rejects.csv")
-        who = unsubscribe.subscriber(store, ADDRESS, "news")
-    url = f"{base}/u/{unsubscribe.make_token(unsubscribe.load_secret(ws.root), who)}"
+        secret = unsubscribe.load_secret(ws.root)
+        who = unsubscribe.subscriber(store, ADDRESS, "news", secret=secret)
+    url = f"{base}/u/{unsubscribe.make_token(secret, who)}"
     listener = start_listener(ws.root, "--http", f"127.0.0.1:{port}", channels=())
     try:
         asyncio.run(_load_then_press(chromium, url, ws))

@@ -59,6 +59,12 @@ class AppContext:
         if self._store is not None:
             self._store.close()
 
+    def waiting(self, what: str) -> None:
+        """Say on a terminal what a network command waits for ("connecting to
+        X ..."), before it waits; off one, output stays as scripts expect it."""
+        if self.err.is_terminal:
+            self.err.print(f"{what} ...", soft_wrap=True)
+
     @contextlib.contextmanager
     def progress(
         self, description: str, total: float | None, *, unit: str = "items"

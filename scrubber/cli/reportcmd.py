@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import keys
+from scrubber.batch import info as batch_info
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import (
     DeadlineAtRisk,
@@ -90,7 +91,8 @@ def show(
     outputs: tuple[Path, ...],
     check: bool,
 ) -> None:
-    """Report on BATCH (or on every batch with --all), signed with the operator key.
+    """Report on BATCH (an id, a unique prefix of one, or latest), or on every
+    batch with --all, signed with the operator key.
 
     json, md and html reports embed the signed data; check them with
     'scrubber report verify FILE'.
@@ -146,7 +148,9 @@ def _build(app: AppContext, batch: str | None, all_: bool, since: str | None) ->
         return build.build_summary(app.store, _parse_since(since), operator=operator)
     if not batch:
         raise UsageError("give a BATCH id, or --all for every batch (see 'scrubber report -h')")
-    return build.build_report(app.store, batch, operator=operator)
+    return build.build_report(
+        app.store, batch_info.resolve_batch_id(app.store, batch), operator=operator
+    )
 
 
 def _operator(app: AppContext) -> build.Operator:

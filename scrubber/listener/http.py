@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,7 +27,8 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from scrubber import scheme
+from scrubber import keys, scheme
+from scrubber.batch.info import KeyInUse
 from scrubber.errors import StoreError, StoreUnavailable, UnsubscribeTokenError
 from scrubber.listener.committer import GroupCommitter, Overloaded
 from scrubber.listener.gate import TrustedProxies
@@ -56,6 +58,7 @@ RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
+RETIRED_KEYS_TTL = 60.0  # seconds the key endpoint's list of earlier keys is reused
 _BLANK = " \t\r"
 _BARE_TYPES = frozenset({"application/json", "text/plain"})
 # What aiohttp's form parser raises for a body that is not the form it says
@@ -148,6 +151,11 @@ class HttpEdge:
     trusted: TrustedProxies = field(default_factory=TrustedProxies)
     prefix: str = ""  # the path of the public base URL, e.g. "/dni-proxy" (see path_prefix)
     unsubscribe_secret: bytes = b""  # the workspace's token secret (unsubscribe.load_secret)
+    # The keys of unexpired batches (batch/info.py keys_in_use), for the key endpoint.
+    keys_in_use: Callable[[], Awaitable[list[KeyInUse]]] | None = None
+    _retired: list[dict[str, str]] | None = None
+    _retired_at: float = float("-inf")
+    _retired_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
     def app(self) -> web.Application:
@@ -248,7 +256,7 @@ class HttpEdge:
             return _error(error.status, str(error))
         token = request.match_info["token"].lower()
         unsubscribe = UnsubscribeRequest(
-            token, who.list_id, who.address_id, ONE_CLICK, peer, secrets.token_hex(8)
+            token, who.list_id, who.address_id, who.check, ONE_CLICK, peer, secrets.token_hex(8)
         )
         answer = await self._unsubscribe(unsubscribe)
         if answer is not None:
@@ -342,13 +350,30 @@ class HttpEdge:
         return answer
 
     async def key(self, _request: web.Request) -> web.Response:
+        try:
+            retired = await self._retired_keys()
+        except StoreError:  # without them a responder would call old batches forged
+            return _error(503, "database unavailable", retry=True)
         return web.json_response(
             {
                 "scheme": scheme.SCHEME_NAME,
                 "key": self.key_public,
                 "fingerprint": self.key_fingerprint,
+                "retired": retired,
             }
         )
+
+    async def _retired_keys(self) -> list[dict[str, str]]:
+        """Earlier keys still bound to unexpired batches (docs/scheme.md, Key
+        endpoint); read at most once a minute, so the public endpoint cannot
+        make the database work per request."""
+        async with self._retired_lock:
+            fresh = time.monotonic() - self._retired_at < RETIRED_KEYS_TTL
+            if self._retired is None or not fresh:
+                used = await self.keys_in_use() if self.keys_in_use else []
+                self._retired = [_key_json(k) for k in used if k.key_public != self.key_public]
+                self._retired_at = time.monotonic()
+            return self._retired
 
     async def healthz(self, _request: web.Request) -> web.Response:
         try:
@@ -363,6 +388,14 @@ class HttpEdge:
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _key_json(used: KeyInUse) -> dict[str, str]:
+    return {
+        "key": used.key_public,
+        "fingerprint": keys.fingerprint(keys.decode_public(used.key_public)),
+        "until": used.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 async def _expect(request: web.Request) -> web.Response | None:

@@ -58,8 +58,9 @@ class Ingestor:
     ``record_group(requests)`` stores many in one transaction.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, check_key: bytes = b"") -> None:
         self.store = store
+        self.check_key = check_key  # unsubscribe.check_key: unsubscribes' address checks
         self._tokens: dict[str, str] = {}  # token -> batch id; batches never change token
         self._sql = PingSql.for_dialect(store.engine.dialect.name)
 
@@ -95,13 +96,17 @@ class Ingestor:
         """Verify and store all requests in one transaction; committed on return.
 
         Pings and unsubscribe requests may come in one group; the answers are
-        in the order of ``requests``.
+        in the order of ``requests``. The pings are recorded first, so an
+        address both pinged and unsubscribed in one group (milliseconds
+        apart) is credited to its ping.
         """
         pings = [r for r in requests if isinstance(r, PingRequest)]
         with self.store.write_connection() as conn:
             answers = iter(self._pings(conn, pings) if pings else [])
             return [
-                next(answers) if isinstance(r, PingRequest) else _unsubscribe(conn, r)
+                next(answers)
+                if isinstance(r, PingRequest)
+                else _unsubscribe(conn, r, self.check_key)
                 for r in requests
             ]
 
@@ -122,13 +127,14 @@ _HONOURED = {
 }
 
 
-def _unsubscribe(conn: Connection, request: UnsubscribeRequest) -> PingResult:
+def _unsubscribe(conn: Connection, request: UnsubscribeRequest, key: bytes) -> PingResult:
     """One one-click or mailto request, in the group's transaction (its token's
-    MAC was checked at the edge)."""
+    MAC was checked at the edge; its address check is compared here)."""
     done = honour_on(
         conn,
-        Subscriber(request.list_id, request.address_id),
+        Subscriber(request.list_id, request.address_id, request.check),
         request.token,
+        key,
         channel=ledger.Channel(request.channel),
         client=request.peer,
         received_at=request.received_at,

@@ -59,6 +59,7 @@ class UnsubscribeRequest:
     token: str
     list_id: int
     address_id: int
+    check: bytes | None  # the token's address check (unsubscribe.address_check)
     channel: str  # ONE_CLICK or MAILTO
     peer: str
     request_id: str

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
+from scrubber.batch.info import KeyInUse, keys_in_use
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import (
@@ -33,7 +34,8 @@ from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
-from scrubber.unsubscribe import load_secret
+from scrubber.store.types import utcnow
+from scrubber.unsubscribe import check_key, load_secret
 from scrubber.workspace import Workspace
 
 log = logging.getLogger("scrubber.listener")
@@ -126,7 +128,12 @@ async def _serve(
 ) -> None:
     secret = load_secret(workspace.root)  # before anything starts: a bad file stops here
     metrics = ListenerMetrics()
-    writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
+    writer = WriterProcess(
+        store.url,
+        lock_wait_ms=LOCK_WAIT_MS,
+        log_level=config.log_level,
+        check_key=check_key(secret),  # the writer checks addresses; it cannot make tokens
+    )
     await asyncio.to_thread(writer.start)
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
@@ -193,6 +200,9 @@ def _http_edge(
     async def health() -> None:
         await asyncio.to_thread(_ping_database, store)
 
+    async def in_use() -> list[KeyInUse]:
+        return await asyncio.to_thread(keys_in_use, store, utcnow())
+
     return HttpEdge(
         committer,
         metrics,
@@ -203,6 +213,7 @@ def _http_edge(
         read_timeout=config.read_timeout,
         trusted=trusted,
         prefix=config.prefix,
+        keys_in_use=in_use,
     )
 
 

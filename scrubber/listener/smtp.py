@@ -243,7 +243,7 @@ class SmtpHandler:
             self.unsubscribed(MAILTO, "rate-limited", 1)
             return RATE_LIMITED
         request = UnsubscribeRequest(
-            token, who.list_id, who.address_id, MAILTO, peer, secrets.token_hex(8)
+            token, who.list_id, who.address_id, who.check, MAILTO, peer, secrets.token_hex(8)
         )
         worthless = 0
         try:

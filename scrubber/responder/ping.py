@@ -187,10 +187,10 @@ def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
     if not answer.ok:
         return _Answer(False, answer.transient, f"key check {url} failed: {answer.text}")
     try:
-        served = keys.decode_public(str(json.loads(answer.text)["key"]))
+        served, retired = _served_keys(json.loads(answer.text))
     except (ValueError, KeyError, TypeError):
         return _Answer(False, False, f"key check {url}: answer holds no key")
-    if served != batch.key:
+    if served != batch.key and batch.key not in retired:
         return _Answer(
             False,
             False,
@@ -198,6 +198,22 @@ def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
             f"the batch is signed by {keys.fingerprint(batch.key)}",
         )
     return None
+
+
+def _served_keys(answer: object) -> tuple[bytes, list[bytes]]:
+    """The current key, and the retired ones still bound to unexpired
+    batches (docs/scheme.md, Key endpoint); a malformed retired entry is skipped."""
+    if not isinstance(answer, dict):
+        raise TypeError("not a JSON object")
+    current = keys.decode_public(str(answer["key"]))
+    retired = []
+    listed = answer.get("retired")
+    for entry in listed if isinstance(listed, list) else []:
+        try:
+            retired.append(keys.decode_public(str(entry["key"])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return current, retired
 
 
 def _bind(store: ResponderStore, batch: SeenBatch, problem: _Answer | None) -> None:
@@ -321,7 +337,7 @@ def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
     The domain must prove it is the key holder's even through a relay: the
     relay would deliver to it all the same.
     """
-    name = batch.respond_smtp.rpartition("@")[2]
+    name = batch.respond.domain
     resolver = domain.resolver(config.dns, config.proxy)
     domain.prove_domain(resolver, name, batch.key)
     if config.smtp_server is not None:
