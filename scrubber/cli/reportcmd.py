@@ -6,7 +6,6 @@ import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.table import Table
@@ -25,6 +24,7 @@ from scrubber.errors import (
 )
 from scrubber.report import build, formats, sign, status
 from scrubber.report import ledger as ledger_report
+from scrubber.report.model import BatchReport, Document, SummaryReport, is_summary
 from scrubber.report.render_text import render_text
 from scrubber.workspace import load_key
 
@@ -107,9 +107,8 @@ def show(
     if fmt is not None and len(outputs) > 1:
         raise UsageError("with several -o files each format comes from its suffix; drop --format")
     chosen = [formats.format_for(o, fmt, terminal=False) for o in outputs]
-    document = _build(app, batch, all_, since)
     # Signed once: every file written by this call is the same document.
-    document = sign.sign_report(document, load_key(app.workspace))
+    document = sign.sign_report(_build(app, batch, all_, since), load_key(app.workspace))
     _emit(app, document, fmt, outputs, chosen)
     if check:
         _check(document)
@@ -117,7 +116,7 @@ def show(
 
 def _emit(
     app: AppContext,
-    document: dict[str, Any],
+    document: Document,
     fmt: str | None,
     outputs: tuple[Path, ...],
     chosen: list[str],
@@ -131,14 +130,16 @@ def _emit(
         app.err.print(f"wrote {output} ({one}, {signed})")
 
 
-def _print(app: AppContext, document: dict[str, Any], chosen: str) -> None:
+def _print(app: AppContext, document: Document, chosen: str) -> None:
     if chosen == "text" and sys.stdout.isatty():
         app.out.print(render_text(document))
     else:
         sys.stdout.write(formats.render(document, chosen))
 
 
-def _build(app: AppContext, batch: str | None, all_: bool, since: str | None) -> dict[str, Any]:
+def _build(
+    app: AppContext, batch: str | None, all_: bool, since: str | None
+) -> BatchReport | SummaryReport:
     if all_ and batch:
         raise UsageError("give either a BATCH id or --all, not both")
     if since is not None and not all_:
@@ -168,8 +169,8 @@ def _parse_since(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _check(document: dict[str, Any]) -> None:
-    if "batches" in document:
+def _check(document: Document) -> None:
+    if is_summary(document):
         bad = [row["batch"] for row in document["batches"] if not row["ok"]]
         if bad:
             raise ReportCheckFailed(f"check failed for batch(es): {', '.join(bad)}")

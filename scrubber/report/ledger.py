@@ -21,16 +21,15 @@ from sqlalchemy.orm import Session
 
 from scrubber import scheme
 from scrubber.report.build import (
-    LEDGER_FORMAT,
     Operator,
-    Report,
-    header,
     iso,
     latency_stats,
     seconds,
     snapshot,
+    span_header,
 )
 from scrubber.report.deadlines import Rule, ledger_rules
+from scrubber.report.model import LEDGER_FORMAT, LedgerCheck, LedgerItem, LedgerReport
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
@@ -65,7 +64,7 @@ def build_ledger(
     since: datetime | None = None,
     now: datetime | None = None,
     operator: Operator | None = None,
-) -> Report:
+) -> LedgerReport:
     """The unsigned ledger report of suppressions committed at or after ``since``."""
     now = now or utcnow()
     rules = ledger_rules(deadlines)
@@ -77,7 +76,7 @@ def build_ledger(
     items = [_item(row, stops.get(row.address_id), rules, now) for row in rows]
     checks = [_rule_totals(rule, items) for rule in rules]
     return {
-        "report": {**header(LEDGER_FORMAT, now), "since": iso(since)},
+        "report": span_header(LEDGER_FORMAT, now, since),
         "operator": (operator or Operator()).as_json(),
         "suppressions": {
             "count": len(items),
@@ -175,12 +174,12 @@ def _lifted(session: Session, since: datetime | None) -> int:
     return int(session.scalar(query) or 0)
 
 
-def _item(row: Any, stop: Stop | None, rules: tuple[Rule, ...], now: datetime) -> dict[str, Any]:
+def _item(row: Any, stop: Stop | None, rules: tuple[Rule, ...], now: datetime) -> LedgerItem:
     # An address on no list is sent nothing from scrubber: sending stopped at the commit.
     stopped_at = row.suppressed_at if stop is None else stop.at
     stopped_by = "on no list" if stop is None else stop.by
     judged = row.channel in JUDGED_CHANNELS
-    item: dict[str, Any] = {
+    item: LedgerItem = {
         "address": scheme.mask(row.canonical),
         "channel": row.channel,
         "reason": row.reason,
@@ -208,7 +207,7 @@ def _verdict(rule: Rule, received: datetime, stopped: datetime | None, now: date
     return "late" if now > deadline else "pending"
 
 
-def _rule_totals(rule: Rule, items: list[dict[str, Any]]) -> dict[str, Any]:
+def _rule_totals(rule: Rule, items: list[LedgerItem]) -> LedgerCheck:
     counts = Counter(item["deadlines"][rule.key] for item in items)
     return {
         "rule": rule.key,

@@ -7,7 +7,8 @@ so typing it must not change a byte of it (old signed files still verify).
 """
 
 # No "from __future__ import annotations": TypedDict must see NotRequired itself.
-from typing import Literal, NotRequired, TypedDict, TypeGuard
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, cast
 
 FORMAT = "scrubber-compliance-report"
 SUMMARY_FORMAT = "scrubber-compliance-summary"
@@ -20,7 +21,7 @@ class Header(TypedDict):
     format: str
     version: int
     generator: str
-    generated_at: str | None
+    generated_at: str
 
 
 class SpanHeader(Header):
@@ -48,8 +49,8 @@ class SaltEpochJson(TypedDict):
 class BatchMeta(TypedDict):
     id: str
     lists: list[str]
-    created_at: str | None
-    expires_at: str | None
+    created_at: str
+    expires_at: str
     scheme: str
     argon2: Argon2
     tag_length: int
@@ -97,7 +98,7 @@ class Removal(TypedDict):
     ping_id: int
     address: str
     channel: str
-    received_at: str | None
+    received_at: str
     suppressed_at: str | None
     source: str | None
     latency_seconds: float | None
@@ -142,8 +143,8 @@ class OtherItem(TypedDict):
     address: str
     channel: str
     reason: str
-    received_at: str | None
-    suppressed_at: str | None
+    received_at: str
+    suppressed_at: str
 
 
 class OtherSuppressions(TypedDict):
@@ -154,7 +155,7 @@ class OtherSuppressions(TypedDict):
 
 
 class Bucket(TypedDict):
-    start: str | None
+    start: str
     seconds: int
     accepted: int
     other: int
@@ -192,6 +193,8 @@ class BatchReport(TypedDict):
 
 
 class SummaryRowJson(TypedDict):
+    """One batch in a summary; also the summary's CSV columns, in this order."""
+
     batch: str
     created_at: str
     lists: str
@@ -246,8 +249,8 @@ class LedgerItem(TypedDict):
     channel: str
     reason: str
     origin: str | None
-    received_at: str | None
-    committed_at: str | None
+    received_at: str
+    committed_at: str
     commit_seconds: float
     stopped_at: str | None
     stopped_by: str | None
@@ -280,3 +283,8 @@ def is_ledger(document: Document) -> TypeGuard[LedgerReport]:
 
 def is_batch(document: Document) -> TypeGuard[BatchReport]:
     return document["report"]["format"] == FORMAT
+
+
+def as_json(document: Mapping[str, object]) -> dict[str, Any]:
+    """A document as the plain JSON value serialisers take (the type changes, not the data)."""
+    return cast(dict[str, Any], document)

@@ -7,6 +7,7 @@ no external request. The signed canonical JSON is embedded in a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import rfc8785
 
 from scrubber.report.build import parse_iso
+from scrubber.report.model import Document, as_json, is_batch
 from scrubber.report.sections import Section, sections, title
 
 SCRIPT_ID = "scrubber-report"
@@ -47,11 +49,11 @@ section{break-inside:avoid}.verdict{border:1px solid #000;color:#000;background:
 """
 
 
-def render_html(document: dict[str, Any]) -> str:
+def render_html(document: Document) -> str:
     page_title = title(document)
     body = [f"<h1>{escape(page_title)}</h1>", _verdict(document["ok"])]
     body += [_section(s) for s in sections(document)]
-    if "timeline" in document:
+    if is_batch(document):
         # Right after the summary: the picture an auditor looks at first.
         body.insert(3, _timeline_section(document["timeline"]))
     return (
@@ -97,9 +99,9 @@ def _td(cell: str) -> str:
     return f"<td{css}>{escape(cell)}</td>"
 
 
-def _embedded(document: dict[str, Any]) -> str:
+def _embedded(document: Document) -> str:
     # The whole signed document in RFC 8785 form (docs/report.md, "Embeddings").
-    data = rfc8785.dumps(document).decode("utf-8")
+    data = rfc8785.dumps(as_json(document)).decode("utf-8")
     # "<" as \u003c keeps "</script>" and "<!--" out of the element; JSON reads it back.
     data = data.replace("<", "\\u003c")
     return f'<script type="application/json" id="{SCRIPT_ID}">{data}</script>\n'
@@ -122,7 +124,7 @@ LEGEND = (
 )
 
 
-def _timeline_section(buckets: list[dict[str, Any]]) -> str:
+def _timeline_section(buckets: Sequence[Mapping[str, Any]]) -> str:
     head = '<section id="timeline">\n<h2>Timeline of pings and suppressions (UTC)</h2>'
     if not buckets:
         return head + '\n<p class="note">no pings or suppressions yet</p>\n</section>'
@@ -138,8 +140,8 @@ def _timeline_section(buckets: list[dict[str, Any]]) -> str:
     return f"{head}\n{_svg(buckets)}\n{legend}\n</section>"
 
 
-def _bucket(item: dict[str, Any]) -> tuple[datetime, int]:
-    """Start and width of a timeline bucket; reports before 0.2 had hourly ``hour`` items."""
+def _bucket(item: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Start and width of a timeline bucket; earlier versions wrote hourly ``hour`` items."""
     if "start" in item:
         return parse_iso(item["start"]), int(item["seconds"])
     return parse_iso(item["hour"]), 3600
@@ -153,7 +155,7 @@ def _span(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-def _svg(buckets: list[dict[str, Any]]) -> str:
+def _svg(buckets: Sequence[Mapping[str, Any]]) -> str:
     start, width = _bucket(buckets[0])
     end = _bucket(buckets[-1])[0] + timedelta(seconds=width)
     slots = max(1, round((end - start).total_seconds() / width))

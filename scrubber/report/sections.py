@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from scrubber.report.build import CHANNELS, LEDGER_FORMAT, OUTCOMES, SUMMARY_FORMAT
+from scrubber.report.build import CHANNELS, OUTCOMES
+from scrubber.report.model import (
+    BatchReport,
+    Document,
+    LedgerReport,
+    Pings,
+    SummaryReport,
+    is_batch,
+    is_ledger,
+    is_summary,
+)
 
 
 @dataclass(frozen=True)
@@ -51,20 +60,22 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def title(document: dict[str, Any]) -> str:
-    if document["report"]["format"] == SUMMARY_FORMAT:
+def title(document: Document) -> str:
+    if is_summary(document):
         return "scrubber compliance summary"
-    if document["report"]["format"] == LEDGER_FORMAT:
+    if is_ledger(document):
         since = document["report"]["since"]
         return "scrubber ledger report" + (f" since {when(since)}" if since else "")
+    assert is_batch(document)
     return f"scrubber compliance report: batch {document['batch']['id']}"
 
 
-def sections(document: dict[str, Any]) -> list[Section]:
-    if document["report"]["format"] == SUMMARY_FORMAT:
+def sections(document: Document) -> list[Section]:
+    if is_summary(document):
         return [_summary_table(document), *_signature(document)]
-    if document["report"]["format"] == LEDGER_FORMAT:
+    if is_ledger(document):
         return [*ledger_sections(document), *_signature(document)]
+    assert is_batch(document)
     return [
         _overview(document),
         _batch(document),
@@ -84,7 +95,7 @@ def _kv(title_: str, pairs: list[tuple[str, str]], key: str) -> Section:
     return Section(title_, ("item", "value"), list(pairs), keyvalue=True, key=key)
 
 
-def _batch(doc: dict[str, Any]) -> Section:
+def _batch(doc: BatchReport) -> Section:
     b = doc["batch"]
     argon = b["argon2"]
     return _kv(
@@ -118,7 +129,7 @@ NOT_ACCEPTED = {
 }
 
 
-def _overview(doc: dict[str, Any]) -> Section:
+def _overview(doc: BatchReport) -> Section:
     parts = doc["parts"]
     pings = doc["pings"]
     rows = [
@@ -140,15 +151,16 @@ def _overview(doc: dict[str, Any]) -> Section:
     return replace(_kv("Summary", rows, "summary"), note=note)
 
 
-def _operator(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    operator = doc.get("operator") or {}
+def _operator(doc: Document) -> list[tuple[str, str]]:
+    operator = doc.get("operator")
+    name, contact = (operator["name"], operator["contact"]) if operator else (None, None)
     return [
-        ("operator", operator.get("name") or "not set (operator_name in scrubber.toml)"),
-        ("contact", operator.get("contact") or "not set (operator_contact in scrubber.toml)"),
+        ("operator", name or "not set (operator_name in scrubber.toml)"),
+        ("contact", contact or "not set (operator_contact in scrubber.toml)"),
     ]
 
 
-def _left_out(doc: dict[str, Any]) -> list[tuple[str, str]]:
+def _left_out(doc: BatchReport) -> list[tuple[str, str]]:
     if "left_out_suppressed" not in doc:
         return []
     count = doc["left_out_suppressed"]
@@ -156,7 +168,7 @@ def _left_out(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return [("left out, already suppressed", shown)]
 
 
-def _not_accepted(pings: dict[str, Any]) -> str:
+def _not_accepted(pings: Pings) -> str:
     others = [(o, n) for o, n in pings["by_outcome"].items() if o != "accepted" and n]
     if not others:
         return "0"
@@ -165,7 +177,7 @@ def _not_accepted(pings: dict[str, Any]) -> str:
     return f"{total:,}: {detail}"
 
 
-def _lists(doc: dict[str, Any]) -> list[Section]:
+def _lists(doc: BatchReport) -> list[Section]:
     if "list_counts" not in doc:
         return []
     rows = [
@@ -182,7 +194,7 @@ def _maybe(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _parts(doc: dict[str, Any]) -> Section:
+def _parts(doc: BatchReport) -> Section:
     rows = [
         (
             str(p["part"]),
@@ -199,7 +211,7 @@ def _parts(doc: dict[str, Any]) -> Section:
     return Section("Parts posted", columns, rows, note=note, key="parts")
 
 
-def _pings(doc: dict[str, Any]) -> Section:
+def _pings(doc: BatchReport) -> Section:
     by_channel = doc["pings"]["by_channel"]
     channels = list(CHANNELS) + sorted(set(by_channel) - set(CHANNELS))
     rows = [
@@ -218,7 +230,7 @@ def _pings(doc: dict[str, Any]) -> Section:
     )
 
 
-def _latency(doc: dict[str, Any]) -> Section:
+def _latency(doc: BatchReport) -> Section:
     lat = doc["latency_seconds"]
     return _kv(
         "Removal latency (ping received to suppression committed)",
@@ -233,7 +245,7 @@ def _latency(doc: dict[str, Any]) -> Section:
     )
 
 
-def _deadlines(doc: dict[str, Any]) -> Section:
+def _deadlines(doc: BatchReport) -> Section:
     rows = [
         (
             d["name"],
@@ -250,7 +262,7 @@ def _deadlines(doc: dict[str, Any]) -> Section:
     return Section("Deadline checks", columns, rows, key="deadlines")
 
 
-def _invariants(doc: dict[str, Any]) -> Section:
+def _invariants(doc: BatchReport) -> Section:
     rows = [
         (i["statement"], verdict(i["ok"]), f"{i['violations']:,}", ", ".join(i["examples"]) or "-")
         for i in doc["invariants"]
@@ -259,7 +271,7 @@ def _invariants(doc: dict[str, Any]) -> Section:
     return Section("Invariants", columns, rows, key="invariants")
 
 
-def _suppressed(doc: dict[str, Any]) -> Section:
+def _suppressed(doc: BatchReport) -> Section:
     rows = [
         (
             str(s["ping_id"]),
@@ -284,7 +296,7 @@ def _suppressed(doc: dict[str, Any]) -> Section:
     )
 
 
-def _other_suppressions(doc: dict[str, Any]) -> list[Section]:
+def _other_suppressions(doc: BatchReport) -> list[Section]:
     other = doc.get("other_suppressions")
     if other is None:
         return []
@@ -307,7 +319,7 @@ def _other_suppressions(doc: dict[str, Any]) -> list[Section]:
     return [Section(title_, columns, rows, note=note, key="other-suppressions")]
 
 
-def _summary_table(doc: dict[str, Any]) -> Section:
+def _summary_table(doc: SummaryReport) -> Section:
     rows = [
         (
             r["batch"],
@@ -328,7 +340,7 @@ def _summary_table(doc: dict[str, Any]) -> Section:
     return Section("Batches", (*columns, "max latency", "result"), rows, note=note, key="batches")
 
 
-def _signature(doc: dict[str, Any]) -> list[Section]:
+def _signature(doc: Document) -> list[Section]:
     block = doc.get("signature")
     if not isinstance(block, dict):
         return []
@@ -349,7 +361,7 @@ def _signature(doc: dict[str, Any]) -> list[Section]:
 # -- the ledger report --------------------------------------------------------
 
 
-def ledger_sections(doc: dict[str, Any]) -> list[Section]:
+def ledger_sections(doc: LedgerReport) -> list[Section]:
     counts = doc["suppressions"]
     return [
         _ledger_overview(doc),
@@ -362,7 +374,7 @@ def ledger_sections(doc: dict[str, Any]) -> list[Section]:
     ]
 
 
-def _ledger_overview(doc: dict[str, Any]) -> Section:
+def _ledger_overview(doc: LedgerReport) -> Section:
     since = doc["report"]["since"]
     rows = [
         *_operator(doc),
@@ -386,7 +398,7 @@ def _tally(title_: str, column: str, counts: dict[str, int], key: str) -> Sectio
     return Section(title_, (column, "suppressions"), rows, note=note, key=key)
 
 
-def _clocks(doc: dict[str, Any]) -> Section:
+def _clocks(doc: LedgerReport) -> Section:
     commit, stop = doc["clocks"]["commit_seconds"], doc["clocks"]["stop_seconds"]
     rows = [
         (name, f"{c['count']:,}", *(duration(c[k]) for k in ("min", "median", "p99", "max")))
@@ -396,7 +408,7 @@ def _clocks(doc: dict[str, Any]) -> Section:
     return Section("Deadline clocks", columns, rows, key="clocks")
 
 
-def _ledger_deadlines(doc: dict[str, Any]) -> Section:
+def _ledger_deadlines(doc: LedgerReport) -> Section:
     rows = [
         (
             d["name"],
@@ -415,7 +427,7 @@ def _ledger_deadlines(doc: dict[str, Any]) -> Section:
     return Section("Deadline checks (sending stopped)", columns, rows, note=note, key="deadlines")
 
 
-def _ledger_items(doc: dict[str, Any]) -> Section:
+def _ledger_items(doc: LedgerReport) -> Section:
     names = [d["rule"] for d in doc["deadlines"]]
     rows = [
         (
