@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 
 from scrubber.store import Store
 from scrubber.workspace import Workspace, find_workspace, open_store
@@ -160,6 +161,14 @@ class _LineReporter:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def folded(table: Table) -> Table:
+    """Cells wrap or fold at any width, never cut with an ellipsis: ids,
+    list names, file names and addresses stay whole (call once the columns exist)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 def print_json(data: Any) -> None:

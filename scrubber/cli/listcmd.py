@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import hashing, lists, scheme
-from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, folded, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
@@ -140,7 +140,7 @@ def import_(
     if replace:
         table.add_row("removed (not in the files)", f"{summary.removed:,}")
     table.add_row("rejected", f"{summary.rejected:,}")
-    app.out.print(table)
+    app.out.print(folded(table))
     if summary.rejects_path:
         app.out.print(f"rejected lines: {summary.rejects_path}")
 
@@ -240,7 +240,7 @@ def ls(app: AppContext, as_json: bool) -> None:
     for info in infos:
         last = info.last_import_at.strftime("%Y-%m-%d %H:%M") if info.last_import_at else "-"
         table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("show")
@@ -284,7 +284,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             f"{run.added:,}",
             f"{run.rejected:,}",
         )
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("rm")
@@ -407,8 +407,11 @@ def suppress(
     "--workers", type=click.IntRange(min=1), help="Hashing workers (default: one per core)."
 )
 @executor_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor: str) -> None:
+def hash_(
+    app: AppContext, names: tuple[str, ...], workers: int | None, executor: str, as_json: bool
+) -> None:
     """Hash lists in the current salt epoch (only addresses not cached yet).
 
     \b
@@ -428,6 +431,9 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
             summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
     finally:
         pool.close()
+    if as_json:
+        print_json(asdict(summary))
+        return
     app.out.print(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"

@@ -290,6 +290,8 @@ def status_(app: AppContext, as_json: bool) -> None:
     """
     workspace = app.workspace
     key = keys.encode_public(keys.read_public(workspace.path(workspace.settings.public_key)))
+    settings = workspace.settings
+    app.waiting(f"checking the listener at http://{settings.http_host}:{settings.http_port}")
     facts = status.gather(app.store, workspace.settings, key)
     if as_json:
         print_json(dataclasses.asdict(facts))
