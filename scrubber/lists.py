@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
-from sqlalchemy.orm import Session
 
 from scrubber import ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
@@ -36,9 +35,11 @@ from scrubber.store.models import (
     BatchList,
     ImportRun,
     ListEntry,
+    ListExport,
     MailingList,
     Suppression,
 )
+from scrubber.store.queries import get_list
 from scrubber.store.types import utcnow
 
 STAGING_CHUNK = 20_000
@@ -115,6 +116,9 @@ class RejectsCounter:
     def add(self, source: str, line: int, value: str, reason: str) -> None:
         self.count += 1
 
+    def finish(self) -> None:
+        pass
+
     def commit(self) -> Path | None:
         return None
 
@@ -133,9 +137,7 @@ class RejectsWriter(RejectsCounter):
             # mkstemp: mode 0600, as rejected lines are addresses.
             fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent)
         except OSError as exc:
-            raise UsageError(
-                f"cannot write the rejects file {path}: {exc.strerror}; pass --rejects PATH"
-            ) from None
+            raise self._unwritable(exc) from None
         self._tmp = Path(tmp)
         self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._handle)
@@ -143,10 +145,21 @@ class RejectsWriter(RejectsCounter):
 
     def add(self, source: str, line: int, value: str, reason: str) -> None:
         self.count += 1
-        self._csv.writerow([source, line, value, reason])
+        try:
+            self._csv.writerow([source, line, value, reason])
+        except OSError as exc:  # e.g. the disk is full
+            raise self._unwritable(exc) from None
+
+    def finish(self) -> None:
+        """Write out what is buffered: before the import commits, so a rejects
+        file that cannot be written (disk full) fails the import, not after it."""
+        try:
+            self._handle.close()
+        except OSError as exc:
+            raise self._unwritable(exc) from None
 
     def commit(self) -> Path | None:
-        self._handle.close()
+        self.finish()  # a no-op when already finished
         if self.count == 0:
             self._tmp.unlink()
             return None
@@ -154,8 +167,14 @@ class RejectsWriter(RejectsCounter):
         return self._target
 
     def discard(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):  # what is unwritten goes anyway
+            self._handle.close()
         self._tmp.unlink(missing_ok=True)
+
+    def _unwritable(self, exc: OSError) -> UsageError:
+        return UsageError(
+            f"cannot write the rejects file {self.path}: {exc.strerror}; pass --rejects PATH"
+        )
 
 
 def import_files(
@@ -193,6 +212,7 @@ def import_files(
                 unique, added = _fold_staging(conn, list_id)
                 removed = _replace_entries(conn, list_id, accepted) if replace else 0
                 conn.exec_driver_sql("DROP TABLE import_staging")
+            rejects.finish()
             kept = rejects.path if rejects.count else None
             conn.execute(
                 insert(ImportRun).values(
@@ -563,6 +583,7 @@ def remove_list(store: Store, name: str, *, dry_run: bool = False) -> RemoveSumm
         entries, forgotten = _drop_collected(conn, list_id)
         imports = conn.execute(delete(ImportRun).where(ImportRun.list_id == list_id)).rowcount
         batches = conn.execute(delete(BatchList).where(BatchList.list_id == list_id)).rowcount
+        conn.execute(delete(ListExport).where(ListExport.list_id == list_id))
         conn.execute(delete(MailingList).where(MailingList.id == list_id))
     return RemoveSummary(name, entries, imports, batches, forgotten, dry_run)
 
@@ -603,13 +624,6 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
         if not conn.invalidated:
             for name, value in saved:
                 conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
-
-
-def get_list(session: Session, name: str) -> MailingList:
-    found = session.scalars(select(MailingList).where(MailingList.name == name)).first()
-    if found is None:
-        raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
-    return found
 
 
 def list_infos(store: Store) -> list[ListInfo]:
@@ -667,6 +681,37 @@ def iter_export_rows(store: Store, name: str, page: int = 10_000) -> Iterator[tu
     with store.read() as session:
         list_id = get_list(session, name).id
     return _export_pages(store, list_id, page)
+
+
+@dataclass(frozen=True)
+class ExportStart:
+    """An export under way: its list and the moment before its first read."""
+
+    list_id: int
+    started_at: datetime
+
+
+def begin_export(store: Store, name: str) -> ExportStart:
+    """Note the start of an export of ``name`` (before any of its rows are read)."""
+    started = utcnow()
+    with store.read() as session:
+        return ExportStart(get_list(session, name).id, started)
+
+
+def finish_export(store: Store, start: ExportStart, count: int) -> None:
+    """Record a finished export: every address suppressed before it started was left out.
+
+    The ledger report reads these rows to say when sending stopped.
+    """
+    with store.write() as session:
+        session.add(
+            ListExport(
+                list_id=start.list_id,
+                started_at=start.started_at,
+                finished_at=utcnow(),
+                count=count,
+            )
+        )
 
 
 def write_export(addresses: Iterable[str], output: Path, *, mode: int = FILE_MODE) -> int:

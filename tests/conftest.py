@@ -12,7 +12,7 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,3 +131,25 @@ def sender(key: OperatorKey) -> Iterator[SenderEndpoint]:
     endpoint = SenderEndpoint(key.public_raw).start()
     yield endpoint
     endpoint.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Mount a tmpfs of a given size (bytes); unmounted afterwards."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+
+    def make(size: int) -> Path:
+        options = f"size={size},mode=0700"
+        made = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            require_service("SCRUBBER_TEST_TMPFS", f"mounting a tmpfs (as root): {made.stderr}")
+        return mount
+
+    yield make
+    subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -272,4 +272,4 @@ def _second_key_relisting_escalates(
     assert row["outcomes"] == {"accepted": 40, "duplicate": 20}
     assert len(row["relisted"]) == 20
     text = cli_ok("responder", "report", env=env)
-    assert f"compliance failure: key {fingerprint[:16]} re-listed 20" in text
+    assert f"compliance failure: key {fingerprint} re-listed 20" in text

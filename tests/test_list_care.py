@@ -310,3 +310,21 @@ def test_cli_rename_and_rm(workspace: Workspace, tmp_path: Path) -> None:
     assert "removed list new: 1 entries" in removed.stdout
     listed = run_cli("list", "ls", "--json", workspace=ws)
     assert json.loads(listed.stdout) == []
+
+
+def test_cli_list_tables_fold_long_names_instead_of_cutting(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    name = "newsletter-subscribers-from-the-spring-2026-campaign"
+    source = _write(tmp_path / "a-file-name-long-enough-to-need-folding.txt", "x@example.com")
+    assert run_cli("list", "import", name, str(source), workspace=workspace.root).returncode == 0
+    for args in (["list", "ls"], ["list", "show", name]):
+        result = run_cli(*args, workspace=workspace.root, env={"COLUMNS": "40"})
+        assert result.returncode == 0, result.stderr
+        assert "…" not in result.stdout, result.stdout
+        cells = "".join(
+            line.split("│")[1 if args[1] == "ls" else 2].strip()
+            for line in result.stdout.splitlines()
+            if line.startswith("│")
+        )
+        assert (name if args[1] == "ls" else source.name) in cells, result.stdout

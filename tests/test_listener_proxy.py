@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from scrubber import scheme
 from scrubber.store.models import Batch, Ping
 from scrubber.workspace import Workspace, open_store
+from tests.conftest import require_service
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.nginx_support import (
     documented_proxy_config,
@@ -135,3 +137,68 @@ def test_one_click_through_the_documented_proxy(
     with open_store(workspace) as store:
         (row,) = ledger.rows(store)
     assert (row.canonical, row.channel, row.client) == (ADDRESSES[3], "one-click", "127.0.0.0/24")
+
+
+@pytest.fixture
+def smtp_listener(workspace: Workspace, batch: Batch) -> Iterator[Listener]:
+    require_service("SCRUBBER_TEST_NGINX_STREAM", "nginx's stream module")
+    running = start_listener(
+        workspace.root,
+        "--trusted-proxy", "127.0.0.1", "--smtp-proxy-protocol", "--client-rate", "600",
+        channels=("smtp",),
+    )  # fmt: skip
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture
+def smtp_proxy(tmp_path: Path, smtp_listener: Listener) -> Iterator[int]:
+    port = free_port()
+    config = documented_proxy_config("nginx stream for SMTP")
+    for old, new in (
+        ("listen 25;", f"listen 127.0.0.1:{port};"),
+        ("proxy_pass 127.0.0.1:2525;", f"proxy_pass 127.0.0.1:{smtp_listener.smtp_port};"),
+    ):
+        assert old in config, f"docs/deployment.md no longer shows {old!r}"
+        config = config.replace(old, new)
+    module = os.environ["SCRUBBER_TEST_NGINX_STREAM"]
+    with run_nginx(tmp_path / "nginx", "", top=f"load_module {module};\n{config}"):
+        yield port
+
+
+def smtp_send(port: int, source: str, rcpt: str, proofs: list[str]) -> int:
+    """The answer to RCPT if it refused, else to the end of DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as client:
+        client.ehlo()
+        client.mail("")
+        code, _ = client.rcpt(rcpt)
+        if code != 250:
+            return code
+        lines = "".join(f"DNI-Proof: {p}\r\n" for p in proofs)
+        code, _ = client.data(f"Subject: opt-out\r\n\r\n{lines}".encode())
+        return code
+
+
+def test_smtp_behind_nginx_with_proxy_protocol_sees_the_real_client(
+    workspace: Workspace, batch: Batch, smtp_listener: Listener, smtp_proxy: int
+) -> None:
+    rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+    forged = [scheme.b64url(os.urandom(16)) for _ in range(1000)]
+    answers = [
+        smtp_send(smtp_proxy, "127.0.0.5", rcpt, forged),  # worthless: charged to 127.0.0.5
+        smtp_send(smtp_proxy, "127.0.0.5", rcpt, forged),  # no room left
+        smtp_send(smtp_proxy, "127.0.0.6", rcpt, [proof_for(ADDRESSES[0], batch)]),
+        # Straight to the listener: 127.0.0.7 is no proxy, served as ever.
+        smtp_send(smtp_listener.smtp_port, "127.0.0.7", rcpt, [proof_for(ADDRESSES[1], batch)]),
+    ]
+    assert answers == [250, 451, 250, 250]  # 451 4.7.1: 127.0.0.5 is rate limited, alone
+    assert peers(workspace) == ["127.0.0.6", "127.0.0.7"]  # the audit trail: not nginx's 127.0.0.1
+
+
+def test_a_trusted_proxy_without_a_proxy_header_is_not_served(
+    workspace: Workspace, batch: Batch, smtp_listener: Listener
+) -> None:
+    rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        smtp_send(smtp_listener.smtp_port, "127.0.0.1", rcpt, [proof_for(ADDRESSES[0], batch)])
+    assert peers(workspace) == []

@@ -336,3 +336,15 @@ def test_a_locked_database_is_a_temporary_failure_never_an_acknowledgement(
     client.quit()
     assert ledger_rows(served.ws)[ADDRESSES[7]].channel == "mailto"
     assert call(url, ONE_CLICK, **{"Content-Type": FORM})[0] == 200  # and a repeat
+
+
+def test_listen_refuses_a_token_secret_others_can_read(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", Settings(response_domain=DOMAIN))
+    secret = ws.root / unsubscribe.SECRET_FILE
+    unsubscribe.load_secret(ws.root)
+    secret.chmod(0o644)
+    result = run_cli("listen", "--smtp", "off", "--http", "127.0.0.1:0", workspace=ws.root)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"error: key {secret} is readable by others (mode 0644); run 'chmod 600 {secret}'"
+    )

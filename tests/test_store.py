@@ -172,8 +172,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-def _batch_with_parts_at_0006(store: Store, posted: dict[int, tuple[datetime, str]]) -> None:
-    """Batch b1 with three parts, marked posted as ``posted`` says (schema 0006)."""
+def _batch_with_parts_at_0007(store: Store, posted: dict[int, tuple[datetime, str]]) -> None:
+    """Batch b1 with three parts, marked posted as ``posted`` says (schema 0007)."""
     now = utcnow()
     with store.engine.begin() as conn:
         stamp = {"now": now}
@@ -213,11 +213,11 @@ def _batch_with_parts_at_0006(store: Store, posted: dict[int, tuple[datetime, st
 
 
 def test_part_posts_migration_keeps_where_each_part_went(empty_url: str) -> None:
-    """0007 moves each part's posted mark to batch_part_posts, on both databases."""
+    """0008 moves each part's posted mark to batch_part_posts, on both databases."""
     one, two = utcnow() - timedelta(hours=2), utcnow() - timedelta(hours=1)
     with Store(empty_url) as store:
-        store.migrate("0006")
-        _batch_with_parts_at_0006(
+        store.migrate("0007")
+        _batch_with_parts_at_0007(
             store, {1: (one, "nntp://news.example:119"), 2: (two, "spool:/srv/spool")}
         )
         _assert_migrated(store)

@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, select
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from scrubber.batch.post import get_batch
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchList, BatchPart, BatchPartPost, MailingList, Ping
+from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
+from scrubber.store.queries import PartPost, get_batch, part_posts, parts_posted
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,6 @@ class BatchInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class PartPost:
-    server: str  # no credentials: nntp://HOST:PORT, nntps://HOST:PORT or spool:DIR
-    posted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -83,8 +77,8 @@ def batch_infos(store: Store) -> list[BatchInfo]:
 
 
 def batch_detail(store: Store, batch_id: str) -> BatchDetail:
-    batch = get_batch(store, batch_id)
     with store.read() as session:
+        batch = get_batch(session, batch_id)
         info = _info(session, batch)
         rows = session.scalars(
             select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
@@ -115,28 +109,6 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         key=batch.key_public,
         parts=parts,
         servers=dict(sorted(servers.items())),
-    )
-
-
-def part_posts(session: Session, batch_id: str) -> dict[int, list[PartPost]]:
-    """Where each part of a batch went: part -> its servers, earliest first."""
-    rows = session.execute(
-        select(BatchPartPost.part, BatchPartPost.server, BatchPartPost.posted_at)
-        .where(BatchPartPost.batch_id == batch_id)
-        .order_by(BatchPartPost.part, BatchPartPost.posted_at, BatchPartPost.server)
-    ).all()
-    posts: dict[int, list[PartPost]] = {}
-    for part, server, posted_at in rows:
-        posts.setdefault(part, []).append(PartPost(server, posted_at))
-    return posts
-
-
-def parts_posted(batch_id: QueryableAttribute[str] | str) -> ScalarSelect[int]:
-    """How many parts of the batch went to at least one server (a subquery)."""
-    return (
-        select(func.count(func.distinct(BatchPartPost.part)))
-        .where(BatchPartPost.batch_id == batch_id)
-        .scalar_subquery()
     )
 
 

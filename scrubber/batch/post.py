@@ -22,10 +22,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from scrubber import keys
 from scrubber.batch import parts as batch_parts
-from scrubber.errors import KeyFileError, NotFoundError
+from scrubber.errors import KeyFileError
 from scrubber.keys import OperatorKey
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchPart, BatchPartPost
+from scrubber.store.queries import get_batch
 from scrubber.store.types import utcnow
 from scrubber.transport import PostStatus, Transport, server_name
 
@@ -71,22 +72,14 @@ class PendingWork:
         return sum(p.size for p in self.parts)
 
 
-def get_batch(store: Store, batch_id: str) -> Batch:
-    with store.read() as session:
-        batch = session.get(Batch, batch_id)
-    if batch is None:
-        raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber batch ls')")
-    return batch
-
-
 def pending(store: Store, batch_id: str, server: str) -> PendingWork:
     """The parts of ``batch_id`` not marked posted to ``server`` (a
     :func:`scrubber.transport.server_name`)."""
-    batch = get_batch(store, batch_id)
     taken = select(BatchPartPost.part).where(
         BatchPartPost.batch_id == batch_id, BatchPartPost.server == server
     )
     with store.read() as session:
+        batch = get_batch(session, batch_id)
         rows = session.scalars(
             select(BatchPart)
             .where(BatchPart.batch_id == batch_id, BatchPart.part.not_in(taken))

@@ -182,6 +182,7 @@ def _post_to(
         )
 
     def connect() -> Transport:
+        app.waiting(f"connecting to {work.server}")  # named without credentials
         return open_transport(
             url,
             newsgroup=work.batch.newsgroup,

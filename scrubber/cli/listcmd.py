@@ -12,10 +12,11 @@ import click
 from rich.table import Table
 
 from scrubber import hashing, lists, scheme
-from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, folded, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
+from scrubber.store import queries
 
 
 @click.group("list")
@@ -139,7 +140,7 @@ def import_(
     if replace:
         table.add_row("removed (not in the files)", f"{summary.removed:,}")
     table.add_row("rejected", f"{summary.rejected:,}")
-    app.out.print(table)
+    app.out.print(folded(table))
     if summary.rejects_path:
         app.out.print(f"rejected lines: {summary.rejects_path}")
 
@@ -187,6 +188,7 @@ def export(
       scrubber list export customers --minus optout.md5.zip -o mailable.txt
     """
     file_mode = parse_mode(mode)
+    start = lists.begin_export(app.store, name)
     addresses = lists.iter_export(app.store, name)
     summary = None
     if minus:
@@ -201,7 +203,8 @@ def export(
         where = f" to {output}" if output else ""
         app.err.print(f"dry run: would write {count:,} addresses{where}; nothing written")
     else:
-        _write_export(app, addresses, output, file_mode)
+        count = _write_export(app, addresses, output, file_mode)
+        lists.finish_export(app.store, start, count)
     if summary is not None:
         app.err.print(
             f"--minus: left out {summary.left_out:,} ({summary.by_original:,} by spelling, "
@@ -211,13 +214,12 @@ def export(
 
 def _write_export(
     app: AppContext, addresses: Iterator[str], output: Path | None, file_mode: int
-) -> None:
+) -> int:
     if output is None:
-        for address in addresses:
-            sys.stdout.write(address + "\n")
-        return
+        return sum(sys.stdout.write(address + "\n") > 0 for address in addresses)
     count = lists.write_export(addresses, output, mode=file_mode)
     app.err.print(f"wrote {count:,} addresses to {output}")
+    return count
 
 
 @list_group.command("ls")
@@ -238,7 +240,7 @@ def ls(app: AppContext, as_json: bool) -> None:
     for info in infos:
         last = info.last_import_at.strftime("%Y-%m-%d %H:%M") if info.last_import_at else "-"
         table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("show")
@@ -282,7 +284,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             f"{run.added:,}",
             f"{run.rejected:,}",
         )
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("rm")
@@ -405,8 +407,11 @@ def suppress(
     "--workers", type=click.IntRange(min=1), help="Hashing workers (default: one per core)."
 )
 @executor_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor: str) -> None:
+def hash_(
+    app: AppContext, names: tuple[str, ...], workers: int | None, executor: str, as_json: bool
+) -> None:
     """Hash lists in the current salt epoch (only addresses not cached yet).
 
     \b
@@ -416,7 +421,7 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
     """
     settings = app.workspace.settings
     with app.store.read() as session:
-        ids = [lists.get_list(session, n).id for n in names]
+        ids = [queries.get_list(session, n).id for n in names]
     # The executor first: a bad one must leave the database as it was.
     pool = hashing.open_executor(executor, workers)
     try:
@@ -426,6 +431,9 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
             summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
     finally:
         pool.close()
+    if as_json:
+        print_json(asdict(summary))
+        return
     app.out.print(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"

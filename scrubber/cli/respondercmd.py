@@ -12,6 +12,7 @@ from rich.table import Table
 
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import ResponderError, UsageError
+from scrubber.private import redact_url
 from scrubber.responder import store as rstore
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import DEFAULT_DELAY, PingConfig
@@ -242,7 +243,9 @@ def scan(
         delay=ping_delay * 3600,
         retries=retries,
     )
+    where = redact_url(server) if server else f"spool {spool}"
     while True:
+        app.waiting(f"reading {group} from {where}")
         try:
             result = run_once(
                 store, lambda: open_source(server, spool, group), caps=caps, ping_config=config
@@ -362,12 +365,12 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
         "outcomes",
         "escalations",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never cut: wrap or fold
     for row in rows:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.answers.items()))
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(row.outcomes.items()))
         table.add_row(
-            row.fingerprint[:16],
+            row.fingerprint,
             str(row.batches),
             str(row.refused_batches),
             str(row.forged_batches),
@@ -382,7 +385,7 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
     for row in rows:
         if row.escalations:
             app.out.print(
-                f"compliance failure: key {row.fingerprint[:16]} re-listed "
+                f"compliance failure: key {row.fingerprint} re-listed "
                 f"{len(row.relisted)} addresses already opted out: {', '.join(row.relisted[:10])}"
             )
 

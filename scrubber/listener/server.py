@@ -31,7 +31,7 @@ from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
-from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
+from scrubber.listener.smtp import GatedSMTP, SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
 from scrubber.store.types import utcnow
@@ -101,6 +101,7 @@ class ListenConfig:
     smtp_idle_timeout: float = 60.0
     smtp_session_timeout: float = 300.0
     trusted_proxies: tuple[str, ...] = ()
+    smtp_proxy_protocol: bool = False  # trusted proxies open SMTP with a PROXY header
     prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
 
 
@@ -112,7 +113,7 @@ class _Running:
     http_server: asyncio.Server | None = None
     smtp_server: asyncio.Server | None = None
     handler: SmtpHandler | None = None
-    sessions: list[Any] = field(default_factory=list)
+    sessions: set[GatedSMTP] = field(default_factory=set)  # the open SMTP sessions
 
 
 def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
@@ -120,6 +121,8 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
     trusted = TrustedProxies.parse(config.trusted_proxies)
+    if config.smtp_proxy_protocol and not trusted:
+        raise UsageError("--smtp-proxy-protocol needs --trusted-proxy (whose headers to believe)")
     asyncio.run(_serve(workspace, store, config, trusted))
 
 
@@ -262,7 +265,7 @@ async def _start_smtp(
     )
 
     def factory() -> Any:
-        return smtp_door(handler, hostname, gate, timeouts, sessions)
+        return smtp_door(handler, hostname, gate, timeouts, sessions, config.smtp_proxy_protocol)
 
     loop = asyncio.get_running_loop()
     try:
@@ -287,7 +290,7 @@ async def _shutdown(running: _Running) -> None:
                 await handler.idle.wait()
         except TimeoutError:
             log.warning("event=shutdown-timeout channel=smtp inflight=%d", handler.inflight)
-    for session in running.sessions:
+    for session in list(running.sessions):
         if session.transport is not None:
             session.transport.close()
     if running.runner is not None:

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from scrubber import lists
-from scrubber.batch.info import parts_posted
 from scrubber.config import Settings
 from scrubber.store import Store
 from scrubber.store.models import Batch, Ping, PingTally, Suppression
+from scrubber.store.queries import parts_posted
 
 AT_RISK_AFTER = timedelta(hours=24)  # half the strictest deadline (Gmail/Yahoo, 48 h)
 HEALTH_TIMEOUT = 0.5  # seconds; a listener that is up answers far faster

@@ -1,7 +1,7 @@
 """batch_part_posts: where each part of a batch went, one row per part and server
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06 22:30:00
 
 A batch is posted to several news servers (and spools), each resumed on
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
