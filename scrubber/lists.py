@@ -14,8 +14,7 @@ import multiprocessing
 import os
 import signal
 import stat
-import tempfile
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as MPConnection
@@ -25,9 +24,9 @@ from typing import NamedTuple
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from scrubber import ledger, scheme
+from scrubber import hashing, ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
-from scrubber.private import FILE_MODE, private_dir
+from scrubber.private import FILE_MODE, AtomicFile, private_dir
 from scrubber.readers import detect_file_encoding, read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
@@ -127,18 +126,15 @@ class RejectsWriter(RejectsCounter):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        self.path = self._target = path
+        self.path = path
         try:
             private_dir(path.parent, tighten_existing=False)
-            # mkstemp: mode 0600, as rejected lines are addresses.
-            fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent)
+            self._file = AtomicFile.text(path)  # 0600, as rejected lines are addresses
         except OSError as exc:
             raise UsageError(
                 f"cannot write the rejects file {path}: {exc.strerror}; pass --rejects PATH"
             ) from None
-        self._tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._handle)
+        self._csv = csv.writer(self._file.handle)
         self._csv.writerow(["file", "line", "input", "reason"])
 
     def add(self, source: str, line: int, value: str, reason: str) -> None:
@@ -146,16 +142,13 @@ class RejectsWriter(RejectsCounter):
         self._csv.writerow([source, line, value, reason])
 
     def commit(self) -> Path | None:
-        self._handle.close()
         if self.count == 0:
-            self._tmp.unlink()
+            self._file.discard()
             return None
-        self._tmp.replace(self._target)
-        return self._target
+        return self._file.commit()
 
     def discard(self) -> None:
-        self._handle.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.discard()
 
 
 def import_files(
@@ -612,6 +605,31 @@ def get_list(session: Session, name: str) -> MailingList:
     return found
 
 
+def hash_lists(
+    store: Store,
+    names: Sequence[str],
+    params: scheme.Params,
+    epoch_days: int,
+    *,
+    executor: str = "threads",
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> hashing.HashSummary:
+    """``list hash``: cache the digests of lists ``names`` in the current salt
+    epoch (only addresses not cached yet), on the executor named ``executor``
+    (see :func:`hashing.open_executor`)."""
+    with store.read() as session:
+        ids = [get_list(session, name).id for name in names]
+    # The executor before the epoch: a bad one must leave the database as it was.
+    pool = hashing.open_executor(executor, workers)
+    try:
+        epoch = hashing.current_epoch(store, params, epoch_days)
+        return hashing.HashEngine(store, pool).ensure(epoch, ids, on_done, on_total)
+    finally:
+        pool.close()
+
+
 def list_infos(store: Store) -> list[ListInfo]:
     with store.read() as session:
         suppressed = (
@@ -671,16 +689,10 @@ def iter_export_rows(store: Store, name: str, page: int = 10_000) -> Iterator[tu
 
 def write_export(addresses: Iterable[str], output: Path, *, mode: int = FILE_MODE) -> int:
     """Write ``addresses`` one a line to ``output`` atomically with ``mode``; return the count."""
-    tmp = output.with_name(f".{output.name}.part")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with AtomicFile.text(output, mode=mode) as handle:
             count = sum(handle.write(a + "\n") > 0 for a in addresses)
-        # chmod, not the open mode: the umask must not narrow what was asked for.
-        tmp.chmod(mode)
-        tmp.replace(output)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     return count
 

@@ -164,7 +164,7 @@ def test_import_dry_run_counts_and_writes_nothing(store: Store, tmp_path: Path) 
     assert (summary.added, summary.removed, summary.rejected) == (1, 1, 1)
     assert summary.dry_run and summary.rejects_path is None
     assert _snapshot(store) == before
-    assert not list(tmp_path.glob("rejects-*")) and not list(tmp_path.glob(".rejects-*"))
+    assert not list(tmp_path.glob("rejects-*")) and not list(tmp_path.glob(".*"))
     # A dry run into a new list creates nothing either.
     assert _import(store, "fresh", source, dry_run=True).added == 2
     assert _snapshot(store) == before

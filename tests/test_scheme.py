@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from scrubber import scheme
+from scrubber import errors, scheme
 
 SPEC = (ROOT / "docs" / "scheme.md").read_text(encoding="utf-8")
 
@@ -107,7 +107,7 @@ def test_hash_vector(vector: HashVector) -> None:
 
 
 def test_rejected_carries_its_code() -> None:
-    with pytest.raises(scheme.Rejected) as info:
+    with pytest.raises(errors.Rejected) as info:
         scheme.canonicalize("no-at-sign")
     assert info.value.reason is scheme.Reject.NO_AT
     assert str(info.value) == "no-at-sign"
@@ -234,7 +234,7 @@ def test_ascii_case_does_not_matter(address: str) -> None:
 def test_canonicalize_never_raises_anything_but_rejected(address: str) -> None:
     try:
         scheme.canonicalize(address)
-    except scheme.Rejected as exc:
+    except errors.Rejected as exc:
         assert isinstance(exc.reason, scheme.Reject)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from scrubber import hashing, lists, scheme
+from scrubber import lists, scheme
 from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
@@ -83,9 +83,7 @@ def import_(
         if not path.exists():
             raise InputFileError(f"cannot read {path}: no such file")
     total = sum(p.stat().st_size for p in files if p != STDIN and p.is_file()) or None
-    if rejects is None:
-        stamp = hashing.utcnow().strftime("%Y%m%dT%H%M%S")
-        rejects = app.workspace.root / "rejects" / f"{_safe(name)}-{stamp}.csv"
+    rejects = rejects or app.workspace.rejects_path(name)
     with app.progress(f"importing {name}", total, unit="bytes") as advance:
         summary = lists.import_files(
             app.store,
@@ -313,25 +311,21 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
       scrubber list hash customers --executor tcp://scheduler:8786
     """
     settings = app.workspace.settings
-    with app.store.read() as session:
-        ids = [lists.get_list(session, n).id for n in names]
-    # The executor first: a bad one must leave the database as it was.
-    pool = hashing.open_executor(executor, workers)
-    try:
-        epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
-        engine = hashing.HashEngine(app.store, pool)
-        with app.progress("hashing", None, unit="addresses") as advance:
-            summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
-    finally:
-        pool.close()
+    with app.progress("hashing", None, unit="addresses") as advance:
+        summary = lists.hash_lists(
+            app.store,
+            names,
+            settings.params,
+            settings.salt_epoch_days,
+            executor=executor,
+            workers=workers,
+            on_done=advance,
+            on_total=advance.set_total,
+        )
     app.out.print(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"
     )
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 COMMANDS = [list_group]

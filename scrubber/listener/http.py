@@ -24,8 +24,8 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from scrubber import scheme
-from scrubber.errors import StoreError, StoreUnavailable
-from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.errors import BadPing, Overloaded, StoreError, StoreUnavailable
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
@@ -40,14 +40,6 @@ _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
 _BLANK = " \t\r"
 _BARE_TYPES = frozenset({"application/json", "text/plain"})
-
-
-class BadPing(Exception):
-    """The request body is not a ping; answered 400 (or 415) with this text."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @functools.cache

@@ -18,8 +18,8 @@ from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from scrubber.errors import StoreUnavailable
-from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.errors import Overloaded, StoreUnavailable
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import ConnectionGate, peer_of
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, clean_token
