@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_scheme import CANONICAL_CASES, HASH_VECTORS
 
-from conftest import ROOT, CliResult, run_cli
 from scrubber.workspace import Workspace
+from tests.spec_support import CANONICAL_CASES, HASH_VECTORS
+from tests.support import ROOT, CliResult, run_cli
 
 SAMPLES = ROOT / "sample_lists"
 

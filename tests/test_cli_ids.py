@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_cli
 from scrubber.workspace import Workspace
+from tests.support import run_cli
 
 
 def _batch(workspace: Workspace, tmp_path: Path) -> str:

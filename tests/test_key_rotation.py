@@ -5,12 +5,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from test_report import Seeded, seeded  # noqa: F401  (fixture)
+from tests.report_support import Seeded
+from tests.support import run_cli
 
-from conftest import run_cli
 
-
-def test_rotate_keeps_old_reports_verifying(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_rotate_keeps_old_reports_verifying(seeded: Seeded, tmp_path: Path) -> None:
     root = seeded.workspace.root
     before = tmp_path / "before.json"
     assert run_cli("report", seeded.batch_id, "-o", str(before), workspace=root).returncode == 0

@@ -6,7 +6,6 @@ import csv
 import gzip
 import os
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,20 +15,9 @@ from scrubber import lists
 from scrubber.errors import InputFileError, NotFoundError, UsageError
 from scrubber.readers import read_addresses
 from scrubber.store import Store
-from scrubber.workspace import Workspace, open_store
+from scrubber.workspace import Workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_lists"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, workspace: Workspace) -> Iterator[Store]:
-    if request.param == "sqlite":
-        opened = open_store(workspace)
-    else:
-        opened = Store(request.getfixturevalue("pg_url"))
-        opened.migrate()
-    with opened:
-        yield opened
 
 
 def _write(path: Path, text: str) -> Path:

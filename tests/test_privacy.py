@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from scrubber import lists
 from scrubber.demo import SAMPLE, run_demo
 from scrubber.private import AtomicFile, redact_url
 from scrubber.responder.store import ResponderStore
 from scrubber.workspace import Workspace, open_store
+from tests.support import run_cli
 
 
 def _public(path: Path) -> bool:

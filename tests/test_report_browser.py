@@ -24,10 +24,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_report import TIMELY, Seeded, add_parts, make_batch, make_workspace, record_pings
 
-from conftest import require_service, run_cli
 from scrubber.workspace import open_store
+from tests.report_support import TIMELY, Seeded, add_parts, make_batch, make_workspace, record_pings
+from tests.support import require_service, run_cli
 
 pytestmark = pytest.mark.browser
 PNG = b"\x89PNG\r\n\x1a\n"

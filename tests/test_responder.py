@@ -27,17 +27,16 @@ from scrubber.responder.run import RunResult, run, run_once, watch
 from scrubber.responder.scan import pings_due
 from scrubber.responder.store import ResponderStore, add_addresses, list_protected
 from scrubber.transport.spool import SpoolSource
-from tests.conftest import run_cli
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import (
     BatchSpec,
     SenderEndpoint,
     SmtpSink,
     batch_articles,
-    free_port,
     part_holding,
     write_spool,
 )
+from tests.support import free_port, run_cli
 
 ALICE = "alice@example.org"
 SPELLINGS = ["Alice@Example.ORG", "alice+news@example.org", " alice@EXAMPLE.org. "]

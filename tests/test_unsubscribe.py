@@ -21,7 +21,7 @@ from scrubber.config import Settings
 from scrubber.errors import KeyFileError, UnsubscribeTokenError
 from scrubber.unsubscribe import Subscriber
 from scrubber.workspace import Workspace, init_workspace, open_store
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 MESSAGE = (
     b"From: News <news@shop.example>\r\n"
