@@ -34,6 +34,7 @@ from argon2.low_level import Type, hash_secret_raw
 
 from scrubber import hashing, lists
 from scrubber.config import Settings
+from scrubber.store import queries
 from scrubber.workspace import init_workspace, open_store
 
 GOAL = 0.85
@@ -71,7 +72,7 @@ def engine_rate(
     with open_store(workspace) as store:
         lists.import_files(store, "bench", [source], rejects_path=root / "rejects.csv")
         with store.read() as session:
-            list_id = lists.get_list(session, "bench").id
+            list_id = queries.get_list(session, "bench").id
         epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
         executor = make()
         try:

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# What every batch would advertise; a benchmark posts none.
+LOCAL_RESPONSE = ("--response-domain", "dni.example.test", "--base-url", "http://127.0.0.1:8025")
 sys.path.insert(0, str(ROOT))
 
 from scrubber import lists  # noqa: E402
@@ -95,7 +97,9 @@ def sqlite_baseline(data: Path, work: Path) -> tuple[float, float]:
 def fresh_workspace(ws: Path) -> None:
     shutil.rmtree(ws, ignore_errors=True)
     subprocess.run(
-        [sys.executable, "-m", "scrubber", "init", str(ws)], check=True, capture_output=True
+        [sys.executable, "-m", "scrubber", "init", str(ws), *LOCAL_RESPONSE],
+        check=True,
+        capture_output=True,
     )
 
 

@@ -16,6 +16,7 @@ alternating rounds each. The last line is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import tempfile
@@ -45,13 +46,12 @@ def build(parts: int, per_part: int, group: str) -> list[bytes]:
     header = article.BatchHeader(
         batch_id=f"bench{secrets.token_hex(6)}",
         salt=salt,
-        t=PARAMS.t,
-        m=PARAMS.m,
-        p=PARAMS.p,
-        tag_length=8,
+        params=dataclasses.replace(PARAMS, tag_length=8),
         total=len(tags),
-        respond_http=f"http://127.0.0.1:9/dni/v1/ping/{token}",
-        respond_smtp=f"dni-{token}@bench.test",
+        respond=scheme.RespondTo(
+            http=f"http://127.0.0.1:9/dni/v1/ping/{token}",
+            smtp=f"dni-{token}@bench.test",
+        ),
         expires=(datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0),
         key=key.public_raw,
     )

@@ -26,7 +26,9 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
-BENCHES = ("hash", "import", "post", "responder_scan", "report", "listen_http", "listen_smtp")
+BENCHES = (
+    "hash", "import", "post", "responder_scan", "report", "listen_http", "listen_smtp", "pipeline",
+)  # fmt: skip
 # The last line every bench prints: `<name>: ratio <x> (goal <op> <y>)`.
 LAST_LINE = re.compile(
     r"^[\w-]+: ratio (?P<value>[\d.]+) \(goal (?P<op><=|>=|<|>) (?P<goal>[\d.]+)\)"

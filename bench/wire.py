@@ -31,13 +31,14 @@ def header(total: int, v2: article.V2Fields | None, key: OperatorKey) -> article
     return article.BatchHeader(
         batch_id="20261201-0a1b2c3d",
         salt=os.urandom(16),
-        t=2,
-        m=1024,
-        p=1,
-        tag_length=scheme.ITEM_LEN if v2 else scheme.DEFAULT_TAG_LEN,
+        params=scheme.Params(
+            t=2, m=1024, p=1, tag_length=scheme.ITEM_LEN if v2 else scheme.DEFAULT_TAG_LEN
+        ),
         total=total,
-        respond_http=f"https://dni.example.com/dni/v1/ping/{TOKEN}",
-        respond_smtp=f"dni-{TOKEN}@dni.example.com",
+        respond=scheme.RespondTo(
+            http=f"https://dni.example.com/dni/v1/ping/{TOKEN}",
+            smtp=f"dni-{TOKEN}@dni.example.com",
+        ),
         expires=now + timedelta(days=30),
         key=key.public_raw,
         v2=v2,

@@ -27,6 +27,19 @@ if [ ! -x "$BIN" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         nginx >/dev/null
 fi
+STREAM=/usr/lib/nginx/modules/ngx_stream_module.so
+if [ ! -e "$STREAM" ] && [ "$(id -u)" = 0 ]; then
+    # The stream module: SMTP behind nginx with proxy_protocol (tests/test_listener_proxy.py).
+    if [ ! -e "$POLICY" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$POLICY"
+        chmod 0755 "$POLICY"
+        trap 'rm -f "$POLICY"' EXIT
+    fi
+    log "installing nginx's stream module from Debian packages"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        libnginx-mod-stream >/dev/null
+fi
 if ! "$BIN" -v >/dev/null 2>&1; then
     log "$BIN does not run; proxy tests will not run"
     exit 0
@@ -34,5 +47,10 @@ fi
 touch "$ENV_FILE"
 grep -v '^SCRUBBER_TEST_NGINX=' "$ENV_FILE" > "$ENV_FILE.tmp" || true
 echo "SCRUBBER_TEST_NGINX=$BIN" >> "$ENV_FILE.tmp"
+grep -v '^SCRUBBER_TEST_NGINX_STREAM=' "$ENV_FILE.tmp" > "$ENV_FILE.tmp2" || true
+mv "$ENV_FILE.tmp2" "$ENV_FILE.tmp"
+if [ -e "$STREAM" ]; then
+    echo "SCRUBBER_TEST_NGINX_STREAM=$STREAM" >> "$ENV_FILE.tmp"
+fi
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 log "nginx ready: $("$BIN" -v 2>&1)"

@@ -30,6 +30,7 @@ import sabctools
 from scrubber import keys, scheme
 from scrubber.errors import ArticleError
 from scrubber.keys import OperatorKey
+from scrubber.scheme import Params, RespondTo
 
 MAX_PART_BYTES = 900_000
 WRAP = 76
@@ -104,16 +105,12 @@ class ArticleMeta:
     part: int
     parts: int
     salt: bytes
-    t: int
-    m: int
-    p: int
-    tag_length: int
+    params: Params  # Argon2 t, m, p and the tag length (v2: 8, a value's size)
     count: int
     total: int
     first_tag: bytes
     last_tag: bytes
-    respond_http: str
-    respond_smtp: str
+    respond: RespondTo
     expires: datetime
     key: bytes
     digest: bytes
@@ -141,13 +138,9 @@ class BatchHeader:
 
     batch_id: str
     salt: bytes
-    t: int
-    m: int
-    p: int
-    tag_length: int
+    params: Params
     total: int
-    respond_http: str
-    respond_smtp: str
+    respond: RespondTo
     expires: datetime
     key: bytes
     v2: V2Fields | None = None  # None: write v1
@@ -200,7 +193,7 @@ def items_per_part(v2: V2Fields, overhead: int) -> int:
 
 def part_meta(header: BatchHeader, part: int, parts: int, tags: bytes) -> ArticleMeta:
     """The metadata of one part holding ``tags`` (sorted, concatenated)."""
-    size = header.tag_length
+    size = header.params.tag_length
     if not tags or len(tags) % size:
         raise ValueError("a part needs a whole, non-zero number of tags")
     return ArticleMeta(
@@ -209,16 +202,12 @@ def part_meta(header: BatchHeader, part: int, parts: int, tags: bytes) -> Articl
         part=part,
         parts=parts,
         salt=header.salt,
-        t=header.t,
-        m=header.m,
-        p=header.p,
-        tag_length=size,
+        params=header.params,
         count=len(tags) // size,
         total=header.total,
         first_tag=tags[:size],
         last_tag=tags[-size:],
-        respond_http=header.respond_http,
-        respond_smtp=header.respond_smtp,
+        respond=header.respond,
         expires=header.expires,
         key=header.key,
         digest=hashlib.sha256(tags).digest(),
@@ -228,7 +217,8 @@ def part_meta(header: BatchHeader, part: int, parts: int, tags: bytes) -> Articl
 
 def render_body(meta: ArticleMeta, tags: bytes, sign: Callable[[bytes], bytes]) -> bytes:
     """The signed body of one part; ``tags`` are its sorted tags, concatenated."""
-    if hashlib.sha256(tags).digest() != meta.digest or len(tags) != meta.count * meta.tag_length:
+    size = meta.params.tag_length
+    if hashlib.sha256(tags).digest() != meta.digest or len(tags) != meta.count * size:
         raise ValueError("tags do not match the metadata")
     names = FIELDS[meta.scheme]
     lines = [f"{name}: {value}" for name, value in zip(names, _field_values(meta), strict=True)]
@@ -277,7 +267,7 @@ def render_article(
     info = SubjectInfo(meta.batch_id, meta.part, meta.parts, meta.first_tag, meta.last_tag)
     headers = [
         ("Path", "not-for-mail"),
-        ("From", f"DNI batch <{meta.respond_smtp}>"),
+        ("From", f"DNI batch <{meta.respond.smtp}>"),
         ("Newsgroups", newsgroup),
         ("Subject", subject(info)),
         ("Message-ID", message_id(meta.batch_id, meta.part, domain)),
@@ -325,7 +315,7 @@ def parse_article(body: bytes) -> ParsedArticle:
     raw = _decode_tags(block, meta) if meta.v2 is None else _decode_values(block, meta, meta.v2)
     if hashlib.sha256(raw).digest() != meta.digest:
         raise ArticleError("Digest does not match the tag block")
-    size = meta.tag_length
+    size = meta.params.tag_length
     tags = [raw[i : i + size] for i in range(0, len(raw), size)]
     if tags[0] != meta.first_tag or tags[-1] != meta.last_tag:
         raise ArticleError("Range does not match the first and last tag")
@@ -334,17 +324,18 @@ def parse_article(body: bytes) -> ParsedArticle:
 
 def _field_values(meta: ArticleMeta) -> list[str]:
     head = [meta.scheme, meta.batch_id, f"{meta.part}/{meta.parts}", meta.salt.hex()]
-    head.append(f"t={meta.t},m={meta.m},p={meta.p}")
+    params = meta.params
+    head.append(f"t={params.t},m={params.m},p={params.p}")
     counts = [str(meta.count), str(meta.total), f"{meta.first_tag.hex()}-{meta.last_tag.hex()}"]
     tail = [
-        meta.respond_http,
-        meta.respond_smtp,
+        meta.respond.http,
+        meta.respond.smtp,
         meta.expires.astimezone(UTC).strftime(_EXPIRES),
         keys.encode_public(meta.key),
         meta.digest.hex(),
     ]
     if meta.v2 is None:
-        return [*head, str(meta.tag_length), *counts, *tail]
+        return [*head, str(params.tag_length), *counts, *tail]
     gcs = f"P={meta.v2.gcs.p},M={meta.v2.gcs.m}"
     return [*head, meta.v2.nonce.hex(), gcs, *counts, meta.v2.encoding, *tail]
 
@@ -411,21 +402,28 @@ def _build_meta(fields: dict[str, str], key: bytes) -> ArticleMeta:
         part=part,
         parts=parts,
         salt=_parse_hex(fields["Salt"], scheme.SALT_LEN, "Salt"),
-        t=t,
-        m=m,
-        p=p,
-        tag_length=size,
+        params=_params(t, m, p, size),
         count=count,
         total=total,
         first_tag=first,
         last_tag=last,
-        respond_http=_parse_url(fields["Respond-HTTP"]),
-        respond_smtp=_parse_mailbox(fields["Respond-SMTP"]),
+        respond=RespondTo(
+            http=_parse_url(fields["Respond-HTTP"]),
+            smtp=_parse_mailbox(fields["Respond-SMTP"]),
+        ),
         expires=_parse_expires(fields["Expires"]),
         key=key,
         digest=_parse_hex(fields["Digest"], 32, "Digest"),
         v2=v2,
     )
+
+
+def _params(t: int, m: int, p: int, tag_length: int) -> Params:
+    """The scheme's one check of the parameters (m >= 8p among them)."""
+    try:
+        return Params(t=t, m=m, p=p, tag_length=tag_length)
+    except ValueError as exc:
+        raise ArticleError(f"Argon2: {exc}") from None
 
 
 def _tag_length(fields: dict[str, str]) -> int:
@@ -454,7 +452,7 @@ def _v2_fields(fields: dict[str, str], total: int) -> V2Fields:
 def _decode_tags(block: bytes, meta: ArticleMeta) -> bytes:
     """v1: the base64 tag block, checked for Count and sort order."""
     raw = _unwrap_base64(block)
-    size = meta.tag_length
+    size = meta.params.tag_length
     if len(raw) != meta.count * size:
         raise ArticleError(f"tag block holds {len(raw) // size} tags, Count says {meta.count}")
     tags = [raw[i : i + size] for i in range(0, len(raw), size)]

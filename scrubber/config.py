@@ -6,8 +6,10 @@ scrubber/workspace.py's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomli_w
 
@@ -70,3 +72,32 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
         return settings
+
+
+# response_domain and response_base_url: every batch advertises them, so
+# init checks them (and never takes the defaults, which only tests use).
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+
+def check_response_domain(value: str) -> str:
+    """The domain of the one-time SMTP addresses (dni-<token>@DOMAIN)."""
+    domain = value.strip().lower().rstrip(".")
+    if not _DOMAIN.fullmatch(domain):
+        raise ConfigError(f"response domain {value!r} is not a domain name (e.g. dni.shop.example)")
+    return domain
+
+
+def check_base_url(value: str) -> str:
+    """The public base URL of the HTTP listener (pings go to BASE/dni/v1/ping/...)."""
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base URL {value!r} is not an http(s) URL (e.g. https://dni.shop.example)"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"base URL {value!r} may not have a query or fragment")
+    return url

@@ -25,6 +25,7 @@ bad input. The whole tree:
   x ResponderError
     + ArticleGone
     + SmtpDomainRefused
+    + HttpHostRefused
   x ReportError
     + VerificationFailed
       - UntrustedKey [4]
@@ -188,6 +189,11 @@ class ArticleGone(ResponderError):
 class SmtpDomainRefused(ResponderError):
     """A batch's Respond-SMTP domain did not prove it is the key holder's, or
     delivers to no address a ping may go to: the SMTP ping is skipped."""
+
+
+class HttpHostRefused(ResponderError):
+    """A batch's Respond-HTTP host is, or resolves to, a loopback, private or
+    otherwise non-public address: no request is made to it."""
 
 
 class ImportWorkerError(ScrubberError):

@@ -108,13 +108,19 @@ def record(store: Store, entries: Iterable[Entry], *, dry_run: bool = False) -> 
     evidence kept); recording it again on the same channel with an earlier
     received time moves that time back, so a re-import keeps the earliest.
     """
+    with store.write_connection(dry_run=dry_run) as conn:
+        return record_on(conn, entries)
+
+
+def record_on(conn: Connection, entries: Iterable[Entry]) -> RecordSummary:
+    """:func:`record` inside a transaction the caller owns (the listener's
+    writer records one-click and mailto requests in its group's)."""
     first = _earliest(entries)
     added = already = earlier = 0
-    with store.write_connection(dry_run=dry_run) as conn:
-        items = sorted(first.values(), key=lambda e: e.canonical)
-        for start in range(0, len(items), CHUNK):
-            a, b, c = _record_chunk(conn, items[start : start + CHUNK])
-            added, already, earlier = added + a, already + b, earlier + c
+    items = sorted(first.values(), key=lambda e: e.canonical)
+    for start in range(0, len(items), CHUNK):
+        a, b, c = _record_chunk(conn, items[start : start + CHUNK])
+        added, already, earlier = added + a, already + b, earlier + c
     return RecordSummary(added, already, earlier)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
-from sqlalchemy.orm import Session
 
 from scrubber import hashing, ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
@@ -38,6 +37,7 @@ from scrubber.store.models import (
     MailingList,
     Suppression,
 )
+from scrubber.store.queries import get_list
 from scrubber.store.types import utcnow
 
 STAGING_CHUNK = 20_000
@@ -114,6 +114,9 @@ class RejectsCounter:
     def add(self, source: str, line: int, value: str, reason: str) -> None:
         self.count += 1
 
+    def finish(self) -> None:
+        pass
+
     def commit(self) -> Path | None:
         return None
 
@@ -131,17 +134,27 @@ class RejectsWriter(RejectsCounter):
             private_dir(path.parent, tighten_existing=False)
             self._file = AtomicFile.text(path)  # 0600, as rejected lines are addresses
         except OSError as exc:
-            raise UsageError(
-                f"cannot write the rejects file {path}: {exc.strerror}; pass --rejects PATH"
-            ) from None
+            raise self._unwritable(exc) from None
         self._csv = csv.writer(self._file.handle)
         self._csv.writerow(["file", "line", "input", "reason"])
 
     def add(self, source: str, line: int, value: str, reason: str) -> None:
         self.count += 1
-        self._csv.writerow([source, line, value, reason])
+        try:
+            self._csv.writerow([source, line, value, reason])
+        except OSError as exc:  # e.g. the disk is full
+            raise self._unwritable(exc) from None
+
+    def finish(self) -> None:
+        """Write out what is buffered: before the import commits, so a rejects
+        file that cannot be written (disk full) fails the import, not after it."""
+        try:
+            self._file.finish()
+        except OSError as exc:
+            raise self._unwritable(exc) from None
 
     def commit(self) -> Path | None:
+        self.finish()  # a no-op when already finished
         if self.count == 0:
             self._file.discard()
             return None
@@ -149,6 +162,11 @@ class RejectsWriter(RejectsCounter):
 
     def discard(self) -> None:
         self._file.discard()
+
+    def _unwritable(self, exc: OSError) -> UsageError:
+        return UsageError(
+            f"cannot write the rejects file {self.path}: {exc.strerror}; pass --rejects PATH"
+        )
 
 
 def import_files(
@@ -186,6 +204,7 @@ def import_files(
                 unique, added = _fold_staging(conn, list_id)
                 removed = _replace_entries(conn, list_id, accepted) if replace else 0
                 conn.exec_driver_sql("DROP TABLE import_staging")
+            rejects.finish()
             kept = rejects.path if rejects.count else None
             conn.execute(
                 insert(ImportRun).values(
@@ -596,13 +615,6 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
         if not conn.invalidated:
             for name, value in saved:
                 conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
-
-
-def get_list(session: Session, name: str) -> MailingList:
-    found = session.scalars(select(MailingList).where(MailingList.name == name)).first()
-    if found is None:
-        raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
-    return found
 
 
 def hash_lists(

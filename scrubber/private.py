@@ -80,11 +80,18 @@ class AtomicFile(Generic[AnyStr]):
         fd, tmp = _temp_beside(path, mode)
         return AtomicFile(path, os.fdopen(fd, "wb"), tmp)
 
-    def commit(self) -> Path:
-        try:
+    def finish(self) -> None:
+        """Flush, fsync and close, not yet in place: a write that cannot
+        complete (disk full) fails here, before the caller commits anything
+        else. Idempotent."""
+        if not self.handle.closed:
             self.handle.flush()
             os.fsync(self.handle.fileno())
             self.handle.close()
+
+    def commit(self) -> Path:
+        try:
+            self.finish()
             self._tmp.replace(self.path)
         except BaseException:
             self.discard()
@@ -92,7 +99,8 @@ class AtomicFile(Generic[AnyStr]):
         return self.path
 
     def discard(self) -> None:
-        self.handle.close()
+        with contextlib.suppress(OSError):  # what is unwritten goes anyway
+            self.handle.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> IO[AnyStr]:

@@ -91,6 +91,19 @@ class Params:
 
 
 @dataclass(frozen=True, slots=True)
+class RespondTo:
+    """Where a batch's registrants ping: its Respond-HTTP URL and Respond-SMTP mailbox."""
+
+    http: str
+    smtp: str
+
+    @property
+    def domain(self) -> str:
+        """The response domain (the mailbox's), which Message-IDs also use."""
+        return self.smtp.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
 class Gcs:
     """Golomb-Rice parameters of a v2 batch: P remainder bits, M the false-positive inverse."""
 

@@ -2,10 +2,15 @@
 
 A token is opaque and never expires: base32 (lower case, so a mail system
 that folds the case of a local part cannot break it) of a version byte, the
-list id, the address id and an HMAC-SHA256 tag (16 bytes) over those with
-the workspace's secret (``keys/unsubscribe.secret``, 32 random bytes, mode
-0600). It names no address in clear, and it is verified with the secret
-alone, without a database read, so a forged token costs no storage.
+list id, the address id, a 3-byte keyed check of the address, and an
+HMAC-SHA256 tag (16 bytes) over those with the workspace's secret
+(``keys/unsubscribe.secret``, 32 random bytes, mode 0600). It names no
+address in clear, and it is verified with the secret alone, without a
+database read, so a forged token costs no storage. The address check is
+compared when the suppression is recorded: ids are reused (SQLite gives a
+new row the highest id + 1, so the ids of addresses ``list rm`` forgot go
+to the next import), and a token must never suppress whoever holds its
+address id later. Version 1 tokens (no check) are still honoured.
 
 ``headers`` gives RFC 2369 ``List-Unsubscribe`` (https one-click URL and
 ``mailto:unsubscribe-<token>@<response domain>``) and RFC 8058
@@ -17,6 +22,7 @@ requires.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import os
@@ -28,7 +34,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from scrubber import ledger, scheme
 from scrubber.errors import KeyFileError, NotFoundError, UnsubscribeTokenError, UsageError
@@ -37,10 +43,15 @@ from scrubber.store import Store
 from scrubber.store.models import Address, ListEntry, MailingList
 
 SECRET_FILE = "keys/unsubscribe.secret"  # noqa: S105 - a path, not a secret
-VERSION = 1
-_BODY = struct.Struct(">BIQ")  # version, list id, address id
+VERSION = 2
+_BODY = struct.Struct(">BIQ3s")  # version, list id, address id, address check
+_BODY_V1 = struct.Struct(">BIQ")  # version 1: no address check
 _TAG = 16
-TOKEN_LENGTH = 47  # base32 of 29 bytes, no padding
+_CHECK = 3  # a wrong address passes with odds of 1 in 16.7 million
+# base32 of 32 bytes, no padding: `unsubscribe-<token>` is 64 octets, the
+# most a local part may have (RFC 5321).
+TOKEN_LENGTH = 52
+V1_TOKEN_LENGTH = 47  # base32 of 29 bytes
 ONE_CLICK_POST = "List-Unsubscribe=One-Click"
 MAILTO_PREFIX = "unsubscribe-"
 # Signed by DKIM with the two unsubscribe fields (RFC 8058 section 4).
@@ -49,10 +60,22 @@ DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"list-unsubscribe", b"list
 
 @dataclass(frozen=True)
 class Subscriber:
-    """What a token stands for."""
+    """What a token stands for; ``check`` is its address's keyed check
+    (:func:`address_check`), None in a version 1 token."""
 
     list_id: int
     address_id: int
+    check: bytes | None = None
+
+
+def check_key(secret: bytes) -> bytes:
+    """The key of address checks, derived from the secret: the listener's
+    writer process gets this one, which cannot make tokens."""
+    return hmac.new(secret, b"scrubber unsubscribe address check", hashlib.sha256).digest()
+
+
+def address_check(key: bytes, canonical: str) -> bytes:
+    return hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).digest()[:_CHECK]
 
 
 def load_secret(root: Path, *, create: bool = True) -> bytes:
@@ -75,35 +98,38 @@ def load_secret(root: Path, *, create: bool = True) -> bytes:
 
 
 def make_token(secret: bytes, subscriber: Subscriber) -> str:
-    body = _BODY.pack(VERSION, subscriber.list_id, subscriber.address_id)
+    if subscriber.check is None or len(subscriber.check) != _CHECK:
+        raise ValueError("a token needs its address check (unsubscribe.subscriber gives it)")
+    body = _BODY.pack(VERSION, subscriber.list_id, subscriber.address_id, subscriber.check)
     tag = hmac.new(secret, body, hashlib.sha256).digest()[:_TAG]
     return base64.b32encode(body + tag).decode("ascii").rstrip("=").lower()
 
 
 def parse_token(secret: bytes, token: str) -> Subscriber:
     """The subscriber a token stands for; UnsubscribeTokenError if malformed or forged."""
-    if len(token) != TOKEN_LENGTH or not token.isascii():
+    if len(token) not in (TOKEN_LENGTH, V1_TOKEN_LENGTH) or not token.isascii():
         raise UnsubscribeTokenError("malformed unsubscribe token")
     try:
         raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
     except ValueError:
         raise UnsubscribeTokenError("malformed unsubscribe token") from None
     if base64.b32encode(raw).decode("ascii").rstrip("=") != token.upper():
-        # The last character carries 2 bits and 3 ignored ones: only one
+        # The last character carries bits the length ignores: only one
         # spelling of each token is accepted.
         raise UnsubscribeTokenError("malformed unsubscribe token")
-    body, tag = raw[: _BODY.size], raw[_BODY.size :]
+    layout = _BODY if len(token) == TOKEN_LENGTH else _BODY_V1
+    body, tag = raw[: layout.size], raw[layout.size :]
     expected = hmac.new(secret, body, hashlib.sha256).digest()[:_TAG]
     if not hmac.compare_digest(tag, expected):
         raise UnsubscribeTokenError("unsubscribe token not issued here")
-    version, list_id, address_id = _BODY.unpack(body)
-    if version != VERSION:
+    version, list_id, address_id, *check = layout.unpack(body)
+    if (version, layout) not in ((VERSION, _BODY), (1, _BODY_V1)):
         raise UnsubscribeTokenError(f"unsubscribe token version {version} unknown")
-    return Subscriber(list_id, address_id)
+    return Subscriber(list_id, address_id, check[0] if check else None)
 
 
-def subscriber(store: Store, address: str, list_name: str) -> Subscriber:
-    """The (list, address) pair of ADDRESS on list LIST_NAME."""
+def subscriber(store: Store, address: str, list_name: str, *, secret: bytes) -> Subscriber:
+    """The (list, address) pair of ADDRESS on list LIST_NAME, with its address check."""
     canonical = scheme.canonicalize(address)
     with store.read() as session:
         found = session.execute(
@@ -114,7 +140,15 @@ def subscriber(store: Store, address: str, list_name: str) -> Subscriber:
         ).first()
     if found is None:
         raise NotFoundError(f"{scheme.mask(canonical)} is not on a list named {list_name!r}")
-    return Subscriber(found[0], found[1])
+    return Subscriber(found[0], found[1], address_check(check_key(secret), canonical))
+
+
+class Honoured(enum.Enum):
+    """What honouring a token did."""
+
+    SUPPRESSED = "suppressed"  # newly
+    ALREADY = "already"  # suppressed before, by any channel: the first record stands
+    UNKNOWN = "unknown"  # the token's address is no longer in the database
 
 
 def honour(
@@ -125,33 +159,80 @@ def honour(
     channel: ledger.Channel,
     client: str,
     received_at: datetime,
+    request_id: str | None = None,
 ) -> bool:
     """Suppress the subscriber a one-click or mailto token names; True if newly.
 
     The token is checked before the database is touched, so a forged one
-    costs nothing; a token for a list or address no longer there is refused
+    costs nothing; a token whose address is no longer here is refused
     without a write. A replayed token is a no-op (the first record stands).
     """
     who = parse_token(secret, token)
-    with store.read() as session:
-        found = session.execute(
-            select(Address.canonical, MailingList.name)
-            .join(ListEntry, ListEntry.address_id == Address.id)
-            .join(MailingList, MailingList.id == ListEntry.list_id)
-            .where(ListEntry.list_id == who.list_id, Address.id == who.address_id)
-        ).first()
+    with store.write_connection() as conn:
+        done = honour_on(
+            conn,
+            who,
+            token,
+            check_key(secret),
+            channel=channel,
+            client=client,
+            received_at=received_at,
+            request_id=request_id,
+        )
+        if done is Honoured.UNKNOWN:
+            raise UnsubscribeTokenError("unsubscribe token for an address no longer here")
+    return done is Honoured.SUPPRESSED
+
+
+def honour_on(
+    conn: Connection,
+    who: Subscriber,
+    token: str,
+    key: bytes,
+    *,
+    channel: ledger.Channel,
+    client: str,
+    received_at: datetime,
+    request_id: str | None = None,
+) -> Honoured:
+    """Record the suppression of a token already verified, in the caller's
+    transaction (the listener's writer runs it in its group's).
+
+    Suppression is global, so a token is honoured even when its list is
+    gone (or no longer holds the address): the person asked to hear no
+    more. The origin is the list's name only while the list holds the
+    address (a list id may have gone to a new list), else ``list #<id>
+    (gone)``. An address that is no
+    longer in the database, or whose id now belongs to another address (the
+    address check, ``key`` = :func:`check_key`, differs), is UNKNOWN and
+    nothing is written.
+    """
+    found = conn.execute(
+        select(Address.canonical, MailingList.name)
+        .select_from(Address)
+        .outerjoin(
+            ListEntry,
+            (ListEntry.address_id == Address.id) & (ListEntry.list_id == who.list_id),
+        )
+        .outerjoin(MailingList, MailingList.id == ListEntry.list_id)
+        .where(Address.id == who.address_id)
+    ).first()
     if found is None:
-        raise UnsubscribeTokenError("unsubscribe token for a list or address no longer here")
+        return Honoured.UNKNOWN
+    if who.check is not None and not hmac.compare_digest(who.check, address_check(key, found[0])):
+        return Honoured.UNKNOWN  # the id was reused: not the address the token was made for
     entry = ledger.Entry(
         found[0],
         channel,
         ledger.Reason.UNSUBSCRIBE,
         received_at,
-        origin=found[1],
+        origin=found[1] if found[1] is not None else f"list #{who.list_id} (gone)",
+        request_id=request_id,
         client=ledger.mask_client(client),
         evidence=token,
     )
-    return ledger.record(store, [entry]).added == 1
+    added = ledger.record_on(conn, [entry]).added
+    return Honoured.SUPPRESSED if added == 1 else Honoured.ALREADY
 
 
 def headers(token: str, base_url: str, domain: str) -> dict[str, str]:

@@ -94,16 +94,23 @@ def find_workspace(explicit: Path | None = None) -> Workspace:
     return load_workspace(Path.cwd())
 
 
+def refuse_existing(root: Path, settings: Settings) -> None:
+    """Raise if ``root`` holds a workspace or a key already (checked before
+    anything is asked or written)."""
+    if (root / CONFIG_NAME).exists():
+        raise WorkspaceError(f"{root} is already a workspace ({CONFIG_NAME} exists)")
+    private = Workspace(root=root.resolve(), settings=settings).path(settings.private_key)
+    if private.exists():
+        raise WorkspaceError(f"{private} exists; refusing to overwrite a key")
+
+
 def init_workspace(root: Path, settings: Settings | None = None) -> Workspace:
     """Create a workspace in ``root``; refuses if one is there already."""
     settings = settings or Settings()
-    config = root / CONFIG_NAME
-    if config.exists():
-        raise WorkspaceError(f"{root} is already a workspace ({CONFIG_NAME} exists)")
+    refuse_existing(root, settings)
     workspace = Workspace(root=root.resolve(), settings=settings)
+    config = root / CONFIG_NAME
     private = workspace.path(settings.private_key)
-    if private.exists():
-        raise WorkspaceError(f"{private} exists; refusing to overwrite a key")
     try:
         private_dir(root)
     except OSError as exc:

@@ -87,3 +87,8 @@ def seeded(tmp_path: Path) -> Iterator[Seeded]:
         record_pings(store, data.batch_id, TIMELY)
         add_parts(store, data.batch_id, posted=2, total=3)
     yield data
+
+
+@pytest.fixture
+def chromium() -> str:
+    return require_service("SCRUBBER_TEST_CHROMIUM", "Chromium")

@@ -46,7 +46,7 @@ def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers"
 
 def proof_for(address: str, batch: Batch) -> str:
     """The proof a registrant of ``address`` sends, computed from the scheme alone."""
-    params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
+    params = batch.params
     digest = scheme.digest(scheme.canonicalize(address), batch.salt, params)
     return scheme.b64url(digest.proof)
 

@@ -22,10 +22,10 @@ def nginx_binary() -> str:
     return require_service("SCRUBBER_TEST_NGINX", "nginx")
 
 
-def documented_proxy_config() -> str:
-    """The nginx snippet docs/deployment.md shows (its indented block after 'nginx for example')."""
+def documented_proxy_config(marker: str = "nginx for example") -> str:
+    """The nginx snippet docs/deployment.md shows (its indented block after ``marker``)."""
     text = DEPLOYMENT.read_text(encoding="utf-8")
-    start = text.index("nginx for example")
+    start = text.index(marker)
     lines = text[start:].splitlines()[1:]
     block: list[str] = []
     for line in lines:
@@ -76,9 +76,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_nginx(directory: Path, http_block: str) -> Iterator[Path]:
+def run_nginx(directory: Path, http_block: str, *, top: str = "") -> Iterator[Path]:
     """Run nginx in the foreground with ``http_block`` inside ``http {}``
-    until the context ends; yields its error log."""
+    and ``top`` at the top level (load_module, a stream block) until the
+    context ends; yields its error log."""
     binary = nginx_binary()
     directory.mkdir(parents=True, exist_ok=True)
     temp = {name: directory / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
@@ -90,7 +91,7 @@ def run_nginx(directory: Path, http_block: str) -> Iterator[Path]:
     temps = "".join(f"    {name}_temp_path {path};\n" for name, path in temp.items())
     temps = temps.replace("body_temp_path", "client_body_temp_path")
     config.write_text(
-        f"{user}daemon off;\nworker_processes 1;\npid {directory / 'nginx.pid'};\n"
+        f"{top}{user}daemon off;\nworker_processes 1;\npid {directory / 'nginx.pid'};\n"
         f"error_log {error_log} warn;\nevents {{ worker_connections 512; }}\n"
         f"http {{\n    access_log off;\n{temps}{http_block}}}\n",
         encoding="utf-8",
@@ -102,7 +103,8 @@ def run_nginx(directory: Path, http_block: str) -> Iterator[Path]:
         text=True,
     )
     try:
-        ports = [int(p) for p in re.findall(r"listen\s+(?:127\.0\.0\.1:)?(\d+)", http_block)]
+        listens = r"listen\s+(?:127\.0\.0\.1:)?(\d+)"
+        ports = [int(p) for p in re.findall(listens, http_block + top)]
         _wait_listening(proc, ports, error_log)
         yield error_log
     finally:

@@ -5,6 +5,7 @@ behaviour a test chooses (right key, wrong key, 5xx)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import threading
@@ -73,13 +74,12 @@ def batch_articles(
     header = article.BatchHeader(
         batch_id=spec.batch_id,
         salt=spec.salt,
-        t=spec.params.t,
-        m=spec.params.m,
-        p=spec.params.p,
-        tag_length=size,
+        params=dataclasses.replace(spec.params, tag_length=size),
         total=count if spec.protocol == 2 else len(ordered),
-        respond_http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
-        respond_smtp=f"dni-{spec.token}@{spec.smtp_domain}",
+        respond=scheme.RespondTo(
+            http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
+            smtp=f"dni-{spec.token}@{spec.smtp_domain}",
+        ),
         expires=spec.expires.replace(microsecond=0),
         key=spec.key.public_raw,
         v2=spec.v2(),
@@ -138,6 +138,7 @@ class SenderEndpoint:
     redirect_to: str | None = None
     pings: list[list[str]] = field(default_factory=list)
     key_requests: int = 0
+    retired: list[Any] = field(default_factory=list)  # served as the key endpoint's "retired"
     peers: list[str] = field(default_factory=list)  # client address of every request
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -151,7 +152,7 @@ class SenderEndpoint:
     async def _key(self, request: web.Request) -> web.Response:
         self.key_requests += 1
         self.peers.append(str(request.remote))
-        return web.json_response({"key": encode_public(self.key)})
+        return web.json_response({"key": encode_public(self.key), "retired": self.retired})
 
     async def _ping(self, request: web.Request) -> web.Response:
         self.peers.append(str(request.remote))

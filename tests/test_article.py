@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scrubber import article
+from scrubber import article, scheme
 from scrubber.errors import ArticleError
 from scrubber.keys import OperatorKey
 from tests.batch_support import resign_body
@@ -26,13 +26,12 @@ def header(tag_length: int, total: int, key: OperatorKey = KEY) -> article.Batch
     return article.BatchHeader(
         batch_id="20261123-0a1b2c3d",
         salt=bytes(range(16)),
-        t=2,
-        m=1024,
-        p=1,
-        tag_length=tag_length,
+        params=scheme.Params(t=2, m=1024, p=1, tag_length=tag_length),
         total=total,
-        respond_http=f"http://127.0.0.1:8025/dni/v1/ping/{TOKEN}",
-        respond_smtp=f"dni-{TOKEN}@dni.example.test",
+        respond=scheme.RespondTo(
+            http=f"http://127.0.0.1:8025/dni/v1/ping/{TOKEN}",
+            smtp=f"dni-{TOKEN}@dni.example.test",
+        ),
         expires=datetime(2026, 12, 23, 20, 0, 0, tzinfo=UTC),
         key=key.public_raw,
     )
@@ -107,6 +106,9 @@ def resign(body: bytes, mutate: bytes, replace: bytes) -> bytes:
         (b"Tag-Length: 8", b"Tag-Length: 3", "Tag-Length 3"),
         (b"Batch: ", b"Batch: \x00", "Batch is not"),
         (b"Argon2: t=2", b"Argon2: t=0", "Argon2 is malformed"),
+        # Well-formed numbers, but m < 8p: scheme.Params refuses them at parse.
+        (b"Argon2: t=2,m=1024,p=1", b"Argon2: t=2,m=7,p=1", "Argon2: invalid Argon2 parameters"),
+        (b"Argon2: t=2,m=1024,p=1", b"Argon2: t=1,m=15,p=2", "Argon2: invalid Argon2 parameters"),
         (b"Expires: 2026-12-23T20:00:00Z", b"Expires: tomorrow", "Expires"),
         (b"Salt: 00", b"Salt: ", "Salt must be"),
         (b"Respond-HTTP: http", b"Respond-HTTP: ftp", "Respond-HTTP"),

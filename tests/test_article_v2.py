@@ -28,13 +28,12 @@ def header(total: int, encoding: str = "yenc") -> article.BatchHeader:
     return article.BatchHeader(
         batch_id="20261201-0a1b2c3d",
         salt=bytes(range(16)),
-        t=2,
-        m=1024,
-        p=1,
-        tag_length=scheme.ITEM_LEN,
+        params=scheme.Params(t=2, m=1024, p=1, tag_length=scheme.ITEM_LEN),
         total=total,
-        respond_http=f"http://127.0.0.1:8025/dni/v1/ping/{TOKEN}",
-        respond_smtp=f"dni-{TOKEN}@dni.example.test",
+        respond=scheme.RespondTo(
+            http=f"http://127.0.0.1:8025/dni/v1/ping/{TOKEN}",
+            smtp=f"dni-{TOKEN}@dni.example.test",
+        ),
         expires=datetime(2026, 12, 31, 20, 0, 0, tzinfo=UTC),
         key=KEY.public_raw,
         v2=article.V2Fields(nonce=NONCE, gcs=scheme.Gcs(), encoding=encoding),

@@ -57,7 +57,7 @@ def test_create_then_post_to_the_default_spool_publishes_every_tag(listed: Works
         scheme.digest(scheme.canonicalize(a), batch.salt, params).tag for a in ADDRESSES
     )
     assert parsed.tags == expected
-    assert parsed.meta.respond_http == batch.respond_http
+    assert parsed.meta.respond == batch.respond
     assert headers["newsgroups"] == "alt.dni.test"
     info = parse_subject(headers["subject"])
     assert info is not None and (info.first_tag, info.last_tag) == (expected[0], expected[-1])

@@ -35,6 +35,7 @@ CASES: list[tuple[list[str], str]] = [
     (["--workspace", "{ws}", "report", "verify", "{tmp}/missing.html"], "missing.html"),
     (["--workspace", "{ws}", "report", "--since", "x"], "--since"),
     (["--workspace", "{ws}", "listen", "--http", "notaport"], "HOST:PORT"),
+    (["--workspace", "{ws}", "listen", "--smtp-proxy-protocol"], "needs --trusted-proxy"),
     (["responder", "--db", "{tmp}/r.db", "scan"], "--server"),
     (["responder", "--db", "{tmp}/r.db", "scan", "--server", "bad://x"], "nntp://"),
     (["responder", "--db", "{tmp}/r.db", "add", "not-an-address"], "no-at-sign"),

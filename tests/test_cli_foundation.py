@@ -20,6 +20,7 @@ from tests.spec_support import CANONICAL_CASES, HASH_VECTORS
 from tests.support import ROOT, CliResult, run_cli
 
 SAMPLES = ROOT / "sample_lists"
+PUBLIC = ("--response-domain", "dni.example.test", "--base-url", "http://127.0.0.1:8025")
 
 
 def _run_in(cwd: Path, *args: str, env: dict[str, str] | None = None) -> CliResult:
@@ -66,7 +67,14 @@ def _ls(workspace: Workspace) -> dict[str, int]:
 
 def test_init_creates_a_complete_workspace(tmp_path: Path) -> None:
     root = tmp_path / "shop"
-    result = run_cli("init", str(root), "--response-domain", "dni.shop.example")
+    result = run_cli(
+        "init",
+        str(root),
+        "--response-domain",
+        "dni.shop.example",
+        "--base-url",
+        "https://dni.shop.example",
+    )
     assert result.returncode == 0, result.stderr
     assert "Created workspace" in result.stdout
     config = (root / "scrubber.toml").read_text()
@@ -364,10 +372,10 @@ def test_interrupted_import_leaves_the_list_as_it_was(
 
 def test_init_with_a_bad_database_url_leaves_no_key(tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    result = run_cli("init", str(root), "--database-url", "nosuchdialect://x")
+    result = run_cli("init", str(root), "--database-url", "nosuchdialect://x", *PUBLIC)
     _assert_one_line_error(result, "cannot use database URL")
     assert not (root / "keys").exists() and not (root / "scrubber.toml").exists()
-    assert run_cli("init", str(root)).returncode == 0
+    assert run_cli("init", str(root), *PUBLIC).returncode == 0
 
 
 @pytest.mark.parametrize(

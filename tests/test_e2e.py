@@ -93,6 +93,7 @@ def cli_ok(*args: str, **kwargs: Any) -> str:
 def scan(server: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
     out = cli_ok(
         "responder", "scan", "--server", server, "--group", GROUP, "--json", "--ping-delay", "0",
+        "--allow-private",
         *extra, env=env,
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out)
@@ -271,4 +272,4 @@ def _second_key_relisting_escalates(
     assert row["outcomes"] == {"accepted": 40, "duplicate": 20}
     assert len(row["relisted"]) == 20
     text = cli_ok("responder", "report", env=env)
-    assert f"compliance failure: key {fingerprint[:16]} re-listed 20" in text
+    assert f"compliance failure: key {fingerprint} re-listed 20" in text

@@ -135,3 +135,31 @@ def test_the_example_article_still_parses_through_both_article_targets() -> None
     assert len(article.parse_article(body).tags) == 3
     with pytest.raises(ArticleError):
         article.parse_article(body.replace(b"Count: 3", b"Count: 03"))
+
+
+_SECRET = bytes(range(32))
+_B32 = "abcdefghijklmnopqrstuvwxyz234567ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.text(alphabet=_B32, min_size=47, max_size=47),
+        st.text(alphabet=_B32, min_size=52, max_size=52),
+    )
+)
+def test_unsubscribe_tokens_from_strangers_are_refused_in_one_way(token: str) -> None:
+    """Whatever a client puts in /u/<token> or unsubscribe-<token>@: a
+    subscriber only for a token made with the secret, else UnsubscribeTokenError."""
+    from scrubber import unsubscribe
+    from scrubber.errors import UnsubscribeTokenError
+    from scrubber.listener.smtp import unsubscribe_token_of
+
+    try:
+        unsubscribe.parse_token(_SECRET, token)
+    except UnsubscribeTokenError:
+        pass
+    else:
+        raise AssertionError(f"a token not made with the secret was accepted: {token!r}")
+    found = unsubscribe_token_of(f"unsubscribe-{token}@shop.example", "shop.example")
+    assert found == token.lower()

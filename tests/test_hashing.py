@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import hashing, lists, scheme
-from scrubber.store import Store
+from scrubber.store import Store, queries
 from scrubber.store.models import Address, CachedDigest
 from scrubber.store.types import utcnow
 from scrubber.workspace import Workspace, open_store
@@ -36,7 +36,7 @@ def _import(store: Store, tmp_path: Path, name: str, addresses: list[str]) -> in
     source.write_text("\n".join(addresses) + "\n", encoding="utf-8")
     lists.import_files(store, name, [source], rejects_path=tmp_path / "rejects.csv")
     with store.read() as session:
-        return lists.get_list(session, name).id
+        return queries.get_list(session, name).id
 
 
 def _cached(store: Store, epoch_id: int) -> dict[str, bytes]:

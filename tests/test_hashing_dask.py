@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from scrubber import hashing, lists, scheme
+from scrubber import hashing, scheme
 from scrubber.errors import ExecutorError
+from scrubber.store import queries
 from scrubber.store.models import Address, CachedDigest, SaltEpoch
 from scrubber.workspace import Workspace, open_store
 from tests.support import free_port, run_cli
@@ -169,7 +170,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_address_hashed_once(
 
     with open_store(workspace) as store:
         with store.read() as session:
-            list_id = lists.get_list(session, "l").id
+            list_id = queries.get_list(session, "l").id
         settings = workspace.settings
         epoch = hashing.current_epoch(store, settings.params, settings.salt_epoch_days)
         executor = hashing.DaskExecutor(cluster)

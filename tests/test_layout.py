@@ -30,17 +30,16 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _wrong(module: str, own_modules: set[str]) -> str | None:
-    head, _, rest = module.partition(".")
     if module.startswith("."):
         return "a relative import"
+    head, _, rest = module.partition(".")
+    name = rest.partition(".")[0] if head == "tests" else head
+    if name == "conftest":
+        return "an import of conftest (fixtures come through pytest; helpers: tests.support)"
+    if name.startswith("test_") and (head == "tests" or name in own_modules):
+        return "an import of a test module (shared code belongs in a tests.*_support module)"
     if head in own_modules:
         return f"a bare import of tests/{head}.py; write tests.{module}"
-    if head != "tests":
-        return None
-    if rest == "conftest":
-        return "an import of conftest (fixtures come through pytest; helpers: tests.support)"
-    if rest.startswith("test_"):
-        return "an import of a test module (shared code belongs in a tests.*_support module)"
     return None
 
 

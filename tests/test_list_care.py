@@ -3,6 +3,7 @@ of import, against real SQLite and PostgreSQL (the `store` fixture)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from scrubber.config import Settings
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.keys import OperatorKey
 from scrubber.store import Store
+from scrubber.workspace import Workspace, open_store
+from tests.support import CliResult, run_cli
 
 
 def _write(path: Path, *addresses: str) -> Path:
@@ -237,3 +240,91 @@ def test_rm_of_a_batched_list_keeps_the_batch_working(store: Store, tmp_path: Pa
         digests = conn.execute(text("SELECT COUNT(*) FROM digests")).scalar_one()
     assert [r[0] for r in proofs] == ["x@example.com", "y@example.com"]
     assert digests == 2
+
+
+# -- the commands, as an operator types them (SQLite workspace) ---------------
+
+
+def _one_line_error(result: CliResult, fragment: str, code: int = 2) -> None:
+    assert result.returncode == code, result.stdout
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert fragment in result.stderr
+
+
+def test_cli_forgotten_list_name_and_case_typo_need_new(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    customers = _write(tmp_path / "customers.txt", "x@example.com")
+    newsletter = _write(tmp_path / "newsletter.txt", "y@example.com")
+    ws = workspace.root
+    assert run_cli("list", "import", "customers", str(customers), workspace=ws).returncode == 0
+    store = open_store(workspace)
+    before = _snapshot(store)
+    forgot = run_cli("list", "import", str(customers), str(newsletter), workspace=ws)
+    _one_line_error(forgot, "looks like a file, not a list name")
+    assert "--new" in forgot.stderr
+    typo = run_cli("list", "import", "Customers", str(newsletter), workspace=ws)
+    _one_line_error(typo, "but there is 'customers'")
+    assert _snapshot(store) == before
+    created = run_cli("list", "import", "Customers", str(newsletter), "--new", workspace=ws)
+    assert created.returncode == 0, created.stderr
+    store.close()
+
+
+def test_cli_dry_runs_write_nothing(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace.root
+    source = _write(tmp_path / "a.txt", "x@example.com", "y@example.com")
+    assert run_cli("list", "import", "l", str(source), workspace=ws).returncode == 0
+    store = open_store(workspace)
+    before = _snapshot(store)
+    fresh = _write(tmp_path / "b.txt", "y@example.com", "z@example.com", "not an address")
+    trial = run_cli(
+        "list", "import", "l", str(fresh), "--replace", "--dry-run", "--json", workspace=ws
+    )
+    assert trial.returncode == 0, trial.stderr
+    data = json.loads(trial.stdout)
+    assert (data["added"], data["removed"], data["rejected"], data["dry_run"]) == (1, 1, 1, True)
+    suppressed = run_cli("list", "suppress", "x@example.com", "--dry-run", workspace=ws)
+    assert suppressed.returncode == 0, suppressed.stderr
+    assert "would suppress 1 new" in suppressed.stdout
+    out = tmp_path / "out.txt"
+    exported = run_cli("list", "export", "l", "-o", str(out), "--dry-run", workspace=ws)
+    assert exported.returncode == 0, exported.stderr
+    assert "would write 2 addresses" in exported.stderr and not out.exists()
+    removed = run_cli("list", "rm", "l", "--dry-run", "--json", workspace=ws)
+    assert json.loads(removed.stdout)["entries"] == 2
+    assert _snapshot(store) == before
+    assert not list((ws / "rejects").iterdir())
+    store.close()
+
+
+def test_cli_rename_and_rm(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace.root
+    source = _write(tmp_path / "a.txt", "x@example.com")
+    assert run_cli("list", "import", "old", str(source), workspace=ws).returncode == 0
+    renamed = run_cli("list", "rename", "old", "new", workspace=ws)
+    assert renamed.returncode == 0, renamed.stderr
+    _one_line_error(run_cli("list", "rm", "old", workspace=ws), "no list named 'old'", code=1)
+    removed = run_cli("list", "rm", "new", workspace=ws)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed list new: 1 entries" in removed.stdout
+    listed = run_cli("list", "ls", "--json", workspace=ws)
+    assert json.loads(listed.stdout) == []
+
+
+def test_cli_list_tables_fold_long_names_instead_of_cutting(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    name = "newsletter-subscribers-from-the-spring-2026-campaign"
+    source = _write(tmp_path / "a-file-name-long-enough-to-need-folding.txt", "x@example.com")
+    assert run_cli("list", "import", name, str(source), workspace=workspace.root).returncode == 0
+    for args in (["list", "ls"], ["list", "show", name]):
+        result = run_cli(*args, workspace=workspace.root, env={"COLUMNS": "40"})
+        assert result.returncode == 0, result.stderr
+        assert "…" not in result.stdout, result.stdout
+        cells = "".join(
+            line.split("│")[1 if args[1] == "ls" else 2].strip()
+            for line in result.stdout.splitlines()
+            if line.startswith("│")
+        )
+        assert (name if args[1] == "ls" else source.name) in cells, result.stdout

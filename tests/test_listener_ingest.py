@@ -232,3 +232,56 @@ def _decode_slowly(value: str) -> bytes | None:
 )
 def test_decode_proof_fast_path_agrees_with_the_scheme(value: str) -> None:
     assert decode_proof(value) == _decode_slowly(value)
+
+
+def test_one_group_holds_pings_and_unsubscribes_in_request_order(ws: Workspace) -> None:
+    """The writer's group may mix pings with one-click and mailto unsubscribes:
+    one transaction, one answer per request in the order sent; the same
+    address pinged and unsubscribed in one group is suppressed once (the
+    group records its pings first)."""
+    from scrubber import ledger, unsubscribe
+    from scrubber.listener.ping import MAILTO, ONE_CLICK, UnsubscribeRequest
+
+    batch = make_batch(ws, ADDRESSES)
+    secret = unsubscribe.load_secret(ws.root)
+    store = open_store(ws)
+    ingestor = Ingestor(store, check_key=unsubscribe.check_key(secret))
+
+    def unsub(address: str, channel: str, check: bytes | None = None) -> UnsubscribeRequest:
+        who = unsubscribe.subscriber(store, address, "customers", secret=secret)
+        token = unsubscribe.make_token(secret, who)
+        found = who.check if check is None else check
+        return UnsubscribeRequest(
+            token, who.list_id, who.address_id, found, channel, "198.51.100.9", f"r-{address}"
+        )
+
+    requests = [
+        unsub("user1@example.com", ONE_CLICK),
+        PingRequest(batch.token, [proof_for("user1@example.com", batch)], "http", "203.0.113.1"),
+        PingRequest(batch.token, [proof_for("user2@example.com", batch)], "http", "203.0.113.1"),
+        unsub("user3@example.com", MAILTO),
+        unsub("user3@example.com", ONE_CLICK),  # the same person again: no second row
+        unsub("user4@example.com", MAILTO, check=b"xyz"),  # an id now someone else's
+    ]
+    results = ingestor.record_group(requests)
+    assert [(r.batch_id, r.outcomes, r.suppressed) for r in results] == [
+        (None, [Outcome.DUPLICATE], 0),  # the ping below suppressed it first
+        (batch.id, [Outcome.ACCEPTED], 1),
+        (batch.id, [Outcome.ACCEPTED], 1),
+        (None, [Outcome.ACCEPTED], 1),
+        (None, [Outcome.DUPLICATE], 0),
+        (None, [Outcome.INVALID], 0),
+    ]
+    rows = {row.canonical: row for row in ledger.rows(store)}
+    assert {a: r.channel for a, r in rows.items()} == {
+        "user1@example.com": "dni-ping",
+        "user2@example.com": "dni-ping",
+        "user3@example.com": "mailto",
+    }
+    mailto = rows["user3@example.com"]
+    assert (mailto.request_id, mailto.client, mailto.origin) == (
+        "r-user3@example.com",
+        "198.51.100.0/24",
+        "customers",
+    )
+    store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tests.nginx_support import (
     run_nginx,
     self_signed,
 )
+from tests.support import require_service
 
 ADDRESSES = [f"proxied{i}@example.org" for i in range(4)]
 
@@ -110,3 +112,93 @@ def test_clients_behind_the_proxy_keep_their_own_budgets(
 
     assert asyncio.run(scenario()) == [200, 429, 200, 200, 200]
     assert peers(workspace) == ["127.0.0.6", "127.0.0.6", "127.0.0.7"]
+
+
+def test_one_click_through_the_documented_proxy(
+    workspace: Workspace, listener: Listener, proxy: str
+) -> None:
+    """The documented configuration passes /u/ on: a one-click POST through
+    nginx is answered 200 with an empty body and recorded for its client."""
+    from scrubber import ledger, unsubscribe
+
+    secret = unsubscribe.load_secret(workspace.root)
+    with open_store(workspace) as store:
+        who = unsubscribe.subscriber(store, ADDRESSES[3], "customers", secret=secret)
+    url = f"{proxy}/u/{unsubscribe.make_token(secret, who)}"
+
+    async def post() -> tuple[int, bytes]:
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.8", 0), ssl=False)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            async with http.post(url, data=b"List-Unsubscribe=One-Click", headers=form) as r:
+                return r.status, await r.read()
+
+    assert asyncio.run(post()) == (200, b"")
+    with open_store(workspace) as store:
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.channel, row.client) == (ADDRESSES[3], "one-click", "127.0.0.0/24")
+
+
+@pytest.fixture
+def smtp_listener(workspace: Workspace, batch: Batch) -> Iterator[Listener]:
+    require_service("SCRUBBER_TEST_NGINX_STREAM", "nginx's stream module")
+    running = start_listener(
+        workspace.root,
+        "--trusted-proxy", "127.0.0.1", "--smtp-proxy-protocol", "--client-rate", "600",
+        channels=("smtp",),
+    )  # fmt: skip
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture
+def smtp_proxy(tmp_path: Path, smtp_listener: Listener) -> Iterator[int]:
+    port = free_port()
+    config = documented_proxy_config("nginx stream for SMTP")
+    for old, new in (
+        ("listen 25;", f"listen 127.0.0.1:{port};"),
+        ("proxy_pass 127.0.0.1:2525;", f"proxy_pass 127.0.0.1:{smtp_listener.smtp_port};"),
+    ):
+        assert old in config, f"docs/deployment.md no longer shows {old!r}"
+        config = config.replace(old, new)
+    module = os.environ["SCRUBBER_TEST_NGINX_STREAM"]
+    with run_nginx(tmp_path / "nginx", "", top=f"load_module {module};\n{config}"):
+        yield port
+
+
+def smtp_send(port: int, source: str, rcpt: str, proofs: list[str]) -> int:
+    """The answer to RCPT if it refused, else to the end of DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as client:
+        client.ehlo()
+        client.mail("")
+        code, _ = client.rcpt(rcpt)
+        if code != 250:
+            return code
+        lines = "".join(f"DNI-Proof: {p}\r\n" for p in proofs)
+        code, _ = client.data(f"Subject: opt-out\r\n\r\n{lines}".encode())
+        return code
+
+
+def test_smtp_behind_nginx_with_proxy_protocol_sees_the_real_client(
+    workspace: Workspace, batch: Batch, smtp_listener: Listener, smtp_proxy: int
+) -> None:
+    rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+    forged = [scheme.b64url(os.urandom(16)) for _ in range(1000)]
+    answers = [
+        smtp_send(smtp_proxy, "127.0.0.5", rcpt, forged),  # worthless: charged to 127.0.0.5
+        smtp_send(smtp_proxy, "127.0.0.5", rcpt, forged),  # no room left
+        smtp_send(smtp_proxy, "127.0.0.6", rcpt, [proof_for(ADDRESSES[0], batch)]),
+        # Straight to the listener: 127.0.0.7 is no proxy, served as ever.
+        smtp_send(smtp_listener.smtp_port, "127.0.0.7", rcpt, [proof_for(ADDRESSES[1], batch)]),
+    ]
+    assert answers[0] == 250 and answers[1] in (421, 451) and answers[2:] == [250, 250], answers
+    assert peers(workspace) == ["127.0.0.6", "127.0.0.7"]  # the audit trail: not nginx's 127.0.0.1
+
+
+def test_a_trusted_proxy_without_a_proxy_header_is_not_served(
+    workspace: Workspace, batch: Batch, smtp_listener: Listener
+) -> None:
+    rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        smtp_send(smtp_listener.smtp_port, "127.0.0.1", rcpt, [proof_for(ADDRESSES[0], batch)])
+    assert peers(workspace) == []

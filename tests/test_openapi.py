@@ -20,21 +20,27 @@ from hypothesis import HealthCheck, given, settings
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from scrubber.workspace import init_workspace
+from scrubber import unsubscribe
+from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC: dict[str, Any] = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
 ADDRESS = "openapi@example.org"
+UNSUBSCRIBING = ["first@example.org", "second@example.org"]
 REGISTRY: Registry[Any] = Registry().with_resource(
     "urn:openapi", Resource.from_contents(DOC, default_specification=DRAFT202012)
 )
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Listener, str, str]]:
-    ws = init_workspace(tmp_path_factory.mktemp("openapi") / "ws")
-    batch = make_batch(ws, [ADDRESS])
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return init_workspace(tmp_path_factory.mktemp("openapi") / "ws")
+
+
+@pytest.fixture(scope="module")
+def served(ws: Workspace) -> Iterator[tuple[Listener, str, str]]:
+    batch = make_batch(ws, [ADDRESS, *UNSUBSCRIBING])
     listener = start_listener(ws.root, "--client-rate", "1000", channels=("http",))
     yield listener, batch.token, proof_for(ADDRESS, batch)
     assert listener.stop() == 0, listener.log()
@@ -61,6 +67,8 @@ def check(template: str, method: str, status: int, headers: dict[str, str], body
     documented = resolve(responses[str(status)])
     if status in (429, 503) and not body and "Content-Type" not in headers:
         return  # refused at the connection gate, before the request was read
+    if template == "/u/{token}" and method == "POST" and status == 200 and not body:
+        return  # RFC 8058's answer: 200 and nothing else
     media_type = headers["Content-Type"].split(";")[0].strip()
     assert media_type in documented["content"], f"{status}: {media_type} not documented"
     for name in documented.get("headers", {}):
@@ -147,6 +155,44 @@ def test_every_documented_route_answers_as_described(served: tuple[Listener, str
         status, answer_headers, answer = call(listener, method, path, body, **headers)
         assert status == expected, (path, body, answer)
         check(template, method, status, answer_headers, answer)
+
+
+def unsubscribe_url(ws: Workspace, address: str) -> str:
+    secret = unsubscribe.load_secret(ws.root)
+    with open_store(ws) as store:
+        who = unsubscribe.subscriber(store, address, "customers", secret=secret)
+    return f"/u/{unsubscribe.make_token(secret, who)}"
+
+
+def test_the_unsubscribe_routes_answer_as_described(
+    ws: Workspace, served: tuple[Listener, str, str]
+) -> None:
+    listener, _, _ = served
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    multipart = {"Content-Type": "multipart/form-data; boundary=xx"}
+    parted = (
+        b'--xx\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        b"One-Click\r\n--xx--\r\n"
+    )
+    first, second = (unsubscribe_url(ws, a) for a in UNSUBSCRIBING)
+    forged = "/u/" + "a" * 52
+    one_click = b"List-Unsubscribe=One-Click"
+    cases: list[tuple[str, str, bytes | None, dict[str, str], int]] = [
+        ("GET", first, None, {}, 200),
+        ("GET", forged, None, {}, 404),
+        ("POST", first, one_click, form, 200),
+        ("POST", first, one_click, form, 200),  # a repeat
+        ("POST", second, parted, multipart, 200),
+        ("POST", second, one_click + b"&from=page", form, 200),  # from the GET page: HTML
+        ("POST", first, b"List-Unsubscribe=No", form, 400),
+        ("POST", first, one_click, {"Content-Type": "text/plain"}, 415),
+        ("POST", first, b"x" * 70_000, form, 413),
+        ("POST", forged, one_click, form, 404),
+    ]
+    for method, path, body, headers, expected in cases:
+        status, answer_headers, answer = call(listener, method, path, body, **headers)
+        assert status == expected, (method, path, body, answer)
+        check("/u/{token}", method, status, answer_headers, answer)
 
 
 def test_rate_limited_answer_is_as_described(tmp_path: Path) -> None:

@@ -61,7 +61,9 @@ def status_of(url: str) -> int:
 def test_prefix_end_to_end_from_init_to_suppression(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}/dni-proxy"
-    created = run_cli("init", str(tmp_path / "ws"), "--base-url", base)
+    created = run_cli(
+        "init", str(tmp_path / "ws"), "--base-url", base, "--response-domain", "dni.example.test"
+    )
     assert created.returncode == 0, created.stderr
     ws = load_workspace(tmp_path / "ws")
     batch = make_batch(ws, ["reader@example.com", "other@example.com"])
@@ -78,7 +80,7 @@ def test_prefix_end_to_end_from_init_to_suppression(tmp_path: Path) -> None:
         assert status_of(f"{base}/healthz") == 200
         assert status_of(f"http://127.0.0.1:{port}/dni/v1/key") == 404  # not at the root
         add_addresses(store, ["reader@example.com"])
-        config = PingConfig(use_smtp=False, retries=1, backoff=0.01)
+        config = PingConfig(use_smtp=False, retries=1, backoff=0.01, allow_private_http=True)
         result = run_once(store, lambda: SpoolSource(spool), ping_config=config)
         assert result.pings.delivered == 1, result.pings.failures
     finally:

@@ -53,6 +53,15 @@ def test_parameter_bounds(t: int, m: int, p: int, tag_length: int, ok: bool) -> 
             scheme.Params(t=t, m=m, p=p, tag_length=tag_length)
 
 
+def test_response_domain_is_what_follows_the_mailboxs_last_at_sign() -> None:
+    to = scheme.RespondTo(
+        http="https://dni.shop.example/dni/v1/ping/t", smtp="dni-t@dni.shop.example"
+    )
+    assert to.domain == "dni.shop.example"
+    assert scheme.RespondTo(http="h", smtp="a@b@c.example").domain == "c.example"
+    assert to == scheme.RespondTo(to.http, to.smtp) != scheme.RespondTo(to.http, "dni-t@x.example")
+
+
 def test_address_length_boundary_is_254_octets() -> None:
     def address(third: int) -> str:
         return "a" * 64 + "@" + ".".join(["b" * 63, "b" * 63, "b" * third, "com"])

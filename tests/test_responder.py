@@ -4,6 +4,7 @@ tampering, retries, SMTP fallback, escalation, and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import time
@@ -18,14 +19,15 @@ from sqlalchemy import func, select
 
 from scrubber import scheme
 from scrubber.errors import ResponderError
-from scrubber.keys import OperatorKey
+from scrubber.keys import OperatorKey, encode_public
 from scrubber.responder.domain import DnsConfig
-from scrubber.responder.models import CachedDigest, Match
+from scrubber.responder.models import CachedDigest, Match, SeenBatch
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.report import key_reports
 from scrubber.responder.run import RunResult, run, run_once, watch
 from scrubber.responder.scan import pings_due
 from scrubber.responder.store import ResponderStore, add_addresses, list_protected
+from scrubber.store import Store
 from scrubber.transport.spool import SpoolSource
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import (
@@ -40,7 +42,7 @@ from tests.support import free_port, run_cli
 
 ALICE = "alice@example.org"
 SPELLINGS = ["Alice@Example.ORG", "alice+news@example.org", " alice@EXAMPLE.org. "]
-NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False)
+NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False, allow_private_http=True)
 
 
 @pytest.fixture
@@ -128,6 +130,19 @@ def test_forged_batch_pointing_at_a_host_with_another_key_gets_no_ping(
         victim.stop()
 
 
+def test_a_key_the_sender_lists_as_retired_binds_its_batch_and_junk_entries_are_skipped(
+    store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
+) -> None:
+    sender.key = OperatorKey.generate().public_raw  # rotated since the batch was signed
+    sender.retired = [{"key": "junk"}, "junk", {}, {"key": encode_public(key.public_raw)}]
+    add_addresses(store, [ALICE])
+    spec = BatchSpec(key, sender.base)
+    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
+    result = scan_spool(store, tmp_path / "spool")
+    assert result.pings.delivered == 1, result.pings.failures
+    assert sender.pings == [[spec.proof(ALICE)]]
+
+
 def test_tampered_part_is_skipped_with_a_reason_and_the_rest_still_works(
     store: ResponderStore, key: OperatorKey, sender: SenderEndpoint, tmp_path: Path
 ) -> None:
@@ -201,13 +216,12 @@ def _article_with_random_tags(spec: BatchSpec) -> bytes:
     header = article.BatchHeader(
         batch_id=spec.batch_id,
         salt=spec.salt,
-        t=spec.params.t,
-        m=spec.params.m,
-        p=spec.params.p,
-        tag_length=8,
+        params=dataclasses.replace(spec.params, tag_length=8),
         total=len(blob) // 8,
-        respond_http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
-        respond_smtp=f"dni-{spec.token}@dni.example.test",
+        respond=scheme.RespondTo(
+            http=f"{spec.http_base}/dni/v1/ping/{spec.token}",
+            smtp=f"dni-{spec.token}@dni.example.test",
+        ),
         expires=spec.expires.replace(microsecond=0),
         key=spec.key.public_raw,
     )
@@ -238,7 +252,9 @@ def test_5xx_is_retried_with_backoff_and_nothing_is_sent_twice(
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
     sender.fail_pings = 2
     waits: list[float] = []
-    config = PingConfig(retries=3, backoff=0.5, use_smtp=False, sleep=waits.append)
+    config = PingConfig(
+        retries=3, backoff=0.5, use_smtp=False, sleep=waits.append, allow_private_http=True
+    )
     result = scan_spool(store, tmp_path / "spool", config)
     assert waits == [0.5, 1.0]
     assert result.pings.delivered == 1
@@ -301,6 +317,7 @@ def test_smtp_fallback_when_http_keeps_failing(
             retries=1,
             backoff=0.01,
             use_smtp=True,
+            allow_private_http=True,
         )
         result = scan_spool(store, tmp_path / "spool", config)
     finally:
@@ -365,7 +382,14 @@ def test_cli_add_ls_remove_scan_report(
     spec = BatchSpec(key, sender.base)
     write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=3))
     scan = run_cli(
-        "responder", "scan", "--spool", str(tmp_path / "spool"), "--ping-delay", "0", env=env
+        "responder",
+        "scan",
+        "--spool",
+        str(tmp_path / "spool"),
+        "--ping-delay",
+        "0",
+        "--allow-private",
+        env=env,
     )
     assert scan.returncode == 0, scan.stderr
     assert "1 matches" in scan.stdout and "pinged 1 proofs" in scan.stdout
@@ -407,6 +431,34 @@ def test_database_is_the_responders_own_schema(tmp_path: Path) -> None:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
     assert "responder_alembic_version" in tables and "alembic_version" not in tables
     assert {"protected", "digests", "matches", "ping_log", "cursors", "batches"} <= tables
+
+
+def test_migration_r0004_drops_refused_batches_with_out_of_rule_parameters(tmp_path: Path) -> None:
+    """Before r0004 a batch with m < 8p was kept as refused; SeenBatch.params
+    could not load it now (scheme.Params refuses it), so the row goes."""
+    from scrubber.responder.store import SCHEMA as RESPONDER
+
+    path = tmp_path / "r.db"
+    with Store(f"sqlite:///{path}", schema=RESPONDER) as old:
+        old.migrate("r0003")
+        with old.engine.begin() as conn:
+            for batch_id, m in (("bad", 4), ("good", 1024)):
+                conn.exec_driver_sql(
+                    "INSERT INTO batches (batch_id, key, status, reason, parts, salt, t, m, p, "
+                    "tag_length, respond_http, respond_smtp, expires_at, seen_at) VALUES "
+                    "(?, x'00', 'refused', 'r', 1, x'00', 1, ?, 1, 8, 'h', 's@d', "
+                    "'2030-01-01', '2026-01-01')",
+                    (batch_id, m),
+                )
+    opened = ResponderStore.open(path)
+    try:
+        with opened.read() as session:
+            rows = session.scalars(select(SeenBatch)).all()
+            assert [(b.batch_id, b.params.m, b.respond.domain) for b in rows] == [
+                ("good", 1024, "d")
+            ]
+    finally:
+        opened.close()
 
 
 def test_responder_models_match_its_migrations(tmp_path: Path) -> None:

@@ -76,7 +76,8 @@ def smtp_config(server: Dnsmasq, sink: SmtpSink, **kwargs: object) -> PingConfig
     settings: dict[str, object] = {
         "dns": DnsConfig("127.0.0.1", server.port, timeout=2),
         "smtp_port": sink.port,
-        "allow_private": True,
+        "allow_private_http": True,
+        "allow_private_smtp": True,
         "retries": 0,
     }
     return PingConfig(**(settings | kwargs))  # type: ignore[arg-type]
@@ -106,7 +107,7 @@ def test_smtp_ping_goes_to_the_mail_host_of_a_domain_naming_the_key(
         ("wrong.test", {}, "the batch is signed by"),
         ("missing.test", {}, "_dni.missing.test has no TXT record"),
         ("junk.test", {}, "holds no v=DNI1 record"),
-        ("good.test", {"allow_private": False}, "127.0.0.1, a loopback address"),
+        ("good.test", {"allow_private_smtp": False}, "127.0.0.1, a loopback address"),
         ("127.0.0.1", {}, "127.0.0.1 is an IP literal"),
         ("good.test", {"dns": "unreachable"}, "DNS"),
     ],
@@ -140,7 +141,7 @@ def test_a_relay_still_needs_the_domain_to_name_the_key(
     dns: Dnsmasq,
     sink: SmtpSink,
 ) -> None:
-    relay = smtp_config(dns, sink, smtp_server=("127.0.0.1", sink.port), allow_private=False)
+    relay = smtp_config(dns, sink, smtp_server=("127.0.0.1", sink.port), allow_private_smtp=False)
     refused = ping_via_smtp(store, key, sender, tmp_path / "a", "wrong.test", relay)
     assert sink.messages == [] and "SMTP skipped" in refused.pings.failures[0]
     with ResponderStore.open(tmp_path / "other.db") as other:
@@ -165,29 +166,22 @@ def test_record_syntax_and_address_classes() -> None:
 def test_cli_scan_skips_smtp_with_a_reason_line_and_exit_0(
     key: OperatorKey, sender: SenderEndpoint, tmp_path: Path, dns: Dnsmasq, sink: SmtpSink
 ) -> None:
-    spec = BatchSpec(key, sender.base, smtp_domain="good.test")
-    write_spool(tmp_path / "spool", batch_articles(spec, [ALICE], parts=1))
     sender.fail_pings = 1_000
-    env = {"SCRUBBER_RESPONDER_DB": str(tmp_path / "r.db")}
-    assert run_cli("responder", "add", ALICE, env=env).returncode == 0
     common = [
-        "responder",
-        "scan",
-        "--spool",
-        str(tmp_path / "spool"),
-        "--retries",
-        "0",
-        "--dns-server",
-        f"127.0.0.1:{dns.port}",
-        "--smtp-port",
-        str(sink.port),
-        "--ping-delay",
-        "0",
-    ]
-    skipped = run_cli(*common, env=env)
+        "--retries", "0", "--dns-server", f"127.0.0.1:{dns.port}", "--smtp-port", str(sink.port),
+        "--ping-delay", "0", "--allow-private",  # the sender and the sink are on loopback
+    ]  # fmt: skip
+    runs = {}
+    for domain in ("wrong.test", "good.test"):
+        spool = tmp_path / domain
+        spec = BatchSpec(key, sender.base, smtp_domain=domain)
+        write_spool(spool, batch_articles(spec, [ALICE], parts=1))
+        env = {"SCRUBBER_RESPONDER_DB": str(tmp_path / f"{domain}.db")}
+        assert run_cli("responder", "add", ALICE, env=env).returncode == 0
+        runs[domain] = run_cli("responder", "scan", "--spool", str(spool), *common, env=env)
+    skipped, sent = runs["wrong.test"], runs["good.test"]
     assert skipped.returncode == 0, skipped.stderr
-    assert "SMTP skipped: mx.good.test is 127.0.0.1, a loopback address" in skipped.stderr
-    assert "Traceback" not in skipped.stderr and sink.messages == []
-    sent = run_cli(*common, "--allow-private", env=env)
+    assert "SMTP skipped: _dni.wrong.test names key" in skipped.stderr
+    assert "Traceback" not in skipped.stderr
     assert sent.returncode == 0, sent.stderr
     assert "pinged 1 proofs" in sent.stdout and len(sink.messages) == 1

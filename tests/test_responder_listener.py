@@ -48,6 +48,7 @@ def test_http_failing_falls_back_to_smtp_and_the_listener_suppresses(tmp_path: P
                 dns=DnsConfig("127.0.0.1", names.port),
                 retries=1,
                 backoff=0.01,
+                allow_private_http=True,
             )
             result = run_once(store, lambda: SpoolSource(spool), ping_config=config)
             again = run_once(store, lambda: SpoolSource(spool), ping_config=config)

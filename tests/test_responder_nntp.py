@@ -87,7 +87,11 @@ def test_junk_and_tampered_parts_in_the_group_are_skipped_and_the_real_batch_pin
     fake = f"[DNI] batch zz{secrets.token_hex(4)} part 1/1 range 0000000000000000-ffffffffffffffff"
     post(server, [junk("lunch?"), junk(fake, b"Scheme: nonsense\n"), *articles])
 
-    result = run_once(store, lambda: NntpSource(server, GROUP), ping_config=PingConfig(retries=0))
+    result = run_once(
+        store,
+        lambda: NntpSource(server, GROUP),
+        ping_config=PingConfig(retries=0, allow_private_http=True),
+    )
 
     assert result.error is None and result.scan is not None
     assert result.scan.articles == 5
@@ -116,7 +120,7 @@ def test_server_down_keeps_the_mark_and_still_sends_what_is_owed(
     spec = BatchSpec(key, sender.base)
     post(server, batch_articles(spec, [ALICE], parts=1))
     sender.fail_pings = 10
-    no_retry = PingConfig(retries=0, use_smtp=False)
+    no_retry = PingConfig(retries=0, use_smtp=False, allow_private_http=True)
     first = run_once(store, lambda: NntpSource(server, GROUP), ping_config=no_retry)
     assert first.scan is not None and first.scan.matches == 1 and first.pings.pending == 1
 
@@ -134,6 +138,7 @@ def test_watch_picks_up_batches_posted_while_it_runs(
     command = [
         sys.executable, "-m", "scrubber", "responder", "--db", db, "scan",
         "--server", server, "--group", GROUP, "--watch", "1", "--json", "--ping-delay", "0",
+        "--allow-private",
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

@@ -64,7 +64,9 @@ def test_key_check_and_http_ping_reach_the_sender_from_the_proxy(
     socks: Microsocks,
 ) -> None:
     spec = one_batch(store, key, sender.base, tmp_path / "spool")
-    config = PingConfig(proxy=parse_proxy(socks.url), retries=0, use_smtp=False)
+    config = PingConfig(
+        proxy=parse_proxy(socks.url), retries=0, use_smtp=False, allow_private_http=True
+    )
     result = run(store, tmp_path / "spool", config)
     assert result.pings.delivered == 1, result.pings.failures
     assert sender.pings == [[spec.proof(ALICE)]]
@@ -72,7 +74,11 @@ def test_key_check_and_http_ping_reach_the_sender_from_the_proxy(
     # Without the proxy the sender sees us.
     with ResponderStore.open(tmp_path / "direct.db") as direct:
         one_batch(direct, key, sender.base, tmp_path / "spool2")
-        run(direct, tmp_path / "spool2", PingConfig(retries=0, use_smtp=False))
+        run(
+            direct,
+            tmp_path / "spool2",
+            PingConfig(retries=0, use_smtp=False, allow_private_http=True),
+        )
     assert sender.peers[2:] == ["127.0.0.1", "127.0.0.1"]
 
 
@@ -98,7 +104,8 @@ def test_smtp_ping_reaches_the_mail_host_from_the_proxy(
             proxy=parse_proxy(socks.url),
             dns=DnsConfig("127.0.0.1", names.port),
             smtp_port=sink.port,
-            allow_private=True,
+            allow_private_http=True,
+            allow_private_smtp=True,
             retries=0,
         )
         result = run(store, tmp_path / "spool", config)
@@ -123,7 +130,7 @@ def test_with_a_proxy_but_no_dns_server_smtp_is_skipped_not_leaked(
 ) -> None:
     one_batch(store, key, sender.base, tmp_path / "spool")
     sender.fail_pings = 1_000
-    config = PingConfig(proxy=parse_proxy(socks.url), retries=0)
+    config = PingConfig(proxy=parse_proxy(socks.url), retries=0, allow_private_http=True)
     result = run(store, tmp_path / "spool", config)
     assert result.pings.pending == 1
     assert "SMTP skipped: with --proxy, SMTP pings need --dns-server" in result.pings.failures[0]
@@ -134,7 +141,11 @@ def test_a_proxy_that_is_down_keeps_the_proof_owed(
 ) -> None:
     one_batch(store, key, sender.base, tmp_path / "spool")
     dead = parse_proxy(f"socks5h://127.0.0.1:{free_port()}")
-    result = run(store, tmp_path / "spool", PingConfig(proxy=dead, retries=0, use_smtp=False))
+    result = run(
+        store,
+        tmp_path / "spool",
+        PingConfig(proxy=dead, retries=0, use_smtp=False, allow_private_http=True),
+    )
     assert result.pings.delivered == 0 and result.pings.pending == 1
     assert sender.peers == []  # nothing went around the proxy
     assert "through socks5h://127.0.0.1:" in result.pings.failures[0]
@@ -145,7 +156,9 @@ def test_each_proof_waits_its_random_delay_drawn_once(
 ) -> None:
     one_batch(store, key, sender.base, tmp_path / "spool")
     start = utcnow()
-    config = PingConfig(delay=3600, retries=0, use_smtp=False, clock=lambda: start)
+    config = PingConfig(
+        delay=3600, retries=0, use_smtp=False, clock=lambda: start, allow_private_http=True
+    )
     first = run(store, tmp_path / "spool", config)
     assert first.pings.delivered == 0 and first.pings.requests == 0
     assert first.pings.pending == 1 and first.pings.waiting == 1
@@ -153,7 +166,9 @@ def test_each_proof_waits_its_random_delay_drawn_once(
     assert due is not None and start - timedelta(seconds=5) < due <= start + timedelta(hours=1)
     again = run(store, tmp_path / "spool", config)
     assert again.pings.next_due == due and sender.pings == []  # drawn once, kept
-    later = PingConfig(delay=3600, retries=0, use_smtp=False, clock=lambda: due)
+    later = PingConfig(
+        delay=3600, retries=0, use_smtp=False, clock=lambda: due, allow_private_http=True
+    )
     sent = run(store, tmp_path / "spool", later)
     assert sent.pings.delivered == 1 and sent.pings.waiting == 0
     with store.read() as session:
@@ -196,7 +211,9 @@ def test_the_real_listener_records_the_proxy_as_the_pinging_peer(
     try:
         with ResponderStore.open(tmp_path / "responder.db") as store:
             add_addresses(store, [ALICE])
-            config = PingConfig(proxy=parse_proxy(socks.url), retries=0, use_smtp=False)
+            config = PingConfig(
+                proxy=parse_proxy(socks.url), retries=0, use_smtp=False, allow_private_http=True
+            )
             result = run(store, spool, config)
     finally:
         assert listener.stop() == 0

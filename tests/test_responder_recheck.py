@@ -27,7 +27,7 @@ from tests.support import run_cli
 
 ALICE = "alice@example.org"
 BOB = "bob@example.net"
-NO_WAIT = PingConfig(retries=0, use_smtp=False)
+NO_WAIT = PingConfig(retries=0, use_smtp=False, allow_private_http=True)
 
 
 @pytest.fixture
@@ -112,6 +112,7 @@ def test_cli_add_says_what_the_next_scan_looks_through(
     scan = [
         "responder",
         "scan",
+        "--allow-private",
         "--spool",
         str(tmp_path / "spool"),
         "--no-smtp",

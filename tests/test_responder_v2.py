@@ -23,7 +23,7 @@ from tests.responder_support import (
 )
 
 ALICE = "alice@example.org"
-NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False)
+NO_WAIT = PingConfig(retries=2, backoff=0.01, use_smtp=False, allow_private_http=True)
 
 
 @pytest.fixture

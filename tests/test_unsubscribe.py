@@ -7,7 +7,11 @@ and the signature by dkimpy's own verifier.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
+import hmac
 import stat
+import struct
 from pathlib import Path
 
 import dkim
@@ -52,20 +56,40 @@ def test_token_round_trip_and_forgeries(tmp_path: Path) -> None:
     path = tmp_path / unsubscribe.SECRET_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert unsubscribe.load_secret(tmp_path) == secret  # made once
-    token = unsubscribe.make_token(secret, Subscriber(3, 12345))
+    who = Subscriber(3, 12345, b"abc")
+    token = unsubscribe.make_token(secret, who)
     assert len(token) == unsubscribe.TOKEN_LENGTH and token == token.lower()
-    assert unsubscribe.parse_token(secret, token) == Subscriber(3, 12345)
-    assert unsubscribe.parse_token(secret, token.upper()) == Subscriber(3, 12345)
-    forged = unsubscribe.make_token(b"x" * 32, Subscriber(3, 12345))
+    assert len(f"unsubscribe-{token}") <= 64  # fits a local part (RFC 5321)
+    assert unsubscribe.parse_token(secret, token) == who
+    assert unsubscribe.parse_token(secret, token.upper()) == who
+    forged = unsubscribe.make_token(b"x" * 32, who)
     middle = token[:20] + ("a" if token[20] != "a" else "b") + token[21:]
     for bad in (forged, middle):
         with pytest.raises(UnsubscribeTokenError, match="not issued here"):
             unsubscribe.parse_token(secret, bad)
     last = "abcdefghijklmnopqrstuvwxyz234567"
     other_spelling = token[:-1] + last[last.index(token[-1]) ^ 1]  # only ignored bits differ
-    for bad in (other_spelling, "", "short", token + "a", "1" * unsubscribe.TOKEN_LENGTH, "é" * 47):
+    for bad in (other_spelling, "", "short", token + "a", "1" * unsubscribe.TOKEN_LENGTH, "é" * 52):
         with pytest.raises(UnsubscribeTokenError, match="malformed"):
             unsubscribe.parse_token(secret, bad)
+    with pytest.raises(ValueError, match="address check"):
+        unsubscribe.make_token(secret, Subscriber(3, 12345))
+
+
+def v1_token(secret: bytes, list_id: int, address_id: int) -> str:
+    """A token as version 1 made them (no address check): still in sent mail."""
+    body = struct.pack(">BIQ", 1, list_id, address_id)
+    tag = hmac.new(secret, body, hashlib.sha256).digest()[:16]
+    return base64.b32encode(body + tag).decode().rstrip("=").lower()
+
+
+def test_version_1_tokens_are_still_honoured(tmp_path: Path) -> None:
+    secret = unsubscribe.load_secret(tmp_path)
+    token = v1_token(secret, 3, 12345)
+    assert len(token) == unsubscribe.V1_TOKEN_LENGTH
+    assert unsubscribe.parse_token(secret, token) == Subscriber(3, 12345, None)
+    with pytest.raises(UnsubscribeTokenError, match="not issued here"):
+        unsubscribe.parse_token(secret, v1_token(b"x" * 32, 3, 12345))
 
 
 def test_a_secret_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -76,9 +100,10 @@ def test_a_secret_others_can_read_is_refused(tmp_path: Path) -> None:
 
 
 def _fields(ws: Workspace, address: str = "Jane@Example.com") -> dict[str, str]:
+    secret = unsubscribe.load_secret(ws.root)
     with open_store(ws) as store:
-        who = unsubscribe.subscriber(store, address, "news")
-    token = unsubscribe.make_token(unsubscribe.load_secret(ws.root), who)
+        who = unsubscribe.subscriber(store, address, "news", secret=secret)
+    token = unsubscribe.make_token(secret, who)
     return unsubscribe.headers(token, ws.settings.response_base_url, ws.settings.response_domain)
 
 
@@ -186,7 +211,7 @@ def test_honour_suppresses_once_and_forgeries_write_nothing(ws: Workspace) -> No
 
     secret = unsubscribe.load_secret(ws.root)
     with open_store(ws) as store:
-        who = unsubscribe.subscriber(store, "jane@example.com", "news")
+        who = unsubscribe.subscriber(store, "jane@example.com", "news", secret=secret)
         token = unsubscribe.make_token(secret, who)
         when = datetime(2025, 3, 1, 10, tzinfo=UTC)
 
@@ -203,7 +228,7 @@ def test_honour_suppresses_once_and_forgeries_write_nothing(ws: Workspace) -> No
                 unsubscribe.honour(
                     store, secret, bad, channel=Channel.ONE_CLICK, client="x", received_at=when
                 )
-        gone = unsubscribe.make_token(secret, Subscriber(who.list_id + 99, who.address_id))
+        gone = unsubscribe.make_token(secret, dataclasses.replace(who, address_id=10**9))
         with pytest.raises(UnsubscribeTokenError, match="no longer here"):
             unsubscribe.honour(
                 store, secret, gone, channel=Channel.ONE_CLICK, client="x", received_at=when
@@ -220,3 +245,116 @@ def test_honour_suppresses_once_and_forgeries_write_nothing(ws: Workspace) -> No
         "news",
     )
     assert (row.client, row.evidence, row.received_at) == ("198.51.100.0/24", token, when)
+
+
+def test_honour_a_token_whose_list_is_gone(ws: Workspace) -> None:
+    """Suppression is global: a token is honoured after its list went."""
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    with open_store(ws) as store:
+        who = unsubscribe.subscriber(store, "bob@example.com", "news", secret=secret)
+        gone = unsubscribe.make_token(secret, dataclasses.replace(who, list_id=who.list_id + 99))
+        when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+        assert unsubscribe.honour(
+            store, secret, gone, channel=Channel.MAILTO, client="::1", received_at=when
+        )
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.channel) == ("bob@example.com", "mailto")
+    assert row.origin == f"list #{who.list_id + 99} (gone)"
+
+
+def test_a_token_never_suppresses_whoever_got_its_address_id_later(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """SQLite gives a new row the highest id + 1, so after `list rm` forgot the
+    newest addresses their ids go to the next import: an old token must not
+    suppress the stranger who now has its address id."""
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+    with open_store(ws) as store:
+        who = unsubscribe.subscriber(store, "jane@example.com", "news", secret=secret)
+        token = unsubscribe.make_token(secret, who)
+        lists.remove_list(store, "news")
+        source = tmp_path / "other.txt"
+        source.write_text("bob@example.com\nzed@example.com\nzoe@example.com\n")
+        lists.import_files(store, "other", [source], rejects_path=tmp_path / "r2.csv")
+        reused = {
+            unsubscribe.subscriber(store, a, "other", secret=secret).address_id
+            for a in ("bob@example.com", "zed@example.com", "zoe@example.com")
+        }
+        assert who.address_id in reused  # the id went to someone else
+        with pytest.raises(UnsubscribeTokenError, match="no longer here"):
+            unsubscribe.honour(
+                store, secret, token, channel=Channel.ONE_CLICK, client="x", received_at=when
+            )
+        assert list(ledger.rows(store)) == []
+
+
+def test_after_list_rm_a_token_is_honoured_while_its_address_is_kept(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """`list rm` keeps an address another list holds: its old token is still
+    honoured (suppression is global). An address nothing else held is
+    forgotten, and its token is refused with nothing written."""
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+    with open_store(ws) as store:
+        tokens = {
+            a: unsubscribe.make_token(
+                secret, unsubscribe.subscriber(store, a, "news", secret=secret)
+            )
+            for a in ("jane@example.com", "bob@example.com")
+        }
+        news_id = unsubscribe.parse_token(secret, tokens["bob@example.com"]).list_id
+        source = tmp_path / "other.txt"
+        source.write_text("bob@example.com\n")
+        lists.import_files(store, "other", [source], rejects_path=tmp_path / "r2.csv")
+        lists.remove_list(store, "news")
+        args = {"channel": Channel.ONE_CLICK, "client": "x", "received_at": when}
+        with pytest.raises(UnsubscribeTokenError, match="no longer here"):
+            unsubscribe.honour(store, secret, tokens["jane@example.com"], **args)
+        assert unsubscribe.honour(store, secret, tokens["bob@example.com"], **args) is True
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.origin) == ("bob@example.com", f"list #{news_id} (gone)")
+
+
+def test_the_origin_never_names_a_list_that_took_over_the_list_id(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from scrubber import ledger
+    from scrubber.ledger import Channel
+
+    secret = unsubscribe.load_secret(ws.root)
+    with open_store(ws) as store:
+        source = tmp_path / "other.txt"
+        source.write_text("bob@example.com\n")
+        lists.import_files(store, "other", [source], rejects_path=tmp_path / "r2.csv")
+        who = unsubscribe.subscriber(store, "bob@example.com", "other", secret=secret)
+        token = unsubscribe.make_token(secret, who)
+        lists.remove_list(store, "other")  # bob stays: "news" holds him
+        source.write_text("carol@example.com\n")
+        lists.import_files(store, "fresh", [source], rejects_path=tmp_path / "r3.csv")
+        fresh = unsubscribe.subscriber(store, "carol@example.com", "fresh", secret=secret)
+        assert fresh.list_id == who.list_id  # SQLite gave the new list the old id
+        when = datetime(2025, 3, 1, 10, tzinfo=UTC)
+        assert unsubscribe.honour(
+            store, secret, token, channel=Channel.ONE_CLICK, client="x", received_at=when
+        )
+        (row,) = ledger.rows(store)
+    assert (row.canonical, row.origin) == ("bob@example.com", f"list #{who.list_id} (gone)")

@@ -15,7 +15,6 @@ from scrubber.batch.parts import plan_parts
 from scrubber.config import Settings
 from scrubber.errors import UsageError
 from scrubber.keys import OperatorKey
-from scrubber.lists import get_list
 from scrubber.store import Store
 from scrubber.store.models import (
     Batch,
@@ -26,6 +25,7 @@ from scrubber.store.models import (
     SaltEpoch,
     Suppression,
 )
+from scrubber.store.queries import get_list
 from scrubber.store.types import utcnow
 
 TOKEN_BYTES = 24  # 192 bits; the scheme asks for at least 128
@@ -88,14 +88,18 @@ def new_batch(
         created_at=now,
         epoch_id=epoch.id,
         salt=epoch.salt,
-        t=epoch.t,
-        m=epoch.m,
-        p=epoch.p,
-        tag_length=scheme.ITEM_LEN if v2 else request.tag_length,
+        params=scheme.Params(
+            t=epoch.t,
+            m=epoch.m,
+            p=epoch.p,
+            tag_length=scheme.ITEM_LEN if v2 else request.tag_length,
+        ),
         token=token,
         newsgroup=request.newsgroup,
-        respond_http=f"{settings.response_base_url.rstrip('/')}/dni/v1/ping/{token}",
-        respond_smtp=f"dni-{token}@{settings.response_domain}",
+        respond=scheme.RespondTo(
+            http=f"{settings.response_base_url.rstrip('/')}/dni/v1/ping/{token}",
+            smtp=f"dni-{token}@{settings.response_domain}",
+        ),
         expires_at=now + timedelta(days=request.expires_days),
         key_public=key.public_b64,
         count=0,

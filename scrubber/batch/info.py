@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from scrubber.batch.post import get_batch
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
+from scrubber.store.queries import get_batch
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ def batch_infos(store: Store) -> list[BatchInfo]:
 
 
 def batch_detail(store: Store, batch_id: str) -> BatchDetail:
-    batch = get_batch(store, batch_id)
     with store.read() as session:
+        batch = get_batch(session, batch_id)
         info = _info(session, batch)
         rows = session.scalars(
             select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
@@ -150,6 +150,26 @@ def _info(session: Session, batch: Batch) -> BatchInfo:
         parts_posted=int(posted or 0),
         pings={outcome: int(n) for outcome, n in pings},
     )
+
+
+@dataclass(frozen=True)
+class KeyInUse:
+    """A key that signed batches not yet expired: responders may still bind them."""
+
+    key_public: str  # base64, as the batch's Key
+    until: datetime  # the last of those batches expires then
+
+
+def keys_in_use(store: Store, now: datetime) -> list[KeyInUse]:
+    """Every key of an unexpired batch, with its last expiry (the key endpoint)."""
+    with store.read() as session:
+        rows = session.execute(
+            select(Batch.key_public, func.max(Batch.expires_at))
+            .where(Batch.expires_at > now)
+            .group_by(Batch.key_public)
+            .order_by(Batch.key_public)
+        )
+        return [KeyInUse(key, until) for key, until in rows]
 
 
 def resolve_batch_id(store: Store, given: str) -> str:

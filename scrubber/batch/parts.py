@@ -42,13 +42,9 @@ def batch_header(batch: Batch, total: int) -> article.BatchHeader:
     return article.BatchHeader(
         batch_id=batch.id,
         salt=batch.salt,
-        t=batch.t,
-        m=batch.m,
-        p=batch.p,
-        tag_length=batch.tag_length,
+        params=batch.params,
         total=total,
-        respond_http=batch.respond_http,
-        respond_smtp=batch.respond_smtp,
+        respond=batch.respond,
         expires=batch.expires_at,
         key=keys.decode_public(batch.key_public),
         v2=v2_fields(batch),
@@ -66,7 +62,7 @@ def v2_fields(batch: Batch) -> article.V2Fields | None:
 
 def domain_of(batch: Batch) -> str:
     """Message-IDs use the response domain, which the batch already records."""
-    return batch.respond_smtp.rpartition("@")[2]
+    return batch.respond.domain
 
 
 def render(

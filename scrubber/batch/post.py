@@ -18,10 +18,11 @@ from sqlalchemy import select, update
 
 from scrubber import keys
 from scrubber.batch import parts as batch_parts
-from scrubber.errors import KeyFileError, NotFoundError
+from scrubber.errors import KeyFileError
 from scrubber.keys import OperatorKey
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchPart
+from scrubber.store.queries import get_batch
 from scrubber.store.types import utcnow
 from scrubber.transport import PostStatus, Transport
 
@@ -66,17 +67,9 @@ class PendingWork:
         return sum(p.size for p in self.parts)
 
 
-def get_batch(store: Store, batch_id: str) -> Batch:
-    with store.read() as session:
-        batch = session.get(Batch, batch_id)
-    if batch is None:
-        raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber batch ls')")
-    return batch
-
-
 def pending(store: Store, batch_id: str) -> PendingWork:
-    batch = get_batch(store, batch_id)
     with store.read() as session:
+        batch = get_batch(session, batch_id)
         rows = session.scalars(
             select(BatchPart)
             .where(BatchPart.batch_id == batch_id, BatchPart.posted_at.is_(None))

@@ -10,6 +10,7 @@ from scrubber.batch import create as batch_create
 from scrubber.batch import info as batch_info
 from scrubber.batch import post as batch_post
 from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
+from scrubber.private import redact_url
 from scrubber.transport import Transport, open_transport
 from scrubber.workspace import load_key
 
@@ -151,8 +152,10 @@ def post(
     key = load_key(app.workspace)
 
     def connect() -> Transport:
+        target = server or app.workspace.settings.post_server
+        app.waiting(f"connecting to {redact_url(target)}")
         return open_transport(
-            server or app.workspace.settings.post_server,
+            target,
             newsgroup=work.batch.newsgroup,
             base=app.workspace.root,
             timeout=timeout,

@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 
 from scrubber.store import Store
 from scrubber.workspace import Workspace, find_workspace, open_store
@@ -58,6 +59,12 @@ class AppContext:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+    def waiting(self, what: str) -> None:
+        """Say on a terminal what a network command waits for ("connecting to
+        X ..."), before it waits; off one, output stays as scripts expect it."""
+        if self.err.is_terminal:
+            self.err.print(f"{what} ...", soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(
@@ -154,6 +161,14 @@ class _LineReporter:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def folded(table: Table) -> Table:
+    """Cells wrap or fold at any width, never cut with an ellipsis: ids,
+    list names, file names and addresses stay whole (call once the columns exist)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 def print_json(data: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from scrubber import keys
-from scrubber.cli.context import AppContext, pass_app
+from scrubber.cli.context import AppContext, pass_app, print_json
 
 
 @click.group("key")
@@ -20,8 +20,9 @@ def key() -> None:
 
 
 @key.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def show(app: AppContext) -> None:
+def show(app: AppContext, as_json: bool) -> None:
     """Print the current public key and fingerprint, and the retired ones.
 
     \b
@@ -30,8 +31,23 @@ def show(app: AppContext) -> None:
     """
     workspace = app.workspace
     current = keys.read_public(workspace.path(workspace.settings.public_key))
+    retired = keys.retired_public_keys(workspace.path(workspace.settings.private_key))
+    if as_json:
+        print_json(
+            {
+                "current": {
+                    "key": keys.encode_public(current),
+                    "fingerprint": keys.fingerprint(current),
+                },
+                "retired": [
+                    {"key": keys.encode_public(old), "fingerprint": keys.fingerprint(old)}
+                    for old in retired
+                ],
+            }
+        )
+        return
     app.out.print(f"current  {keys.encode_public(current)}  {keys.fingerprint(current)}")
-    for old in keys.retired_public_keys(workspace.path(workspace.settings.private_key)):
+    for old in retired:
         app.out.print(f"retired  {keys.encode_public(old)}  {keys.fingerprint(old)}")
 
 

@@ -1,4 +1,4 @@
-"""scrubber list import|export|show|ls|suppress|hash."""
+"""scrubber list import|export|show|ls|rm|rename|suppress|hash."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import lists, scheme
-from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, folded, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
@@ -43,6 +43,12 @@ def reader_options(command: Callable[..., Any]) -> Callable[..., Any]:
 INPUT_FILE = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
 
 
+def dry_run_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")(
+        command
+    )
+
+
 @list_group.command("import")
 @click.argument("name")
 @click.argument("files", nargs=-1, required=True, type=INPUT_FILE)
@@ -52,6 +58,19 @@ INPUT_FILE = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where rejected lines go (default: rejects/NAME-<time>.csv in the workspace).",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Make the list equal to FILES: entries they do not hold leave the list "
+    "(suppressions stay).",
+)
+@click.option(
+    "--new",
+    is_flag=True,
+    help="NAME is a new list: create it even if it looks like a file name or like "
+    "another list's name in other case; refuse if it exists.",
+)
+@dry_run_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def import_(
@@ -61,6 +80,9 @@ def import_(
     column: str | None,
     encoding: str | None,
     rejects: Path | None,
+    replace: bool,
+    new: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Import addresses from FILES into list NAME (created if new); - is stdin.
@@ -68,12 +90,15 @@ def import_(
     Plain text (one address a line), CSV (address column auto-detected) or
     .gz of either, in any common encoding; "Name <address>" gives its
     address. Duplicates fold by canonical form; re-importing is a no-op;
-    rejected lines go to a CSV with their reason. All or nothing.
+    rejected lines go to a CSV with their reason. All or nothing. A new
+    NAME that looks like a file or differs from a list only in case needs
+    --new.
 
     \b
     Example:
       scrubber list import customers customers.csv.gz --column email
       mysql -e 'select email from users' | scrubber list import customers -
+      scrubber list import customers fresh-export.csv --replace --dry-run
     """
     for path in files:
         if path == STDIN:
@@ -93,11 +118,15 @@ def import_(
             column=column,
             encoding=encoding,
             on_bytes=advance,
+            replace=replace,
+            new=new,
+            dry_run=dry_run,
         )
     if as_json:
         print_json({**asdict(summary), "folded": summary.folded})
         return
-    table = Table(title=f"import into {name}", show_header=False)
+    title = f"import into {name}" + (" (dry run: nothing written)" if dry_run else "")
+    table = Table(title=title, show_header=False)
     for source, used in summary.encodings.items():
         table.add_row(f"encoding of {source}", used)
     table.add_row("lines read", f"{summary.lines:,}")
@@ -105,8 +134,10 @@ def import_(
     table.add_row("duplicates folded", f"{summary.folded:,}")
     table.add_row("already on the list", f"{summary.already_listed:,}")
     table.add_row("added", f"{summary.added:,}")
+    if replace:
+        table.add_row("removed (not in the files)", f"{summary.removed:,}")
     table.add_row("rejected", f"{summary.rejected:,}")
-    app.out.print(table)
+    app.out.print(folded(table))
     if summary.rejects_path:
         app.out.print(f"rejected lines: {summary.rejects_path}")
 
@@ -132,9 +163,15 @@ def import_(
     help="Also leave out addresses whose digest is in this hashed suppression file "
     "(MD5/SHA-1/SHA-256/SHA-512 hex a line; plain, .gz or .zip). Repeatable.",
 )
+@dry_run_option
 @pass_app
 def export(
-    app: AppContext, name: str, output: Path | None, mode: str, minus: tuple[Path, ...]
+    app: AppContext,
+    name: str,
+    output: Path | None,
+    mode: str,
+    minus: tuple[Path, ...],
+    dry_run: bool,
 ) -> None:
     """Write list NAME minus every suppressed address, in original spelling.
 
@@ -157,7 +194,12 @@ def export(
         found = scrubber.matches(lambda: lists.iter_export_rows(app.store, name))
         summary = scrubbing.MinusSummary()
         addresses = scrubbing.scrub(lists.iter_export_rows(app.store, name), found, summary)
-    _write_export(app, addresses, output, file_mode)
+    if dry_run:
+        count = sum(1 for _ in addresses)
+        where = f" to {output}" if output else ""
+        app.err.print(f"dry run: would write {count:,} addresses{where}; nothing written")
+    else:
+        _write_export(app, addresses, output, file_mode)
     if summary is not None:
         app.err.print(
             f"--minus: left out {summary.left_out:,} ({summary.by_original:,} by spelling, "
@@ -194,7 +236,7 @@ def ls(app: AppContext, as_json: bool) -> None:
     for info in infos:
         last = info.last_import_at.strftime("%Y-%m-%d %H:%M") if info.last_import_at else "-"
         table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @list_group.command("show")
@@ -238,7 +280,52 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             f"{run.added:,}",
             f"{run.rejected:,}",
         )
-    app.out.print(table)
+    app.out.print(folded(table))
+
+
+@list_group.command("rm")
+@click.argument("name")
+@dry_run_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def rm(app: AppContext, name: str, dry_run: bool, as_json: bool) -> None:
+    """Delete list NAME: its entries and import history.
+
+    Suppressions stay: they are yours, not the list's, and keep every
+    address out of every list and batch. Batches made from NAME keep their
+    proofs (pings still suppress); an address no list, batch or suppression
+    holds any more is deleted.
+
+    \b
+    Example:
+      scrubber list rm old-promo --dry-run
+    """
+    summary = lists.remove_list(app.store, name, dry_run=dry_run)
+    if as_json:
+        print_json(asdict(summary))
+        return
+    verb = "would remove" if dry_run else "removed"
+    app.out.print(
+        f"{verb} list {name}: {summary.entries:,} entries, {summary.imports:,} imports, "
+        f"named by {summary.batches:,} batches; {summary.forgotten:,} addresses held by "
+        "nothing else forgotten; suppressions kept"
+        + ("; nothing written (dry run)" if dry_run else "")
+    )
+
+
+@list_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@pass_app
+def rename(app: AppContext, old: str, new: str) -> None:
+    """Rename list OLD to NEW (entries, history and batches follow).
+
+    \b
+    Example:
+      scrubber list rename Customers customers
+    """
+    lists.rename_list(app.store, old, new)
+    app.out.print(f"renamed list {old} to {new}")
 
 
 @list_group.command("suppress")
@@ -251,6 +338,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
 )
 @reader_options
 @click.option("--origin", help="Who asked, recorded in the ledger (e.g. 'phone call 2025-03-01').")
+@dry_run_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def suppress(
@@ -260,6 +348,7 @@ def suppress(
     column: str | None,
     encoding: str | None,
     origin: str | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Suppress ADDRESSES on every list, permanently (opt-outs from other channels).
@@ -281,16 +370,29 @@ def suppress(
     if file_ is not None:
         cells = read_addresses(file_, column=column, encoding=encoding)
         found += [text for _, text in cells]
-    summary = lists.suppress(app.store, found, origin=origin)
+    summary = lists.suppress(app.store, found, origin=origin, dry_run=dry_run)
     if summary.rejected and summary.added + summary.already == 0:
         raw, reason = summary.rejected[0]
         more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""
         raise UsageError(f"no valid address given: {scheme.mask(raw)!r} is {reason}{more}")
     if as_json:
         rejected = [{"input": scheme.mask(r), "reason": why} for r, why in summary.rejected]
-        print_json({"added": summary.added, "already": summary.already, "rejected": rejected})
+        print_json(
+            {
+                "added": summary.added,
+                "already": summary.already,
+                "rejected": rejected,
+                "dry_run": dry_run,
+            }
+        )
         return
-    app.out.print(f"suppressed {summary.added:,} new, {summary.already:,} already suppressed")
+    if dry_run:
+        app.out.print(
+            f"dry run: would suppress {summary.added:,} new, {summary.already:,} already "
+            "suppressed; nothing written"
+        )
+    else:
+        app.out.print(f"suppressed {summary.added:,} new, {summary.already:,} already suppressed")
     for raw, reason in summary.rejected:
         app.err.print(f"rejected {scheme.mask(raw)}: {reason}")
 
@@ -301,8 +403,11 @@ def suppress(
     "--workers", type=click.IntRange(min=1), help="Hashing workers (default: one per core)."
 )
 @executor_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor: str) -> None:
+def hash_(
+    app: AppContext, names: tuple[str, ...], workers: int | None, executor: str, as_json: bool
+) -> None:
     """Hash lists in the current salt epoch (only addresses not cached yet).
 
     \b
@@ -322,6 +427,9 @@ def hash_(app: AppContext, names: tuple[str, ...], workers: int | None, executor
             on_done=advance,
             on_total=advance.set_total,
         )
+    if as_json:
+        print_json(asdict(summary))
+        return
     app.out.print(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"

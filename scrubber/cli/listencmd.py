@@ -45,6 +45,12 @@ from scrubber.workspace import load_key
     "(default: trusted_proxies from scrubber.toml).",
 )
 @click.option(
+    "--smtp-proxy-protocol",
+    is_flag=True,
+    help="SMTP connections from a --trusted-proxy open with a PROXY protocol header "
+    "(v1 or v2) naming the real client, as nginx's stream proxy_protocol sends.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=1000,
@@ -88,6 +94,7 @@ def listen(
     token_rate: int,
     read_timeout: float,
     trusted_proxies: tuple[str, ...],
+    smtp_proxy_protocol: bool,
     max_connections: int,
     max_client_connections: int,
     smtp_idle_timeout: float,
@@ -120,6 +127,7 @@ def listen(
         smtp_idle_timeout=smtp_idle_timeout,
         smtp_session_timeout=smtp_session_timeout,
         trusted_proxies=trusted_proxies or (settings.trusted_proxies,),
+        smtp_proxy_protocol=smtp_proxy_protocol,
         prefix=path_prefix(settings.response_base_url),
     )
     configure_logging(log_level)

@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import keys
+from scrubber.batch import info as batch_info
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import (
     DeadlineAtRisk,
@@ -88,7 +89,8 @@ def show(
     outputs: tuple[Path, ...],
     check: bool,
 ) -> None:
-    """Report on BATCH (or on every batch with --all), signed with the operator key.
+    """Report on BATCH (an id, a unique prefix of one, or latest), or on every
+    batch with --all, signed with the operator key.
 
     json, md and html reports embed the signed data; check them with
     'scrubber report verify FILE'.
@@ -132,7 +134,7 @@ def _build(app: AppContext, batch: str | None, all_: bool, since: str | None) ->
         return build.build_summary(app.store, _parse_since(since))
     if not batch:
         raise UsageError("give a BATCH id, or --all for every batch (see 'scrubber report -h')")
-    return build.build_report(app.store, batch)
+    return build.build_report(app.store, batch_info.resolve_batch_id(app.store, batch))
 
 
 def _parse_since(text: str | None) -> datetime | None:
@@ -219,6 +221,8 @@ def status_(app: AppContext, as_json: bool) -> None:
     """
     workspace = app.workspace
     key = keys.encode_public(keys.read_public(workspace.path(workspace.settings.public_key)))
+    settings = workspace.settings
+    app.waiting(f"checking the listener at http://{settings.http_host}:{settings.http_port}")
     facts = status.gather(app.store, workspace.settings, key)
     if as_json:
         print_json(dataclasses.asdict(facts))

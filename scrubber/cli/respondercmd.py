@@ -12,6 +12,7 @@ from rich.table import Table
 
 from scrubber.cli.context import AppContext, pass_app, print_json
 from scrubber.errors import ResponderError, UsageError
+from scrubber.private import redact_url
 from scrubber.responder import store as rstore
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import DEFAULT_DELAY, PingConfig
@@ -148,7 +149,8 @@ def remove(ctx: click.Context, app: AppContext, addresses: tuple[str, ...]) -> N
 @click.option(
     "--allow-private",
     is_flag=True,
-    help="Let SMTP pings go to loopback and private addresses (tests, lab networks).",
+    help="Let key checks and HTTP and SMTP pings go to loopback and private addresses "
+    "(tests, lab networks); without it a batch naming such a host is refused.",
 )
 @click.option(
     "--max-t",
@@ -236,13 +238,16 @@ def scan(
         smtp_port=smtp_port,
         use_smtp=not no_smtp,
         dns=_dns_config(dns_server),
-        allow_private=allow_private,
+        allow_private_http=allow_private,
+        allow_private_smtp=allow_private,
         proxy=parse_proxy(proxy) if proxy else None,
         delay=ping_delay * 3600,
         retries=retries,
     )
+    where = redact_url(server) if server else f"spool {spool}"
 
     def source() -> ArticleSource:  # opened anew by each run
+        app.waiting(f"reading {group} from {where}")
         return open_source(server, spool, group)
 
     if watch is None:
@@ -360,12 +365,12 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
         "outcomes",
         "escalations",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never cut: wrap or fold
     for row in rows:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.answers.items()))
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(row.outcomes.items()))
         table.add_row(
-            row.fingerprint[:16],
+            row.fingerprint,
             str(row.batches),
             str(row.refused_batches),
             str(row.forged_batches),
@@ -380,7 +385,7 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
     for row in rows:
         if row.escalations:
             app.out.print(
-                f"compliance failure: key {row.fingerprint[:16]} re-listed "
+                f"compliance failure: key {row.fingerprint} re-listed "
                 f"{len(row.relisted)} addresses already opted out: {', '.join(row.relisted[:10])}"
             )
 

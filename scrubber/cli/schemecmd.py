@@ -6,6 +6,7 @@ them stable.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 
@@ -22,11 +23,12 @@ def scheme_group() -> None:
 
 
 @scheme_group.command()
-def canonicalize() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line (JSON Lines).")
+def canonicalize(as_json: bool) -> None:
     """Canonicalize addresses read from stdin, one per line.
 
     Prints the canonical form, or REJECT<TAB><reason>, one line per input
-    line, in order.
+    line, in order; with --json, {"canonical": ...} or {"reject": ...}.
 
     \b
     Example:
@@ -35,9 +37,9 @@ def canonicalize() -> None:
     for line in _stdin_lines():
         result = scheme.try_canonicalize(line)
         if isinstance(result, scheme.Reject):
-            sys.stdout.write(f"REJECT\t{result.value}\n")
+            _emit(as_json, {"reject": result.value}, f"REJECT\t{result.value}")
         else:
-            sys.stdout.write(result + "\n")
+            _emit(as_json, {"canonical": result}, result)
 
 
 @scheme_group.command("hash")
@@ -54,11 +56,13 @@ def canonicalize() -> None:
     show_default=True,
     type=click.IntRange(scheme.MIN_TAG_LEN, scheme.MAX_TAG_LEN),
 )
-def hash_(salt: str, t: int, m: int, p: int, tag_length: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line (JSON Lines).")
+def hash_(salt: str, t: int, m: int, p: int, tag_length: int, as_json: bool) -> None:
     """Hash addresses read from stdin, one per line.
 
     Prints canonical<TAB>H hex<TAB>tag hex<TAB>proof base64url, or
-    REJECT<TAB><reason>, one line per input line, in order.
+    REJECT<TAB><reason>, one line per input line, in order; with --json,
+    {"canonical", "h", "tag", "proof"} or {"reject": ...}.
 
     \b
     Example:
@@ -72,13 +76,20 @@ def hash_(salt: str, t: int, m: int, p: int, tag_length: int) -> None:
     for line in _stdin_lines():
         result = scheme.try_canonicalize(line)
         if isinstance(result, scheme.Reject):
-            sys.stdout.write(f"REJECT\t{result.value}\n")
+            _emit(as_json, {"reject": result.value}, f"REJECT\t{result.value}")
             continue
         try:
             d = scheme.digest(result, salt_bytes, params)
         except HashingError as exc:  # e.g. more memory than the machine can give
             raise UsageError(f"cannot hash with t={t} m={m} p={p}: {exc}") from None
-        sys.stdout.write(f"{result}\t{d.h.hex()}\t{d.tag.hex()}\t{scheme.b64url(d.proof)}\n")
+        proof = scheme.b64url(d.proof)
+        values = {"canonical": result, "h": d.h.hex(), "tag": d.tag.hex(), "proof": proof}
+        _emit(as_json, values, "\t".join(values.values()))
+
+
+def _emit(as_json: bool, values: dict[str, str], line: str) -> None:
+    text = json.dumps(values, ensure_ascii=False) if as_json else line
+    sys.stdout.write(text + "\n")
 
 
 def _stdin_lines() -> Iterator[str]:

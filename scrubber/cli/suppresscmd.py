@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import click
 from rich.table import Table
 
 from scrubber import esp, ledger, scheme
-from scrubber.cli.context import AppContext, pass_app
+from scrubber.cli.context import AppContext, folded, pass_app, print_json
 from scrubber.errors import UsageError
 
 
@@ -39,16 +40,33 @@ def lift(app: AppContext, address: str, reason: str) -> None:
 
 
 @suppress_group.command("lifts")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def lifts(app: AppContext) -> None:
+def lifts(app: AppContext, as_json: bool) -> None:
     """List every lifted suppression: when, why, and what it was (masked).
 
     \\b
     Example:
       scrubber suppress lifts
     """
+    found_lifts = ledger.lifts(app.store)
+    if as_json:
+        print_json(
+            [
+                {
+                    "lifted_at": found.lifted_at,
+                    "address": scheme.mask(canonical),
+                    "reason": found.lift_reason,
+                    "channel": found.channel,
+                    "suppressed_at": found.suppressed_at,
+                    "origin": found.origin,
+                }
+                for canonical, found in found_lifts
+            ]
+        )
+        return
     table = Table("lifted", "address", "reason", "was suppressed", "origin")
-    for canonical, found in ledger.lifts(app.store):
+    for canonical, found in found_lifts:
         table.add_row(
             f"{found.lifted_at:%Y-%m-%d %H:%M}",
             scheme.mask(canonical),
@@ -56,7 +74,7 @@ def lifts(app: AppContext) -> None:
             f"{found.suppressed_at:%Y-%m-%d %H:%M}",
             found.origin or "-",
         )
-    app.out.print(table)
+    app.out.print(folded(table))
 
 
 @suppress_group.command("import")
@@ -68,8 +86,9 @@ def lifts(app: AppContext) -> None:
     help="The service whose export FILES are (csv: address[,reason,origin,received_at]).",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
-def import_(app: AppContext, source: str, files: tuple[Path, ...]) -> None:
+def import_(app: AppContext, source: str, files: tuple[Path, ...], as_json: bool) -> None:
     """Import the suppressions of FILES, exported from another system.
 
     Each service's reason (bounce, complaint, unsubscribe) and origin are kept;
@@ -83,6 +102,9 @@ def import_(app: AppContext, source: str, files: tuple[Path, ...]) -> None:
       scrubber suppress import --from mailgun bounces.csv unsubscribes.csv
     """
     summary = esp.import_files(app.store, source, list(files))
+    if as_json:
+        print_json(asdict(summary))
+        return
     app.out.print(
         f"{summary.rows:,} rows: {summary.added:,} suppressed, {summary.already:,} already "
         f"suppressed ({summary.earlier:,} moved to an earlier time), {summary.skipped:,} "

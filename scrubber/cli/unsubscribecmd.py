@@ -19,7 +19,8 @@ def unsubscribe_group() -> None:
 def _fields(app: AppContext, address: str, list_name: str) -> dict[str, str]:
     settings = app.workspace.settings
     secret = unsubscribe.load_secret(app.workspace.root)
-    token = unsubscribe.make_token(secret, unsubscribe.subscriber(app.store, address, list_name))
+    who = unsubscribe.subscriber(app.store, address, list_name, secret=secret)
+    token = unsubscribe.make_token(secret, who)
     if not settings.response_base_url.startswith("https://"):
         app.err.print(
             f"warning: response_base_url {settings.response_base_url} is not https; "

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from scrubber.listener.ping import Outcome, PingRequest, PingResult
+from scrubber.listener.ping import Outcome, PingRequest, PingResult, Request, UnsubscribeRequest
 
 _LENGTH = struct.Struct("!i")  # Connection's length prefix
 _LONG_LENGTH = struct.Struct("!Q")  # ... after a length of -1, for 2 GiB and over
@@ -107,7 +107,9 @@ PackedResult = tuple[str | None, list[str], int]
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 
 
-def pack(request: PingRequest) -> Packed:
+def pack(request: Request) -> Packed | UnsubscribeRequest:
+    if isinstance(request, UnsubscribeRequest):
+        return request  # rare: pickled as it is
     return (
         request.token,
         request.proofs,
@@ -117,7 +119,9 @@ def pack(request: PingRequest) -> Packed:
     )
 
 
-def unpack(packed: Packed) -> PingRequest:
+def unpack(packed: Packed | UnsubscribeRequest) -> Request:
+    if isinstance(packed, UnsubscribeRequest):
+        return packed
     token, proofs, channel, peer, received_at = packed
     return PingRequest(token, proofs, channel, peer, datetime.fromtimestamp(received_at, UTC))
 

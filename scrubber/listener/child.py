@@ -21,7 +21,9 @@ from scrubber.store import Store
 log = logging.getLogger("scrubber.listener")
 
 
-def main(conn: Connection, url: str, lock_wait_ms: int, log_level: str) -> None:
+def main(
+    conn: Connection, url: str, lock_wait_ms: int, log_level: str, check_key: bytes = b""
+) -> None:
     # The parent decides when to stop: it drains its queue, then closes the
     # pipe. A signal to the whole process group must not cut a commit short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -29,7 +31,7 @@ def main(conn: Connection, url: str, lock_wait_ms: int, log_level: str) -> None:
     configure_logging(log_level)
     try:
         store = Store(url, lock_wait_ms=lock_wait_ms)
-        ingestor = Ingestor(store)
+        ingestor = Ingestor(store, check_key=check_key)
     except ScrubberError as error:
         conn.send(("error", error))
         return

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scrubber.errors import Overloaded, ScrubberError, StoreError, StoreUnavailable
-from scrubber.listener.ping import Outcome, PingRequest, PingResult
+from scrubber.listener.ping import Outcome, PingResult, Request
 
 log = logging.getLogger("scrubber.listener")
 
@@ -26,13 +26,13 @@ class GroupRecorder(Protocol):
     """Stores a group of requests in one transaction and answers after the
     commit: the writer process, or an Ingestor in a thread (ThreadRecorder)."""
 
-    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]: ...
+    async def record_group(self, requests: Sequence[Request]) -> list[PingResult]: ...
 
 
 class CommitObserver(Protocol):
     """Told about every committed group (metrics implement it)."""
 
-    def committed(self, seconds: float, requests: Sequence[PingRequest]) -> None: ...
+    def committed(self, seconds: float, requests: Sequence[Request]) -> None: ...
 
     def outcome(self, channel: str, outcome: Outcome, count: int) -> None: ...
 
@@ -41,7 +41,7 @@ class CommitObserver(Protocol):
 
 @dataclass
 class _Pending:
-    request: PingRequest
+    request: Request
     waiter: asyncio.Future[PingResult]
 
 
@@ -98,7 +98,7 @@ class GroupCommitter:
         """Start committing; call from the event loop that will send pings."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-committer")
 
-    async def ping(self, request: PingRequest, *, suspect: bool = False) -> PingResult:
+    async def ping(self, request: Request, *, suspect: bool = False) -> PingResult:
         """Queue the request and wait until its transaction has committed."""
         if self._closed:
             raise StoreUnavailable("the listener is shutting down")

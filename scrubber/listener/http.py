@@ -1,6 +1,8 @@
 """HTTP edge (aiohttp): parses requests and answers; ingest does the work.
 
 POST /dni/v1/ping/<token>   JSON {"proofs": [...]} or text/plain, one a line
+POST /u/<token>             RFC 8058 one-click unsubscribe (List-Unsubscribe=One-Click)
+GET  /u/<token>             a page with a button that makes that POST; changes nothing
 GET  /dni/v1/key            the operator's public key (key binding)
 GET  /healthz               200 when the database answers, else 503
 GET  /metrics               Prometheus text format
@@ -14,7 +16,9 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -23,13 +27,35 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from scrubber import scheme
-from scrubber.errors import BadPing, Overloaded, StoreError, StoreUnavailable
+from scrubber import keys, scheme
+from scrubber.batch.info import KeyInUse
+from scrubber.errors import (
+    BadPing,
+    Overloaded,
+    StoreError,
+    StoreUnavailable,
+    UnsubscribeTokenError,
+)
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
-from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, PingResult
+from scrubber.listener.pages import (
+    ONE_CLICK_FIELD,
+    ONE_CLICK_VALUE,
+    PAGE_HEADERS,
+    UNSUBSCRIBE_PAGE,
+    UNSUBSCRIBED_PAGE,
+)
+from scrubber.listener.ping import (
+    MAX_PROOFS,
+    ONE_CLICK,
+    Outcome,
+    PingRequest,
+    PingResult,
+    UnsubscribeRequest,
+)
 from scrubber.listener.ratelimit import Admission, Limits
+from scrubber.unsubscribe import Subscriber, parse_token
 
 log = logging.getLogger("scrubber.listener")
 
@@ -38,8 +64,21 @@ RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 MAX_CACHED_ANSWERS = 1024
+RETIRED_KEYS_TTL = 60.0  # seconds the key endpoint's list of earlier keys is reused
 _BLANK = " \t\r"
 _BARE_TYPES = frozenset({"application/json", "text/plain"})
+# What aiohttp's form parser raises for a body that is not the form it says
+# (a multipart body without its boundary, broken parts, an unknown part
+# encoding, a part without a name, too many fields): the client's mistake.
+_FORM_ERRORS = (
+    web.RequestPayloadError,
+    web.HTTPBadRequest,
+    HttpProcessingError,
+    ValueError,
+    RuntimeError,
+    AssertionError,
+)
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 @functools.cache
@@ -89,6 +128,15 @@ def _json_proofs(body: bytes) -> list[str]:
     return proofs
 
 
+def check_one_click(form: Mapping[str, object]) -> bool:
+    """Whether a one-click body is the RFC 8058 one (``List-Unsubscribe=One-Click``);
+    True when it also says it came from our own page (``from=page``).
+    Raises BadPing when it is not."""
+    if form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
+        raise BadPing(f"the body must hold {ONE_CLICK_FIELD}={ONE_CLICK_VALUE}")
+    return form.get("from") == "page"
+
+
 @dataclass
 class HttpEdge:
     committer: GroupCommitter
@@ -100,6 +148,12 @@ class HttpEdge:
     read_timeout: float = 15.0  # seconds a slow client gets to deliver its body
     trusted: TrustedProxies = field(default_factory=TrustedProxies)
     prefix: str = ""  # the path of the public base URL, e.g. "/dni-proxy" (see path_prefix)
+    unsubscribe_secret: bytes = b""  # the workspace's token secret (unsubscribe.load_secret)
+    # The keys of unexpired batches (batch/info.py keys_in_use), for the key endpoint.
+    keys_in_use: Callable[[], Awaitable[list[KeyInUse]]] | None = None
+    _retired: list[dict[str, str]] | None = None
+    _retired_at: float = float("-inf")
+    _retired_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _answers: dict[tuple[str, Outcome, int], bytes] = field(default_factory=dict)
 
     def app(self) -> web.Application:
@@ -108,6 +162,8 @@ class HttpEdge:
         app.add_routes(
             [
                 web.post(f"{at}/dni/v1/ping/{{token}}", self.ping, expect_handler=_expect),
+                web.post(f"{at}/u/{{token}}", self.one_click, expect_handler=_expect),
+                web.get(f"{at}/u/{{token}}", self.one_click_page),
                 web.get(f"{at}/dni/v1/key", self.key),
                 web.get(f"{at}/healthz", self.healthz),
                 web.get(f"{at}/metrics", self.metrics_text),
@@ -168,6 +224,104 @@ class HttpEdge:
             return _error(404, "unknown response token")
         return web.Response(body=self._answer(result), headers=_JSON_HEADERS)
 
+    async def one_click(self, request: web.Request) -> web.Response:
+        response = await self._one_click(request)
+        self.metrics.answered("http", response.status)
+        return response
+
+    async def _one_click(self, request: web.Request) -> web.Response:
+        """RFC 8058: 200 and an empty body once the suppression is committed."""
+        peer = self.client(request)
+        if self.limits.refused(peer):
+            self.metrics.unsubscribed(ONE_CLICK, "rate-limited")
+            return _rate_limited()
+        who = self._subscriber(request, peer)
+        if who is None:
+            return _error(404, "unknown unsubscribe link")
+        if (request.content_length or 0) > MAX_BODY:
+            return _too_large()
+        try:
+            from_page = await self._one_click_body(request)
+        except TimeoutError:
+            return _error(408, "request body not received in time")
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large()
+        except _FORM_ERRORS:
+            return _error(400, "request body could not be decoded")
+        except ConnectionResetError:
+            return _error(400, "connection closed before the body arrived")
+        except BadPing as error:
+            return _error(error.status, str(error))
+        token = request.match_info["token"].lower()
+        unsubscribe = UnsubscribeRequest(
+            token, who.list_id, who.address_id, who.check, ONE_CLICK, peer, secrets.token_hex(8)
+        )
+        answer = await self._unsubscribe(unsubscribe)
+        if answer is not None:
+            return answer
+        if from_page:
+            return web.Response(body=UNSUBSCRIBED_PAGE, headers=PAGE_HEADERS)
+        return web.Response(status=200)
+
+    async def _unsubscribe(self, unsubscribe: UnsubscribeRequest) -> web.Response | None:
+        """Through the committer like a ping; None once committed, else the refusal."""
+        peer, token = unsubscribe.peer, unsubscribe.token
+        admission = self.limits.admit(peer, token, 1)
+        if admission is Admission.REFUSED:
+            self.metrics.unsubscribed(ONE_CLICK, "rate-limited")
+            return _rate_limited()
+        worthless = 0
+        try:
+            result = await self.committer.ping(unsubscribe, suspect=admission is Admission.SUSPECT)
+            worthless = result.worthless
+        except Overloaded:
+            if admission is Admission.SUSPECT:
+                self.metrics.unsubscribed(ONE_CLICK, "rate-limited")
+                return _rate_limited()
+            return _error(503, "not stored, try again later", retry=True)
+        except StoreUnavailable:
+            return _error(503, "not stored, try again later", retry=True)
+        finally:
+            self.limits.settle(peer, token, 1, worthless)
+        if result.outcomes[0] is Outcome.INVALID:
+            return _error(404, "unknown unsubscribe link")  # the address is gone
+        return None
+
+    async def one_click_page(self, request: web.Request) -> web.Response:
+        """A page whose button makes the one-click POST. Changes nothing: mail
+        scanners follow links, and only a POST unsubscribes."""
+        peer = self.client(request)
+        if self.limits.refused(peer):
+            response = _rate_limited()
+        elif self._subscriber(request, peer) is None:
+            response = _error(404, "unknown unsubscribe link")
+        else:
+            response = web.Response(body=UNSUBSCRIBE_PAGE, headers=PAGE_HEADERS)
+        self.metrics.answered("http", response.status)
+        return response
+
+    def _subscriber(self, request: web.Request, peer: str) -> Subscriber | None:
+        """Whom the token names, by its MAC alone (no database); None, and
+        the client charged as for a worthless proof, when forged or malformed."""
+        try:
+            return parse_token(self.unsubscribe_secret, request.match_info["token"])
+        except UnsubscribeTokenError:
+            self.limits.worthless(peer, 1)
+            self.metrics.unsubscribed(ONE_CLICK, "refused")
+            return None
+
+    async def _one_click_body(self, request: web.Request) -> bool:
+        if request.content_type not in _FORM_TYPES:
+            raise BadPing(
+                "send application/x-www-form-urlencoded or multipart/form-data", status=415
+            )
+        if request.content.is_eof():
+            form = await request.post()
+        else:
+            async with asyncio.timeout(self.read_timeout):
+                form = await request.post()
+        return check_one_click(form)
+
     def client(self, request: web.Request) -> str:
         """The real client: the TCP peer, or whom a trusted proxy forwards for."""
         peer = request.remote or "unknown"
@@ -194,13 +348,30 @@ class HttpEdge:
         return answer
 
     async def key(self, _request: web.Request) -> web.Response:
+        try:
+            retired = await self._retired_keys()
+        except StoreError:  # without them a responder would call old batches forged
+            return _error(503, "database unavailable", retry=True)
         return web.json_response(
             {
                 "scheme": scheme.SCHEME_NAME,
                 "key": self.key_public,
                 "fingerprint": self.key_fingerprint,
+                "retired": retired,
             }
         )
+
+    async def _retired_keys(self) -> list[dict[str, str]]:
+        """Earlier keys still bound to unexpired batches (docs/scheme.md, Key
+        endpoint); read at most once a minute, so the public endpoint cannot
+        make the database work per request."""
+        async with self._retired_lock:
+            fresh = time.monotonic() - self._retired_at < RETIRED_KEYS_TTL
+            if self._retired is None or not fresh:
+                used = await self.keys_in_use() if self.keys_in_use else []
+                self._retired = [_key_json(k) for k in used if k.key_public != self.key_public]
+                self._retired_at = time.monotonic()
+            return self._retired
 
     async def healthz(self, _request: web.Request) -> web.Response:
         try:
@@ -215,6 +386,14 @@ class HttpEdge:
     async def metrics_text(self, _request: web.Request) -> web.Response:
         body, content_type = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def _key_json(used: KeyInUse) -> dict[str, str]:
+    return {
+        "key": used.key_public,
+        "fingerprint": keys.fingerprint(keys.decode_public(used.key_public)),
+        "until": used.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 async def _expect(request: web.Request) -> web.Response | None:

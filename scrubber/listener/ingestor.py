@@ -4,7 +4,9 @@
 transaction, looks their proofs up in the proof index (``batch_entries``),
 decides each proof's outcome, stores a ``Ping`` row per accepted proof,
 suppresses its address, and counts the worthless proofs (invalid, repeated)
-in one ``PingTally`` row per batch, channel, client and minute. ``scrubber listen`` runs it in its
+in one ``PingTally`` row per batch, channel, client and minute; one-click
+and mailto unsubscribes in the group are recorded in the ledger in the same
+transaction (``unsubscribe.honour_on``). ``scrubber listen`` runs it in its
 writer process (child.py); ``ThreadRecorder`` runs it in this process, off
 the loop, for the library API and tests.
 
@@ -25,14 +27,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from scrubber import ledger, scheme
-from scrubber.listener.ping import Outcome, PingRequest, PingResult, clean_token, decode_proof
+from scrubber.listener.ping import (
+    Outcome,
+    PingRequest,
+    PingResult,
+    Request,
+    UnsubscribeRequest,
+    clean_token,
+    decode_proof,
+)
 from scrubber.listener.sql import ROWS_PER_STATEMENT, PingSql
 from scrubber.store import Store
 from scrubber.store.models import Batch
 from scrubber.store.types import utcnow
+from scrubber.unsubscribe import Honoured, Subscriber, honour_on
 
 log = logging.getLogger("scrubber.listener")
 
@@ -47,8 +58,9 @@ class Ingestor:
     ``record_group(requests)`` stores many in one transaction.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, check_key: bytes = b"") -> None:
         self.store = store
+        self.check_key = check_key  # unsubscribe.check_key: unsubscribes' address checks
         self._tokens: dict[str, str] = {}  # token -> batch id; batches never change token
         self._sql = PingSql.for_dialect(store.engine.dialect.name)
 
@@ -80,16 +92,57 @@ class Ingestor:
         """Verify and store the proofs of one request; committed on return."""
         return self.record_group([PingRequest(token, list(proofs), channel, peer)])[0]
 
-    def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
-        """Verify and store all requests in one transaction; committed on return."""
+    def record_group(self, requests: Sequence[Request]) -> list[PingResult]:
+        """Verify and store all requests in one transaction; committed on return.
+
+        Pings and unsubscribe requests may come in one group; the answers are
+        in the order of ``requests``. The pings are recorded first, so an
+        address both pinged and unsubscribed in one group (milliseconds
+        apart) is credited to its ping.
+        """
+        pings = [r for r in requests if isinstance(r, PingRequest)]
         with self.store.write_connection() as conn:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            cursor = driver.cursor()
-            try:
-                return _Group(cursor, self._sql, self._tokens, requests).run()
-            finally:
-                cursor.close()
+            answers = iter(self._pings(conn, pings) if pings else [])
+            return [
+                next(answers)
+                if isinstance(r, PingRequest)
+                else _unsubscribe(conn, r, self.check_key)
+                for r in requests
+            ]
+
+    def _pings(self, conn: Connection, pings: list[PingRequest]) -> list[PingResult]:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        try:
+            return _Group(cursor, self._sql, self._tokens, pings).run()
+        finally:
+            cursor.close()
+
+
+_HONOURED = {
+    Honoured.SUPPRESSED: Outcome.ACCEPTED,
+    Honoured.ALREADY: Outcome.DUPLICATE,
+    Honoured.UNKNOWN: Outcome.INVALID,
+}
+
+
+def _unsubscribe(conn: Connection, request: UnsubscribeRequest, key: bytes) -> PingResult:
+    """One one-click or mailto request, in the group's transaction (its token's
+    MAC was checked at the edge; its address check is compared here)."""
+    done = honour_on(
+        conn,
+        Subscriber(request.list_id, request.address_id, request.check),
+        request.token,
+        key,
+        channel=ledger.Channel(request.channel),
+        client=request.peer,
+        received_at=request.received_at,
+        request_id=request.request_id,
+    )
+    if done is Honoured.SUPPRESSED:
+        log.info("event=unsubscribed channel=%s request=%s", request.channel, request.request_id)
+    return PingResult(None, [_HONOURED[done]], int(done is Honoured.SUPPRESSED))
 
 
 # A tally's key: batch, minute, channel, peer; its counts: invalid, duplicate.
@@ -329,5 +382,5 @@ class ThreadRecorder:
     def __init__(self, ingestor: Ingestor) -> None:
         self.ingestor = ingestor
 
-    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+    async def record_group(self, requests: Sequence[Request]) -> list[PingResult]:
         return await asyncio.to_thread(self.ingestor.record_group, requests)

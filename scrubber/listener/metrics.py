@@ -8,10 +8,19 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
-from scrubber.listener.ping import Outcome, PingRequest
+from scrubber.listener.ping import MAILTO, ONE_CLICK, Outcome, Request
 
 _SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+UNSUBSCRIBE_CHANNELS = (ONE_CLICK, MAILTO)
+# An unsubscribe's outcome (ping.UnsubscribeRequest) as the counter names it.
+_UNSUBSCRIBE_OUTCOMES = {
+    Outcome.ACCEPTED: "suppressed",
+    Outcome.DUPLICATE: "repeated",
+    Outcome.INVALID: "unknown",
+    Outcome.UNKNOWN_BATCH: "unknown",
+    Outcome.RATE_LIMITED: "rate-limited",
+}
 
 
 class ListenerMetrics:
@@ -54,6 +63,14 @@ class ListenerMetrics:
             ["channel"],
             registry=self.registry,
         )
+        self.unsubscribes = Counter(
+            "scrubber_unsubscribes",
+            "One-click and mailto unsubscribe requests, by channel and outcome "
+            "(suppressed, repeated, unknown: address gone, refused: forged or "
+            "malformed token, rate-limited)",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         # Label lookups cost more than the increments on the hot path:
         # children are bound once and kept.
         self._pings_by = {
@@ -64,15 +81,21 @@ class ListenerMetrics:
         self._answers_by: dict[tuple[str, int], Any] = {}
 
     # CommitObserver
-    def committed(self, seconds: float, requests: Sequence[PingRequest]) -> None:
+    def committed(self, seconds: float, requests: Sequence[Request]) -> None:
         self.commit_seconds.observe(seconds)
         self.group_requests.observe(len(requests))
 
     def outcome(self, channel: str, outcome: Outcome, count: int) -> None:
+        if channel in UNSUBSCRIBE_CHANNELS:
+            self.unsubscribed(channel, _UNSUBSCRIBE_OUTCOMES[outcome], count)
+            return
         child = self._pings_by.get((channel, outcome))
         if child is None:
             child = self._pings_by[channel, outcome] = self.pings.labels(channel, outcome.value)
         child.inc(count)
+
+    def unsubscribed(self, channel: str, outcome: str, count: int = 1) -> None:
+        self.unsubscribes.labels(channel, outcome).inc(count)
 
     def failed(self, requests: int) -> None:
         self.commit_failures.inc(requests)

@@ -1,6 +1,7 @@
 """The ping vocabulary both edges, the committer and the writer share.
 
-A ``PingRequest`` is what one HTTP request or one SMTP message asks for; a
+A ``PingRequest`` is what one HTTP request or one SMTP message asks for
+(an ``UnsubscribeRequest`` for a one-click or mailto unsubscribe); a
 ``PingResult`` is its answer, one ``Outcome`` per proof. ``Outcome`` lives
 in ``scrubber.store.outcomes`` (the store and the reports use it without
 importing the listener) and is re-exported here, so the listener's modules
@@ -36,6 +37,40 @@ class PingRequest:
     channel: str
     peer: str
     received_at: datetime = field(default_factory=utcnow)
+
+
+# The channels of unsubscribe requests (the ledger's names for them).
+ONE_CLICK = "one-click"
+MAILTO = "mailto"
+
+
+@dataclass(slots=True)
+class UnsubscribeRequest:
+    """A one-click POST or a mailto message for a token the edge has verified
+    (its MAC): the subscriber it names, and the request's evidence.
+
+    It goes through the committer and the writer process like a ping, so it
+    too is answered only after its commit. It carries no proofs: it costs
+    nothing in the committer's proof budgets. Its result is a PingResult
+    with one outcome: accepted (newly suppressed), duplicate (suppressed
+    before), invalid (the address is no longer in the database).
+    """
+
+    token: str
+    list_id: int
+    address_id: int
+    check: bytes | None  # the token's address check (unsubscribe.address_check)
+    channel: str  # ONE_CLICK or MAILTO
+    peer: str
+    request_id: str
+    received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def proofs(self) -> tuple[str, ...]:
+        return ()
+
+
+Request = PingRequest | UnsubscribeRequest
 
 
 @dataclass(frozen=True)

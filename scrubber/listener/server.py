@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
+from scrubber.batch.info import KeyInUse, keys_in_use
 from scrubber.errors import ListenerError, UsageError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import (
@@ -33,6 +34,8 @@ from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
+from scrubber.store.types import utcnow
+from scrubber.unsubscribe import check_key, load_secret
 from scrubber.workspace import Workspace
 
 log = logging.getLogger("scrubber.listener")
@@ -98,6 +101,7 @@ class ListenConfig:
     smtp_idle_timeout: float = 60.0
     smtp_session_timeout: float = 300.0
     trusted_proxies: tuple[str, ...] = ()
+    smtp_proxy_protocol: bool = False  # trusted proxies open SMTP with a PROXY header
     prefix: str = ""  # every HTTP route is served under it (http.path_prefix)
 
 
@@ -117,14 +121,22 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     if config.smtp is None and config.http is None:
         raise UsageError("both channels are off; nothing to listen on")
     trusted = TrustedProxies.parse(config.trusted_proxies)
+    if config.smtp_proxy_protocol and not trusted:
+        raise UsageError("--smtp-proxy-protocol needs --trusted-proxy (whose headers to believe)")
     asyncio.run(_serve(workspace, store, config, trusted))
 
 
 async def _serve(
     workspace: Workspace, store: Store, config: ListenConfig, trusted: TrustedProxies
 ) -> None:
+    secret = load_secret(workspace.root)  # before anything starts: a bad file stops here
     metrics = ListenerMetrics()
-    writer = WriterProcess(store.url, lock_wait_ms=LOCK_WAIT_MS, log_level=config.log_level)
+    writer = WriterProcess(
+        store.url,
+        lock_wait_ms=LOCK_WAIT_MS,
+        log_level=config.log_level,
+        check_key=check_key(secret),  # the writer checks addresses; it cannot make tokens
+    )
     await asyncio.to_thread(writer.start)
     committer = GroupCommitter(writer, observer=metrics, max_inflight=WRITER_PIPELINE)
     committer.start()
@@ -138,6 +150,7 @@ async def _serve(
     try:
         if config.http is not None:
             edge = _http_edge(config, committer, metrics, limits, store, trusted)
+            edge.unsubscribe_secret = secret
             running.runner, running.http_server = await _start_http(config, edge, http_gate)
         if config.smtp is not None:
             running.handler = SmtpHandler(
@@ -147,6 +160,8 @@ async def _serve(
                 limits,
                 metrics.answered,
                 metrics.outcome,
+                unsubscribe_secret=secret,
+                unsubscribed=metrics.unsubscribed,
             )
             running.smtp_server = await _start_smtp(config, running, smtp_gate, workspace)
         log.info("event=ready pid=%d", os.getpid())
@@ -188,6 +203,9 @@ def _http_edge(
     async def health() -> None:
         await asyncio.to_thread(_ping_database, store)
 
+    async def in_use() -> list[KeyInUse]:
+        return await asyncio.to_thread(keys_in_use, store, utcnow())
+
     return HttpEdge(
         committer,
         metrics,
@@ -198,6 +216,7 @@ def _http_edge(
         read_timeout=config.read_timeout,
         trusted=trusted,
         prefix=config.prefix,
+        keys_in_use=in_use,
     )
 
 
@@ -246,7 +265,7 @@ async def _start_smtp(
     )
 
     def factory() -> Any:
-        return smtp_door(handler, hostname, gate, timeouts, sessions)
+        return smtp_door(handler, hostname, gate, timeouts, sessions, config.smtp_proxy_protocol)
 
     loop = asyncio.get_running_loop()
     try:

@@ -1,7 +1,9 @@
 """SMTP edge (aiosmtpd): RCPT picks the batch, DATA carries DNI-Proof lines.
 
-Only ``dni-<token>@<response domain>`` is a recipient here (never a relay);
-a message is answered 250 only after its proofs are committed.
+Only ``dni-<token>@<response domain>`` (pings) and
+``unsubscribe-<token>@<response domain>`` (RFC 2369 mailto unsubscribe,
+whatever the message says) are recipients here (never a relay); a message
+is answered 250 only after what it asks is committed.
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ import email.message
 import functools
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from scrubber.errors import Overloaded, StoreUnavailable
+from scrubber.errors import Overloaded, StoreUnavailable, UnsubscribeTokenError
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import ConnectionGate, peer_of
 from scrubber.listener.ingestor import Ingestor
-from scrubber.listener.ping import MAX_PROOFS, Outcome, PingRequest, clean_token
+from scrubber.listener.ping import (
+    MAILTO,
+    MAX_PROOFS,
+    Outcome,
+    PingRequest,
+    UnsubscribeRequest,
+    clean_token,
+)
 from scrubber.listener.ratelimit import Admission, Limits
+from scrubber.unsubscribe import MAILTO_PREFIX, Subscriber, parse_token
 
 log = logging.getLogger("scrubber.listener")
 
@@ -35,6 +46,7 @@ _HEADER_LINE = re.compile(rb"[!-9;-~]+:|[ \t]")
 
 NO_RELAY = "550 5.1.1 No such recipient here (this host takes opt-out pings only)"
 UNKNOWN = "550 5.1.1 Unknown response address"
+UNKNOWN_UNSUBSCRIBE = "550 5.1.1 Unknown unsubscribe address"
 TRY_LATER = "451 4.3.0 Not stored, try again later"
 RATE_LIMITED = "451 4.7.1 Rate limited, try again later"
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
@@ -51,6 +63,16 @@ def token_of(address: str, domain: str) -> str | None:
     if not at or host.lower().rstrip(".") != domain.lower() or not local.startswith("dni-"):
         return None
     return clean_token(local[len("dni-") :])
+
+
+def unsubscribe_token_of(address: str, domain: str) -> str | None:
+    """The token of ``unsubscribe-<token>@<domain>`` (any case), or None."""
+    local, at, host = address.rpartition("@")
+    if not at or host.lower().rstrip(".") != domain.lower():
+        return None
+    if not local.lower().startswith(MAILTO_PREFIX):
+        return None
+    return local[len(MAILTO_PREFIX) :].lower()
 
 
 def extract_proofs(content: bytes) -> list[str]:
@@ -114,6 +136,15 @@ class SmtpHandler:
     outcome: Callable[[str, Outcome, int], None]
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    unsubscribe_secret: bytes = b""  # the workspace's token secret (unsubscribe.load_secret)
+    unsubscribed: Callable[[str, str, int], None] = lambda *_: None  # metrics hook
+
+    async def handle_PROXY(
+        self, server: SMTP, session: Session, envelope: Envelope, data: Any
+    ) -> bool:
+        """A trusted proxy's PROXY header (v1 or v2, smtp_door): a session
+        whose header does not parse is closed."""
+        return bool(getattr(data, "valid", False))
 
     async def handle_RCPT(
         self,
@@ -126,6 +157,8 @@ class SmtpHandler:
         peer = _peer(session)
         if self.limits.refused(peer):
             return self._say(RATE_LIMITED)
+        if unsubscribe_token_of(address, self.domain) is not None:
+            return self._say(self._unsubscribe_rcpt(peer, envelope, address))
         token = token_of(address, self.domain)
         if token is None:
             self.limits.worthless(peer, 1)
@@ -146,6 +179,25 @@ class SmtpHandler:
         envelope.rcpt_tos.append(address)
         return self._say("250 2.1.5 OK")
 
+    def _unsubscribe_rcpt(self, peer: str, envelope: Envelope, address: str) -> str:
+        """A mailto unsubscribe address: its token is checked by its MAC alone."""
+        if envelope.rcpt_tos:
+            return "452 4.5.3 One recipient per message"
+        if self._subscriber(address) is None:
+            log.debug("event=unknown-token channel=mailto peer=%s", peer)
+            self.limits.worthless(peer, 1)
+            self.unsubscribed(MAILTO, "refused", 1)
+            return UNKNOWN_UNSUBSCRIBE
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    def _subscriber(self, address: str) -> Subscriber | None:
+        token = unsubscribe_token_of(address, self.domain)
+        try:
+            return None if token is None else parse_token(self.unsubscribe_secret, token)
+        except UnsubscribeTokenError:
+            return None
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.inflight += 1
         self.idle.clear()
@@ -157,6 +209,9 @@ class SmtpHandler:
                 self.idle.set()
 
     async def _data(self, session: Session, envelope: Envelope) -> str:
+        who = self._subscriber(envelope.rcpt_tos[0]) if envelope.rcpt_tos else None
+        if who is not None:
+            return await self._unsubscribe(session, envelope.rcpt_tos[0], who)
         token = token_of(envelope.rcpt_tos[0], self.domain) if envelope.rcpt_tos else None
         if token is None:
             return "503 5.5.1 No valid recipient"
@@ -186,6 +241,31 @@ class SmtpHandler:
         summary = " ".join(f"{k}={v}" for k, v in counts.items() if v)
         return f"250 2.0.0 Stored: {summary}"
 
+    async def _unsubscribe(self, session: Session, address: str, who: Subscriber) -> str:
+        """Suppress whom the token names, whatever the message says; 250 after the commit."""
+        peer = _peer(session)
+        token = unsubscribe_token_of(address, self.domain) or ""
+        admission = self.limits.admit(peer, token, 1)
+        if admission is Admission.REFUSED:
+            self.unsubscribed(MAILTO, "rate-limited", 1)
+            return RATE_LIMITED
+        request = UnsubscribeRequest(
+            token, who.list_id, who.address_id, who.check, MAILTO, peer, secrets.token_hex(8)
+        )
+        worthless = 0
+        try:
+            result = await self.committer.ping(request, suspect=admission is Admission.SUSPECT)
+            worthless = result.worthless
+        except Overloaded:
+            return RATE_LIMITED if admission is Admission.SUSPECT else TRY_LATER
+        except StoreUnavailable:
+            return TRY_LATER
+        finally:
+            self.limits.settle(peer, token, 1, worthless)
+        if result.outcomes[0] is Outcome.INVALID:
+            return "550 5.1.1 This address is no longer here"
+        return "250 2.0.0 Unsubscribed"
+
     def _rate_limited(self, peer: str, proofs: int) -> str:
         self.outcome("smtp", Outcome.RATE_LIMITED, proofs)
         log.debug("event=rate-limited channel=smtp peer=%s proofs=%d", peer, proofs)
@@ -197,6 +277,10 @@ class SmtpHandler:
 
 
 def _peer(session: Session) -> str:
+    """The real client: the one a trusted proxy's PROXY header names, else the TCP peer."""
+    proxied = getattr(session.proxy_data, "src_addr", None)
+    if proxied is not None:  # None for a v2 LOCAL header (the proxy's own health check)
+        return str(proxied)
     peer = session.peer
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
@@ -311,11 +395,15 @@ def smtp_door(
     gate: ConnectionGate,
     limits: SessionLimits,
     sessions: list[GatedSMTP],
+    proxy_protocol: bool = False,
 ) -> SmtpDoor:
     """What the SMTP server makes per connection: a door, and behind it, if
-    the gate admits the connection, a session (kept in ``sessions``)."""
+    the gate admits the connection, a session (kept in ``sessions``). With
+    ``proxy_protocol``, a connection from a trusted proxy must open with a
+    PROXY header (v1 or v2) naming the real client; others are served as ever."""
 
     def make(peer: str, slot: Callable[[], None]) -> GatedSMTP:
+        proxied = proxy_protocol and gate.trusted.trusts(peer)
         session = GatedSMTP(
             handler,
             (gate, peer, slot),
@@ -324,6 +412,7 @@ def smtp_door(
             data_size_limit=MAX_MESSAGE,
             hostname=hostname,
             decode_data=False,
+            proxy_protocol_timeout=limits.silence if proxied else None,
         )
         sessions.append(session)
         if len(sessions) > 1000:  # forget closed sessions now and then

@@ -31,7 +31,7 @@ from typing import cast
 from scrubber.errors import ScrubberError, StoreUnavailable
 from scrubber.listener import child as child_process
 from scrubber.listener.channel import Channel, ChannelClosed, pack, unpack_result
-from scrubber.listener.ping import PingRequest, PingResult
+from scrubber.listener.ping import PingResult, Request
 
 log = logging.getLogger("scrubber.listener")
 
@@ -46,8 +46,11 @@ class WriterProcess:
     are awaited on the loop.
     """
 
-    def __init__(self, url: str, *, lock_wait_ms: int, log_level: str) -> None:
+    def __init__(
+        self, url: str, *, lock_wait_ms: int, log_level: str, check_key: bytes = b""
+    ) -> None:
         self.url = url
+        self.check_key = check_key  # for unsubscribes' address checks (unsubscribe.check_key)
         self.lock_wait_ms = lock_wait_ms
         self.log_level = log_level
         self._lock = threading.Lock()  # start and reap run in threads
@@ -60,9 +63,9 @@ class WriterProcess:
         """Start the child, if none runs, and wait until it has opened the database."""
         with self._lock:
             if self._child is None:
-                self._child = _spawn(self.url, self.lock_wait_ms, self.log_level)
+                self._child = _spawn(self.url, self.lock_wait_ms, self.log_level, self.check_key)
 
-    async def record_group(self, requests: Sequence[PingRequest]) -> list[PingResult]:
+    async def record_group(self, requests: Sequence[Request]) -> list[PingResult]:
         channel = await self._open()
         try:
             kind, payload = await channel.call([pack(r) for r in requests])
@@ -139,14 +142,14 @@ class _Child:
             self.process.join()
 
 
-def _spawn(url: str, lock_wait_ms: int, log_level: str) -> _Child:
+def _spawn(url: str, lock_wait_ms: int, log_level: str, check_key: bytes) -> _Child:
     """A new child that has opened the database, or an error and no child."""
     # spawn: a clean interpreter, no copy of the loop's sockets or threads.
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()  # on POSIX a socketpair, whatever the context
     process = context.Process(
         target=child_process.main,
-        args=(theirs, url, lock_wait_ms, log_level),
+        args=(theirs, url, lock_wait_ms, log_level, check_key),
         name="scrubber-writer",
         daemon=True,
     )

@@ -152,7 +152,7 @@ def mail_hosts(
     usable: list[tuple[str, int]] = []
     refused: list[str] = []
     for host in names:
-        for address in _addresses(res, host):
+        for address in addresses(res, host):
             why = None if allow_private else address_refusal(address)
             if why is None:
                 usable.append((address, port))
@@ -177,7 +177,8 @@ def address_refusal(text: str) -> str | None:
     return None
 
 
-def _addresses(res: Resolves, host: str) -> list[str]:
+def addresses(res: Resolves, host: str) -> list[str]:
+    """The A and AAAA addresses of ``host`` (itself when it is an IP literal)."""
     if _ip_literal(host):
         return [host]  # an MX naming an address: judged like any other address
     return [r.to_text() for kind in ("A", "AAAA") for r in _lookup(res, host, kind)]

@@ -21,8 +21,9 @@ from sqlalchemy import (
     Text,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column
 
+from scrubber.scheme import Params, RespondTo
 from scrubber.store.models import NAMING
 from scrubber.store.types import UTCDateTime
 
@@ -90,6 +91,10 @@ class SeenBatch(ResponderBase):
     total: Mapped[int | None] = mapped_column(BigInteger)
     gcs_p: Mapped[int | None] = mapped_column(Integer)
     gcs_m: Mapped[int | None] = mapped_column(BigInteger)
+    # The article's values, over the columns above (scheme.Params validates;
+    # responder migration r0004 removed the only rows it would refuse).
+    params: Mapped[Params] = composite("t", "m", "p", "tag_length")
+    respond: Mapped[RespondTo] = composite("respond_http", "respond_smtp")
 
 
 class Match(ResponderBase):

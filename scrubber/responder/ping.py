@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from scrubber import keys, scheme
-from scrubber.errors import SmtpDomainRefused
-from scrubber.responder import domain, proxy
+from scrubber.errors import HttpHostRefused, SmtpDomainRefused
+from scrubber.responder import dial, domain, proxy
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import Match, PingLog, SeenBatch
 from scrubber.responder.proxy import SocksProxy
@@ -48,7 +48,10 @@ class PingConfig:
     smtp_port: int = 25  # of the MX hosts (tests run their sink elsewhere)
     use_smtp: bool = True
     dns: DnsConfig = field(default_factory=DnsConfig)
-    allow_private: bool = False  # MX hosts on loopback or private ranges (tests only)
+    # Hosts on loopback or private ranges (tests, lab networks); the CLI's
+    # --allow-private sets both.
+    allow_private_http: bool = False  # the batch's Respond-HTTP host (responder/dial.py)
+    allow_private_smtp: bool = False  # its MX hosts (responder/domain.py)
     proxy: SocksProxy | None = None  # every HTTP and SMTP connection goes through it
     # Each proof waits a random time in [0, delay] seconds after it was found,
     # so its arrival tells the sender neither when we scanned nor which
@@ -77,6 +80,7 @@ class _Answer:
     ok: bool
     transient: bool
     text: str
+    host_refused: bool = False  # the host is not public: no request was made
 
 
 def send_pending(store: ResponderStore, config: PingConfig | None = None) -> PingReport:
@@ -178,13 +182,15 @@ def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
     url = key_url(batch.respond_http)
     # parse_article admits only http(s) Respond-HTTP URLs.
     answer = _http(urllib.request.Request(url), config)  # noqa: S310
+    if answer.host_refused:
+        return _Answer(False, False, f"no request to {parts.netloc}: {answer.text}", True)
     if not answer.ok:
         return _Answer(False, answer.transient, f"key check {url} failed: {answer.text}")
     try:
-        served = keys.decode_public(str(json.loads(answer.text)["key"]))
+        served, retired = _served_keys(json.loads(answer.text))
     except (ValueError, KeyError, TypeError):
         return _Answer(False, False, f"key check {url}: answer holds no key")
-    if served != batch.key:
+    if served != batch.key and batch.key not in retired:
         return _Answer(
             False,
             False,
@@ -194,13 +200,30 @@ def _check_binding(batch: SeenBatch, config: PingConfig) -> _Answer | None:
     return None
 
 
+def _served_keys(answer: object) -> tuple[bytes, list[bytes]]:
+    """The current key, and the retired ones still bound to unexpired
+    batches (docs/scheme.md, Key endpoint); a malformed retired entry is skipped."""
+    if not isinstance(answer, dict):
+        raise TypeError("not a JSON object")
+    current = keys.decode_public(str(answer["key"]))
+    retired = []
+    listed = answer.get("retired")
+    for entry in listed if isinstance(listed, list) else []:
+        try:
+            retired.append(keys.decode_public(str(entry["key"])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return current, retired
+
+
 def _bind(store: ResponderStore, batch: SeenBatch, problem: _Answer | None) -> None:
+    status = "bound" if problem is None else "refused" if problem.host_refused else "forged"
     with store.write() as session:
         row = session.get(SeenBatch, batch.batch_id)
         assert row is not None
-        row.status = "forged" if problem else "bound"
+        row.status = status
         row.reason = problem.text if problem else None
-    batch.status = "forged" if problem else "bound"
+    batch.status = status
 
 
 def _refuse(store: ResponderStore, batch_id: str) -> int:
@@ -291,8 +314,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
-    via = proxy.handlers(config.proxy) if config.proxy else []
-    opener = urllib.request.build_opener(_NoRedirects, *via)
+    opens = dial.dialer(config.dns, config.proxy, allow_private=config.allow_private_http)
+    opener = urllib.request.build_opener(_NoRedirects, *dial.handlers(opens))
     try:
         with opener.open(request, timeout=config.timeout) as response:
             text = response.read(MAX_ANSWER).decode("utf-8", "replace")
@@ -301,6 +324,8 @@ def _http(request: urllib.request.Request, config: PingConfig) -> _Answer:
         text = error.read(ANSWER_CHARS).decode("utf-8", "replace")
         transient = error.code in (408, 429) or error.code >= 500
         return _Answer(False, transient, f"HTTP {error.code}: {text.strip()}")
+    except HttpHostRefused as refused:
+        return _Answer(False, False, f"Respond-HTTP host refused: {refused.message}", True)
     except (urllib.error.URLError, OSError, proxy.PROXY_REFUSED) as error:
         reason = getattr(error, "reason", error)
         return _Answer(False, True, f"{request.full_url} unreachable: {reason}{_via(config)}")
@@ -312,12 +337,14 @@ def _smtp_hosts(batch: SeenBatch, config: PingConfig) -> list[tuple[str, int]]:
     The domain must prove it is the key holder's even through a relay: the
     relay would deliver to it all the same.
     """
-    name = batch.respond_smtp.rpartition("@")[2]
+    name = batch.respond.domain
     resolver = domain.resolver(config.dns, config.proxy)
     domain.prove_domain(resolver, name, batch.key)
     if config.smtp_server is not None:
         return [config.smtp_server]
-    return domain.mail_hosts(resolver, name, config.smtp_port, allow_private=config.allow_private)
+    return domain.mail_hosts(
+        resolver, name, config.smtp_port, allow_private=config.allow_private_smtp
+    )
 
 
 def _smtp(

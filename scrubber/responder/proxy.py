@@ -4,16 +4,14 @@ proxy's address, not the registrant's.
 ``socks5h://`` lets the proxy resolve host names (nothing about the sender's
 host is looked up here); ``socks5://`` resolves them locally first, as curl
 does. Both the HTTP side (key binding and pings, through urllib) and the
-SMTP fallback (smtplib) go through it; python-socks makes the connection.
+SMTP fallback (smtplib) go through it (HTTP: responder/dial.py); python-socks
+makes the connection.
 """
 
 from __future__ import annotations
 
-import http.client
 import smtplib
 import socket
-import ssl
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -65,31 +63,6 @@ def parse_proxy(url: str) -> SocksProxy:
     )
 
 
-def handlers(proxy: SocksProxy) -> list[urllib.request.BaseHandler]:
-    """urllib handlers that open http and https URLs through ``proxy``;
-    the environment's HTTP proxy settings are ignored."""
-    context = ssl.create_default_context()
-
-    class Plain(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = proxy.connect(self.host, self.port, _timeout(self.timeout))
-
-    class Tls(http.client.HTTPSConnection):
-        def connect(self) -> None:
-            raw = proxy.connect(self.host, self.port, _timeout(self.timeout))
-            self.sock = context.wrap_socket(raw, server_hostname=self.host)
-
-    class PlainHandler(urllib.request.HTTPHandler):
-        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Plain, req)
-
-    class TlsHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Tls, req)
-
-    return [urllib.request.ProxyHandler({}), PlainHandler(), TlsHandler()]
-
-
 class ProxiedSMTP(smtplib.SMTP):
     """smtplib.SMTP whose connection goes through a SOCKS proxy."""
 
@@ -99,7 +72,3 @@ class ProxiedSMTP(smtplib.SMTP):
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return self._proxy.connect(host, port, timeout)
-
-
-def _timeout(value: object) -> float | None:
-    return value if isinstance(value, int | float) else None

@@ -132,5 +132,5 @@ def _recheck_batch(run: _Pass, batch: SeenBatch, canonicals: set[str], parts: li
             continue
         found += _found(parsed, mine)
     with store.write() as session:
-        add_digests(session, batch.salt, params_key(batch.t, batch.m, batch.p), fresh)
+        add_digests(session, batch.salt, params_key(batch.params), fresh)
         _record_matches(session, batch, found, report)

@@ -173,7 +173,7 @@ def _scan_batch(run: _Run, batch_id: str, parts: list[_Part]) -> None:
     with run.store.write() as session:
         if first is not None:
             session.add(known)
-        add_digests(session, known.salt, params_key(known.t, known.m, known.p), fresh)
+        add_digests(session, known.salt, params_key(known.params), fresh)
         _record_matches(session, known, found, run.report)
 
 
@@ -220,14 +220,13 @@ def _fetch(source: ArticleSource, part: _Part, report: ScanReport) -> ParsedArti
 
 def _refusal(meta: ArticleMeta, caps: Caps, now: datetime) -> str | None:
     """Why a batch is not worth hashing for; checked before any Argon2 work."""
-    if meta.t > caps.max_t:
-        return f"Argon2 t={meta.t} is above the cap {caps.max_t}"
-    if meta.m > caps.max_m:
-        return f"Argon2 m={meta.m} KiB is above the cap {caps.max_m}"
-    if meta.p > caps.max_p:
-        return f"Argon2 p={meta.p} is above the cap {caps.max_p}"
-    if meta.m < 8 * meta.p:
-        return f"Argon2 m={meta.m} is below 8*p"
+    params = meta.params  # within the scheme's rules: parse_article checked them
+    if params.t > caps.max_t:
+        return f"Argon2 t={params.t} is above the cap {caps.max_t}"
+    if params.m > caps.max_m:
+        return f"Argon2 m={params.m} KiB is above the cap {caps.max_m}"
+    if params.p > caps.max_p:
+        return f"Argon2 p={params.p} is above the cap {caps.max_p}"
     if meta.expires <= now:
         return f"expired at {meta.expires:%Y-%m-%d %H:%M}Z"
     return None
@@ -241,12 +240,8 @@ def _seen_batch(meta: ArticleMeta, refusal: str | None, now: datetime) -> SeenBa
         reason=refusal,
         parts=meta.parts,
         salt=meta.salt,
-        t=meta.t,
-        m=meta.m,
-        p=meta.p,
-        tag_length=meta.tag_length,
-        respond_http=meta.respond_http,
-        respond_smtp=meta.respond_smtp,
+        params=meta.params,
+        respond=meta.respond,
         expires_at=meta.expires,
         seen_at=now,
         protocol=1 if meta.v2 is None else 2,
@@ -259,11 +254,10 @@ def _seen_batch(meta: ArticleMeta, refusal: str | None, now: datetime) -> SeenBa
 
 def _disagrees(meta: ArticleMeta, batch: SeenBatch) -> str | None:
     """A later part must carry the batch's key, salt, parameters and addresses."""
-    mine = (meta.key, meta.salt, meta.t, meta.m, meta.p, meta.tag_length, meta.parts)
-    theirs = (batch.key, batch.salt, batch.t, batch.m, batch.p, batch.tag_length, batch.parts)
-    if mine != theirs:
+    mine = (meta.key, meta.salt, meta.params, meta.parts)
+    if mine != (batch.key, batch.salt, batch.params, batch.parts):
         return "key, salt or parameters differ from the batch's first part"
-    if (meta.respond_http, meta.respond_smtp) != (batch.respond_http, batch.respond_smtp):
+    if meta.respond != batch.respond:
         return "response addresses differ from the batch's first part"
     if _v2_of(meta) != (batch.nonce, batch.total, batch.gcs_p, batch.gcs_m):
         return "protocol, nonce, Total or GCS parameters differ from the batch's first part"
@@ -292,8 +286,8 @@ def _own_tags(
 ) -> tuple[dict[bytes, tuple[str, bytes]], dict[str, bytes]]:
     """tag -> (canonical, proof) of every protected address under this batch's
     salt, and the digests newly computed (for the caller to cache)."""
-    params = scheme.Params(t=batch.t, m=batch.m, p=batch.p, tag_length=batch.tag_length)
-    key = params_key(batch.t, batch.m, batch.p)
+    params = batch.params
+    key = params_key(params)
     canonicals = list_protected(store)
     digests = cached_digests(store, batch.salt, key, canonicals)
     missing = [c for c in canonicals if c not in digests]

@@ -32,7 +32,7 @@ VERSION_TABLE = "responder_alembic_version"
 # The newest responder migration: compared with the database on open, so
 # Alembic is loaded only when there is something to migrate (start-up time).
 # tests/test_responder.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "r0003"
+SCHEMA_HEAD = "r0004"
 SCHEMA = Schema("scrubber.responder", VERSION_TABLE, SCHEMA_HEAD)
 
 
@@ -174,8 +174,9 @@ def set_mark(store: ResponderStore, source: str, mark: str) -> None:
             row.mark, row.updated_at = mark, utcnow()
 
 
-def params_key(t: int, m: int, p: int) -> str:
-    return f"{t},{m},{p}"
+def params_key(params: scheme.Params) -> str:
+    """The digest cache's key for the Argon2 costs (the tag length does not change H)."""
+    return f"{params.t},{params.m},{params.p}"
 
 
 def cached_digests(

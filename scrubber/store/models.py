@@ -16,8 +16,9 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, composite, mapped_column
 
+from scrubber.scheme import Params, RespondTo
 from scrubber.store.outcomes import ACCEPTED_ONLY
 from scrubber.store.types import UTCDateTime
 
@@ -163,6 +164,10 @@ class Batch(Base):
     key_public: Mapped[str] = mapped_column(String(64))
     count: Mapped[int]
     parts_total: Mapped[int]
+    # One value each for what the columns above spell out (scheme.Params
+    # validates once, whichever path builds the batch).
+    params: Mapped[Params] = composite("t", "m", "p", "tag_length")
+    respond: Mapped[RespondTo] = composite("respond_http", "respond_smtp")
     # Protocol 2 (docs/scheme.md): the nonce keying the published values, the
     # GCS parameters and the tag block's encoding; NULL for a v1 batch.
     protocol: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, exc, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from scrubber.errors import StoreError, StoreUnavailable
@@ -169,6 +169,23 @@ def _alembic_config(schema: Schema, conn: Connection) -> Config:
     config.attributes["connection"] = conn
     config.attributes["version_table"] = schema.version_table  # read by env.py
     return config
+
+
+def run_migrations(metadata: MetaData) -> None:
+    """The body of every schema's Alembic ``env.py``: migrate the connection
+    and version table ``_alembic_config`` put in the config."""
+    from alembic import context
+
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        version_table=context.config.attributes["version_table"],
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def _private_sqlite_file(url: str) -> None:

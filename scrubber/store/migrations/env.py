@@ -3,17 +3,7 @@
 
 from __future__ import annotations
 
-from alembic import context
-
 from scrubber.store.models import Base
+from scrubber.store.store import run_migrations
 
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    version_table=context.config.attributes["version_table"],
-    target_metadata=Base.metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(Base.metadata)
