@@ -9,7 +9,8 @@ service skips when it is absent, except under CI=true, where it fails.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,3 +93,25 @@ def seeded(tmp_path: Path) -> Iterator[Seeded]:
 @pytest.fixture
 def chromium() -> str:
     return require_service("SCRUBBER_TEST_CHROMIUM", "Chromium")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Mount a tmpfs of a given size (bytes); unmounted afterwards."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+
+    def make(size: int) -> Path:
+        options = f"size={size},mode=0700"
+        made = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            require_service("SCRUBBER_TEST_TMPFS", f"mounting a tmpfs (as root): {made.stderr}")
+        return mount
+
+    yield make
+    subprocess.run(["umount", "-l", str(mount)], check=False)

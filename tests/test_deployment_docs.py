@@ -148,6 +148,9 @@ def test_the_key_rotation_commands_run_as_written(tmp_path: Path) -> None:
     commands = re.findall(r"`(scrubber key [a-z]+)`", steps)
     assert commands == ["scrubber key rotate", "scrubber key show"]
     ws = _workspace(tmp_path / "srv")
+    export = _export(tmp_path / "customers.csv.gz", 3)
+    assert run_cli("list", "import", "customers", str(export), workspace=ws).returncode == 0
+    assert run_cli("batch", "create", "customers", workspace=ws).returncode == 0
     before = (ws / "keys" / "operator.pub").read_text().strip()
     outputs = []
     for command in commands:
@@ -160,6 +163,16 @@ def test_the_key_rotation_commands_run_as_written(tmp_path: Path) -> None:
     assert retired and all(p.stat().st_mode & 0o777 == 0o600 for p in retired)
     shown = outputs[1]
     assert f"current  {after}" in shown and f"retired  {before}" in shown
+    # docs/report.md: a report on a batch made before the rotation is signed
+    # by the new key, and its batch section still names the articles' key.
+    report = run_cli("report", "latest", "--format", "json", workspace=ws)
+    assert report.returncode == 0, report.stderr
+    document = json.loads(report.stdout)
+    assert document["signature"]["key"] == after
+    assert document["batch"]["key_public"] == before
+    assert "reports on batches made under the old key are signed with the new" in " ".join(
+        (ROOT / "docs" / "report.md").read_text().split()
+    )
 
 
 def test_the_systemd_exec_start_line_runs_and_stops_on_sigterm(tmp_path: Path) -> None:

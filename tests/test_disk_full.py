@@ -8,37 +8,19 @@ from __future__ import annotations
 import errno
 import smtplib
 import sqlite3
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from scrubber.store.models import ListEntry, Suppression
 from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import make_batch, ping_json, proof_for, start_listener
-from tests.support import require_service, run_cli
+from tests.support import run_cli
 
 ADDRESSES = [f"reader{i}@example.com" for i in range(6)]
 CHUNK = 64 * 1024
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs, unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        require_service("SCRUBBER_TEST_TMPFS", f"mounting a tmpfs (as root): {made.stderr}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+DISK = 16 * 2**20  # bytes of the tmpfs under the workspace
 
 
 def fill(disk: Path) -> Path:
@@ -66,16 +48,19 @@ def count(ws: Workspace, what: type[ListEntry] | type[Suppression]) -> int:
         return int(session.scalar(select(func.count()).select_from(what)) or 0)
 
 
-def test_list_import_on_a_full_disk_is_one_line_and_keeps_the_store(small_disk: Path) -> None:
-    ws = init_workspace(small_disk / "ws")
-    first = small_disk / "first.txt"
+def test_list_import_on_a_full_disk_is_one_line_and_keeps_the_store(
+    small_disk: Callable[[int], Path],
+) -> None:
+    disk = small_disk(DISK)
+    ws = init_workspace(disk / "ws")
+    first = disk / "first.txt"
     first.write_text("".join(f"{a}\n" for a in ADDRESSES))
     assert run_cli("list", "import", "customers", str(first), workspace=ws.root).returncode == 0
     more = Path(ws.root.parent.parent / "more.txt")  # on the big disk
     more.write_text("".join(f"user{i}@example.net\n" for i in range(20_000)))
     checkpoint(ws)
-    filler = fill(small_disk)
-    elsewhere = str(small_disk.parent / "rejects.csv")  # the rejects file fits: the database not
+    filler = fill(disk)
+    elsewhere = str(disk.parent / "rejects.csv")  # the rejects file fits: the database not
     full = run_cli(
         "list", "import", "customers", str(more), "--rejects", elsewhere, workspace=ws.root
     )
@@ -108,15 +93,16 @@ def smtp_ping(ws: Workspace, port: int, token: str, proof: str) -> int:
 
 
 def test_the_listener_on_a_full_disk_answers_503_and_451_then_recovers(
-    small_disk: Path,
+    small_disk: Callable[[int], Path],
 ) -> None:
-    ws = init_workspace(small_disk / "ws")
+    disk = small_disk(DISK)
+    ws = init_workspace(disk / "ws")
     batch = make_batch(ws, ADDRESSES)
     proofs = [proof_for(a, batch) for a in ADDRESSES]
     listener = start_listener(ws.root)
     try:
         checkpoint(ws)
-        filler = fill(small_disk)
+        filler = fill(disk)
         status, body = ping_json(listener, batch.token, [proofs[0]])
         assert status == 503, body
         assert smtp_ping(ws, listener.smtp_port, batch.token, proofs[1]) == 451

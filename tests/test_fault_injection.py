@@ -90,28 +90,6 @@ def test_server_gone_mid_post_is_one_line_and_a_rerun_posts_only_the_rest(
     assert numbers == list(range(1, len(marked) + 1))  # each part exactly once
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
-    """Mount a tmpfs of a given size (bytes); unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-
-    def make(size: int) -> Path:
-        options = f"size={size},mode=0700"
-        made = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if made.returncode != 0:
-            require_service("SCRUBBER_TEST_TMPFS", f"mounting a tmpfs (as root): {made.stderr}")
-        return mount
-
-    yield make
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_spool_disk_full_is_one_line_keeps_whole_files_and_resumes(
     workspace: Workspace, small_disk: Callable[[int], Path]
 ) -> None:

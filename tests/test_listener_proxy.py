@@ -191,7 +191,7 @@ def test_smtp_behind_nginx_with_proxy_protocol_sees_the_real_client(
         # Straight to the listener: 127.0.0.7 is no proxy, served as ever.
         smtp_send(smtp_listener.smtp_port, "127.0.0.7", rcpt, [proof_for(ADDRESSES[1], batch)]),
     ]
-    assert answers[0] == 250 and answers[1] in (421, 451) and answers[2:] == [250, 250], answers
+    assert answers == [250, 451, 250, 250]  # 451 4.7.1: 127.0.0.5 is rate limited, alone
     assert peers(workspace) == ["127.0.0.6", "127.0.0.7"]  # the audit trail: not nginx's 127.0.0.1
 
 

@@ -17,7 +17,6 @@ lab network) turns the judging off. With a ``socks5h://`` proxy and no
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 import urllib.request
@@ -26,7 +25,7 @@ from functools import partial
 
 from scrubber.errors import HttpHostRefused, SmtpDomainRefused
 from scrubber.responder import domain
-from scrubber.responder.domain import DnsConfig, address_refusal
+from scrubber.responder.domain import DnsConfig, address_refusal, ip_literal
 from scrubber.responder.proxy import SocksProxy
 
 # Opens a TCP connection to (host, port) within a timeout, or raises.
@@ -44,7 +43,7 @@ def addresses(host: str, dns: DnsConfig, proxy: SocksProxy | None) -> list[str]:
     """Every address of ``host``: from the ``--dns-server`` resolver (through
     the proxy if any), else the system's (getaddrinfo: /etc/hosts too).
     OSError when it has none or the lookup fails (a later run may succeed)."""
-    if _literal(host):
+    if ip_literal(host):
         return [host]
     if dns.nameserver is None:
         found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
@@ -113,7 +112,7 @@ def _open_at_proxy(
     name = host.rstrip(".").lower()
     if not allow_private and (name == "localhost" or name.endswith(".localhost")):
         raise HttpHostRefused(f"{host} is a loopback name (give --allow-private to permit it)")
-    if not allow_private and _literal(host):
+    if not allow_private and ip_literal(host):
         _judge(host, host)
     return proxy.connect(host, port, timeout)
 
@@ -124,14 +123,6 @@ def _judge(host: str, address: str) -> None:
         return
     what = f"{host} is" if host == address else f"{host} is {address},"
     raise HttpHostRefused(f"{what} {why} (give --allow-private to permit it)")
-
-
-def _literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _timeout(value: object) -> float | None:

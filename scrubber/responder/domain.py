@@ -121,7 +121,7 @@ def parse_record(text: str) -> dict[str, str] | None:
 
 def prove_domain(res: Resolves, domain: str, key: bytes) -> None:
     """Raise SmtpDomainRefused unless ``_dni.<domain>`` names ``key``'s fingerprint."""
-    if _ip_literal(domain):
+    if ip_literal(domain):
         raise SmtpDomainRefused(f"{domain} is an IP literal, not a domain")
     name = f"{RECORD_PREFIX}.{domain}"
     found = _lookup(res, name, "TXT")
@@ -179,7 +179,7 @@ def address_refusal(text: str) -> str | None:
 
 def addresses(res: Resolves, host: str) -> list[str]:
     """The A and AAAA addresses of ``host`` (itself when it is an IP literal)."""
-    if _ip_literal(host):
+    if ip_literal(host):
         return [host]  # an MX naming an address: judged like any other address
     return [r.to_text() for kind in ("A", "AAAA") for r in _lookup(res, host, kind)]
 
@@ -198,7 +198,8 @@ def _lookup(res: Resolves, name: str, kind: str) -> list[dns.rdata.Rdata]:
         raise SmtpDomainRefused(f"DNS lookup of {name} {kind} failed: {exc}") from None
 
 
-def _ip_literal(text: str) -> bool:
+def ip_literal(text: str) -> bool:
+    """An IP address (IPv6 with or without its URL brackets), not a name."""
     try:
         ipaddress.ip_address(text.strip("[]"))
     except ValueError:
