@@ -1,9 +1,9 @@
 """Benchmark: `scrubber listen` under steady mixed load for N minutes; RSS stays flat.
 
-    .venv/bin/python bench/soak.py [--minutes N] [--rate R]
+    .venv/bin/python bench/soak.py [--minutes N] [--rate R] [--addresses A]
 
 One listener (both channels, default limits) on a fresh SQLite workspace
-with a batch of 50,000 addresses (cheap Argon2 cost). The load, from
+with a batch of A addresses (default 50,000; cheap Argon2 cost). The load, from
 loopback source addresses: valid HTTP pings at R a second (default 200)
 from 200 client addresses, each on a new connection (a proof is first
 accepted, later repeated once the batch's proofs have all been sent); an
@@ -68,7 +68,7 @@ async def valid_http(port: int, token: str, proofs: list[str], rate: float, stop
             async with sessions[number % len(sessions)].post(url, data=body, headers=_JSON) as r:
                 await r.read()
                 ok = r.status == 200
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):
             ok = False
         minute.latencies.append(time.perf_counter() - begun)
         minute.failures += 0 if ok else 1
@@ -100,7 +100,7 @@ async def forger(port: int, token: str, stop_at: float) -> None:
                     f"http://127.0.0.1:{port}/dni/v1/ping/{token}", data=body, headers=_JSON
                 ) as response:
                     await response.read()
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 pass
             await asyncio.sleep(0.2)
 
@@ -150,10 +150,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--rate", type=float, default=200.0, help="valid HTTP pings a second")
+    parser.add_argument(
+        "--addresses", type=int, default=ADDRESSES, help="addresses in the batch (its proofs)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         work = Path(tmp)
-        token, proofs = make_workspace(work / "ws", ADDRESSES)
+        token, proofs = make_workspace(work / "ws", args.addresses)
         ports = (free_port(), free_port())
         listener = start_listener(work / "ws", *ports, work / "listener.log")
         try:
@@ -164,7 +167,8 @@ def main() -> None:
             stop(listener)
     load = os.getloadavg()
     print(
-        f"command: .venv/bin/python bench/soak.py --minutes {args.minutes} --rate {args.rate:g}; "
+        f"command: .venv/bin/python bench/soak.py --minutes {args.minutes} --rate {args.rate:g} "
+        f"--addresses {args.addresses}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     ratio = rss[-1] / rss[0] if rss else float("nan")

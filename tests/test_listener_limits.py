@@ -3,20 +3,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import logging
 import socket
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import ConnectionGate
+from scrubber.listener.ingestor import Ingestor, ThreadRecorder
 from scrubber.listener.logs import NoTraceback, Repeats
+from scrubber.listener.ratelimit import Limits
+from scrubber.listener.smtp import GatedSMTP, SessionLimits, SmtpHandler, smtp_door
 from scrubber.store.models import Batch
-from scrubber.workspace import Workspace
+from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 
 ADDRESSES = [f"limited{i}@example.org" for i in range(6)]
@@ -244,3 +251,61 @@ def test_a_newcomer_evicts_the_biggest_holder_until_holders_are_even() -> None:
     assert gate.enter("192.0.2.4", closer("d2")) == "total"  # even now: 2, 1, 1, 2
     gate.leave("192.0.2.2", slots["b0"])
     assert gate.open == 5 and gate.enter("192.0.2.5", closer("e0")) is None
+
+
+def test_closed_smtp_sessions_are_freed(workspace: Workspace) -> None:
+    """Each SMTP connection's session is forgotten when it closes (it was
+    kept until 1,000 had piled up: 9 MB of the soak's RSS growth); only the
+    open ones stay known, for the shutdown."""
+    asyncio.run(_sessions_after_clients(workspace, clients=40))
+
+
+async def _sessions_after_clients(workspace: Workspace, clients: int) -> None:
+    store = open_store(workspace)
+    handler = SmtpHandler(
+        GroupCommitter(ThreadRecorder(Ingestor(store))),
+        Ingestor(store),
+        "dni.example",
+        Limits.of(600, 60_000),
+        lambda *_: None,
+        lambda *_: None,
+    )
+    gate = ConnectionGate("smtp", 100, 100)
+    sessions: set[GatedSMTP] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: smtp_door(handler, "dni.example", gate, SessionLimits(), sessions), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    seen: weakref.WeakSet[GatedSMTP] = weakref.WeakSet()
+    try:
+        kept_open = await _smtp_client(port, "EHLO x\r\n")
+        for number in range(clients):
+            # Polite clients QUIT; the others just go (a reset, half-way through).
+            words = "EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\n"
+            closed = await _smtp_client(port, words + ("QUIT\r\n" if number % 2 else ""))
+            seen.update(sessions)
+            closed.close()
+            await closed.wait_closed()
+        await asyncio.sleep(0.1)  # connection_lost runs on the loop's next turns
+        gc.collect()
+        assert len(sessions) == 1 and gate.open == 1  # the open one, for the shutdown
+        assert len(seen) == 1, f"{len(seen) - 1} closed sessions still alive"
+        kept_open.close()
+        await kept_open.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+        store.close()
+
+
+async def _smtp_client(port: int, words: str) -> asyncio.StreamWriter:
+    """A client that says ``words`` and reads every answer to them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readline()  # the greeting
+    writer.write(words.encode())
+    for command in words.splitlines():
+        while (line := await reader.readline())[3:4] == b"-":
+            pass  # a multi-line answer (EHLO)
+        assert line[:1] in b"2345", (command, line)
+    return writer

@@ -31,7 +31,7 @@ from scrubber.listener.http import HttpEdge, protocol_logger
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.ratelimit import Limits
-from scrubber.listener.smtp import SessionLimits, SmtpHandler, smtp_door
+from scrubber.listener.smtp import GatedSMTP, SessionLimits, SmtpHandler, smtp_door
 from scrubber.listener.writer import WriterProcess
 from scrubber.store import Store
 from scrubber.store.types import utcnow
@@ -113,7 +113,7 @@ class _Running:
     http_server: asyncio.Server | None = None
     smtp_server: asyncio.Server | None = None
     handler: SmtpHandler | None = None
-    sessions: list[Any] = field(default_factory=list)
+    sessions: set[GatedSMTP] = field(default_factory=set)  # the open SMTP sessions
 
 
 def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
@@ -290,7 +290,7 @@ async def _shutdown(running: _Running) -> None:
                 await handler.idle.wait()
         except TimeoutError:
             log.warning("event=shutdown-timeout channel=smtp inflight=%d", handler.inflight)
-    for session in running.sessions:
+    for session in list(running.sessions):
         if session.transport is not None:
             session.transport.close()
     if running.runner is not None:
