@@ -20,8 +20,8 @@ local parts, IDN domains, re-listed respellings, malformed lines), then:
   re-batch      a second `batch create` of the same list in the same epoch
 
 Each stage runs in a fresh process (spawned, so its start-up is not timed)
-and reports its wall time, CPU time and peak RSS (ru_maxrss of that
-process; for pings the listener's and its writer's are counted too). The
+and reports its wall time, CPU time and peak RSS (VmHWM of that process;
+for pings the listener's and its writer's are counted too). The
 hashing rate is given as a ratio to cores x the raw argon2-cffi rate (one
 thread, same cost) measured in the same run. Goals: peak RSS <= 300 MB in
 every stage; re-batch >= 50x faster than the first batch create (hash +
@@ -36,7 +36,6 @@ import argparse
 import importlib.util
 import os
 import random
-import resource
 import signal
 import socket
 import subprocess
@@ -78,7 +77,15 @@ def _measured(work: Callable[[], str]) -> tuple[float, float, float, str]:
     wall, cpu = time.perf_counter(), time.process_time()
     note = work()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return wall, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, note
+    return wall, cpu, peak_rss_mb(os.getpid()), note
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the peak RSS of this process image. Not ru_maxrss, which Linux
+    carries over fork and exec, so a spawned child would start at the bench's."""
+    with open(f"/proc/{pid}/status") as status:
+        hwm = next(line for line in status if line.startswith("VmHWM:"))
+    return int(hwm.split()[1]) / 1024
 
 
 def stage_import(ws_root: str, source: str) -> tuple[float, float, float, str]:
@@ -282,9 +289,7 @@ def family_usage(pid: int) -> tuple[float, float]:
         try:
             times = proc.cpu_times()
             cpu += times.user + times.system
-            with open(f"/proc/{proc.pid}/status") as status:
-                hwm = next(line for line in status if line.startswith("VmHWM:"))
-            rss = max(rss, int(hwm.split()[1]) / 1024)
+            rss = max(rss, peak_rss_mb(proc.pid))
         except (psutil.NoSuchProcess, FileNotFoundError):
             continue
     return cpu, rss

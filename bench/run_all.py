@@ -27,8 +27,11 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
 BENCHES = (
-    "hash", "import", "post", "responder_scan", "report", "listen_http", "listen_smtp", "pipeline",
+    "hash", "import", "post", "responder_scan", "report", "listen_http", "listen_http_fleet",
+    "listen_smtp", "pipeline",
 )  # fmt: skip
+# Benches that are another bench's script with arguments: name -> (script, arguments).
+VARIANTS = {"listen_http_fleet": ("listen_http", ["--fleet", "2"])}
 # The last line every bench prints: `<name>: ratio <x> (goal <op> <y>)`.
 LAST_LINE = re.compile(
     r"^[\w-]+: ratio (?P<value>[\d.]+) \(goal (?P<op><=|>=|<|>) (?P<goal>[\d.]+)\)"
@@ -70,7 +73,8 @@ def judge(last: str) -> bool | None:
 
 def run_one(name: str, extra: list[str], env: dict[str, str]) -> Outcome:
     log = DATA / "logs" / f"{name}.log"
-    command = [sys.executable, str(ROOT / "bench" / f"{name}.py"), *extra]
+    script, arguments = VARIANTS.get(name, (name, []))
+    command = [sys.executable, str(ROOT / "bench" / f"{script}.py"), *arguments, *extra]
     print(f"== {name}: {' '.join(command[1:])}", flush=True)
     start = time.monotonic()
     lines: list[str] = []

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import tomli_w
 
 from scrubber.errors import ConfigError
+from scrubber.report.deadlines import LEDGER_DEFAULTS, parse_limit
 from scrubber.scheme import Params
 from scrubber.transport import DEFAULT_GROUP
 
@@ -45,6 +46,12 @@ class Settings:
     trusted_proxies: str = ""
     private_key: str = "keys/operator.key"
     public_key: str = "keys/operator.pub"
+    # Who the compliance reports name as the sender (an organisation, and a
+    # mailbox or URL an auditor can reach).
+    operator_name: str = ""
+    operator_contact: str = ""
+    # The ledger report's deadline rules: name = "N hours|days|business days".
+    deadlines: dict[str, str] = field(default_factory=lambda: dict(LEDGER_DEFAULTS))
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -66,12 +73,23 @@ class Settings:
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ConfigError(f"setting {key!r} must be {expected.__name__}, got {value!r}")
             values[key] = value
+        _check_deadlines(values.get("deadlines", {}))
         settings = cls(**values)
         try:
             settings.params  # noqa: B018 - validates the Argon2 values
         except ValueError as exc:
             raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
         return settings
+
+
+def _check_deadlines(table: dict[str, Any]) -> None:
+    for name, limit in table.items():
+        if not isinstance(limit, str):
+            raise ConfigError(f"deadline {name!r} must be a string like '10 business days'")
+        try:
+            parse_limit(limit)
+        except ValueError as exc:
+            raise ConfigError(f"{CONFIG_NAME}: {exc}") from None
 
 
 # response_domain and response_base_url: every batch advertises them, so

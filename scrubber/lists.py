@@ -35,6 +35,7 @@ from scrubber.store.models import (
     BatchList,
     ImportRun,
     ListEntry,
+    ListExport,
     MailingList,
     Suppression,
 )
@@ -582,6 +583,7 @@ def remove_list(store: Store, name: str, *, dry_run: bool = False) -> RemoveSumm
         entries, forgotten = _drop_collected(conn, list_id)
         imports = conn.execute(delete(ImportRun).where(ImportRun.list_id == list_id)).rowcount
         batches = conn.execute(delete(BatchList).where(BatchList.list_id == list_id)).rowcount
+        conn.execute(delete(ListExport).where(ListExport.list_id == list_id))
         conn.execute(delete(MailingList).where(MailingList.id == list_id))
     return RemoveSummary(name, entries, imports, batches, forgotten, dry_run)
 
@@ -679,6 +681,37 @@ def iter_export_rows(store: Store, name: str, page: int = 10_000) -> Iterator[tu
     with store.read() as session:
         list_id = get_list(session, name).id
     return _export_pages(store, list_id, page)
+
+
+@dataclass(frozen=True)
+class ExportStart:
+    """An export under way: its list and the moment before its first read."""
+
+    list_id: int
+    started_at: datetime
+
+
+def begin_export(store: Store, name: str) -> ExportStart:
+    """Note the start of an export of ``name`` (before any of its rows are read)."""
+    started = utcnow()
+    with store.read() as session:
+        return ExportStart(get_list(session, name).id, started)
+
+
+def finish_export(store: Store, start: ExportStart, count: int) -> None:
+    """Record a finished export: every address suppressed before it started was left out.
+
+    The ledger report reads these rows to say when sending stopped.
+    """
+    with store.write() as session:
+        session.add(
+            ListExport(
+                list_id=start.list_id,
+                started_at=start.started_at,
+                finished_at=utcnow(),
+                count=count,
+            )
+        )
 
 
 def write_export(addresses: Iterable[str], output: Path, *, mode: int = FILE_MODE) -> int:

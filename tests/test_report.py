@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text, update
 
 from conftest import free_port, run_cli
-from scrubber import lists
+from scrubber import lists, scheme
 from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Settings
 from scrubber.hashing import ThreadExecutor
@@ -39,7 +39,7 @@ from scrubber.report import build, sign
 from scrubber.report.deadlines import add_business_days
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchEntry, BatchPart, Ping, Suppression
-from scrubber.workspace import Workspace, init_workspace, load_key, open_store
+from scrubber.workspace import Workspace, init_workspace, load_key, load_workspace, open_store
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
 DAY = 86400.0
@@ -158,9 +158,10 @@ def add_parts(store: Store, batch_id: str, posted: int, total: int) -> None:
             )
 
 
-def parse_hour(moment: datetime) -> str:
-    """The timeline's name for the UTC hour holding ``moment``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00.000000Z")
+def bucket_start(moment: datetime, seconds: int) -> str:
+    """The timeline's name for the ``seconds``-wide UTC bucket holding ``moment``."""
+    start = int(moment.timestamp()) // seconds * seconds
+    return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
 def store_parts_total(store: Store, batch_id: str) -> int:
@@ -262,9 +263,11 @@ def test_json_report_numbers_match_the_database(seeded: Seeded) -> None:
     timeline = doc["timeline"]
     assert sum(b["accepted"] + b["other"] for b in timeline) == len(TIMELY)
     assert sum(b["suppressed"] for b in timeline) == 4
-    hours = {b["hour"]: b for b in timeline}
-    assert hours[parse_hour(seeded.created_at + timedelta(hours=1))]["accepted"] == 1
-    assert hours[parse_hour(seeded.created_at + timedelta(hours=5))]["other"] == 2
+    # Pings over 4 hours, suppressions up to 1.5 days later: hourly buckets.
+    assert {b["seconds"] for b in timeline} == {3600}
+    hours = {b["start"]: b for b in timeline}
+    assert hours[bucket_start(seeded.created_at + timedelta(hours=1), 3600)]["accepted"] == 1
+    assert hours[bucket_start(seeded.created_at + timedelta(hours=5), 3600)]["other"] == 2
 
 
 def test_late_suppressions_fail_the_deadlines_and_check(tmp_path: Path) -> None:
@@ -807,12 +810,13 @@ def test_report_on_postgresql_matches_the_database(pg_url: str, tmp_path: Path) 
     assert doc["pings"]["total"] == sum(truth["by"].values())
     assert doc["latency_seconds"] == expected_latency(LATE)
     assert doc["parts"]["posted"] == 1
-    # Hour buckets are computed in SQL, differently per dialect.
-    hours = {b["hour"]: b for b in doc["timeline"]}
-    assert sum(b["accepted"] + b["other"] for b in hours.values()) == len(LATE)
-    assert sum(b["suppressed"] for b in hours.values()) == 6
-    first = parse_hour(data.created_at + timedelta(hours=1))
-    assert hours[first]["accepted"] == 1
+    # Buckets are computed in SQL, differently per dialect; 20 days make them daily.
+    assert {b["seconds"] for b in doc["timeline"]} == {86400}
+    days = {b["start"]: b for b in doc["timeline"]}
+    assert sum(b["accepted"] + b["other"] for b in days.values()) == len(LATE)
+    assert sum(b["suppressed"] for b in days.values()) == 6
+    last = bucket_start(data.created_at + timedelta(hours=9, days=20), 86400)
+    assert days[last]["suppressed"] == 1
     target = tmp_path / "pg.html"
     assert (
         run_cli("report", data.batch_id, "-o", str(target), workspace=workspace.root).returncode
@@ -954,3 +958,188 @@ def _age_pings(store: Store, by: timedelta) -> None:
     with store.write() as session:
         for ping in session.scalars(select(Ping)):
             ping.received_at -= by
+
+
+# -- what an auditor needs to see (#18.5) --------------------------------------
+
+
+def _import(workspace: Workspace, name: str, addresses: list[str]) -> None:
+    source = workspace.root / f"{name}-{secrets.token_hex(2)}.txt"
+    source.write_text("\n".join(addresses) + "\n", encoding="utf-8")
+    with open_store(workspace) as store:
+        lists.import_files(store, name, [source], rejects_path=workspace.root / "rejects.csv")
+
+
+def _batch_of(workspace: Workspace, names: list[str]) -> str:
+    executor = ThreadExecutor(2)
+    request = request_from_settings(workspace.settings, names)
+    with open_store(workspace) as store:
+        try:
+            created = create_batch(
+                store, workspace.settings, load_key(workspace), request, executor
+            )
+        finally:
+            executor.close()
+    return created.batch.id
+
+
+def test_report_names_the_operator_and_counts_each_list(tmp_path: Path) -> None:
+    result = run_cli(
+        "init",
+        str(tmp_path / "ws"),
+        "--operator-name",
+        "Shop & Co <Ltd>",
+        "--operator-contact",
+        "privacy@shop.example",
+        "--response-domain",
+        "dni.shop.example",
+        "--base-url",
+        "https://dni.shop.example",
+    )
+    assert result.returncode == 0, result.stderr
+    workspace = load_workspace(tmp_path / "ws")
+    assert workspace.settings.operator_name == "Shop & Co <Ltd>"
+    people = [f"p{i}.{secrets.token_hex(3)}@example.org" for i in range(12)]
+    _import(workspace, "customers", people[:8])
+    _import(workspace, "newsletter", people[4:])  # 4..7 on both lists
+    with open_store(workspace) as store:
+        lists.suppress(store, [people[0], people[5], people[11]])  # one on both lists
+    batch_id = _batch_of(workspace, ["customers", "newsletter"])
+    doc = report_json(workspace, batch_id)
+    assert doc["operator"] == {"name": "Shop & Co <Ltd>", "contact": "privacy@shop.example"}
+    with open_store(workspace) as store, store.read() as s:
+        per_list = s.execute(
+            text(
+                "select l.name, count(*), count(x.address_id) from list_entries e "
+                "join lists l on l.id = e.list_id "
+                "left join suppressions x on x.address_id = e.address_id group by l.name"
+            )
+        ).all()
+        hashed = s.scalar(
+            text("select count(*) from batch_entries where batch_id = :b"), {"b": batch_id}
+        )
+    assert doc["left_out_suppressed"] == 3
+    assert doc["addresses_hashed"] == hashed == 12 - 3
+    assert doc["list_counts"] == [
+        {"list": name, "listed": listed, "left_out": left, "in_batch": listed - left}
+        for name, listed, left in sorted(per_list)
+    ]
+    assert [(c["listed"], c["left_out"]) for c in doc["list_counts"]] == [(8, 2), (8, 2)]
+    page = tmp_path / "r.html"
+    assert run_cli("report", batch_id, "-o", str(page), workspace=workspace.root).returncode == 0
+    html = page.read_text("utf-8")
+    visible = html.split('<script type="application/json"')[0]
+    assert "Shop &amp; Co &lt;Ltd&gt;" in visible and "privacy@shop.example" in visible
+    assert load_key(workspace).public_b64 in visible  # the full key, not only its fingerprint
+    assert "left out, already suppressed</th><td>3</td>" in visible
+    assert "<td>newsletter</td><td>8</td><td>2</td><td>6</td>" in visible
+
+
+def test_old_batches_say_their_counts_were_not_recorded(seeded: Seeded) -> None:
+    with open_store(seeded.workspace) as store, store.write() as s:
+        s.execute(update(Batch).values(left_out_suppressed=None))
+        s.execute(text("update batch_lists set listed = null, left_out = null"))
+    doc = report_json(seeded.workspace, seeded.batch_id)
+    assert doc["left_out_suppressed"] is None
+    assert doc["list_counts"] == [
+        {"list": "customers", "listed": None, "left_out": None, "in_batch": None}
+    ]
+    result = run_cli("report", seeded.batch_id, "--format", "md", workspace=seeded.workspace.root)
+    assert "not recorded (an older batch)" in result.stdout
+
+
+def test_summary_explains_the_pings_not_accepted(seeded: Seeded) -> None:
+    result = run_cli("report", seeded.batch_id, "--format", "md", workspace=seeded.workspace.root)
+    # TIMELY: 8 received, 4 accepted; 1 duplicate, 2 invalid, 1 rate-limited.
+    assert "| pings received | 8 |" in result.stdout
+    assert (
+        "| not accepted | 4: 1 duplicate (proof accepted before, sent again); 2 invalid "
+        "(proof matching no address of this batch); 1 rate-limited (refused: the client "
+        "sent too many) |" in result.stdout
+    )
+
+
+def test_batch_report_shows_other_suppressions_while_it_was_out(seeded: Seeded) -> None:
+    later, outside = seeded.addresses[-1], seeded.addresses[-2]
+    with open_store(seeded.workspace) as store:
+        lists.suppress(store, [later], origin="phone call")
+        # Suppressed during the batch, but after it expired: not counted.
+        lists.suppress(store, [outside])
+        with store.write() as s:
+            s.execute(
+                update(Batch)
+                .where(Batch.id == seeded.batch_id)
+                .values(expires_at=seeded.created_at + timedelta(days=30))
+            )
+            address_id = s.scalar(
+                text("select id from addresses where canonical = :c"), {"c": outside}
+            )
+            s.execute(
+                update(Suppression)
+                .where(Suppression.address_id == address_id)
+                .values(suppressed_at=seeded.created_at + timedelta(days=31))
+            )
+        with store.read() as s:
+            truth = s.scalar(
+                text(
+                    "select count(*) from suppressions x join batch_entries e "
+                    "on e.address_id = x.address_id and e.batch_id = :b "
+                    "where x.suppressed_at >= :c and x.suppressed_at < :e "
+                    "and not (x.channel = 'dni-ping' and x.batch_id = :b)"
+                ),
+                {
+                    "b": seeded.batch_id,
+                    "c": seeded.created_at.replace(tzinfo=None),
+                    "e": (seeded.created_at + timedelta(days=30)).replace(tzinfo=None),
+                },
+            )
+    doc = report_json(seeded.workspace, seeded.batch_id)
+    other = doc["other_suppressions"]
+    assert other["count"] == truth == 1  # TIMELY's four ping suppressions are this batch's
+    assert other["by_channel"] == {"manual": 1} and other["by_reason"] == {"manual": 1}
+    assert other["items"][0]["address"] == scheme.mask(later)
+    result = run_cli("report", seeded.batch_id, "--format", "md", workspace=seeded.workspace.root)
+    assert "Suppressed by other means while the batch was out" in result.stdout
+    assert scheme.mask(later) in result.stdout and later not in result.stdout
+
+
+def test_timeline_of_pings_within_one_hour_has_minute_bars(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    data = make_batch(workspace)
+    plan: list[tuple[str, str, int, float | None]] = [
+        ("http", "accepted", 0, 30.0),
+        ("http", "accepted", 0, 600.0),
+        ("smtp", "invalid", 0, None),
+    ]
+    with open_store(workspace) as store:
+        record_pings(store, data.batch_id, plan)
+    doc = report_json(workspace, data.batch_id)
+    timeline = doc["timeline"]
+    assert {b["seconds"] for b in timeline} == {60}
+    assert sum(b["accepted"] for b in timeline) == 2 and sum(b["other"] for b in timeline) == 1
+    minute = bucket_start(data.created_at + timedelta(seconds=600), 60)
+    assert {b["start"]: b for b in timeline}[minute]["suppressed"] == 1
+    page = tmp_path / "r.html"
+    assert (
+        run_cli("report", data.batch_id, "-o", str(page), workspace=workspace.root).returncode == 0
+    )
+    html = page.read_text("utf-8")
+    ticks = re.findall(r'class="tick">([^<]+)<', html)
+    assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
+    assert "Each bar counts one minute" in html
+    for name in ("accepted pings", "other pings", "suppressions"):
+        assert re.search(rf"<b>{name}</b>: \w", html), name
+
+
+@pytest.mark.parametrize(
+    ("span", "width"),
+    [(0, 60), (47 * 60, 60), (48 * 60, 300), (5 * 3600, 900), (40 * 3600, 3600), (20 * DAY, 86400)],
+)
+def test_timeline_bucket_is_the_finest_that_keeps_few_bars(
+    tmp_path: Path, span: float, width: int
+) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    data = make_batch(workspace, n=4)
+    with open_store(workspace) as store:
+        record_pings(store, data.batch_id, [("http", "accepted", 0, span)])
+    assert {b["seconds"] for b in report_json(workspace, data.batch_id)["timeline"]} == {width}

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, literal, select
 from sqlalchemy.orm import Session
@@ -138,10 +139,8 @@ def create_batch(
     with store.write() as session:
         session.add(batch)
         session.flush()
-        session.execute(
-            insert(BatchList),
-            [{"batch_id": batch.id, "list_id": list_id} for list_id in sorted(set(list_ids))],
-        )
+        session.execute(insert(BatchList), _list_rows(session, batch.id, list_ids))
+        batch.left_out_suppressed = _left_out(session, list_ids)
         insert_entries = _insert_values if batch.protocol == 2 else _insert_entries
         batch.count = insert_entries(session, batch, epoch.id, list_ids)
         if batch.count == 0:
@@ -152,6 +151,33 @@ def create_batch(
             )
         plan_parts(session, batch, key)
     return CreatedBatch(batch=batch, lists=list(request.lists), hashed=summary)
+
+
+def _list_rows(session: Session, batch_id: str, list_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """batch_lists rows: each list's size now, and how many of it are suppressed."""
+    suppressed = ListEntry.address_id.in_(select(Suppression.address_id))
+    counts = session.execute(
+        select(ListEntry.list_id, func.count(), func.count().filter(suppressed))
+        .where(ListEntry.list_id.in_(list_ids))
+        .group_by(ListEntry.list_id)
+    ).all()
+    sizes = {list_id: (int(listed), int(left)) for list_id, listed, left in counts}
+    return [
+        {
+            "batch_id": batch_id,
+            "list_id": list_id,
+            "listed": sizes.get(list_id, (0, 0))[0],
+            "left_out": sizes.get(list_id, (0, 0))[1],
+        }
+        for list_id in sorted(set(list_ids))
+    ]
+
+
+def _left_out(session: Session, list_ids: Sequence[int]) -> int:
+    """Distinct addresses of the lists left out as suppressed (one on two lists counts once)."""
+    on_lists = select(ListEntry.address_id).where(ListEntry.list_id.in_(list_ids))
+    query = select(func.count()).where(Suppression.address_id.in_(on_lists))
+    return int(session.scalar(query.select_from(Suppression)) or 0)
 
 
 def _batched(epoch_id: int, list_ids: Sequence[int]) -> ColumnElement[bool]:

@@ -188,6 +188,7 @@ def export(
       scrubber list export customers --minus optout.md5.zip -o mailable.txt
     """
     file_mode = parse_mode(mode)
+    start = lists.begin_export(app.store, name)
     addresses = lists.iter_export(app.store, name)
     summary = None
     if minus:
@@ -202,7 +203,8 @@ def export(
         where = f" to {output}" if output else ""
         app.err.print(f"dry run: would write {count:,} addresses{where}; nothing written")
     else:
-        _write_export(app, addresses, output, file_mode)
+        count = _write_export(app, addresses, output, file_mode)
+        lists.finish_export(app.store, start, count)
     if summary is not None:
         app.err.print(
             f"--minus: left out {summary.left_out:,} ({summary.by_original:,} by spelling, "
@@ -212,13 +214,12 @@ def export(
 
 def _write_export(
     app: AppContext, addresses: Iterator[str], output: Path | None, file_mode: int
-) -> None:
+) -> int:
     if output is None:
-        for address in addresses:
-            sys.stdout.write(address + "\n")
-        return
+        return sum(sys.stdout.write(address + "\n") > 0 for address in addresses)
     count = lists.write_export(addresses, output, mode=file_mode)
     app.err.print(f"wrote {count:,} addresses to {output}")
+    return count
 
 
 @list_group.command("ls")

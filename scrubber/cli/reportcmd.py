@@ -6,7 +6,6 @@ import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.table import Table
@@ -24,6 +23,8 @@ from scrubber.errors import (
     WorkspaceError,
 )
 from scrubber.report import build, formats, sign, status
+from scrubber.report import ledger as ledger_report
+from scrubber.report.model import BatchReport, Document, SummaryReport, is_summary
 from scrubber.report.render_text import render_text
 from scrubber.workspace import load_key
 
@@ -41,12 +42,13 @@ class _ReportGroup(click.Group):
 
 @click.group("report", cls=_ReportGroup)
 def report() -> None:
-    """Signed compliance reports per batch, and their verification.
+    """Signed compliance reports: per batch, on the suppression ledger; their verification.
 
     \b
     Usage:
       scrubber report BATCH [--format text|md|json|csv|html] [-o FILE] [--check]
       scrubber report --all [--since DATE] [--format csv|json] [-o FILE]
+      scrubber report ledger [--since DATE] [--format ...] [-o FILE] [--check]
       scrubber report verify FILE [--key KEY]
 
     \b
@@ -105,36 +107,56 @@ def show(
     if fmt is not None and len(outputs) > 1:
         raise UsageError("with several -o files each format comes from its suffix; drop --format")
     chosen = [formats.format_for(o, fmt, terminal=False) for o in outputs]
-    document = _build(app, batch, all_, since)
     # Signed once: every file written by this call is the same document.
-    document = sign.sign_report(document, load_key(app.workspace))
+    document = sign.sign_report(_build(app, batch, all_, since), load_key(app.workspace))
+    _emit(app, document, fmt, outputs, chosen)
+    if check:
+        _check(document)
+
+
+def _emit(
+    app: AppContext,
+    document: Document,
+    fmt: str | None,
+    outputs: tuple[Path, ...],
+    chosen: list[str],
+) -> None:
+    """Print the signed document, or write each -o file from it."""
     if not outputs:
         _print(app, document, formats.format_for(None, fmt, terminal=sys.stdout.isatty()))
     for output, one in zip(outputs, chosen, strict=True):
         formats.write_file(output, formats.render(document, one))
         signed = "signed" if one in formats.SIGNED else "unsigned format"
         app.err.print(f"wrote {output} ({one}, {signed})")
-    if check:
-        _check(document)
 
 
-def _print(app: AppContext, document: dict[str, Any], chosen: str) -> None:
+def _print(app: AppContext, document: Document, chosen: str) -> None:
     if chosen == "text" and sys.stdout.isatty():
         app.out.print(render_text(document))
     else:
         sys.stdout.write(formats.render(document, chosen))
 
 
-def _build(app: AppContext, batch: str | None, all_: bool, since: str | None) -> dict[str, Any]:
+def _build(
+    app: AppContext, batch: str | None, all_: bool, since: str | None
+) -> BatchReport | SummaryReport:
     if all_ and batch:
         raise UsageError("give either a BATCH id or --all, not both")
     if since is not None and not all_:
         raise UsageError("--since works with --all only")
+    operator = _operator(app)
     if all_:
-        return build.build_summary(app.store, _parse_since(since))
+        return build.build_summary(app.store, _parse_since(since), operator=operator)
     if not batch:
         raise UsageError("give a BATCH id, or --all for every batch (see 'scrubber report -h')")
-    return build.build_report(app.store, batch_info.resolve_batch_id(app.store, batch))
+    return build.build_report(
+        app.store, batch_info.resolve_batch_id(app.store, batch), operator=operator
+    )
+
+
+def _operator(app: AppContext) -> build.Operator:
+    settings = app.workspace.settings
+    return build.Operator(settings.operator_name, settings.operator_contact)
 
 
 def _parse_since(text: str | None) -> datetime | None:
@@ -147,8 +169,8 @@ def _parse_since(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _check(document: dict[str, Any]) -> None:
-    if "batches" in document:
+def _check(document: Document) -> None:
+    if is_summary(document):
         bad = [row["batch"] for row in document["batches"] if not row["ok"]]
         if bad:
             raise ReportCheckFailed(f"check failed for batch(es): {', '.join(bad)}")
@@ -156,6 +178,53 @@ def _check(document: dict[str, Any]) -> None:
     found = formats.failures(document)
     if found:
         raise ReportCheckFailed("check failed: " + "; ".join(found))
+
+
+@report.command("ledger")
+@click.option("--since", metavar="DATE", help="Only suppressions committed on or after DATE (UTC).")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(formats.FORMATS),
+    help="Default: from -o's suffix, else text on a terminal and json in a pipe.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file (repeat for several formats of one document).",
+)
+@click.option("--check", is_flag=True, help="Exit with status 3 if a deadline was missed.")
+@pass_app
+def ledger(
+    app: AppContext, since: str | None, fmt: str | None, outputs: tuple[Path, ...], check: bool
+) -> None:
+    """Every suppression by channel, reason and origin, with its deadline clocks.
+
+    Per request: received to committed, and received to the first list export
+    or batch that left the address out (sending stopped), judged against the
+    deadline table in scrubber.toml ([scrubber.deadlines]). Signed like batch
+    reports; check with 'scrubber report verify FILE'.
+
+    \b
+    Examples:
+      scrubber report ledger --since 2026-11-01 -o ledger.html
+      scrubber report ledger --format csv > ledger.csv
+      scrubber report ledger --check --format json > /dev/null
+    """
+    if fmt is not None and len(outputs) > 1:
+        raise UsageError("with several -o files each format comes from its suffix; drop --format")
+    chosen = [formats.format_for(o, fmt, terminal=False) for o in outputs]
+    settings = app.workspace.settings
+    document = ledger_report.build_ledger(
+        app.store, settings.deadlines, since=_parse_since(since), operator=_operator(app)
+    )
+    _emit(app, sign.sign_report(document, load_key(app.workspace)), fmt, outputs, chosen)
+    if check:
+        _check(document)
 
 
 @report.command("verify")

@@ -38,6 +38,10 @@ PUBLIC = {
 )
 @click.option("--response-domain", help="Domain of the one-time SMTP response addresses.")
 @click.option("--base-url", "response_base_url", help="Public base URL of the HTTP listener.")
+@click.option("--operator-name", help="Your organisation, as compliance reports name it.")
+@click.option(
+    "--operator-contact", help="A mailbox or URL for auditors, shown in compliance reports."
+)
 @click.option(
     "--upgrade", is_flag=True, help="Migrate an existing workspace's database to the newest schema."
 )

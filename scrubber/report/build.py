@@ -10,23 +10,47 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from scrubber import __version__, keys, scheme
 from scrubber.batch.info import list_names
 from scrubber.errors import NotFoundError
 from scrubber.report.deadlines import RULES
+from scrubber.report.model import (
+    FORMAT,
+    SUMMARY_FORMAT,
+    BatchMeta,
+    BatchReport,
+    Bucket,
+    DeadlineCheck,
+    Header,
+    Invariant,
+    Latency,
+    ListCount,
+    OperatorJson,
+    OtherSuppressions,
+    PartItem,
+    Parts,
+    Pings,
+    Removal,
+    SpanHeader,
+    SummaryReport,
+    SummaryRowJson,
+    Verdict,
+)
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
     Batch,
     BatchEntry,
+    BatchList,
     BatchPart,
+    MailingList,
     Ping,
     PingTally,
     Suppression,
@@ -34,15 +58,20 @@ from scrubber.store.models import (
 from scrubber.store.outcomes import OUTCOMES as OUTCOMES
 from scrubber.store.types import utcnow
 
-FORMAT = "scrubber-compliance-report"
-SUMMARY_FORMAT = "scrubber-compliance-summary"
 VERSION = 2  # 2: JCS-canonical signatures (docs/report.md)
 CHANNELS = ("http", "smtp")
 INVARIANT = "no address suppressed before this batch was created is in it"
 RELISTED = "no address suppressed through this batch was listed in a later batch"
 EXAMPLES = 20  # masked examples kept per failed invariant
+OTHER_ITEMS = 200  # other-channel suppressions listed one by one (all are counted)
 
-Report = dict[str, Any]
+
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -60,19 +89,41 @@ def seconds(delta: timedelta) -> float:
     return round(delta.total_seconds(), 6)
 
 
-def build_report(store: Store, batch_id: str, *, now: datetime | None = None) -> Report:
+@dataclass(frozen=True)
+class Operator:
+    """Who sends: the organisation and a contact an auditor can reach (scrubber.toml)."""
+
+    name: str = ""
+    contact: str = ""
+
+    def as_json(self) -> OperatorJson:
+        return {"name": self.name or None, "contact": self.contact or None}
+
+
+def build_report(
+    store: Store,
+    batch_id: str,
+    *,
+    now: datetime | None = None,
+    operator: Operator | None = None,
+) -> BatchReport:
     """The unsigned report of ``batch_id``; raises NotFoundError if there is none."""
     now = now or utcnow()
     with store.read() as session:
-        _snapshot(session)
+        snapshot(session)
         batch = session.get(Batch, batch_id)
         if batch is None:
             raise NotFoundError(f"no batch {batch_id!r} (see 'scrubber report --all')")
         removals = _removals(session, batch, now)
-        report: Report = {
-            "report": _header(FORMAT, now),
+        deadlines = _deadlines(removals)
+        invariants = _invariants(session, batch)
+        return {
+            "report": header(FORMAT, now),
+            "operator": (operator or Operator()).as_json(),
             "batch": _metadata(session, batch),
             "addresses_hashed": _count(session, BatchEntry, BatchEntry.batch_id == batch.id),
+            "left_out_suppressed": batch.left_out_suppressed,
+            "list_counts": _list_counts(session, batch.id),
             "parts": _parts(session, batch),
             "pings": _pings(session, batch.id),
             "suppressions": {
@@ -83,17 +134,15 @@ def build_report(store: Store, batch_id: str, *, now: datetime | None = None) ->
             "latency_seconds": latency_stats(
                 [r["latency_seconds"] for r in removals if r["latency_seconds"] is not None]
             ),
-            "deadlines": _deadlines(removals),
-            "invariants": _invariants(session, batch),
+            "deadlines": deadlines,
+            "other_suppressions": _other_suppressions(session, batch, now),
+            "invariants": invariants,
             "timeline": _timeline(session, batch.id),
+            "ok": all(d["ok"] for d in deadlines) and all(i["ok"] for i in invariants),
         }
-    report["ok"] = all(d["ok"] for d in report["deadlines"]) and all(
-        i["ok"] for i in report["invariants"]
-    )
-    return report
 
 
-def _snapshot(session: Session) -> None:
+def snapshot(session: Session) -> None:
     """Make every query of the report see one moment, while listeners write."""
     # SQLite's read transaction already is a snapshot (WAL); PostgreSQL's
     # default READ COMMITTED would let counts drift between statements.
@@ -101,7 +150,7 @@ def _snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def _header(kind: str, now: datetime) -> dict[str, Any]:
+def header(kind: str, now: datetime) -> Header:
     # The generator matters to verification: files are re-rendered to compare.
     return {
         "format": kind,
@@ -111,11 +160,23 @@ def _header(kind: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def span_header(kind: str, now: datetime, since: datetime | None) -> SpanHeader:
+    """The header of a report over a period (a summary, the ledger)."""
+    start = header(kind, now)
+    return {
+        "format": start["format"],
+        "version": start["version"],
+        "generator": start["generator"],
+        "generated_at": start["generated_at"],
+        "since": iso(since),
+    }
+
+
 def _count(session: Session, model: Any, *where: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-def _metadata(session: Session, batch: Batch) -> dict[str, Any]:
+def _metadata(session: Session, batch: Batch) -> BatchMeta:
     names = list_names(session, batch.id)
     return {
         "id": batch.id,
@@ -134,11 +195,70 @@ def _metadata(session: Session, batch: Batch) -> dict[str, Any]:
     }
 
 
-def _parts(session: Session, batch: Batch) -> dict[str, Any]:
+def _list_counts(session: Session, batch_id: str) -> list[ListCount]:
+    """Per list: its size when the batch was made, and how many were left out as
+    suppressed (both null for batches made before schema 0007)."""
+    rows = session.execute(
+        select(MailingList.name, BatchList.listed, BatchList.left_out)
+        .join(BatchList, BatchList.list_id == MailingList.id)
+        .where(BatchList.batch_id == batch_id)
+        .order_by(MailingList.name)
+    ).all()
+    return [
+        {
+            "list": name,
+            "listed": listed,
+            "left_out": left_out,
+            "in_batch": None if listed is None or left_out is None else listed - left_out,
+        }
+        for name, listed, left_out in rows
+    ]
+
+
+def _other_suppressions(session: Session, batch: Batch, now: datetime) -> OtherSuppressions:
+    """Addresses of this batch suppressed by other means (by hand, imported, one-click,
+    mailto, another batch's ping) while the batch was out: created to expiry."""
+    through_this = and_(Suppression.channel == "dni-ping", Suppression.batch_id == batch.id)
+    rows = session.execute(
+        select(
+            Address.canonical,
+            Suppression.channel,
+            Suppression.reason,
+            Suppression.received_at,
+            Suppression.suppressed_at,
+        )
+        .join(BatchEntry, BatchEntry.address_id == Suppression.address_id)
+        .join(Address, Address.id == Suppression.address_id)
+        .where(
+            BatchEntry.batch_id == batch.id,
+            Suppression.suppressed_at >= batch.created_at,
+            Suppression.suppressed_at < min(batch.expires_at, now),
+            ~through_this,
+        )
+        .order_by(Suppression.suppressed_at, Address.canonical)
+    ).all()
+    return {
+        "count": len(rows),
+        "by_channel": dict(sorted(Counter(r.channel for r in rows).items())),
+        "by_reason": dict(sorted(Counter(r.reason for r in rows).items())),
+        "items": [
+            {
+                "address": scheme.mask(r.canonical),
+                "channel": r.channel,
+                "reason": r.reason,
+                "received_at": iso(r.received_at),
+                "suppressed_at": iso(r.suppressed_at),
+            }
+            for r in rows[:OTHER_ITEMS]
+        ],
+    }
+
+
+def _parts(session: Session, batch: Batch) -> Parts:
     rows = session.scalars(
         select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
     ).all()
-    items = [
+    items: list[PartItem] = [
         {
             "part": row.part,
             "message_id": row.message_id,
@@ -155,7 +275,7 @@ def _parts(session: Session, batch: Batch) -> dict[str, Any]:
     return {"total": batch.parts_total, "posted": posted, "items": items}
 
 
-def _pings(session: Session, batch_id: str) -> dict[str, Any]:
+def _pings(session: Session, batch_id: str) -> Pings:
     rows: list[Any] = list(
         session.execute(
             select(Ping.channel, Ping.outcome, func.count())
@@ -207,7 +327,7 @@ def _first_last(session: Session, batch_id: str) -> tuple[datetime | None, datet
     return (min(firsts) if firsts else None, max(lasts) if lasts else None)
 
 
-def _removals(session: Session, batch: Batch, now: datetime) -> list[dict[str, Any]]:
+def _removals(session: Session, batch: Batch, now: datetime) -> list[Removal]:
     """One row per accepted ping: its address (masked) and when it was suppressed."""
     rows = session.execute(
         select(
@@ -226,11 +346,18 @@ def _removals(session: Session, batch: Batch, now: datetime) -> list[dict[str, A
     return [_removal(row, now) for row in rows]
 
 
-def _removal(row: Any, now: datetime) -> dict[str, Any]:
+def _removal(row: Any, now: datetime) -> Removal:
     ping_id, channel, received, canonical, suppressed, source = row
     # Suppressed earlier (another batch, or by hand): removal took no time.
     latency = None if suppressed is None else max(suppressed - received, timedelta(0))
-    item: dict[str, Any] = {
+    verdicts: dict[str, Verdict] = {}
+    for rule in RULES:
+        deadline = rule.deadline(received)
+        if latency is not None:
+            verdicts[rule.key] = "met" if received + latency <= deadline else "late"
+        else:
+            verdicts[rule.key] = "late" if now > deadline else "pending"
+    return {
         "ping_id": ping_id,
         "address": scheme.mask(canonical),
         "channel": channel,
@@ -238,17 +365,17 @@ def _removal(row: Any, now: datetime) -> dict[str, Any]:
         "suppressed_at": iso(suppressed),
         "source": source,
         "latency_seconds": None if latency is None else seconds(latency),
+        "can_spam": verdicts["can_spam"],
+        "gmail_yahoo": verdicts["gmail_yahoo"],
     }
-    for rule in RULES:
-        deadline = rule.deadline(received)
-        if latency is not None:
-            item[rule.key] = "met" if received + latency <= deadline else "late"
-        else:
-            item[rule.key] = "late" if now > deadline else "pending"
-    return item
 
 
-def latency_stats(values: Sequence[float]) -> dict[str, float | int | None]:
+def verdicts(item: Removal) -> dict[str, Verdict]:
+    """A removal's verdict per batch-report rule key (deadlines.RULES)."""
+    return {"can_spam": item["can_spam"], "gmail_yahoo": item["gmail_yahoo"]}
+
+
+def latency_stats(values: Sequence[float]) -> Latency:
     """min, median, p99 (nearest rank) and max of the removal latencies."""
     if not values:
         return {"count": 0, "min": None, "median": None, "p99": None, "max": None}
@@ -263,11 +390,11 @@ def latency_stats(values: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
-def _deadlines(removals: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _deadlines(removals: Iterable[Removal]) -> list[DeadlineCheck]:
     items = list(removals)
-    result = []
+    result: list[DeadlineCheck] = []
     for rule in RULES:
-        counts = Counter(item[rule.key] for item in items)
+        counts = Counter(verdicts(item)[rule.key] for item in items)
         result.append(
             {
                 "rule": rule.key,
@@ -283,7 +410,7 @@ def _deadlines(removals: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def _invariants(session: Session, batch: Batch) -> list[dict[str, Any]]:
+def _invariants(session: Session, batch: Batch) -> list[Invariant]:
     before = (
         select(Address.canonical)
         .join(BatchEntry, BatchEntry.address_id == Address.id)
@@ -311,7 +438,7 @@ def _invariants(session: Session, batch: Batch) -> list[dict[str, Any]]:
     ]
 
 
-def _invariant(session: Session, key: str, statement: str, query: Any) -> dict[str, Any]:
+def _invariant(session: Session, key: str, statement: str, query: Any) -> Invariant:
     count = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
     examples = (
         session.scalars(query.order_by(Address.canonical).limit(EXAMPLES)).all() if count else []
@@ -325,100 +452,109 @@ def _invariant(session: Session, key: str, statement: str, query: Any) -> dict[s
     }
 
 
-def _timeline(session: Session, batch_id: str) -> list[dict[str, Any]]:
-    """Pings and suppressions per UTC hour, for the HTML timeline; counted in SQL."""
-    buckets: dict[str, Counter[str]] = {}
+# Bucket widths the timeline may use, finest first; the finest one that keeps
+# the batch's pings within TIMELINE_BARS bars wins, so a batch whose pings
+# fall in one hour is drawn in minutes, not as one bar.
+BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
+TIMELINE_BARS = 48
+
+
+def _timeline(session: Session, batch_id: str) -> list[Bucket]:
+    """Pings and suppressions per time bucket, for the HTML timeline; counted in SQL."""
+    width = _bucket_width(session, batch_id)
+    buckets: dict[int, Counter[str]] = {}
     # Grouped by label: PostgreSQL would not match repeated bound expressions.
     kind = case((Ping.outcome == "accepted", "accepted"), else_="other").label("kind")
     pings = (
-        select(_hour(session, Ping.received_at).label("hour"), kind, func.count())
+        select(_bucket(session, Ping.received_at, width).label("start"), kind, func.count())
         .where(Ping.batch_id == batch_id)
-        .group_by("hour", "kind")
+        .group_by("start", "kind")
     )
     removed = (
         select(
-            _hour(session, Suppression.suppressed_at).label("hour"),
+            _bucket(session, Suppression.suppressed_at, width).label("start"),
             literal("suppressed"),
             func.count(),
         )
         .where(Suppression.batch_id == batch_id)
-        .group_by("hour")
+        .group_by("start")
     )
     tallied = (
         select(
-            _hour(session, PingTally.minute).label("hour"),
+            _bucket(session, PingTally.minute, width).label("start"),
             literal("other"),
             func.sum(PingTally.invalid + PingTally.duplicate),
         )
         .where(PingTally.batch_id == batch_id)
-        .group_by("hour")
+        .group_by("start")
     )
     for query in (pings, tallied, removed):
-        for hour, kind, count in session.execute(query):
-            buckets.setdefault(hour, Counter())[kind] += int(count)
+        for start, kind, count in session.execute(query):
+            buckets.setdefault(int(start), Counter())[kind] += int(count)
     return [
         {
-            "hour": f"{hour}:00:00.000000Z",
+            "start": iso(datetime.fromtimestamp(start, UTC)),
+            "seconds": width,
             "accepted": counts["accepted"],
             "other": counts["other"],
             "suppressed": counts["suppressed"],
         }
-        for hour, counts in sorted(buckets.items())
+        for start, counts in sorted(buckets.items())
     ]
 
 
-def _hour(session: Session, column: Any) -> Any:
-    """SQL for the UTC hour of a timestamp column, as text ``YYYY-MM-DDTHH``."""
+def _bucket_width(session: Session, batch_id: str) -> int:
+    """The finest bucket that spans the batch's first to last event in few bars."""
+    spans = [
+        select(func.min(Ping.received_at), func.max(Ping.received_at)).where(
+            Ping.batch_id == batch_id
+        ),
+        select(func.min(PingTally.minute), func.max(PingTally.minute)).where(
+            PingTally.batch_id == batch_id
+        ),
+        select(func.min(Suppression.suppressed_at), func.max(Suppression.suppressed_at)).where(
+            Suppression.batch_id == batch_id
+        ),
+    ]
+    moments = [m for query in spans for m in session.execute(query).one() if m is not None]
+    if not moments:
+        return BUCKETS[0]
+    span = (max(moments) - min(moments)).total_seconds()
+    return next((w for w in BUCKETS if span / w < TIMELINE_BARS), BUCKETS[-1])
+
+
+def _bucket(session: Session, column: Any, width: int) -> Any:
+    """SQL for the start of the ``width``-second UTC bucket of a timestamp, in Unix seconds."""
     if session.get_bind().dialect.name == "sqlite":
         # SQLite stores the naive UTC text that store/types.py writes.
-        return func.strftime("%Y-%m-%dT%H", column)
-    utc = func.timezone("UTC", column)
-    return func.to_char(func.date_trunc("hour", utc), 'YYYY-MM-DD"T"HH24')
+        return cast(func.strftime("%s", column), Integer) // width * width
+    epoch = func.floor(func.extract("epoch", column) / width)
+    return cast(epoch * width, BigInteger)
 
 
 # -- the summary across batches (report --all) --------------------------------
 
 
-@dataclass(frozen=True)
-class SummaryRow:
+def summary_row(report: BatchReport) -> SummaryRowJson:
     """The columns an auditor scans first, one row per batch."""
-
-    batch: str
-    created_at: str
-    lists: str
-    addresses_hashed: int
-    parts_posted: int
-    parts_total: int
-    pings: int
-    accepted: int
-    suppressed: int
-    pending: int
-    latency_max_seconds: float | None
-    can_spam_ok: bool
-    gmail_yahoo_ok: bool
-    invariants_ok: bool
-    ok: bool
-
-
-def summary_row(report: Report) -> SummaryRow:
     deadlines = {d["rule"]: d["ok"] for d in report["deadlines"]}
-    return SummaryRow(
-        batch=report["batch"]["id"],
-        created_at=report["batch"]["created_at"],
-        lists=" ".join(report["batch"]["lists"]),
-        addresses_hashed=report["addresses_hashed"],
-        parts_posted=report["parts"]["posted"],
-        parts_total=report["parts"]["total"],
-        pings=report["pings"]["total"],
-        accepted=report["pings"]["by_outcome"]["accepted"],
-        suppressed=report["suppressions"]["count"],
-        pending=report["suppressions"]["pending"],
-        latency_max_seconds=report["latency_seconds"]["max"],
-        can_spam_ok=deadlines["can_spam"],
-        gmail_yahoo_ok=deadlines["gmail_yahoo"],
-        invariants_ok=all(i["ok"] for i in report["invariants"]),
-        ok=report["ok"],
-    )
+    return {
+        "batch": report["batch"]["id"],
+        "created_at": report["batch"]["created_at"],
+        "lists": " ".join(report["batch"]["lists"]),
+        "addresses_hashed": report["addresses_hashed"],
+        "parts_posted": report["parts"]["posted"],
+        "parts_total": report["parts"]["total"],
+        "pings": report["pings"]["total"],
+        "accepted": report["pings"]["by_outcome"]["accepted"],
+        "suppressed": report["suppressions"]["count"],
+        "pending": report["suppressions"]["pending"],
+        "latency_max_seconds": report["latency_seconds"]["max"],
+        "can_spam_ok": deadlines["can_spam"],
+        "gmail_yahoo_ok": deadlines["gmail_yahoo"],
+        "invariants_ok": all(i["ok"] for i in report["invariants"]),
+        "ok": report["ok"],
+    }
 
 
 def batch_ids(store: Store, since: datetime | None = None) -> list[str]:
@@ -429,12 +565,15 @@ def batch_ids(store: Store, since: datetime | None = None) -> list[str]:
         return list(session.scalars(query).all())
 
 
-def build_summary(store: Store, since: datetime | None = None) -> Report:
+def build_summary(
+    store: Store, since: datetime | None = None, *, operator: Operator | None = None
+) -> SummaryReport:
     """A row per batch created at or after ``since``; unsigned."""
     now = utcnow()
     rows = [summary_row(build_report(store, b, now=now)) for b in batch_ids(store, since)]
     return {
-        "report": {**_header(SUMMARY_FORMAT, now), "since": iso(since)},
-        "batches": [asdict(row) for row in rows],
-        "ok": all(row.ok for row in rows),
+        "report": span_header(SUMMARY_FORMAT, now, since),
+        "operator": (operator or Operator()).as_json(),
+        "batches": rows,
+        "ok": all(row["ok"] for row in rows),
     }

@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from scrubber.errors import ReportError, UsageError
+from scrubber.report.model import (
+    DeadlineCheck,
+    Document,
+    LedgerCheck,
+    is_batch,
+    is_ledger,
+)
 from scrubber.report.render_csv import render_csv
 from scrubber.report.render_html import render_html
 from scrubber.report.render_json import render_json
@@ -41,7 +47,7 @@ def format_for(output: Path | None, requested: str | None, *, terminal: bool) ->
     return "text" if terminal else "json"
 
 
-def render(document: dict[str, Any], fmt: str) -> str:
+def render(document: Document, fmt: str) -> str:
     if fmt == "json":
         return render_json(document)
     if fmt == "md":
@@ -72,16 +78,23 @@ def write_file(path: Path, text: str) -> None:
         raise ReportError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def failures(document: dict[str, Any]) -> list[str]:
-    """What makes ``report --check`` fail: missed deadlines and broken invariants."""
+def failures(document: Document) -> list[str]:
+    """What makes ``report --check`` fail: missed deadlines and broken invariants
+    (a summary's failing batches are its rows' business: see cli/reportcmd.py)."""
+    checks: list[DeadlineCheck] | list[LedgerCheck]
+    if is_ledger(document) or is_batch(document):
+        checks = document["deadlines"]
+    else:
+        return []
     found = [
         f"{d['name']} deadline ({d['limit']}) missed for {d['late']} suppression(s)"
-        for d in document.get("deadlines", [])
+        for d in checks
         if not d["ok"]
     ]
-    found += [
-        f"invariant broken ({i['violations']} address(es)): {i['statement']}"
-        for i in document.get("invariants", [])
-        if not i["ok"]
-    ]
+    if is_batch(document):
+        found += [
+            f"invariant broken ({i['violations']} address(es)): {i['statement']}"
+            for i in document["invariants"]
+            if not i["ok"]
+        ]
     return found

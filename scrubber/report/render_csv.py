@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
 
-from scrubber.report.build import OUTCOMES, SUMMARY_FORMAT, SummaryRow
+from scrubber.report.build import OUTCOMES
+from scrubber.report.model import (
+    BatchReport,
+    Document,
+    LedgerReport,
+    SummaryReport,
+    SummaryRowJson,
+    is_batch,
+    is_ledger,
+    is_summary,
+)
 
 BATCH_COLUMNS = (
     "record",
@@ -27,16 +36,42 @@ BATCH_COLUMNS = (
     "can_spam",
     "gmail_yahoo",
 )
-SUMMARY_COLUMNS = tuple(SummaryRow.__dataclass_fields__)
+SUMMARY_COLUMNS = tuple(SummaryRowJson.__annotations__)
+LEDGER_COLUMNS = (
+    "address",
+    "channel",
+    "reason",
+    "origin",
+    "received_at",
+    "committed_at",
+    "commit_seconds",
+    "stopped_at",
+    "stopped_by",
+    "stop_seconds",
+)
 
 
-def render_csv(document: dict[str, Any]) -> str:
+def render_csv(document: Document) -> str:
+    if is_summary(document):
+        return _summary(document)
+    if is_ledger(document):
+        return _ledger(document)
+    assert is_batch(document)
+    return _batch(document)
+
+
+def _summary(document: SummaryReport) -> str:
     out = io.StringIO()
-    if document["report"]["format"] == SUMMARY_FORMAT:
-        writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: _cell(row[k]) for k in SUMMARY_COLUMNS} for row in document["batches"])
-        return out.getvalue()
+    writer = csv.DictWriter(out, SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in document["batches"]:
+        cells = dict(row)  # the TypedDict as a plain mapping, to take its columns by name
+        writer.writerow({k: _cell(cells[k]) for k in SUMMARY_COLUMNS})
+    return out.getvalue()
+
+
+def _batch(document: BatchReport) -> str:
+    out = io.StringIO()
     writer = csv.DictWriter(out, BATCH_COLUMNS, restval="", lineterminator="\n")
     writer.writeheader()
     batch = document["batch"]["id"]
@@ -52,12 +87,27 @@ def render_csv(document: dict[str, Any]) -> str:
                 }
             )
     for item in document["suppressions"]["items"]:
-        row = {k: _cell(item.get(k)) for k in BATCH_COLUMNS if k in item}
+        cells = dict(item)
+        row = {k: _cell(cells[k]) for k in BATCH_COLUMNS if k in cells}
         writer.writerow({**row, "record": "suppression", "batch": batch, "outcome": "accepted"})
     return out.getvalue()
 
 
-def _cell(value: Any) -> str:
+def _ledger(document: LedgerReport) -> str:
+    """One row per suppression, then one column per deadline rule (its verdict)."""
+    out = io.StringIO()
+    rules = [d["rule"] for d in document["deadlines"]]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*LEDGER_COLUMNS, *rules])
+    for item in document["items"]:
+        cells = dict(item)
+        writer.writerow(
+            [*(_cell(cells[k]) for k in LEDGER_COLUMNS), *(item["deadlines"][r] for r in rules)]
+        )
+    return out.getvalue()
+
+
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -7,14 +7,16 @@ no external request. The signed canonical JSON is embedded in a
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
 import rfc8785
 
 from scrubber.report.build import parse_iso
-from scrubber.report.sections import Section, sections, title, when
+from scrubber.report.model import Document, as_json, is_batch
+from scrubber.report.sections import Section, sections, title
 
 SCRIPT_ID = "scrubber-report"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -38,7 +40,7 @@ td{overflow-wrap:anywhere}
 table.kv th{width:13em;color:var(--muted);font-weight:600}
 .note{color:var(--muted);font-style:italic}
 svg{width:100%;height:auto;display:block}
-.legend span{margin-right:1em;white-space:nowrap}
+.legend{list-style:none;padding:0;margin:.4em 0}.legend li{margin:.2em 0}
 .sw{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
 footer{margin-top:2em;color:var(--muted);font-size:.85rem}
 @media (max-width:600px){body{font-size:14px}main{padding:10px}table.kv th{width:auto}}
@@ -47,11 +49,11 @@ section{break-inside:avoid}.verdict{border:1px solid #000;color:#000;background:
 """
 
 
-def render_html(document: dict[str, Any]) -> str:
+def render_html(document: Document) -> str:
     page_title = title(document)
     body = [f"<h1>{escape(page_title)}</h1>", _verdict(document["ok"])]
     body += [_section(s) for s in sections(document)]
-    if "timeline" in document:
+    if is_batch(document):
         # Right after the summary: the picture an auditor looks at first.
         body.insert(3, _timeline_section(document["timeline"]))
     return (
@@ -97,9 +99,9 @@ def _td(cell: str) -> str:
     return f"<td{css}>{escape(cell)}</td>"
 
 
-def _embedded(document: dict[str, Any]) -> str:
+def _embedded(document: Document) -> str:
     # The whole signed document in RFC 8785 form (docs/report.md, "Embeddings").
-    data = rfc8785.dumps(document).decode("utf-8")
+    data = rfc8785.dumps(as_json(document)).decode("utf-8")
     # "<" as \u003c keeps "</script>" and "<!--" out of the element; JSON reads it back.
     data = data.replace("<", "\\u003c")
     return f'<script type="application/json" id="{SCRIPT_ID}">{data}</script>\n'
@@ -110,33 +112,65 @@ def _embedded(document: dict[str, Any]) -> str:
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 800, 220, 44, 12, 12, 36
 
 
-def _timeline_section(buckets: list[dict[str, Any]]) -> str:
-    head = '<section id="timeline">\n<h2>Timeline of pings and suppressions (per hour, UTC)</h2>'
+LEGEND = (
+    ("var(--acc)", "accepted pings", "proofs that named an address of this batch"),
+    (
+        "var(--oth)",
+        "other pings",
+        "proofs that named none: duplicates of an accepted proof, proofs not in this batch, "
+        "refused requests",
+    ),
+    ("var(--sup)", "suppressions", "addresses of this batch committed as suppressed"),
+)
+
+
+def _timeline_section(buckets: Sequence[Mapping[str, Any]]) -> str:
+    head = '<section id="timeline">\n<h2>Timeline of pings and suppressions (UTC)</h2>'
     if not buckets:
         return head + '\n<p class="note">no pings or suppressions yet</p>\n</section>'
+    width = _bucket(buckets[0])[1]
+    items = "".join(
+        f'<li><i class="sw" style="background:{colour}"></i><b>{name}</b>: {escape(meaning)}</li>'
+        for colour, name, meaning in LEGEND
+    )
     legend = (
-        '<p class="legend"><span><i class="sw" style="background:var(--acc)"></i>accepted pings'
-        '</span><span><i class="sw" style="background:var(--oth)"></i>other pings</span>'
-        '<span><i class="sw" style="background:var(--sup)"></i>suppressions</span></p>'
+        f'<p class="note">Each bar counts {escape(_span(width))}; hover a bar for its numbers.'
+        f'</p>\n<ul class="legend">{items}</ul>'
     )
     return f"{head}\n{_svg(buckets)}\n{legend}\n</section>"
 
 
-def _svg(buckets: list[dict[str, Any]]) -> str:
-    start = parse_iso(buckets[0]["hour"])
-    end = parse_iso(buckets[-1]["hour"]) + timedelta(hours=1)
-    hours = max(1, round((end - start).total_seconds() / 3600))
+def _bucket(item: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Start and width of a timeline bucket; earlier versions wrote hourly ``hour`` items."""
+    if "start" in item:
+        return parse_iso(item["start"]), int(item["seconds"])
+    return parse_iso(item["hour"]), 3600
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"one {unit}" if count == 1 else f"{count} {unit}s"
+    return f"{seconds} seconds"
+
+
+def _svg(buckets: Sequence[Mapping[str, Any]]) -> str:
+    start, width = _bucket(buckets[0])
+    end = _bucket(buckets[-1])[0] + timedelta(seconds=width)
+    slots = max(1, round((end - start).total_seconds() / width))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    step = plot_w / hours
+    step = plot_w / slots
     peak = max(max(b["accepted"] + b["other"], b["suppressed"]) for b in buckets) or 1
     scale = plot_h / peak
     base = TOP + plot_h
     shapes: list[str] = []
     for b in buckets:
-        x = LEFT + (parse_iso(b["hour"]) - start).total_seconds() / 3600 * step
+        moment = _bucket(b)[0]
+        x = LEFT + (moment - start).total_seconds() / width * step
         w = max(step * 0.45, 1.0)
         label = escape(
-            f"{when(b['hour'])}: {b['accepted']} accepted, {b['other']} other, "
+            f"{_label(moment, width)}: {b['accepted']} accepted, {b['other']} other, "
             f"{b['suppressed']} suppressed"
         )
         y = base
@@ -153,14 +187,42 @@ def _svg(buckets: list[dict[str, Any]]) -> str:
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}" stroke="#888"/>'
         f'<text x="{LEFT - 6}" y="{TOP + 10}" text-anchor="end" font-size="11">{peak}</text>'
         f'<text x="{LEFT - 6}" y="{base}" text-anchor="end" font-size="11">0</text>'
-        f'<text x="{LEFT}" y="{HEIGHT - 12}" font-size="11">{escape(when(buckets[0]["hour"]))}'
-        f'</text><text x="{WIDTH - RIGHT}" y="{HEIGHT - 12}" text-anchor="end" font-size="11">'
-        f"{escape(when(buckets[-1]['hour']))}</text>"
     )
+    ticks = _ticks(start, end, width, slots, step, base)
     return (
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="timeline" '
-        f'xmlns="http://www.w3.org/2000/svg">{axis}{"".join(shapes)}</svg>'
+        f'xmlns="http://www.w3.org/2000/svg">{axis}{ticks}{"".join(shapes)}</svg>'
     )
+
+
+TICKS = 4  # intervals between the labelled moments on the time axis
+
+
+def _ticks(start: datetime, end: datetime, width: int, slots: int, step: float, base: int) -> str:
+    """Labelled moments on bucket boundaries, from the first bucket's start to the
+    last one's end: distinct, since they are at least one bucket apart and each
+    names its date when it differs from the previous label's."""
+    marks = sorted({round(slots * i / TICKS) for i in range(TICKS + 1)})
+    out, previous = [], None
+    for slot in marks:
+        moment = start + timedelta(seconds=slot * width)
+        x = LEFT + slot * step
+        anchor = "start" if slot == 0 else "end" if slot == slots else "middle"
+        label = _label(moment, width, dated=previous is None or previous.date() != moment.date())
+        out.append(
+            f'<line x1="{x:.2f}" y1="{base}" x2="{x:.2f}" y2="{base + 4}" stroke="#888"/>'
+            f'<text x="{x:.2f}" y="{HEIGHT - 12}" text-anchor="{anchor}" font-size="11" '
+            f'class="tick">{escape(label)}</text>'
+        )
+        previous = moment
+    return "".join(out)
+
+
+def _label(moment: datetime, width: int, dated: bool = True) -> str:
+    """A moment as the axis shows it: the date only where it is needed."""
+    if width >= 86400:
+        return f"{moment:%Y-%m-%d}"
+    return f"{moment:%Y-%m-%d %H:%M}" if dated else f"{moment:%H:%M}"
 
 
 def _rect(x: float, y: float, w: float, h: float, fill: str, label: str) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
 
 
-def render_json(document: dict[str, Any]) -> str:
+def render_json(document: Mapping[str, object]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import rfc8785
 
+from scrubber.report.model import Document, as_json
 from scrubber.report.sections import Section, sections, title
 
 MD_MARKER = "<!-- scrubber-report:"
 
 
-def render_markdown(document: dict[str, Any]) -> str:
+def render_markdown(document: Document) -> str:
     parts = [f"# {_cell(title(document))}\n"]
     parts += [_section(section) for section in sections(document)]
     if "signature" in document:
@@ -44,9 +44,9 @@ def _cell(text: str) -> str:
     )
 
 
-def _embedded(document: dict[str, Any]) -> str:
+def _embedded(document: Document) -> str:
     # base64, so nothing in the data can close the comment early.
     # The whole signed document in RFC 8785 form (docs/report.md, "Embeddings").
-    data = rfc8785.dumps(document).decode("utf-8")
+    data = rfc8785.dumps(as_json(document)).decode("utf-8")
     encoded = base64.b64encode(data.encode("utf-8")).decode("ascii")
     return f"{MD_MARKER}\n{encoded}\n-->\n"

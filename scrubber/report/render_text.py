@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from scrubber.report.model import Document
 from scrubber.report.sections import Section, sections, title
 
 
-def render_text(document: dict[str, Any]) -> RenderableType:
+def render_text(document: Document) -> RenderableType:
     """One renderable holding every section."""
     style = "bold green" if document["ok"] else "bold red"
     items: list[RenderableType] = [Text(title(document), style=style)]
@@ -33,7 +33,7 @@ def _unsigned(section: Section) -> Section:
     return replace(section, title="Signature", rows=rows)
 
 
-def render_plain(document: dict[str, Any], width: int = 120) -> str:
+def render_plain(document: Document, width: int = 120) -> str:
     """The same tables as plain text without colour, for ``-o FILE``."""
     console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     console.print(render_text(document))

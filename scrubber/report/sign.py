@@ -19,13 +19,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 
 from scrubber import __version__, keys
 from scrubber.errors import ReportError, UntrustedKey, VerificationFailed
 from scrubber.report.build import VERSION
+from scrubber.report.model import (
+    LEDGER_FORMAT,
+    Document,
+    Signature,
+    as_json,
+)
 from scrubber.report.render_html import SCRIPT_ID, render_html
 from scrubber.report.render_json import render_json
 from scrubber.report.render_md import MD_MARKER, render_markdown
@@ -35,23 +41,23 @@ JCS = "rfc8785"
 GENERATOR = f"scrubber {__version__}"
 
 
-def canonical_json(data: dict[str, Any]) -> bytes:
+def canonical_json(data: Mapping[str, object]) -> bytes:
     """RFC 8785 (JCS) bytes of ``data`` without its ``signature`` member."""
-    unsigned = {k: v for k, v in data.items() if k != "signature"}
+    unsigned = as_json({k: v for k, v in data.items() if k != "signature"})
     try:
         return rfc8785.dumps(unsigned)
     except rfc8785.CanonicalizationError as exc:
         raise VerificationFailed(f"INVALID: the report data has no canonical form: {exc}") from None
 
 
-def canonical_json_v1(data: dict[str, Any]) -> bytes:
+def canonical_json_v1(data: Mapping[str, object]) -> bytes:
     """The version 1 signed bytes: Python's sorted, compact json.dumps."""
     unsigned = {k: v for k, v in data.items() if k != "signature"}
     text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
 
 
-def signature_block(key: keys.OperatorKey, data: bytes) -> dict[str, str]:
+def signature_block(key: keys.OperatorKey, data: bytes) -> Signature:
     """The members every scrubber signature carries, over ``data``."""
     return {
         "algorithm": ALGORITHM,
@@ -61,10 +67,13 @@ def signature_block(key: keys.OperatorKey, data: bytes) -> dict[str, str]:
     }
 
 
-def sign_report(data: dict[str, Any], key: keys.OperatorKey) -> dict[str, Any]:
+def sign_report(data: Document, key: keys.OperatorKey) -> Document:
     """A copy of ``data`` with its ``signature`` member (JCS canonicalization)."""
-    block = {**signature_block(key, canonical_json(data)), "canonicalization": JCS}
-    return {**data, "signature": block}
+    block = signature_block(key, canonical_json(data))
+    block["canonicalization"] = JCS
+    signed = data.copy()
+    signed["signature"] = block
+    return signed
 
 
 @dataclass(frozen=True)
@@ -137,15 +146,24 @@ def verify_file(path: Path, trusted: Mapping[bytes, str]) -> Verified:
         raise VerificationFailed(
             f"INVALID: {path} was changed after signing (it differs from its signed data{hint})"
         )
-    batch = document.get("batch")
     return Verified(
         format=fmt,
         kind=str(document["report"].get("format")),
-        subject=str(batch.get("id")) if isinstance(batch, dict) else "all batches",
+        subject=_subject(document),
         key_fingerprint=keys.fingerprint(public),
         trusted_as=label,
         layout_checked=current,
     )
+
+
+def _subject(document: dict[str, Any]) -> str:
+    """What a report is about, for the success line."""
+    batch = document.get("batch")
+    if isinstance(batch, dict):
+        return str(batch.get("id"))
+    if document["report"].get("format") == LEDGER_FORMAT:
+        return "the suppression ledger"
+    return "all batches"
 
 
 def _read(path: Path) -> str:
@@ -156,9 +174,12 @@ def _read(path: Path) -> str:
         raise ReportError(f"cannot read {path}: {reason}") from None
 
 
-def _render(fmt: str, document: dict[str, Any]) -> str:
+def _render(fmt: str, data: dict[str, Any]) -> str:
     if fmt == "json":
-        return render_json(document)
+        return render_json(data)
+    # Parsed from the file: a document of this or an earlier version, which
+    # the renderers show alike (later members are NotRequired in the model).
+    document = cast(Document, data)
     if fmt == "md":
         return render_markdown(document)
     return render_html(document)

@@ -175,12 +175,32 @@ class Batch(Base):
     gcs_p: Mapped[int | None]
     gcs_m: Mapped[int | None] = mapped_column(BigInteger)  # M may reach 2**32 - 1
     encoding: Mapped[str | None] = mapped_column(String(16))
+    # Addresses of the batch's lists left out because they were suppressed
+    # (schema 0007; NULL for older batches): lists change, so it is kept.
+    left_out_suppressed: Mapped[int | None] = mapped_column(Integer)
 
 
 class BatchList(Base):
+    """A list a batch was made of, with its size then (schema 0007; NULL before)."""
+
     __tablename__ = "batch_lists"
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"), primary_key=True)
+    listed: Mapped[int | None] = mapped_column(Integer)  # addresses on the list
+    left_out: Mapped[int | None] = mapped_column(Integer)  # of them, already suppressed
+
+
+class ListExport(Base):
+    """One export of a list: from ``started_at`` on, no suppressed address left
+    with it (the ledger report's "sending stopped")."""
+
+    __tablename__ = "list_exports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime] = mapped_column(Timestamp)
+    count: Mapped[int]
+    __table_args__ = (Index("ix_list_exports_list_id", "list_id", "started_at"),)
 
 
 class BatchEntry(Base):
