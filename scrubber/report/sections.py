@@ -72,7 +72,8 @@ def title(document: Document) -> str:
 
 def sections(document: Document) -> list[Section]:
     if is_summary(document):
-        return [_summary_table(document), *_signature(document)]
+        sender = _kv("Sender", _operator(document), "operator")
+        return [sender, _summary_table(document), *_signature(document)]
     if is_ledger(document):
         return [*ledger_sections(document), *_signature(document)]
     assert is_batch(document)
