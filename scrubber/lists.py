@@ -30,7 +30,6 @@ from scrubber.readers import detect_file_encoding, read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
-    Base,
     BatchList,
     ImportRun,
     ListEntry,
@@ -95,7 +94,6 @@ class RemoveSummary:
     entries: int
     imports: int  # import history rows
     batches: int  # batches made from the list: they keep their proofs, not the list's name
-    forgotten: int  # addresses on no other list, never suppressed nor batched: deleted
     dry_run: bool = False
 
 
@@ -500,85 +498,33 @@ def _replace_entries(conn: Connection, list_id: int, accepted: int) -> int:
             "the files hold no address: --replace would empty the list "
             "(to drop a list, use 'scrubber list rm')"
         )
-    _collect_dropped(
-        conn,
-        "SELECT e.address_id FROM list_entries e WHERE e.list_id = :list_id AND NOT EXISTS "
-        "(SELECT 1 FROM import_staging s JOIN addresses a ON a.canonical = s.canonical "
-        "WHERE a.id = e.address_id)",
-        list_id,
-    )
-    removed, _ = _drop_collected(conn, list_id)
-    return removed
-
-
-def _collect_dropped(conn: Connection, query: str, list_id: int) -> None:
-    conn.exec_driver_sql("DROP TABLE IF EXISTS dropped_entries")
-    # The id inlined: PostgreSQL takes no bound parameters in CREATE TABLE AS.
-    select_ids = query.replace(":list_id", str(int(list_id)))
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE dropped_entries AS {select_ids}")
-
-
-def _drop_collected(conn: Connection, list_id: int) -> tuple[int, int]:
-    """Delete the entries in ``dropped_entries`` and forget the addresses nothing
-    else holds (no other list, suppression, batch or ping): (entries, forgotten)."""
     removed = conn.execute(
         text(
-            "DELETE FROM list_entries WHERE list_id = :list_id "
-            "AND address_id IN (SELECT address_id FROM dropped_entries)"
+            "DELETE FROM list_entries WHERE list_id = :list_id AND NOT EXISTS "
+            "(SELECT 1 FROM import_staging s JOIN addresses a ON a.canonical = s.canonical "
+            "WHERE a.id = list_entries.address_id)"
         ),
         {"list_id": list_id},
     ).rowcount
-    # EXCEPT, not NOT EXISTS: a set operation per table, fast on both databases
-    # whether or not the referencing column has an index of its own.
-    held = " ".join(
-        f"EXCEPT SELECT {column} FROM {table}"  # noqa: S608 - names from the models
-        for table, column in _address_references()
-    )
-    conn.exec_driver_sql("DROP TABLE IF EXISTS forgotten_addresses")
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE forgotten_addresses AS "  # noqa: S608 - names from the models
-        f"SELECT address_id FROM dropped_entries {held}"
-    )
-    # The digest cache is the only holder that is not a record: it goes too.
-    conn.exec_driver_sql(
-        "DELETE FROM digests WHERE address_id IN (SELECT address_id FROM forgotten_addresses)"
-    )
-    count = conn.exec_driver_sql(
-        "DELETE FROM addresses WHERE id IN (SELECT address_id FROM forgotten_addresses)"
-    ).rowcount
-    conn.exec_driver_sql("DROP TABLE forgotten_addresses")
-    conn.exec_driver_sql("DROP TABLE dropped_entries")
-    return int(removed), int(count)
-
-
-def _address_references() -> list[tuple[str, str]]:
-    """(table, column) of every foreign key to addresses, but the digest cache's:
-    from the models, so a table added later keeps its addresses."""
-    return [
-        (table.name, key.parent.name)
-        for table in Base.metadata.sorted_tables
-        for key in table.foreign_keys
-        if key.column.table.name == Address.__tablename__ and table.name != "digests"
-    ]
+    return int(removed)
 
 
 def remove_list(store: Store, name: str, *, dry_run: bool = False) -> RemoveSummary:
     """Delete list ``name``: its entries, its import history, its place in
-    batches. Suppressions stay (they are the operator's, not the list's), and
-    so does every address a batch or another list still holds."""
+    batches. Suppressions stay (they are the operator's, not the list's).
+    The address rows stay too: deleting one makes the database check every
+    table that refers to addresses, a scan each without an index of its own
+    (over ten minutes for 100,000 addresses on SQLite)."""
     with store.write_connection(dry_run=dry_run) as conn:
         list_id = conn.execute(select(MailingList.id).where(MailingList.name == name)).scalar()
         if list_id is None:
             raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
-        _collect_dropped(
-            conn, "SELECT address_id FROM list_entries WHERE list_id = :list_id", list_id
-        )
-        entries, forgotten = _drop_collected(conn, list_id)
+        entries = conn.execute(delete(ListEntry).where(ListEntry.list_id == list_id)).rowcount
         imports = conn.execute(delete(ImportRun).where(ImportRun.list_id == list_id)).rowcount
         batches = conn.execute(delete(BatchList).where(BatchList.list_id == list_id)).rowcount
         conn.execute(delete(ListExport).where(ListExport.list_id == list_id))
         conn.execute(delete(MailingList).where(MailingList.id == list_id))
-    return RemoveSummary(name, entries, imports, batches, forgotten, dry_run)
+    return RemoveSummary(name, entries, imports, batches, dry_run)
 
 
 def rename_list(store: Store, old: str, new: str) -> None:

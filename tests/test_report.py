@@ -867,6 +867,20 @@ def _batch_of(workspace: Workspace, names: list[str]) -> str:
     return created.batch.id
 
 
+def test_summary_names_the_operator(seeded: Seeded) -> None:
+    result = run_cli("report", "--all", "--format", "md", workspace=seeded.workspace.root)
+    assert "| operator | not set (operator_name in scrubber.toml) |" in result.stdout
+    config = seeded.workspace.root / "scrubber.toml"
+    config.write_text(
+        config.read_text("utf-8").replace('operator_name = ""', 'operator_name = "Shop"'),
+        "utf-8",
+    )
+    result = run_cli("report", "--all", "--format", "json", workspace=seeded.workspace.root)
+    assert json.loads(result.stdout)["operator"] == {"name": "Shop", "contact": None}
+    result = run_cli("report", "--all", "--format", "md", workspace=seeded.workspace.root)
+    assert "| operator | Shop |" in result.stdout
+
+
 def test_report_names_the_operator_and_counts_each_list(tmp_path: Path) -> None:
     result = run_cli(
         "init",

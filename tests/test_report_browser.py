@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import re
 from pathlib import Path
@@ -124,3 +125,52 @@ async def _problems_of(chromium: str, url: str) -> list[dict[str, Any]]:
         await asyncio.sleep(0.5)
         await page.evaluate("1")  # drain events that arrived meanwhile
         return page.problems()
+
+
+def test_one_hour_timeline_and_ledger_page_in_chromium(chromium: str, tmp_path: Path) -> None:
+    """A batch whose pings fall in one hour: minute bars, distinct axis labels that do
+    not overlap, the legend explained; the ledger page: no sideways scroll on a phone."""
+    workspace = make_workspace(tmp_path / "ws")
+    data = make_batch(workspace)
+    plan: list[tuple[str, str, int, float | None]] = [
+        ("http", "accepted", 0, 30.0),
+        ("http", "accepted", 0, 900.0),
+        ("smtp", "invalid", 0, None),
+    ]
+    with open_store(workspace) as store:
+        record_pings(store, data.batch_id, plan)
+    page_file, ledger_file = tmp_path / "report.html", tmp_path / "ledger.html"
+    for args in ((data.batch_id, "-o", str(page_file)), ("ledger", "-o", str(ledger_file))):
+        result = run_cli("report", *args, workspace=workspace.root)
+        assert result.returncode == 0, result.stderr
+    asyncio.run(_check_timeline_and_ledger(chromium, page_file, ledger_file))
+
+
+async def _check_timeline_and_ledger(chromium: str, page_file: Path, ledger_file: Path) -> None:
+    async with chromium_page(chromium) as page:
+        await load(page, page_file.as_uri(), 1280, 1600, mobile=False)
+        ticks = await page.evaluate(
+            "[...document.querySelectorAll('#timeline svg text.tick')].map(t => {"
+            " const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.right]; })"
+        )
+        labels = [t[0] for t in ticks]
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+        for (_, _, right), (_, left, _) in itertools.pairwise(ticks):
+            assert right <= left, f"axis labels overlap: {ticks}"
+        legend = await page.evaluate(
+            "[...document.querySelectorAll('#timeline .legend li')].map(li => li.innerText)"
+        )
+        assert [item.split(":")[0] for item in legend] == [
+            "accepted pings",
+            "other pings",
+            "suppressions",
+        ]
+        assert all(len(item.split(":", 1)[1].strip()) > 10 for item in legend), legend
+        text = await page.evaluate("document.getElementById('timeline').innerText")
+        assert "Each bar counts one minute" in text
+
+        await load(page, ledger_file.as_uri(), 390, 844, mobile=True)
+        assert "scrubber ledger report" in await page.evaluate("document.body.innerText")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, "the ledger page scrolls sideways on a phone"
+        assert page.problems() == []

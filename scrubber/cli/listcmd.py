@@ -294,8 +294,7 @@ def rm(app: AppContext, name: str, dry_run: bool, as_json: bool) -> None:
 
     Suppressions stay: they are yours, not the list's, and keep every
     address out of every list and batch. Batches made from NAME keep their
-    proofs (pings still suppress); an address no list, batch or suppression
-    holds any more is deleted.
+    proofs (pings still suppress).
 
     \b
     Example:
@@ -308,8 +307,7 @@ def rm(app: AppContext, name: str, dry_run: bool, as_json: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     app.out.print(
         f"{verb} list {name}: {summary.entries:,} entries, {summary.imports:,} imports, "
-        f"named by {summary.batches:,} batches; {summary.forgotten:,} addresses held by "
-        "nothing else forgotten; suppressions kept"
+        f"named by {summary.batches:,} batches; suppressions kept"
         + ("; nothing written (dry run)" if dry_run else "")
     )
 
