@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import idna
 from argon2.low_level import Type, hash_secret_raw
 
+from scrubber.errors import Rejected, SchemeError
 from scrubber.unicode14 import UNASSIGNED
 
 SCHEME_NAME = "dni-argon2id-v1"
@@ -81,14 +82,6 @@ class Reject(enum.StrEnum):
     TOO_LONG = "address-too-long"
 
 
-class Rejected(ValueError):
-    """Raised by :func:`canonicalize`; ``reason`` is a :class:`Reject` code."""
-
-    def __init__(self, reason: Reject) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class Params:
     """Argon2id cost parameters and tag length of one salt epoch or batch."""
@@ -100,9 +93,9 @@ class Params:
 
     def __post_init__(self) -> None:
         if self.t < 1 or self.p < 1 or self.m < 8 * self.p:
-            raise ValueError(f"invalid Argon2 parameters t={self.t} m={self.m} p={self.p}")
+            raise SchemeError(f"invalid Argon2 parameters t={self.t} m={self.m} p={self.p}")
         if not MIN_TAG_LEN <= self.tag_length <= MAX_TAG_LEN:
-            raise ValueError(f"tag length must be {MIN_TAG_LEN}..{MAX_TAG_LEN} bytes")
+            raise SchemeError(f"tag length must be {MIN_TAG_LEN}..{MAX_TAG_LEN} bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +120,7 @@ class Gcs:
 
     def __post_init__(self) -> None:
         if not 1 <= self.p <= MAX_GCS_P or not 1 <= self.m <= MAX_GCS_M:
-            raise ValueError(f"invalid GCS parameters P={self.p} M={self.m}")
+            raise SchemeError(f"invalid GCS parameters P={self.p} M={self.m}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +173,7 @@ def try_canonicalize(address: str) -> str | Reject:
     try:
         return canonicalize(address)
     except Rejected as exc:
-        return exc.reason
+        return Reject(exc.reason)
 
 
 def _check_characters(text: str) -> None:
@@ -292,14 +285,14 @@ def item_hash(h: bytes, nonce: bytes) -> int:
     output; H[16:32], the proof, never enters it.
     """
     if len(nonce) != NONCE_LEN or len(h) != HASH_LEN:
-        raise ValueError(f"nonce must be {NONCE_LEN} and H {HASH_LEN} octets")
+        raise SchemeError(f"nonce must be {NONCE_LEN} and H {HASH_LEN} octets")
     return int.from_bytes(hashlib.sha256(ITEM_DOMAIN + nonce + h[:16]).digest()[:8], "big")
 
 
 def item_value(h: bytes, nonce: bytes, total: int, gcs: Gcs) -> int:
     """v2: the published value, ``item_hash * (Total * M) >> 64`` (BIP158's fast range)."""
     if not 1 <= total <= MAX_TOTAL:
-        raise ValueError(f"Total must be 1..{MAX_TOTAL}")
+        raise SchemeError(f"Total must be 1..{MAX_TOTAL}")
     return (item_hash(h, nonce) * (total * gcs.m)) >> 64
 
 
@@ -317,7 +310,7 @@ def gcs_encode(values: Sequence[int], start: int, p: int) -> bytes:
     for value in values:
         delta = value - previous
         if delta < 0:
-            raise ValueError("values must be ascending and not below start")
+            raise SchemeError("values must be ascending and not below start")
         pieces.append("1" * (delta >> p) + "0" + format(delta & mask, fmt))
         previous = value
     bits = "".join(pieces)
@@ -333,22 +326,22 @@ def gcs_decode(data: bytes, count: int, start: int, p: int) -> list[int]:
     fewer than 8 bits, so one set has exactly one encoding.
     """
     if count < 1 or count * (p + 1) > 8 * len(data):
-        raise ValueError(f"GCS is too short for Count={count}")
+        raise SchemeError(f"GCS is too short for Count={count}")
     bits = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
     values, position, previous = [], 0, start
     for index in range(count):
         stop = bits.find("0", position)
         if stop < 0 or stop + 1 + p > len(bits):
-            raise ValueError(f"GCS ends after {index} of Count={count} values")
+            raise SchemeError(f"GCS ends after {index} of Count={count} values")
         delta = ((stop - position) << p) | int(bits[stop + 1 : stop + 1 + p], 2)
         if index and not delta:
-            raise ValueError("GCS values are not strictly ascending")
+            raise SchemeError("GCS values are not strictly ascending")
         previous += delta
         values.append(previous)
         position = stop + 1 + p
     rest = bits[position:]
     if len(rest) >= 8 or "1" in rest:
-        raise ValueError(f"GCS holds more than Count={count} values")
+        raise SchemeError(f"GCS holds more than Count={count} values")
     return values
 
 
@@ -361,12 +354,12 @@ def from_b64url(text: str) -> bytes:
     """Decode unpadded (or padded) base64url; raises ValueError on anything else."""
     text = text.strip()
     if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
-        raise ValueError("not base64url")
+        raise SchemeError("not base64url")
     text = text.rstrip("=")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise ValueError("not base64url") from None
+        raise SchemeError("not base64url") from None
 
 
 def parse_salt(text: str) -> bytes:
@@ -374,9 +367,9 @@ def parse_salt(text: str) -> bytes:
     try:
         salt = bytes.fromhex(text)
     except ValueError:
-        raise ValueError("salt must be hex") from None
+        raise SchemeError("salt must be hex") from None
     if len(salt) != SALT_LEN:
-        raise ValueError(f"salt must be {SALT_LEN} bytes ({2 * SALT_LEN} hex digits)")
+        raise SchemeError(f"salt must be {SALT_LEN} bytes ({2 * SALT_LEN} hex digits)")
     return salt
 
 

@@ -3,6 +3,7 @@ computes them, and the listener run as a real subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,9 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -158,3 +162,27 @@ def wait_for(predicate: object, timeout: float = 10) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def ping_json(listener: Listener, token: str, proofs: list[str]) -> tuple[int, Any]:
+    body = json.dumps({"proofs": proofs}).encode()
+    return post(f"{listener.http}/dni/v1/ping/{token}", body)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

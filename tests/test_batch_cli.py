@@ -13,7 +13,7 @@ from scrubber.config import Settings
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, init_workspace
 from tests.batch_support import batch_row, synthetic_batch
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 ADDRESSES = [f"person{i}@example.com" for i in range(40)]
 

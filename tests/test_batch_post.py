@@ -20,7 +20,7 @@ from sqlalchemy import select
 from scrubber.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.batch import post
 from scrubber.errors import TransportError
-from scrubber.store.models import BatchPart, BatchPartPost
+from scrubber.store.models import BatchPartPost
 from scrubber.transport import PostStatus, open_transport, server_name
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, load_key, load_workspace, open_store
@@ -30,10 +30,11 @@ from tests.batch_support import (
     fetch_article,
     fetch_parsed,
     nntp_connect,
+    parts_of,
     subjects_in_group,
     synthetic_batch,
 )
-from tests.conftest import free_port, require_service, run_cli
+from tests.support import free_port, require_service, run_cli
 
 pytestmark = pytest.mark.inn
 
@@ -41,17 +42,6 @@ pytestmark = pytest.mark.inn
 @pytest.fixture
 def nntp() -> str:
     return require_service("SCRUBBER_TEST_NNTP", "INN2")
-
-
-def parts_of(ws: Workspace, batch_id: str) -> list[BatchPart]:
-    store = open_store(ws)
-    try:
-        with store.read() as session:
-            return list(
-                session.query(BatchPart).filter_by(batch_id=batch_id).order_by(BatchPart.part)
-            )
-    finally:
-        store.close()
 
 
 def servers_of(ws: Workspace, batch_id: str) -> list[set[str]]:

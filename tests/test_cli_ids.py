@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_cli
 from scrubber.workspace import Workspace
+from tests.support import run_cli
 
 
 def _batch(workspace: Workspace, tmp_path: Path) -> str:

@@ -14,9 +14,15 @@ import pytest
 from scrubber.article import ParsedArticle, parse_article, parse_subject, split_article
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace
-from tests.batch_support import TEST_GROUP, nntp_connect, subjects_in_group, synthetic_batch
-from tests.conftest import require_service, run_cli
-from tests.test_batch_post import parts_of, servers_of
+from tests.batch_support import (
+    TEST_GROUP,
+    nntp_connect,
+    parts_of,
+    subjects_in_group,
+    synthetic_batch,
+)
+from tests.support import require_service, run_cli
+from tests.test_batch_post import servers_of
 
 pytestmark = pytest.mark.inn
 RELAY = Path(__file__).with_name("tcp_relay.py")

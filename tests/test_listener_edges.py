@@ -7,8 +7,6 @@ import smtplib
 import socket
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -19,40 +17,19 @@ from sqlalchemy import func, select
 
 from scrubber.store.models import Batch, Ping, Suppression
 from scrubber.workspace import Workspace, open_store
-from tests.conftest import run_cli
 from tests.listener_support import (
     Listener,
+    get,
     make_batch,
+    ping_json,
+    post,
     proof_for,
     start_listener,
     stored_outcomes,
 )
+from tests.support import run_cli
 
 ADDRESSES = [f"person{i}@example.org" for i in range(12)]
-
-
-def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-def ping_json(listener: Listener, token: str, proofs: list[str]) -> tuple[int, Any]:
-    body = json.dumps({"proofs": proofs}).encode()
-    return post(f"{listener.http}/dni/v1/ping/{token}", body)
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from listener_support import proof_for, start_listener, stored_outcomes
 from sqlalchemy import func, select, text
 
-from conftest import free_port, run_cli
 from scrubber.config import Settings
 from scrubber.store.models import Batch, BatchEntry, BatchPart, Ping, Suppression
 from scrubber.workspace import Workspace, init_workspace, load_workspace, open_store
+from tests.listener_support import proof_for, start_listener, stored_outcomes
+from tests.support import free_port, run_cli
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
 
@@ -142,9 +142,8 @@ def _matches_database(doc: dict[str, Any], ws: Workspace, batch: Batch) -> None:
 
 def test_report_on_pings_from_the_ingest_api(tmp_path: Path) -> None:
     """Pings stored by the listener's sync API (any channel name) report exactly."""
-    from listener_support import make_batch
-
     from scrubber.listener.ingestor import Ingestor
+    from tests.listener_support import make_batch
 
     ws = init_workspace(tmp_path / "ws", Settings(http_port=free_port()))
     addresses = [f"api{i}@example.net" for i in range(6)]
