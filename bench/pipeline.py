@@ -143,7 +143,7 @@ def stage_post(ws_root: str, batch_id: str, server: str) -> tuple[float, float, 
     from scrubber.batch import post
     from scrubber.store import queries
     from scrubber.store.models import BatchPart
-    from scrubber.transport import open_transport
+    from scrubber.transport import open_transport, server_name
     from scrubber.workspace import load_key, load_workspace, open_store
 
     def work() -> str:
@@ -156,7 +156,7 @@ def stage_post(ws_root: str, batch_id: str, server: str) -> tuple[float, float, 
                 ).all()
             summary = post.post_batch(
                 store,
-                post.PendingWork(batch, list(parts)),
+                post.PendingWork(batch, server_name(server, base=ws.root), list(parts)),
                 load_key(ws),
                 lambda: open_transport(server, newsgroup=ws.settings.newsgroup, base=ws.root),
             )

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scrubber.batch import post  # noqa: E402
-from scrubber.transport import open_transport  # noqa: E402
+from scrubber.transport import open_transport, server_name  # noqa: E402
 from scrubber.transport.nntp import nntplib  # noqa: E402
 from scrubber.workspace import Workspace, init_workspace, load_key, open_store  # noqa: E402
 from tests.batch_support import batch_row, synthetic_batch  # noqa: E402
@@ -82,7 +82,7 @@ def post_scrubber(ws: Workspace, batch_id: str, server: str) -> float:
     store = open_store(ws)
     key = load_key(ws)
     start = time.perf_counter()
-    work = post.pending(store, batch_id)
+    work = post.pending(store, batch_id, server_name(server))
     post.post_batch(
         store, work, key, lambda: open_transport(server, newsgroup=work.batch.newsgroup)
     )
@@ -94,7 +94,7 @@ def post_scrubber(ws: Workspace, batch_id: str, server: str) -> float:
 def spooled_articles(ws: Workspace, batch_id: str) -> list[bytes]:
     spool = ws.root / f"spool-{batch_id}"
     store = open_store(ws)
-    work = post.pending(store, batch_id)
+    work = post.pending(store, batch_id, server_name(f"spool:{spool}"))
     post.post_batch(
         store, work, load_key(ws), lambda: open_transport(f"spool:{spool}", newsgroup="")
     )

@@ -34,7 +34,7 @@ from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import run_once
 from scrubber.store import Store
 from scrubber.store.models import Suppression
-from scrubber.transport import open_transport
+from scrubber.transport import open_transport, server_name
 from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 
@@ -133,7 +133,8 @@ def _create_and_post(workspace: Workspace, store: Store, say: Say) -> str:
             f"(Argon2id t={batch.t} m={batch.m} p={batch.p}), {batch.parts_total} part(s)",
         )
     )
-    work = batch_post.pending(store, batch.id)
+    server = server_name(settings.post_server, base=workspace.root)
+    work = batch_post.pending(store, batch.id, server)
     summary = batch_post.post_batch(
         store,
         work,

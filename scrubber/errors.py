@@ -1,10 +1,50 @@
 """The exception tree: every failure a user can cause is a ScrubberError.
 
 Each class knows the one-line message shown to the user and the exit code the
-CLI returns, so the CLI never prints a traceback for bad input.
+CLI returns (in brackets where not 1), so the CLI never prints a traceback for
+bad input. The whole tree:
+
+* ScrubberError
+  x UsageError [2]
+  x WorkspaceError
+  x ConfigError
+  x KeyFileError
+  x InputFileError
+  x NotFoundError
+  x StoreError
+    + StoreUnavailable
+      - Overloaded
+  x SchemeError (also a ValueError)
+    + Rejected
+  x ArticleError
+  x TransportError
+    + TransientTransportError
+    + AuthenticationError
+  x ListenerError
+  x BadPing
+  x ResponderError
+    + ArticleGone
+    + SmtpDomainRefused
+    + HttpHostRefused
+  x ReportError
+    + VerificationFailed
+      - UntrustedKey [4]
+    + ReportCheckFailed [3]
+  x ListenerDown [5]
+  x ListenerWrongKey [6]
+  x DeadlineAtRisk [7]
+  x ImportWorkerError
+  x ExecutorError
+  x UnsubscribeTokenError
+
+Signals that never reach a user stay beside the code that raises and catches
+them: ``listener.channel.ChannelClosed`` (a writer child went away) and
+``esp.RowError`` (its message is a rejected row's reason).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 
 class ScrubberError(Exception):
@@ -54,8 +94,22 @@ class StoreUnavailable(StoreError):
     """The database is locked or down; the operation may succeed later."""
 
 
-class SchemeError(ScrubberError):
-    """A value does not fit the published scheme (bad salt, bad parameters)."""
+class Overloaded(StoreUnavailable):
+    """Too many pings wait for the database; the sender should retry later."""
+
+
+class SchemeError(ScrubberError, ValueError):
+    """A value does not fit the published scheme (bad salt, bad parameters,
+    not base64url). Also a ValueError: the scheme is pure, and callers that
+    validate input with it catch ValueError."""
+
+
+class Rejected(SchemeError):
+    """An address the scheme refuses; ``reason`` is its ``scheme.Reject`` code."""
+
+    def __init__(self, reason: StrEnum) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 class ArticleError(ScrubberError):
@@ -76,6 +130,14 @@ class AuthenticationError(TransportError):
 
 class ListenerError(ScrubberError):
     """The listener cannot start (port in use, bad address)."""
+
+
+class BadPing(ScrubberError):
+    """A request body that is not a ping; answered ``status`` (400 or 415) with the message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ResponderError(ScrubberError):

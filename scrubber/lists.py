@@ -14,8 +14,7 @@ import multiprocessing
 import os
 import signal
 import stat
-import tempfile
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as MPConnection
@@ -24,14 +23,13 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
-from scrubber import ledger, scheme
+from scrubber import hashing, ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
-from scrubber.private import FILE_MODE, private_dir
+from scrubber.private import FILE_MODE, AtomicFile, private_dir
 from scrubber.readers import detect_file_encoding, read_addresses
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
-    Base,
     BatchList,
     ImportRun,
     ListEntry,
@@ -96,7 +94,6 @@ class RemoveSummary:
     entries: int
     imports: int  # import history rows
     batches: int  # batches made from the list: they keep their proofs, not the list's name
-    forgotten: int  # addresses on no other list, never suppressed nor batched: deleted
     dry_run: bool = False
 
 
@@ -131,16 +128,13 @@ class RejectsWriter(RejectsCounter):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        self.path = self._target = path
+        self.path = path
         try:
             private_dir(path.parent, tighten_existing=False)
-            # mkstemp: mode 0600, as rejected lines are addresses.
-            fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=path.parent)
+            self._file = AtomicFile.text(path)  # 0600, as rejected lines are addresses
         except OSError as exc:
             raise self._unwritable(exc) from None
-        self._tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._handle)
+        self._csv = csv.writer(self._file.handle)
         self._csv.writerow(["file", "line", "input", "reason"])
 
     def add(self, source: str, line: int, value: str, reason: str) -> None:
@@ -154,22 +148,19 @@ class RejectsWriter(RejectsCounter):
         """Write out what is buffered: before the import commits, so a rejects
         file that cannot be written (disk full) fails the import, not after it."""
         try:
-            self._handle.close()
+            self._file.finish()
         except OSError as exc:
             raise self._unwritable(exc) from None
 
     def commit(self) -> Path | None:
         self.finish()  # a no-op when already finished
         if self.count == 0:
-            self._tmp.unlink()
+            self._file.discard()
             return None
-        self._tmp.replace(self._target)
-        return self._target
+        return self._file.commit()
 
     def discard(self) -> None:
-        with contextlib.suppress(OSError):  # what is unwritten goes anyway
-            self._handle.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.discard()
 
     def _unwritable(self, exc: OSError) -> UsageError:
         return UsageError(
@@ -507,85 +498,33 @@ def _replace_entries(conn: Connection, list_id: int, accepted: int) -> int:
             "the files hold no address: --replace would empty the list "
             "(to drop a list, use 'scrubber list rm')"
         )
-    _collect_dropped(
-        conn,
-        "SELECT e.address_id FROM list_entries e WHERE e.list_id = :list_id AND NOT EXISTS "
-        "(SELECT 1 FROM import_staging s JOIN addresses a ON a.canonical = s.canonical "
-        "WHERE a.id = e.address_id)",
-        list_id,
-    )
-    removed, _ = _drop_collected(conn, list_id)
-    return removed
-
-
-def _collect_dropped(conn: Connection, query: str, list_id: int) -> None:
-    conn.exec_driver_sql("DROP TABLE IF EXISTS dropped_entries")
-    # The id inlined: PostgreSQL takes no bound parameters in CREATE TABLE AS.
-    select_ids = query.replace(":list_id", str(int(list_id)))
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE dropped_entries AS {select_ids}")
-
-
-def _drop_collected(conn: Connection, list_id: int) -> tuple[int, int]:
-    """Delete the entries in ``dropped_entries`` and forget the addresses nothing
-    else holds (no other list, suppression, batch or ping): (entries, forgotten)."""
     removed = conn.execute(
         text(
-            "DELETE FROM list_entries WHERE list_id = :list_id "
-            "AND address_id IN (SELECT address_id FROM dropped_entries)"
+            "DELETE FROM list_entries WHERE list_id = :list_id AND NOT EXISTS "
+            "(SELECT 1 FROM import_staging s JOIN addresses a ON a.canonical = s.canonical "
+            "WHERE a.id = list_entries.address_id)"
         ),
         {"list_id": list_id},
     ).rowcount
-    # EXCEPT, not NOT EXISTS: a set operation per table, fast on both databases
-    # whether or not the referencing column has an index of its own.
-    held = " ".join(
-        f"EXCEPT SELECT {column} FROM {table}"  # noqa: S608 - names from the models
-        for table, column in _address_references()
-    )
-    conn.exec_driver_sql("DROP TABLE IF EXISTS forgotten_addresses")
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE forgotten_addresses AS "  # noqa: S608 - names from the models
-        f"SELECT address_id FROM dropped_entries {held}"
-    )
-    # The digest cache is the only holder that is not a record: it goes too.
-    conn.exec_driver_sql(
-        "DELETE FROM digests WHERE address_id IN (SELECT address_id FROM forgotten_addresses)"
-    )
-    count = conn.exec_driver_sql(
-        "DELETE FROM addresses WHERE id IN (SELECT address_id FROM forgotten_addresses)"
-    ).rowcount
-    conn.exec_driver_sql("DROP TABLE forgotten_addresses")
-    conn.exec_driver_sql("DROP TABLE dropped_entries")
-    return int(removed), int(count)
-
-
-def _address_references() -> list[tuple[str, str]]:
-    """(table, column) of every foreign key to addresses, but the digest cache's:
-    from the models, so a table added later keeps its addresses."""
-    return [
-        (table.name, key.parent.name)
-        for table in Base.metadata.sorted_tables
-        for key in table.foreign_keys
-        if key.column.table.name == Address.__tablename__ and table.name != "digests"
-    ]
+    return int(removed)
 
 
 def remove_list(store: Store, name: str, *, dry_run: bool = False) -> RemoveSummary:
     """Delete list ``name``: its entries, its import history, its place in
-    batches. Suppressions stay (they are the operator's, not the list's), and
-    so does every address a batch or another list still holds."""
+    batches. Suppressions stay (they are the operator's, not the list's).
+    The address rows stay too: deleting one makes the database check every
+    table that refers to addresses, a scan each without an index of its own
+    (over ten minutes for 100,000 addresses on SQLite)."""
     with store.write_connection(dry_run=dry_run) as conn:
         list_id = conn.execute(select(MailingList.id).where(MailingList.name == name)).scalar()
         if list_id is None:
             raise NotFoundError(f"no list named {name!r}; 'scrubber list ls' shows the lists")
-        _collect_dropped(
-            conn, "SELECT address_id FROM list_entries WHERE list_id = :list_id", list_id
-        )
-        entries, forgotten = _drop_collected(conn, list_id)
+        entries = conn.execute(delete(ListEntry).where(ListEntry.list_id == list_id)).rowcount
         imports = conn.execute(delete(ImportRun).where(ImportRun.list_id == list_id)).rowcount
         batches = conn.execute(delete(BatchList).where(BatchList.list_id == list_id)).rowcount
         conn.execute(delete(ListExport).where(ListExport.list_id == list_id))
         conn.execute(delete(MailingList).where(MailingList.id == list_id))
-    return RemoveSummary(name, entries, imports, batches, forgotten, dry_run)
+    return RemoveSummary(name, entries, imports, batches, dry_run)
 
 
 def rename_list(store: Store, old: str, new: str) -> None:
@@ -624,6 +563,31 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
         if not conn.invalidated:
             for name, value in saved:
                 conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
+
+
+def hash_lists(
+    store: Store,
+    names: Sequence[str],
+    params: scheme.Params,
+    epoch_days: int,
+    *,
+    executor: str = "threads",
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> hashing.HashSummary:
+    """``list hash``: cache the digests of lists ``names`` in the current salt
+    epoch (only addresses not cached yet), on the executor named ``executor``
+    (see :func:`hashing.open_executor`)."""
+    with store.read() as session:
+        ids = [get_list(session, name).id for name in names]
+    # The executor before the epoch: a bad one must leave the database as it was.
+    pool = hashing.open_executor(executor, workers)
+    try:
+        epoch = hashing.current_epoch(store, params, epoch_days)
+        return hashing.HashEngine(store, pool).ensure(epoch, ids, on_done, on_total)
+    finally:
+        pool.close()
 
 
 def list_infos(store: Store) -> list[ListInfo]:
@@ -716,16 +680,10 @@ def finish_export(store: Store, start: ExportStart, count: int) -> None:
 
 def write_export(addresses: Iterable[str], output: Path, *, mode: int = FILE_MODE) -> int:
     """Write ``addresses`` one a line to ``output`` atomically with ``mode``; return the count."""
-    tmp = output.with_name(f".{output.name}.part")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with AtomicFile.text(output, mode=mode) as handle:
             count = sum(handle.write(a + "\n") > 0 for a in addresses)
-        # chmod, not the open mode: the umask must not narrow what was asked for.
-        tmp.chmod(mode)
-        tmp.replace(output)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     return count
 

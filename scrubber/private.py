@@ -12,6 +12,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import IO, AnyStr, Generic
 from urllib.parse import urlsplit, urlunsplit
 
 from scrubber.errors import KeyFileError, UsageError
@@ -52,18 +53,83 @@ def tighten(path: Path) -> None:
             path.chmod(FILE_MODE)
 
 
-def write_private(path: Path, text: str, *, mode: int = FILE_MODE) -> None:
-    """Write ``text`` atomically (temp file + rename) with ``mode``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600
+class AtomicFile(Generic[AnyStr]):
+    """A file that appears at ``path`` whole or not at all.
+
+    The one way scrubber writes a file others may read while it is written
+    (config, rejects, exports, reports, spool articles): into a temporary
+    dot-file beside ``path`` (same directory, so the rename is atomic; a dot
+    name, so spool readers pass over it), created 0600 and given ``mode``
+    before the first byte, then on :meth:`commit` flushed, fsync'd and
+    renamed over ``path``. :meth:`discard`, or an exception in a ``with``
+    block, removes it. Open one with :meth:`text` or :meth:`binary`.
+    """
+
+    def __init__(self, path: Path, handle: IO[AnyStr], tmp: Path) -> None:
+        self.path = path
+        self.handle: IO[AnyStr] = handle
+        self._tmp = tmp
+
+    @classmethod
+    def text(cls, path: Path, *, mode: int = FILE_MODE) -> AtomicFile[str]:
+        fd, tmp = _temp_beside(path, mode)
+        return AtomicFile(path, os.fdopen(fd, "w", encoding="utf-8", newline=""), tmp)
+
+    @classmethod
+    def binary(cls, path: Path, *, mode: int = FILE_MODE) -> AtomicFile[bytes]:
+        fd, tmp = _temp_beside(path, mode)
+        return AtomicFile(path, os.fdopen(fd, "wb"), tmp)
+
+    def finish(self) -> None:
+        """Flush, fsync and close, not yet in place: a write that cannot
+        complete (disk full) fails here, before the caller commits anything
+        else. Idempotent."""
+        if not self.handle.closed:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+
+    def commit(self) -> Path:
+        try:
+            self.finish()
+            self._tmp.replace(self.path)
+        except BaseException:
+            self.discard()
+            raise
+        return self.path
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):  # what is unwritten goes anyway
+            self.handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> IO[AnyStr]:
+        return self.handle
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _temp_beside(path: Path, mode: int) -> tuple[int, Path]:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
         if mode != FILE_MODE:
-            Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
+            # fchmod, not the open mode: the umask must not narrow what was asked for.
+            os.fchmod(fd, mode)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
         raise
+    return fd, Path(name)
+
+
+def write_private(path: Path, text: str, *, mode: int = FILE_MODE) -> None:
+    """Write ``text`` to ``path`` atomically (:class:`AtomicFile`) with ``mode``."""
+    with AtomicFile.text(path, mode=mode) as handle:
+        handle.write(text)
 
 
 def parse_mode(text: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import enum
 import functools
 import hashlib
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 
 import idna
 from argon2.low_level import Type, hash_secret_raw
+
+from scrubber.errors import Rejected, SchemeError
+from scrubber.unicode14 import UNASSIGNED
 
 SCHEME_NAME = "dni-argon2id-v1"
 SCHEME_V2 = "dni-argon2id-v2"
@@ -52,6 +56,11 @@ WHITE_SPACE = (
 )
 _PLAIN = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 _SUSPECT = re.compile(f'[{WHITE_SPACE}\x00-\x1f\x7f-\x9f\ud800-\udfff"]')
+# Code points unassigned in Unicode 14.0.0, the version the canonical form is
+# defined against: an interpreter with newer data would lower-case or
+# IDNA-map some of them, so they are rejected on every interpreter.
+_UNASSIGNED_STARTS = tuple(first for first, _ in UNASSIGNED)
+_FIRST_UNASSIGNED = chr(UNASSIGNED[0][0])  # U+0378: most text never gets there
 
 
 class Reject(enum.StrEnum):
@@ -61,6 +70,7 @@ class Reject(enum.StrEnum):
     WHITESPACE = "whitespace"
     CONTROL = "control-character"
     INVALID = "invalid-character"
+    UNASSIGNED = "unassigned-character"
     QUOTED = "quoted-local-part"
     NO_AT = "no-at-sign"
     MULTIPLE_AT = "multiple-at-signs"
@@ -70,14 +80,6 @@ class Reject(enum.StrEnum):
     BAD_DOMAIN = "invalid-domain"
     LOCAL_TOO_LONG = "local-part-too-long"
     TOO_LONG = "address-too-long"
-
-
-class Rejected(ValueError):
-    """Raised by :func:`canonicalize`; ``reason`` is a :class:`Reject` code."""
-
-    def __init__(self, reason: Reject) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +93,9 @@ class Params:
 
     def __post_init__(self) -> None:
         if self.t < 1 or self.p < 1 or self.m < 8 * self.p:
-            raise ValueError(f"invalid Argon2 parameters t={self.t} m={self.m} p={self.p}")
+            raise SchemeError(f"invalid Argon2 parameters t={self.t} m={self.m} p={self.p}")
         if not MIN_TAG_LEN <= self.tag_length <= MAX_TAG_LEN:
-            raise ValueError(f"tag length must be {MIN_TAG_LEN}..{MAX_TAG_LEN} bytes")
+            raise SchemeError(f"tag length must be {MIN_TAG_LEN}..{MAX_TAG_LEN} bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ class Gcs:
 
     def __post_init__(self) -> None:
         if not 1 <= self.p <= MAX_GCS_P or not 1 <= self.m <= MAX_GCS_M:
-            raise ValueError(f"invalid GCS parameters P={self.p} M={self.m}")
+            raise SchemeError(f"invalid GCS parameters P={self.p} M={self.m}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +173,7 @@ def try_canonicalize(address: str) -> str | Reject:
     try:
         return canonicalize(address)
     except Rejected as exc:
-        return exc.reason
+        return Reject(exc.reason)
 
 
 def _check_characters(text: str) -> None:
@@ -189,8 +191,16 @@ def _check_characters(text: str) -> None:
         if "\ud800" <= char <= "\udfff":
             raise Rejected(Reject.INVALID)
         raise Rejected(Reject.CONTROL)
+    if any(char >= _FIRST_UNASSIGNED and _unassigned(ord(char)) for char in text):
+        raise Rejected(Reject.UNASSIGNED)
     if "@" not in text:
         raise Rejected(Reject.NO_AT)
+
+
+def _unassigned(code_point: int) -> bool:
+    # A bisection: a regex class of these 698 ranges scans them linearly.
+    index = bisect.bisect_right(_UNASSIGNED_STARTS, code_point) - 1
+    return index >= 0 and code_point <= UNASSIGNED[index][1]
 
 
 def _canonical_local(local: str, domain: str, *, plain: bool = False) -> str:
@@ -275,14 +285,14 @@ def item_hash(h: bytes, nonce: bytes) -> int:
     output; H[16:32], the proof, never enters it.
     """
     if len(nonce) != NONCE_LEN or len(h) != HASH_LEN:
-        raise ValueError(f"nonce must be {NONCE_LEN} and H {HASH_LEN} octets")
+        raise SchemeError(f"nonce must be {NONCE_LEN} and H {HASH_LEN} octets")
     return int.from_bytes(hashlib.sha256(ITEM_DOMAIN + nonce + h[:16]).digest()[:8], "big")
 
 
 def item_value(h: bytes, nonce: bytes, total: int, gcs: Gcs) -> int:
     """v2: the published value, ``item_hash * (Total * M) >> 64`` (BIP158's fast range)."""
     if not 1 <= total <= MAX_TOTAL:
-        raise ValueError(f"Total must be 1..{MAX_TOTAL}")
+        raise SchemeError(f"Total must be 1..{MAX_TOTAL}")
     return (item_hash(h, nonce) * (total * gcs.m)) >> 64
 
 
@@ -300,7 +310,7 @@ def gcs_encode(values: Sequence[int], start: int, p: int) -> bytes:
     for value in values:
         delta = value - previous
         if delta < 0:
-            raise ValueError("values must be ascending and not below start")
+            raise SchemeError("values must be ascending and not below start")
         pieces.append("1" * (delta >> p) + "0" + format(delta & mask, fmt))
         previous = value
     bits = "".join(pieces)
@@ -316,22 +326,22 @@ def gcs_decode(data: bytes, count: int, start: int, p: int) -> list[int]:
     fewer than 8 bits, so one set has exactly one encoding.
     """
     if count < 1 or count * (p + 1) > 8 * len(data):
-        raise ValueError(f"GCS is too short for Count={count}")
+        raise SchemeError(f"GCS is too short for Count={count}")
     bits = format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
     values, position, previous = [], 0, start
     for index in range(count):
         stop = bits.find("0", position)
         if stop < 0 or stop + 1 + p > len(bits):
-            raise ValueError(f"GCS ends after {index} of Count={count} values")
+            raise SchemeError(f"GCS ends after {index} of Count={count} values")
         delta = ((stop - position) << p) | int(bits[stop + 1 : stop + 1 + p], 2)
         if index and not delta:
-            raise ValueError("GCS values are not strictly ascending")
+            raise SchemeError("GCS values are not strictly ascending")
         previous += delta
         values.append(previous)
         position = stop + 1 + p
     rest = bits[position:]
     if len(rest) >= 8 or "1" in rest:
-        raise ValueError(f"GCS holds more than Count={count} values")
+        raise SchemeError(f"GCS holds more than Count={count} values")
     return values
 
 
@@ -344,12 +354,12 @@ def from_b64url(text: str) -> bytes:
     """Decode unpadded (or padded) base64url; raises ValueError on anything else."""
     text = text.strip()
     if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
-        raise ValueError("not base64url")
+        raise SchemeError("not base64url")
     text = text.rstrip("=")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise ValueError("not base64url") from None
+        raise SchemeError("not base64url") from None
 
 
 def parse_salt(text: str) -> bytes:
@@ -357,9 +367,9 @@ def parse_salt(text: str) -> bytes:
     try:
         salt = bytes.fromhex(text)
     except ValueError:
-        raise ValueError("salt must be hex") from None
+        raise SchemeError("salt must be hex") from None
     if len(salt) != SALT_LEN:
-        raise ValueError(f"salt must be {SALT_LEN} bytes ({2 * SALT_LEN} hex digits)")
+        raise SchemeError(f"salt must be {SALT_LEN} bytes ({2 * SALT_LEN} hex digits)")
     return salt
 
 

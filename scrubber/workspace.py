@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from scrubber.config import CONFIG_NAME, Settings
@@ -17,6 +18,7 @@ from scrubber.errors import ConfigError, WorkspaceError
 from scrubber.keys import OperatorKey
 from scrubber.private import private_dir, write_private
 from scrubber.store import Store
+from scrubber.store.types import utcnow
 
 ENV_WORKSPACE = "SCRUBBER_WORKSPACE"
 
@@ -46,6 +48,13 @@ class Workspace:
             if rest and rest != ":memory:":
                 return prefix + str(self.root / rest)
         return url
+
+    def rejects_path(self, list_name: str, now: datetime | None = None) -> Path:
+        """Where an import into ``list_name`` puts its rejected lines unless told:
+        ``rejects/NAME-<UTC time>.csv``, the name made safe for a file name."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in list_name)
+        now = now or utcnow()
+        return self.root / "rejects" / f"{safe}-{now:%Y%m%dT%H%M%S}.csv"
 
     @property
     def spool_dir(self) -> Path | None:

@@ -19,7 +19,15 @@ from scrubber import scheme
 from scrubber.article import SIGNATURE_PREFIX, ParsedArticle, parse_article, split_article
 from scrubber.batch import create, parts
 from scrubber.keys import OperatorKey
-from scrubber.store.models import Address, Batch, BatchEntry, BatchList, MailingList, SaltEpoch
+from scrubber.store.models import (
+    Address,
+    Batch,
+    BatchEntry,
+    BatchList,
+    BatchPart,
+    MailingList,
+    SaltEpoch,
+)
 from scrubber.store.types import utcnow
 from scrubber.transport.nntp import nntplib
 from scrubber.workspace import Workspace, load_key, open_store
@@ -139,3 +147,14 @@ def resign_body(body: bytes, mutate: bytes, replace: bytes, key: OperatorKey) ->
     assert mutate in signed
     signed = signed.replace(mutate, replace, 1)
     return signed + SIGNATURE_PREFIX + base64.b64encode(key.sign(signed)) + b"\n"
+
+
+def parts_of(ws: Workspace, batch_id: str) -> list[BatchPart]:
+    store = open_store(ws)
+    try:
+        with store.read() as session:
+            return list(
+                session.query(BatchPart).filter_by(batch_id=batch_id).order_by(BatchPart.part)
+            )
+    finally:
+        store.close()

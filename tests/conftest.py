@@ -1,4 +1,5 @@
-"""Shared fixtures: workspaces, the CLI as a user runs it, real services.
+"""Shared fixtures: workspaces, stores (SQLite and a real PostgreSQL), keys,
+a sender endpoint. Helpers to import are in tests/support.py.
 
 Services come from `make services` (scripts/provision-*.sh), which writes
 their URLs to .services.env; the Makefile exports them. A test that needs a
@@ -7,13 +8,9 @@ service skips when it is absent, except under CI=true, where it fails.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,62 +18,12 @@ import pytest
 
 from scrubber.keys import OperatorKey
 from scrubber.store import Store
-from scrubber.workspace import Workspace, init_workspace
+from scrubber.workspace import Workspace, init_workspace, open_store
+from tests.report_support import TIMELY, Seeded, add_parts, make_batch, make_workspace, record_pings
+from tests.support import require_service
 
 if TYPE_CHECKING:
     from tests.responder_support import SenderEndpoint
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def require_service(env_var: str, what: str) -> str:
-    """The service URL from the environment; skip locally, fail under CI."""
-    value = os.environ.get(env_var)
-    if value:
-        return value
-    message = f"{what} not available: set {env_var} (run 'make services')"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(
-    *args: str,
-    workspace: Path | None = None,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 120,
-) -> CliResult:
-    """Run `python -m scrubber ARGS` in a subprocess, as a user would."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    full_env.pop("SCRUBBER_WORKSPACE", None)
-    command = [sys.executable, "-m", "scrubber"]
-    if workspace is not None:
-        command += ["--workspace", str(workspace)]
-    proc = subprocess.run(
-        [*command, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture
@@ -131,6 +78,21 @@ def sender(key: OperatorKey) -> Iterator[SenderEndpoint]:
     endpoint = SenderEndpoint(key.public_raw).start()
     yield endpoint
     endpoint.stop()
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[Seeded]:
+    workspace = make_workspace(tmp_path / "ws")
+    data = make_batch(workspace)
+    with open_store(workspace) as store:
+        record_pings(store, data.batch_id, TIMELY)
+        add_parts(store, data.batch_id, posted=2, total=3)
+    yield data
+
+
+@pytest.fixture
+def chromium() -> str:
+    return require_service("SCRUBBER_TEST_CHROMIUM", "Chromium")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ computes them, and the listener run as a real subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,9 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -25,7 +29,9 @@ from scrubber.store.models import Batch, Ping, PingTally
 from scrubber.workspace import Workspace, load_key, open_store
 
 
-def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers") -> Batch:
+def make_batch(
+    ws: Workspace, addresses: list[str], list_name: str = "customers", *, protocol: int = 2
+) -> Batch:
     """Import ``addresses`` into a list and create a batch of it."""
     source = ws.root / f"{list_name}.txt"
     source.write_text("\n".join(addresses) + "\n", encoding="utf-8")
@@ -33,7 +39,7 @@ def make_batch(ws: Workspace, addresses: list[str], list_name: str = "customers"
     executor = ThreadExecutor(2)
     try:
         import_files(store, list_name, [source], rejects_path=ws.root / "rejects.csv")
-        request = request_from_settings(ws.settings, [list_name])
+        request = request_from_settings(ws.settings, [list_name], protocol=protocol)
         return create_batch(store, ws.settings, load_key(ws), request, executor).batch
     finally:
         executor.close()
@@ -156,3 +162,27 @@ def wait_for(predicate: object, timeout: float = 10) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def ping_json(listener: Listener, token: str, proofs: list[str]) -> tuple[int, Any]:
+    body = json.dumps({"proofs": proofs}).encode()
+    return post(f"{listener.http}/dni/v1/ping/{token}", body)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

@@ -13,7 +13,7 @@ from pathlib import Path
 import dns.exception
 import dns.resolver
 
-from conftest import free_port, require_service
+from tests.support import free_port, require_service
 
 START_TIMEOUT = 10.0
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.conftest import require_service
+from tests.support import require_service
 
 DEPLOYMENT = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
 

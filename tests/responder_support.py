@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from conftest import free_port as free_port  # re-exported for the responder tests
 from scrubber import article, scheme
 from scrubber.keys import OperatorKey, encode_public
+from tests.support import free_port
 
 GROUP = "alt.dni.batches"
 FAST = scheme.Params(t=1, m=64, p=1, tag_length=8)

@@ -13,7 +13,7 @@ from scrubber.config import Settings
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, init_workspace
 from tests.batch_support import batch_row, synthetic_batch
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 ADDRESSES = [f"person{i}@example.com" for i in range(40)]
 
@@ -77,11 +77,13 @@ def test_show_and_ls_report_parts_and_status(listed: Workspace) -> None:
     batch_id = create(listed)
     shown = json.loads(run_cli("batch", "show", batch_id, "--json", workspace=listed.root).stdout)
     assert shown["id"] == batch_id and shown["parts_posted"] == 0
-    assert [p["posted_at"] for p in shown["parts"]] == [None]
+    assert [p["posts"] for p in shown["parts"]] == [[]] and shown["servers"] == {}
     run_cli("batch", "post", batch_id, workspace=listed.root)
     shown = json.loads(run_cli("batch", "show", batch_id, "--json", workspace=listed.root).stdout)
     assert shown["parts_posted"] == 1
-    assert shown["parts"][0]["server"] == f"spool:{listed.root / 'spool'}"
+    spool = f"spool:{listed.root / 'spool'}"
+    assert [p["server"] for p in shown["parts"][0]["posts"]] == [spool]
+    assert shown["servers"] == {spool: 1}
     table = run_cli("batch", "show", batch_id, workspace=listed.root)
     assert shown["parts"][0]["message_id"] in table.stdout
     listing = run_cli("batch", "ls", workspace=listed.root)

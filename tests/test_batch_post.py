@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -11,14 +12,16 @@ import textwrap
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 
 from scrubber.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.batch import post
 from scrubber.errors import TransportError
-from scrubber.store.models import BatchPart
-from scrubber.transport import PostStatus, open_transport
+from scrubber.store.models import BatchPartPost
+from scrubber.transport import PostStatus, open_transport, server_name
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, load_key, load_workspace, open_store
 from tests.batch_support import (
@@ -27,10 +30,11 @@ from tests.batch_support import (
     fetch_article,
     fetch_parsed,
     nntp_connect,
+    parts_of,
     subjects_in_group,
     synthetic_batch,
 )
-from tests.conftest import require_service, run_cli
+from tests.support import free_port, require_service, run_cli
 
 pytestmark = pytest.mark.inn
 
@@ -40,15 +44,17 @@ def nntp() -> str:
     return require_service("SCRUBBER_TEST_NNTP", "INN2")
 
 
-def parts_of(ws: Workspace, batch_id: str) -> list[BatchPart]:
-    store = open_store(ws)
-    try:
-        with store.read() as session:
-            return list(
-                session.query(BatchPart).filter_by(batch_id=batch_id).order_by(BatchPart.part)
+def servers_of(ws: Workspace, batch_id: str) -> list[set[str]]:
+    """For each part in order, the servers it is marked posted to."""
+    marks: list[set[str]] = [set() for _ in parts_of(ws, batch_id)]
+    with open_store(ws) as store, store.read() as session:
+        for part, server in session.execute(
+            select(BatchPartPost.part, BatchPartPost.server).where(
+                BatchPartPost.batch_id == batch_id
             )
-    finally:
-        store.close()
+        ):
+            marks[part - 1].add(server)
+    return marks
 
 
 def test_200k_batch_is_split_posted_read_back_and_complete(workspace: Workspace, nntp: str) -> None:
@@ -69,12 +75,12 @@ def test_200k_batch_is_split_posted_read_back_and_complete(workspace: Workspace,
             assert (info.first_tag, info.last_tag) == (row.first_tag, row.last_tag)
             assert parsed.meta.count == row.count == len(parsed.tags)
             assert parsed.meta.total == len(tags)
-            assert row.size <= MAX_PART_BYTES and row.posted_at is not None
-            assert row.server == nntp
+            assert row.size <= MAX_PART_BYTES
             seen.extend(parsed.tags)
     finally:
         conn.quit()
     assert seen == sorted(tags)  # every tag, once, in order across the parts
+    assert servers_of(workspace, batch_id) == [{nntp}] * len(parts)
 
 
 KILLER = textwrap.dedent(
@@ -82,13 +88,13 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from scrubber.batch import post
-    from scrubber.transport import open_transport
+    from scrubber.transport import open_transport, server_name
     from scrubber.workspace import load_key, load_workspace, open_store
 
     root, batch_id, server, when = sys.argv[1:]
     ws = load_workspace(Path(root))
     store = open_store(ws)
-    work = post.pending(store, batch_id)
+    work = post.pending(store, batch_id, server_name(server))
     transport = open_transport(server, newsgroup=work.batch.newsgroup)
 
     class DieAfterServerAccepts:
@@ -123,7 +129,7 @@ def test_killed_post_resumes_with_exactly_one_article_per_part(
         check=False,
     )
     assert killed.returncode == -9, killed.stderr
-    marked = [p.posted_at is not None for p in parts_of(workspace, batch_id)]
+    marked = [bool(servers) for servers in servers_of(workspace, batch_id)]
     assert len(marked) >= 3
     assert marked == ([True] if when == "after-mark" else [False]) + [False] * (len(marked) - 1)
 
@@ -133,7 +139,7 @@ def test_killed_post_resumes_with_exactly_one_article_per_part(
         assert "1 already on the server" in resumed.stdout
     else:
         assert "1 posted earlier" in resumed.stdout
-    assert all(p.posted_at is not None for p in parts_of(workspace, batch_id))
+    assert servers_of(workspace, batch_id) == [{nntp}] * len(marked)
 
     conn = nntp_connect(nntp)
     try:
@@ -162,7 +168,7 @@ def rename_batch(root: Path, old: str, new: str) -> None:
 
 def post_at(ws: Workspace, batch_id: str, server: str, when: datetime) -> list[str]:
     store = open_store(ws)
-    work = post.pending(store, batch_id)
+    work = post.pending(store, batch_id, server_name(server, base=ws.root))
     try:
         post.post_batch(
             store,
@@ -272,10 +278,131 @@ def test_a_failed_post_stops_rendering_and_marks_nothing(workspace: Workspace, f
         return FailingTransport()
 
     try:
-        work = post.pending(store, batch_id)
+        work = post.pending(store, batch_id, FailingTransport.server)
         with pytest.raises(TransportError):
             post.post_batch(store, work, load_key(workspace), connect)
         assert renderers() == []
-        assert len(post.pending(store, batch_id).parts) == len(work.parts) >= 3
+        assert servers_of(workspace, batch_id) == [set()] * len(work.parts)
+        assert len(work.parts) >= 3
     finally:
         store.close()
+
+
+def test_a_batch_posted_to_one_server_is_posted_to_others_without_their_password(
+    workspace: Workspace, nntp: str, tmp_path: Path
+) -> None:
+    auth = require_service("SCRUBBER_TEST_NNTP_AUTH", "INN2 with authentication")
+    password = urlsplit(auth).password
+    assert password
+    batch_id, _ = synthetic_batch(workspace, 90_000, tag_length=16)
+    first = run_cli("batch", "post", batch_id, "--server", nntp, workspace=workspace.root)
+    assert first.returncode == 0, first.stderr
+    n = len(parts_of(workspace, batch_id))
+    assert n >= 3
+
+    spool = tmp_path / "spool"
+    more = ("--server", auth, "--server", f"spool:{spool}", "--server", nntp, "--json")
+    again = run_cli("batch", "post", batch_id, *more, workspace=workspace.root)
+    assert again.returncode == 0, again.stderr
+    assert password not in again.stdout + again.stderr
+    doc = json.loads(again.stdout)
+    by = {s["server"]: s for s in doc["servers"]}
+    inn2, spooled, plain = server_name(auth), f"spool:{spool}", server_name(nntp)
+    assert list(by) == [inn2, spooled, plain]  # in the order given
+    # The second nnrpd serves the same spool: it has every part already.
+    assert [p["result"] for p in by[inn2]["parts"]] == ["duplicate"] * n
+    assert [p["result"] for p in by[spooled]["parts"]] == ["posted"] * n
+    assert (by[plain]["parts"], by[plain]["already"]) == ([], n)
+    assert (doc["posted"], doc["duplicates"], doc["already"]) == (n, n, n)
+    assert len(list(spool.iterdir())) == n
+    assert servers_of(workspace, batch_id) == [{inn2, spooled, plain}] * n
+
+    shown = run_cli("batch", "show", batch_id, "--json", workspace=workspace.root)
+    detail = json.loads(shown.stdout)
+    assert detail["servers"] == {inn2: n, spooled: n, plain: n}
+    assert [p["server"] for p in detail["parts"][0]["posts"]] == [plain, inn2, spooled]
+    table = run_cli("batch", "show", batch_id, workspace=workspace.root).stdout
+    assert f"{inn2} ({n}/{n})" in table and password not in table
+    with sqlite3.connect(workspace.root / "scrubber.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert password not in dump and inn2 in dump
+
+
+def test_a_killed_post_to_several_servers_resumes_what_each_lacks(
+    workspace: Workspace, nntp: str, tmp_path: Path
+) -> None:
+    batch_id, _ = synthetic_batch(workspace, 90_000, tag_length=16)
+    spool = f"spool:{tmp_path / 'spool'}"
+    first = run_cli("batch", "post", batch_id, "--server", spool, workspace=workspace.root)
+    assert first.returncode == 0, first.stderr
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(workspace.root), batch_id, nntp, "after-mark"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    both, n = {spool, server_name(nntp)}, len(parts_of(workspace, batch_id))
+    assert servers_of(workspace, batch_id) == [both] + [{spool}] * (n - 1)
+
+    resumed = run_cli(
+        "batch", "post", batch_id, "--server", spool, "--server", nntp, workspace=workspace.root
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"all {n} parts already posted to {spool}" in resumed.stdout
+    assert f"{n - 1} posted, 0 already on the server, 1 posted earlier" in resumed.stdout
+    assert servers_of(workspace, batch_id) == [both] * n
+    conn = nntp_connect(nntp)
+    try:
+        subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
+    finally:
+        conn.quit()
+    numbers = sorted(info.part for s in subjects if (info := parse_subject(s)) is not None)
+    assert numbers == list(range(1, n + 1))  # each part once on the news server
+
+
+def test_a_server_that_fails_does_not_stop_the_others(workspace: Workspace, tmp_path: Path) -> None:
+    batch_id, _ = synthetic_batch(workspace, 5_000)
+    dead = f"nntp://127.0.0.1:{free_port()}"
+    spool = tmp_path / "spool"
+    result = run_cli(
+        "batch",
+        "post",
+        batch_id,
+        "--server",
+        dead,
+        "--server",
+        f"spool:{spool}",
+        "--retries",
+        "1",
+        workspace=workspace.root,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot reach {dead}: Connection refused (gave up after 2 attempts)",
+        "error: 1 of 2 servers failed; re-run the same command to post what they lack",
+    ]
+    assert "1 posted, 0 already on the server, 0 posted earlier" in result.stdout
+    assert servers_of(workspace, batch_id) == [{f"spool:{spool}"}]
+
+
+def test_a_bad_second_server_url_posts_nothing(workspace: Workspace, tmp_path: Path) -> None:
+    batch_id, _ = synthetic_batch(workspace, 5_000)
+    spool = tmp_path / "spool"
+    result = run_cli(
+        "batch",
+        "post",
+        batch_id,
+        "--server",
+        f"spool:{spool}",
+        "--server",
+        "http://user:secret@news.example",
+        workspace=workspace.root,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: server must be nntp://host, nntps://host or spool:DIR (got scheme 'http')"
+    ]
+    assert not spool.exists()
+    assert servers_of(workspace, batch_id) == [set()]

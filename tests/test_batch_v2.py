@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
+
+import pytest
+from sqlalchemy import LargeBinary, literal, select
 
 from scrubber import article, hashing, scheme
 from scrubber.batch import create, parts
 from scrubber.config import Settings
 from scrubber.lists import import_files
+from scrubber.store import Store
 from scrubber.store.models import Batch, BatchEntry, BatchPart
 from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 
@@ -128,3 +134,62 @@ def test_base64_encoding_is_7_bit(tmp_path: Path) -> None:
     assert article.parse_article(bodies[0]).meta.v2 == article.V2Fields(
         nonce=batch.nonce or b"", gcs=scheme.Gcs(), encoding="base64"
     )
+
+
+def test_values_computed_by_sqlite_match_the_scheme_in_a_re_batch(tmp_path: Path) -> None:
+    """The re-batch path: digests cached, every value computed inside SQLite."""
+    ws = listed_workspace(tmp_path, 200)
+    make_batch(ws)
+    again, _ = make_batch(ws)
+    assert again.nonce is not None
+    expected = {
+        address: scheme.item_bytes(scheme.item_value(h, again.nonce, 200, scheme.Gcs()))
+        for address, h in digests(ws, again).items()
+    }
+    assert stored_values(ws, again.id) == expected
+
+
+def stored_values(ws: Workspace, batch_id: str) -> dict[int, bytes]:
+    with open_store(ws) as store, store.read() as session:
+        rows = session.query(BatchEntry).filter_by(batch_id=batch_id)
+        return {e.address_id: e.tag for e in rows}
+
+
+@pytest.mark.postgres
+def test_a_v2_batch_on_postgresql_stores_the_scheme_values(pg_url: str, tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", dataclasses.replace(CHEAP, database_url=pg_url))
+    source = tmp_path / "list.txt"
+    source.write_text("".join(f"user.{n}@mail{n % 7}.example\n" for n in range(150)))
+    with open_store(ws) as store:
+        import_files(store, "customers", [source], rejects_path=tmp_path / "rejects.csv")
+    batch, bodies = make_batch(ws)
+    assert batch.nonce is not None
+    expected = {
+        address: scheme.item_bytes(scheme.item_value(h, batch.nonce, 150, scheme.Gcs()))
+        for address, h in digests(ws, batch).items()
+    }
+    assert stored_values(ws, batch.id) == expected
+    published = sorted(t for b in bodies for t in article.parse_article(b).tags)
+    assert published == sorted(set(expected.values()))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("total", "m"), [(1, 1), (150, scheme.GCS_M), (scheme.MAX_TOTAL, scheme.MAX_GCS_M)]
+)
+def test_postgresql_value_arithmetic_matches_the_scheme(pg_url: str, total: int, m: int) -> None:
+    """Down to the last bit, including products of 2**63 and more (the
+    largest Total * M), which a signed bigint would get wrong."""
+    nonce, gcs = bytes(range(16)), scheme.Gcs(m=m)
+    hs = [hashlib.sha256(bytes([i])).digest() for i in range(64)]
+    with Store(pg_url) as store, store.read() as session:
+        got = [
+            session.scalar(
+                select(create.value_sql_postgresql(literal(h, LargeBinary), nonce, total, gcs))
+            )
+            for h in hs
+        ]
+    values = [scheme.item_value(h, nonce, total, gcs) for h in hs]
+    assert got == [scheme.item_bytes(v) for v in values]
+    if total == scheme.MAX_TOTAL:
+        assert any(v >= 2**63 for v in values) and any(v < 2**63 for v in values)

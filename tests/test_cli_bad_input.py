@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from scrubber.workspace import Workspace
+from tests.support import run_cli
 
 # Each case: (argv with {ws} / {tmp} placeholders, a fragment the message must hold).
 CASES: list[tuple[list[str], str]] = [

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_scheme import CANONICAL_CASES, HASH_VECTORS
 
-from conftest import ROOT, CliResult, run_cli
 from scrubber.workspace import Workspace
+from tests.spec_support import CANONICAL_CASES, HASH_VECTORS
+from tests.support import ROOT, CliResult, run_cli
 
 SAMPLES = ROOT / "sample_lists"
 PUBLIC = ("--response-domain", "dni.example.test", "--base-url", "http://127.0.0.1:8025")
@@ -347,7 +347,7 @@ def test_interrupted_import_leaves_the_list_as_it_was(
     )
     # The import has begun once its rejects file is being written.
     deadline = time.monotonic() + 60
-    while not list(rejects_dir.glob(".rejects-*")):
+    while not list(rejects_dir.glob(".l-*.part")):
         assert proc.poll() is None, "import ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -359,7 +359,7 @@ def test_interrupted_import_leaves_the_list_as_it_was(
         assert proc.returncode == 130
         assert "Traceback" not in stderr
         assert stderr.strip() in ("aborted", "interrupted; nothing partial was stored")
-        assert not list(rejects_dir.glob(".rejects-*"))
+        assert not list(rejects_dir.glob(".*"))
     else:
         assert proc.returncode == -signal.SIGKILL
     assert _dump(seeded) == before

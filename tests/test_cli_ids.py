@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_cli
 from scrubber.workspace import Workspace
+from tests.support import run_cli
 
 
 def _batch(workspace: Workspace, tmp_path: Path) -> str:
@@ -73,7 +73,8 @@ def test_batch_post_json(workspace: Workspace, tmp_path: Path) -> None:
     assert posted.returncode == 0, posted.stderr
     summary = json.loads(posted.stdout)
     assert (summary["batch"], summary["posted"]) == (batch_id, summary["parts_total"])
-    assert all(part["result"] == "posted" for part in summary["parts"])
+    (server,) = summary["servers"]
+    assert all(part["result"] == "posted" for part in server["parts"])
     again = json.loads(
         run_cli("batch", "post", batch_id[:10], "--json", workspace=workspace.root).stdout
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from scrubber.workspace import load_workspace
+from tests.support import run_cli
 
 PUBLIC = ("--response-domain", "dni.shop.example", "--base-url", "https://dni.shop.example")
 

@@ -7,7 +7,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from conftest import run_cli
+from tests.support import run_cli
 
 
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:

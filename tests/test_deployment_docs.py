@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import ROOT, free_port, run_cli
+from tests.support import ROOT, free_port, run_cli
 
 DOC = ROOT / "docs" / "deployment.md"
 SCRUBBER = Path(sys.executable).parent / "scrubber"

@@ -15,9 +15,8 @@ from sqlalchemy import func, select
 
 from scrubber.store.models import ListEntry, Suppression
 from scrubber.workspace import Workspace, init_workspace, open_store
-from tests.conftest import run_cli
-from tests.listener_support import make_batch, proof_for, start_listener
-from tests.test_listener_edges import ping_json
+from tests.listener_support import make_batch, ping_json, proof_for, start_listener
+from tests.support import run_cli
 
 ADDRESSES = [f"reader{i}@example.com" for i in range(6)]
 CHUNK = 64 * 1024

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from conftest import ROOT
+from tests.support import ROOT
 
 
 def test_cli_reference_is_current() -> None:

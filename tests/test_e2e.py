@@ -21,11 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from listener_support import Listener, by_outcome, start_listener, stored_outcomes
-from responder_support import BatchSpec, batch_articles, free_port
 from sqlalchemy import select
 
-from conftest import require_service, run_cli
 from scrubber import article, scheme
 from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Settings
@@ -35,6 +32,9 @@ from scrubber.responder.store import ResponderStore, set_mark
 from scrubber.store.models import Address, Batch, BatchEntry, BatchPart, Ping, Suppression
 from scrubber.transport.nntp import NntpSource
 from scrubber.workspace import Workspace, init_workspace, load_key, load_workspace, open_store
+from tests.listener_support import Listener, by_outcome, start_listener, stored_outcomes
+from tests.responder_support import BatchSpec, batch_articles
+from tests.support import free_port, require_service, run_cli
 
 pytestmark = [pytest.mark.inn, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from scrubber import esp, ledger, lists
 from scrubber.errors import InputFileError
 from scrubber.store import Store
 from scrubber.workspace import Workspace
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 EXPORTS = Path(__file__).parent / "esp_exports"
 

@@ -14,9 +14,15 @@ import pytest
 from scrubber.article import ParsedArticle, parse_article, parse_subject, split_article
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace
-from tests.batch_support import TEST_GROUP, nntp_connect, subjects_in_group, synthetic_batch
-from tests.conftest import require_service, run_cli
-from tests.test_batch_post import parts_of
+from tests.batch_support import (
+    TEST_GROUP,
+    nntp_connect,
+    parts_of,
+    subjects_in_group,
+    synthetic_batch,
+)
+from tests.support import require_service, run_cli
+from tests.test_batch_post import servers_of
 
 pytestmark = pytest.mark.inn
 RELAY = Path(__file__).with_name("tcp_relay.py")
@@ -70,12 +76,14 @@ def test_server_gone_mid_post_is_one_line_and_a_rerun_posts_only_the_rest(
     assert cut.returncode == 1
     lines = cut.stderr.strip().splitlines()
     assert lines == [f"error: cannot reach {url}: Connection refused (gave up after 2 attempts)"]
-    marked = [p.posted_at is not None for p in parts_of(workspace, batch_id)]
+    marked = [bool(servers) for servers in servers_of(workspace, batch_id)]
     assert marked[0] and not any(marked[1:]) and len(marked) >= 3
 
+    # Straight to the INN2 the relay fed: another server name, so part 1
+    # is not marked there, but the server says it has it already.
     rerun = run_cli("batch", "post", batch_id, "--server", nntp, workspace=workspace.root)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(marked) - 1} posted, 0 already on the server, 1 posted earlier" in rerun.stdout
+    assert f"{len(marked) - 1} posted, 1 already on the server, 0 posted earlier" in rerun.stdout
     conn = nntp_connect(nntp)
     try:
         subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
@@ -100,7 +108,8 @@ def test_spool_disk_full_is_one_line_keeps_whole_files_and_resumes(
         f"error: cannot write to spool {spool}: No space left on device"
     ]
     written = sorted(spool.iterdir())
-    marked = [p for p in parts_of(workspace, batch_id) if p.posted_at is not None]
+    marks = zip(parts_of(workspace, batch_id), servers_of(workspace, batch_id), strict=True)
+    marked = [p for p, servers in marks if servers]
     assert len(written) == len(marked) == 2  # whole files only, no temporary left behind
     assert [w.name for w in written] == sorted(spool_name(p.message_id) for p in marked)
 

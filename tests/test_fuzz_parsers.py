@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from fuzz.targets import EXAMPLE_KEY, TARGETS, article_signed
 from scrubber import article
-from scrubber.errors import ArticleError
-from scrubber.listener.http import BadPing, parse_proofs
+from scrubber.errors import ArticleError, BadPing
+from scrubber.listener.http import parse_proofs
 from scrubber.listener.ping import MAX_PROOFS
 from scrubber.listener.smtp import extract_proofs
 

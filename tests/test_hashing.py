@@ -156,3 +156,24 @@ def test_process_executor_equals_scheme_digest_and_fills_the_cache(
         _cached(store, epoch.id)["p7@example.com"]
         == scheme.digest("p7@example.com", epoch.salt, PARAMS).h
     )
+
+
+def test_hash_lists_writes_nothing_until_names_and_executor_are_good(
+    store: Store, tmp_path: Path
+) -> None:
+    from scrubber.errors import NotFoundError, UsageError
+    from scrubber.store.models import SaltEpoch
+
+    _import(store, tmp_path, "l", [f"u{n}@example.com" for n in range(30)])
+    with pytest.raises(NotFoundError, match="no list named 'nope'"):
+        lists.hash_lists(store, ["l", "nope"], PARAMS, 30)
+    with pytest.raises(UsageError, match="unknown executor 'gpu'"):
+        lists.hash_lists(store, ["l"], PARAMS, 30, executor="gpu")
+    with store.read() as session:
+        assert session.scalars(select(SaltEpoch)).all() == []
+    totals: list[int] = []
+    first = lists.hash_lists(store, ["l"], PARAMS, 30, workers=2, on_total=totals.append)
+    again = lists.hash_lists(store, ["l"], PARAMS, 30, executor="processes", workers=1)
+    assert (first.needed, first.computed, totals) == (30, 30, [30])
+    assert (again.epoch_id, again.cached, again.computed) == (first.epoch_id, 30, 0)
+    assert len(_cached(store, first.epoch_id)) == 30

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import free_port, run_cli
 from scrubber import hashing, scheme
 from scrubber.errors import ExecutorError
 from scrubber.store import queries
 from scrubber.store.models import Address, CachedDigest, SaltEpoch
 from scrubber.workspace import Workspace, open_store
+from tests.support import free_port, run_cli
 
 DASK = Path(sys.executable).parent / "dask"
 

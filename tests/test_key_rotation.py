@@ -8,11 +8,8 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from listener_support import make_batch, start_listener
 from sqlalchemy import select, update
-from test_report import Seeded, seeded  # noqa: F401  (fixture)
 
-from conftest import free_port, run_cli
 from scrubber.config import Settings
 from scrubber.keys import decode_public, fingerprint
 from scrubber.responder.ping import PingConfig
@@ -22,11 +19,14 @@ from scrubber.store.models import Batch, Ping
 from scrubber.store.types import utcnow
 from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import Workspace, init_workspace, load_workspace, open_store
+from tests.listener_support import make_batch, start_listener
+from tests.report_support import Seeded
+from tests.support import free_port, run_cli
 
 ALICE = "alice@example.org"
 
 
-def test_rotate_keeps_old_reports_verifying(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_rotate_keeps_old_reports_verifying(seeded: Seeded, tmp_path: Path) -> None:
     root = seeded.workspace.root
     before = tmp_path / "before.json"
     assert run_cli("report", seeded.batch_id, "-o", str(before), workspace=root).returncode == 0

@@ -14,7 +14,7 @@ from scrubber.ledger import Channel, Entry, Reason
 from scrubber.store import Store
 from scrubber.store.models import Suppression, SuppressionLift
 from scrubber.workspace import Workspace
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

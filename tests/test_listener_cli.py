@@ -6,7 +6,7 @@ import socket
 
 from scrubber.listener.ratelimit import RateLimiter
 from scrubber.workspace import Workspace
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 
 def test_bad_endpoint_is_a_usage_error(workspace: Workspace) -> None:

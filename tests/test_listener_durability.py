@@ -179,7 +179,7 @@ def test_database_down_answers_503_then_recovers(tmp_path: Path, pg_url: str) ->
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from tests.test_listener_edges import get, ping_json
+    from tests.listener_support import get, ping_json
 
     ws = init_workspace(tmp_path / "ws", Settings(database_url=pg_url))
     addresses = ADDRESSES[:3]
@@ -263,7 +263,7 @@ def test_writer_process_death_is_survived(workspace: Workspace) -> None:
     fails that group: tests/test_listener_writer.py.)"""
     import os
 
-    from tests.test_listener_edges import ping_json
+    from tests.listener_support import ping_json
 
     batch = make_batch(workspace, ADDRESSES[:3])
     listener = start_listener(workspace.root, channels=("http",))

@@ -7,8 +7,6 @@ import smtplib
 import socket
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -19,40 +17,19 @@ from sqlalchemy import func, select
 
 from scrubber.store.models import Batch, Ping, Suppression
 from scrubber.workspace import Workspace, open_store
-from tests.conftest import run_cli
 from tests.listener_support import (
     Listener,
+    get,
     make_batch,
+    ping_json,
+    post,
     proof_for,
     start_listener,
     stored_outcomes,
 )
+from tests.support import run_cli
 
 ADDRESSES = [f"person{i}@example.org" for i in range(12)]
-
-
-def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-def ping_json(listener: Listener, token: str, proofs: list[str]) -> tuple[int, Any]:
-    body = json.dumps({"proofs": proofs}).encode()
-    return post(f"{listener.http}/dni/v1/ping/{token}", body)
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 @pytest.fixture
@@ -216,6 +193,33 @@ def _send(client: smtplib.SMTP, rcpt: str, message: bytes) -> tuple[int, bytes]:
     client.mail("ping@responder.example")
     assert client.rcpt(rcpt)[0] == 250
     return client.data(message)
+
+
+def test_both_ping_formats_get_the_same_answers_for_v1_and_v2_batches(
+    workspace: Workspace,
+) -> None:
+    old = make_batch(workspace, ADDRESSES[:6], "old", protocol=1)
+    new = make_batch(workspace, ADDRESSES[6:], "new")
+    assert (old.protocol, new.protocol) == (1, 2)
+    running = start_listener(workspace.root)
+    try:
+        for batch, other, mine in ((old, new, ADDRESSES[:6]), (new, old, ADDRESSES[6:])):
+            stranger = proof_for("stranger@example.org", batch)
+            status, body = ping_json(running, batch.token, [proof_for(mine[0], batch), stranger])
+            assert (status, body["outcomes"]) == (200, ["accepted", "invalid"])
+            client = smtp_client(running)
+            rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+            message = f"Subject: opt-out\n\nDNI-Proof: {proof_for(mine[1], batch)}\n"
+            code, reply = _send(client, rcpt, message.encode())
+            client.quit()
+            assert (code, reply) == (250, b"2.0.0 Stored: accepted=1")
+            # A proof of this batch sent to the batch of the other protocol,
+            # which does not hold the address: invalid, nothing suppressed.
+            status, body = ping_json(running, other.token, [proof_for(mine[2], batch)])
+            assert (status, body["outcomes"], body["suppressed"]) == (200, ["invalid"], 0)
+    finally:
+        assert running.stop() == 0, running.log()
+    assert count(workspace, Suppression) == 4
 
 
 def test_garbage_and_half_open_connections(workspace: Workspace, batch: Batch) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from scrubber import scheme
 from scrubber.store.models import Batch, Ping
 from scrubber.workspace import Workspace, open_store
-from tests.conftest import require_service
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.nginx_support import (
     documented_proxy_config,
@@ -29,6 +28,7 @@ from tests.nginx_support import (
     run_nginx,
     self_signed,
 )
+from tests.support import require_service
 
 ADDRESSES = [f"proxied{i}@example.org" for i in range(4)]
 

@@ -25,8 +25,8 @@ from scrubber import ledger, lists, unsubscribe
 from scrubber.config import Settings
 from scrubber.store.models import Address, Suppression
 from scrubber.workspace import Workspace, init_workspace, open_store
-from tests.conftest import free_port, run_cli
 from tests.listener_support import Listener, start_listener
+from tests.support import free_port, run_cli
 
 DOMAIN = "shop.example"
 PREFIX = "/dni-proxy"

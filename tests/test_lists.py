@@ -6,7 +6,7 @@ import csv
 import gzip
 import os
 import threading
-from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,20 +15,9 @@ from scrubber import lists
 from scrubber.errors import InputFileError, NotFoundError, UsageError
 from scrubber.readers import read_addresses
 from scrubber.store import Store
-from scrubber.workspace import Workspace, open_store
+from scrubber.workspace import Workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_lists"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, workspace: Workspace) -> Iterator[Store]:
-    if request.param == "sqlite":
-        opened = open_store(workspace)
-    else:
-        opened = Store(request.getfixturevalue("pg_url"))
-        opened.migrate()
-    with opened:
-        yield opened
 
 
 def _write(path: Path, text: str) -> Path:
@@ -111,7 +100,7 @@ def test_reimport_is_idempotent(store: Store, tmp_path: Path) -> None:
 def test_no_rejects_means_no_rejects_file(store: Store, tmp_path: Path) -> None:
     summary = _import(store, "l", _write(tmp_path / "a.txt", "a@example.com\n"))
     assert summary.rejects_path is None
-    assert not list(tmp_path.glob("rejects-*")) and not list(tmp_path.glob(".rejects-*"))
+    assert not list(tmp_path.glob("rejects-*")) and not list(tmp_path.glob(".*"))
 
 
 def test_csv_auto_detects_the_address_column(store: Store, tmp_path: Path) -> None:
@@ -260,3 +249,11 @@ def test_reader_streams_from_a_fifo(tmp_path: Path) -> None:
     got_first.set()
     assert list(rows) == [(2, "second@example.com")]
     thread.join()
+
+
+def test_the_default_rejects_file_is_under_the_workspace_with_a_safe_name(
+    workspace: Workspace,
+) -> None:
+    when = datetime(2026, 3, 1, 4, 5, 6, tzinfo=UTC)
+    path = workspace.rejects_path("a/b c..d", when)
+    assert path == workspace.root / "rejects" / "a_b_c..d-20260301T040506.csv"

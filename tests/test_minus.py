@@ -12,7 +12,7 @@ import pytest
 from scrubber import lists, minus
 from scrubber.errors import InputFileError
 from scrubber.workspace import Workspace, open_store
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 LIST = ["Ann@Example.com", "bob+news@gmail.com", "b.o.b@gmail.com", "  Cy@example.com", "dee@x.org"]
 

@@ -19,8 +19,8 @@ from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Suppression
 from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import load_workspace, open_store
-from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener
+from tests.support import free_port, run_cli
 
 
 @pytest.mark.parametrize(

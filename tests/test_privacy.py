@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from scrubber import lists
 from scrubber.demo import SAMPLE, run_demo
-from scrubber.private import redact_url
+from scrubber.private import AtomicFile, redact_url
 from scrubber.responder.store import ResponderStore
 from scrubber.workspace import Workspace, open_store
+from tests.support import run_cli
 
 
 def _public(path: Path) -> bool:
@@ -169,3 +169,26 @@ def test_scheme_hash_out_of_range_costs_are_one_line(args: list[str], fragment: 
     assert result.returncode == 2
     assert fragment in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_an_atomic_file_appears_whole_with_its_mode_or_not_at_all(
+    tmp_path: Path, loose_umask: None
+) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), AtomicFile.text(target) as handle:
+        handle.write("half")
+        raise RuntimeError
+    assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["out.txt"]
+    with AtomicFile.binary(target, mode=0o664) as raw:
+        raw.write(b"new\n")
+        # Not there until the end; the temporary file is a dot-file beside it.
+        assert target.read_text() == "old\n"
+        (temp,) = [name for name in os.listdir(tmp_path) if name != "out.txt"]
+        assert temp.startswith(".out.txt.")
+        assert stat.S_IMODE((tmp_path / temp).stat().st_mode) == 0o664
+    assert target.read_bytes() == b"new\n" and os.listdir(tmp_path) == ["out.txt"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o664  # the umask (022) did not narrow it
+    with AtomicFile.text(target) as handle:
+        handle.write("private\n")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

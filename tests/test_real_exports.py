@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from scrubber.readers import LINE_TOO_LONG, read_addresses
 from scrubber.workspace import Workspace
+from tests.support import run_cli
 
 MAILCHIMP = (
     '"Email Address","First Name","Last Name","Address","Phone Number"\r\n'

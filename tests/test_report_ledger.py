@@ -19,13 +19,13 @@ import jsonschema
 import pytest
 from sqlalchemy import select, text
 
-from conftest import run_cli
 from scrubber import scheme
 from scrubber.errors import ConfigError
 from scrubber.report.deadlines import LEDGER_DEFAULTS, ledger_rules, parse_limit
 from scrubber.store import Store
 from scrubber.store.models import Address, Batch, ListExport, Suppression
 from scrubber.workspace import load_workspace, open_store
+from tests.support import run_cli
 
 SCHEMA = json.loads(files("scrubber.report").joinpath("schema.json").read_text("utf-8"))
 PUBLIC = ("--response-domain", "dni.shop.example", "--base-url", "https://dni.shop.example")

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_report import Seeded, seeded  # noqa: F401  (fixture)
 
-from conftest import run_cli
 from scrubber import keys
 from scrubber.errors import VerificationFailed
 from scrubber.keys import OperatorKey
 from scrubber.report import sign
+from tests.report_support import Seeded
+from tests.support import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
@@ -84,7 +84,7 @@ def test_v1_canonical_form_is_not_accepted_as_v2() -> None:
 
 
 def test_verify_without_scrubber_runs_the_documented_lines(
-    seeded: Seeded,  # noqa: F811
+    seeded: Seeded,
     tmp_path: Path,
 ) -> None:
     ws = seeded.workspace
@@ -106,7 +106,7 @@ def test_verify_without_scrubber_runs_the_documented_lines(
     assert bad.returncode != 0 and b"InvalidSignature" in bad.stderr
 
 
-def test_embeddings_are_the_documented_rfc8785_form(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_embeddings_are_the_documented_rfc8785_form(seeded: Seeded, tmp_path: Path) -> None:
     ws = seeded.workspace
     for fmt in ("md", "html"):
         out = tmp_path / f"r.{fmt}"
@@ -131,7 +131,7 @@ def _jcs_whole(document: dict[str, Any]) -> bytes:
     return rfc8785.dumps(document)
 
 
-def test_text_report_does_not_claim_a_signature(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_text_report_does_not_claim_a_signature(seeded: Seeded, tmp_path: Path) -> None:
     out = tmp_path / "r.txt"
     made = run_cli("report", seeded.batch_id, "-o", str(out), workspace=seeded.workspace.root)
     assert "(text, unsigned format)" in made.stderr
@@ -139,7 +139,7 @@ def test_text_report_does_not_claim_a_signature(seeded: Seeded, tmp_path: Path) 
     assert "not signed" in text and "report verify" not in text
 
 
-def test_unknown_suffix_is_an_error_and_writes_nothing(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_unknown_suffix_is_an_error_and_writes_nothing(seeded: Seeded, tmp_path: Path) -> None:
     for name in ("r.pdf", "r"):
         target = tmp_path / name
         result = run_cli(
@@ -156,7 +156,7 @@ def test_unknown_suffix_is_an_error_and_writes_nothing(seeded: Seeded, tmp_path:
         assert target.read_text("utf-8").startswith(probe)
 
 
-def test_one_call_writes_several_formats_of_one_document(seeded: Seeded, tmp_path: Path) -> None:  # noqa: F811
+def test_one_call_writes_several_formats_of_one_document(seeded: Seeded, tmp_path: Path) -> None:
     names = ["r.json", "r.html", "r.md", "r.csv", "r.txt"]
     args = [a for n in names for a in ("-o", str(tmp_path / n))]
     result = run_cli("report", seeded.batch_id, *args, workspace=seeded.workspace.root)

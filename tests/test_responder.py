@@ -18,27 +18,27 @@ import pytest
 from sqlalchemy import func, select
 
 from scrubber import scheme
+from scrubber.errors import ResponderError
 from scrubber.keys import OperatorKey, encode_public
 from scrubber.responder.domain import DnsConfig
 from scrubber.responder.models import CachedDigest, Match, SeenBatch
 from scrubber.responder.ping import PingConfig
 from scrubber.responder.report import key_reports
-from scrubber.responder.run import RunResult, run_once
+from scrubber.responder.run import RunResult, run, run_once, watch
 from scrubber.responder.scan import pings_due
 from scrubber.responder.store import ResponderStore, add_addresses, list_protected
 from scrubber.store import Store
 from scrubber.transport.spool import SpoolSource
-from tests.conftest import run_cli
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import (
     BatchSpec,
     SenderEndpoint,
     SmtpSink,
     batch_articles,
-    free_port,
     part_holding,
     write_spool,
 )
+from tests.support import free_port, run_cli
 
 ALICE = "alice@example.org"
 SPELLINGS = ["Alice@Example.ORG", "alice+news@example.org", " alice@EXAMPLE.org. "]
@@ -503,3 +503,49 @@ def test_a_second_scan_of_the_same_database_is_refused_while_one_runs(tmp_path: 
         assert free.returncode == 0, free.stderr
     finally:
         opened.close()
+
+
+def test_a_run_shows_its_result_then_fails_when_its_source_failed(
+    store: ResponderStore, tmp_path: Path
+) -> None:
+    shown: list[RunResult] = []
+    with pytest.raises(ResponderError, match="spool directory"):
+        run(store, lambda: SpoolSource(tmp_path / "missing"), shown.append, ping_config=NO_WAIT)
+    assert [r.scan for r in shown] == [None] and "spool directory" in str(shown[0].error)
+
+
+def test_watch_reports_a_run_that_could_not_start_and_runs_again(
+    store: ResponderStore, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    other = ResponderStore.open(tmp_path / "responder.db")  # another scan holds the lock
+    held = other.exclusive()
+    held.__enter__()
+    shown: list[RunResult] = []
+    failed: list[ResponderError] = []
+    slept: list[float] = []
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 1:
+            held.__exit__(None, None, None)  # the other scan ends
+        if len(slept) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        watch(
+            store,
+            lambda: SpoolSource(spool),
+            7.5,
+            shown.append,
+            failed.append,
+            ping_config=NO_WAIT,
+            sleep=sleep,
+        )
+    other.close()
+    assert ["another responder scan" in e.message for e in failed] == [True]
+    assert [r.error for r in shown] == [None, None] and slept == [7.5, 7.5, 7.5]

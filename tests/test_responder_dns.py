@@ -16,9 +16,9 @@ from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.transport.spool import SpoolSource
-from tests.conftest import free_port, run_cli
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import BatchSpec, SenderEndpoint, SmtpSink, batch_articles, write_spool
+from tests.support import free_port, run_cli
 
 ALICE = "alice@example.org"
 

@@ -17,10 +17,10 @@ from scrubber.responder.store import ResponderStore, add_addresses
 from scrubber.store.models import Address, Ping, Suppression
 from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, load_key, load_workspace, open_store
-from tests.conftest import run_cli
 from tests.listener_support import make_batch, start_listener
 from tests.net_support import Dnsmasq, dni_record
 from tests.responder_support import SenderEndpoint
+from tests.support import run_cli
 
 
 def test_http_failing_falls_back_to_smtp_and_the_listener_suppresses(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from scrubber.responder.ping import PingConfig
 from scrubber.responder.run import run_once
 from scrubber.responder.store import ResponderStore, add_addresses, set_mark
 from scrubber.transport.nntp import NntpSource, nntplib
-from tests.conftest import require_service, run_cli
 from tests.responder_support import BatchSpec, SenderEndpoint, batch_articles, part_holding
+from tests.support import require_service, run_cli
 
 pytestmark = pytest.mark.inn
 

@@ -23,10 +23,10 @@ from scrubber.store.models import Ping
 from scrubber.store.types import utcnow
 from scrubber.transport.spool import SpoolSource
 from scrubber.workspace import init_workspace, load_workspace, open_store
-from tests.conftest import free_port, run_cli
 from tests.listener_support import make_batch, start_listener
 from tests.net_support import Dnsmasq, Microsocks, dni_record
 from tests.responder_support import BatchSpec, SenderEndpoint, SmtpSink, batch_articles, write_spool
+from tests.support import free_port, run_cli
 
 ALICE = "alice@example.org"
 

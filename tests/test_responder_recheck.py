@@ -16,7 +16,6 @@ from scrubber.responder.recheck import recheck
 from scrubber.responder.run import RunResult, run_once
 from scrubber.responder.store import ResponderStore, add_addresses, awaiting_recheck
 from scrubber.transport.spool import SpoolSource
-from tests.conftest import run_cli
 from tests.responder_support import (
     BatchSpec,
     SenderEndpoint,
@@ -24,6 +23,7 @@ from tests.responder_support import (
     part_holding,
     write_spool,
 )
+from tests.support import run_cli
 
 ALICE = "alice@example.org"
 BOB = "bob@example.net"

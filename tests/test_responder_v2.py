@@ -97,10 +97,20 @@ def first_data_line(raw: bytes) -> tuple[bytes, bytes]:
     return line, line[:-5]
 
 
+def range_lowered(raw: bytes) -> tuple[bytes, bytes]:
+    """The part's Range ending one below its last value: that value lies outside."""
+    at = raw.index(b"\nRange: ") + 1
+    line = raw[at : raw.index(b"\n", at)]
+    first, last = line.removeprefix(b"Range: ").split(b"-")
+    lower = (int(last, 16) - 1).to_bytes(8, "big").hex().encode()
+    return line, b"Range: " + first + b"-" + lower
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
         (lambda raw: (b"Nonce: ", b"Nonce: 00"), "Nonce must be 16 bytes"),
+        (range_lowered, "beyond the part's Range"),
         (lambda raw: (b"Count: ", b"Count: 1"), "Count"),
         (lambda raw: (b"Encoding: yenc", b"Encoding: yenc2"), "unknown Encoding"),
         (crc_flipped, "CRC32"),

@@ -9,70 +9,14 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
-from scrubber import scheme
-
-SPEC = (ROOT / "docs" / "scheme.md").read_text(encoding="utf-8")
-
-
-def _section(heading: str) -> str:
-    start = SPEC.index(f"\n{heading}\n")
-    following = re.search(r"\n#{1,3} ", SPEC[start + len(heading) + 2 :])
-    end = start + len(heading) + 2 + following.start() if following else len(SPEC)
-    return SPEC[start:end]
-
-
-def _canonical_cases() -> list[tuple[str, str]]:
-    rows = re.findall(r"^\| \d+ \| `(.*?)` \| `(.*?)` \|", _section("### Canonicalization"), re.M)
-    return [(json.loads(given), expected) for given, expected in rows]
-
-
-@dataclass(frozen=True)
-class HashVector:
-    input: str
-    canonical: str
-    salt: str
-    t: int
-    m: int
-    p: int
-    tag_length: int
-    h: str
-    tag: str
-    proof: str
-
-
-def _hash_vectors() -> list[HashVector]:
-    blocks = re.findall(r"```text\n(.*?)```", _section("### Hash vectors"), re.S)
-    vectors = []
-    for block in blocks:
-        fields = dict(line.split(":", 1) for line in block.strip().splitlines())
-        v = {k.strip().replace("-", "_"): val.strip() for k, val in fields.items()}
-        vectors.append(
-            HashVector(
-                input=json.loads(v["input"]),
-                canonical=json.loads(v["canonical"]),
-                salt=v["salt"],
-                t=int(v["t"]),
-                m=int(v["m"]),
-                p=int(v["p"]),
-                tag_length=int(v["tag_length"]),
-                h=v["H"],
-                tag=v["tag"],
-                proof=v["proof"],
-            )
-        )
-    return vectors
-
-
-CANONICAL_CASES = _canonical_cases()
-HASH_VECTORS = _hash_vectors()
+from scrubber import errors, scheme
+from tests.spec_support import CANONICAL_CASES, HASH_VECTORS, SPEC, HashVector
 
 
 def test_spec_has_the_required_vectors() -> None:
@@ -107,7 +51,7 @@ def test_hash_vector(vector: HashVector) -> None:
 
 
 def test_rejected_carries_its_code() -> None:
-    with pytest.raises(scheme.Rejected) as info:
+    with pytest.raises(errors.Rejected) as info:
         scheme.canonicalize("no-at-sign")
     assert info.value.reason is scheme.Reject.NO_AT
     assert str(info.value) == "no-at-sign"
@@ -234,7 +178,7 @@ def test_ascii_case_does_not_matter(address: str) -> None:
 def test_canonicalize_never_raises_anything_but_rejected(address: str) -> None:
     try:
         scheme.canonicalize(address)
-    except scheme.Rejected as exc:
+    except errors.Rejected as exc:
         assert isinstance(exc.reason, scheme.Reject)
 
 
@@ -290,3 +234,36 @@ def test_v2_gcs_vectors() -> None:
         values, p = [int(x) for x in v["values"].split(",")], int(v["P"])
         assert scheme.gcs_encode(values, values[0], p).hex() == v["gcs"]
         assert scheme.gcs_decode(bytes.fromhex(v["gcs"]), len(values), values[0], p) == values
+
+
+def test_the_unicode_and_idna_versions_the_spec_names_are_the_ones_used() -> None:
+    import idna.idnadata
+
+    from scrubber import unicode14
+
+    versions = SPEC  # the "Versions" paragraph of "Canonical form"
+    unicode = re.search(r"that of \*\*Unicode\s+(\S+)\*\*", versions)
+    assert unicode is not None and unicode[1] == unicode14.VERSION
+    tables = re.search(r"mapping table of \*\*Unicode\s+(\S+)\*\*", versions)
+    assert tables is not None and tables[1] == idna.idnadata.__version__
+
+
+def test_the_unassigned_table_is_unicode_14() -> None:
+    """Exact on an interpreter with Unicode 14.0.0 data (3.11); on a newer one,
+    everything assigned in 14.0.0 is still assigned (Unicode never unassigns)."""
+    import unicodedata
+
+    from scrubber import unicode14
+
+    unassigned = set()
+    for first, last in unicode14.UNASSIGNED:
+        unassigned.update(range(first, last + 1))
+    live = {cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Cn"}
+    if unicodedata.unidata_version == unicode14.VERSION:
+        assert live == unassigned
+    else:
+        assert live <= unassigned
+    assert all(
+        scheme.try_canonicalize(f"{chr(cp)}@example.com") == scheme.Reject.UNASSIGNED
+        for cp in (0x0378, 0xA7CB, 0x11F04, 0xFDD0, 0x10FFFF)
+    )

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import bindparam, inspect, select, text
 
 from scrubber.errors import StoreError
 from scrubber.store import Store
-from scrubber.store.models import Base, MailingList
-from scrubber.store.types import utcnow
+from scrubber.store.models import Base, BatchPartPost, MailingList
+from scrubber.store.types import UTCDateTime, utcnow
 
 
 def _assert_migrated(store: Store) -> None:
@@ -161,3 +162,74 @@ def test_driver_errors_in_a_write_are_store_errors(tmp_path: Path) -> None:
         assert caught.value.message.startswith("database error: UNIQUE constraint failed")
         with store.read() as session:  # rolled back: nothing of it stayed
             assert session.query(MailingList).count() == 0
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _batch_with_parts_at_0007(store: Store, posted: dict[int, tuple[datetime, str]]) -> None:
+    """Batch b1 with three parts, marked posted as ``posted`` says (schema 0007)."""
+    now = utcnow()
+    with store.engine.begin() as conn:
+        stamp = {"now": now}
+        conn.execute(
+            text(
+                "INSERT INTO salt_epochs (id, salt, t, m, p, started_at, ends_at) "
+                "VALUES (1, :salt, 2, 1024, 1, :now, :now)"
+            ).bindparams(bindparam("now", type_=UTCDateTime())),
+            {"salt": bytes(16), **stamp},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO batches (id, created_at, epoch_id, salt, t, m, p, tag_length, "
+                "token, newsgroup, respond_http, respond_smtp, expires_at, key_public, count, "
+                "parts_total) VALUES ('b1', :now, 1, :salt, 2, 1024, 1, 8, 'tok', 'alt.dni.test', "
+                "'http://x/', 'dni-tok@x', :now, 'key', 30, 3)"
+            ).bindparams(bindparam("now", type_=UTCDateTime())),
+            {"salt": bytes(16), **stamp},
+        )
+        insert_part = text(
+            "INSERT INTO batch_parts (batch_id, part, message_id, first_tag, last_tag, count, "
+            "size, posted_at, server) VALUES ('b1', :part, :mid, :tag, :tag, 10, 100, :at, "
+            ":server)"
+        ).bindparams(bindparam("at", type_=UTCDateTime()))
+        for part in (1, 2, 3):
+            at, server = posted.get(part, (None, None))
+            conn.execute(
+                insert_part,
+                {
+                    "part": part,
+                    "mid": f"<b1.{part}@x>",
+                    "tag": bytes(8),
+                    "at": at,
+                    "server": server,
+                },
+            )
+
+
+def test_part_posts_migration_keeps_where_each_part_went(empty_url: str) -> None:
+    """0008 moves each part's posted mark to batch_part_posts, on both databases."""
+    one, two = utcnow() - timedelta(hours=2), utcnow() - timedelta(hours=1)
+    with Store(empty_url) as store:
+        store.migrate("0007")
+        _batch_with_parts_at_0007(
+            store, {1: (one, "nntp://news.example:119"), 2: (two, "spool:/srv/spool")}
+        )
+        _assert_migrated(store)
+        with store.read() as session:
+            rows = session.execute(
+                select(BatchPartPost.part, BatchPartPost.server, BatchPartPost.posted_at).order_by(
+                    BatchPartPost.part
+                )
+            ).all()
+        columns = {c["name"] for c in inspect(store.engine).get_columns("batch_parts")}
+    assert [tuple(r) for r in rows] == [
+        (1, "nntp://news.example:119", one),
+        (2, "spool:/srv/spool", two),
+    ]
+    assert not {"posted_at", "server"} & columns

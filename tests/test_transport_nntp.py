@@ -15,7 +15,7 @@ from scrubber.transport import PostStatus, open_transport
 from scrubber.transport.nntp import MAX_SEGMENT, NntpTransport
 from scrubber.workspace import Workspace
 from tests.batch_support import TEST_GROUP, batch_row, fetch_parsed, nntp_connect, synthetic_batch
-from tests.conftest import require_service, run_cli
+from tests.support import require_service, run_cli
 
 pytestmark = pytest.mark.inn
 

@@ -9,21 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report_browser import Page, chromium_page, load
 
 from scrubber import ledger, lists, unsubscribe
 from scrubber.config import Settings
 from scrubber.workspace import Workspace, init_workspace, open_store
-from tests.conftest import free_port, require_service
+from tests.browser_support import Page, chromium_page, load
 from tests.listener_support import start_listener
+from tests.support import free_port
 
 pytestmark = pytest.mark.browser
 ADDRESS = "reader@example.com"
-
-
-@pytest.fixture
-def chromium() -> str:
-    return require_service("SCRUBBER_TEST_CHROMIUM", "Chromium")
 
 
 def suppressed(ws: Workspace) -> list[ledger.Row]:

@@ -16,7 +16,7 @@ from scrubber.transport.nntp import NntpSource
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, load_key, open_store
 from tests.batch_support import TEST_GROUP, fetch_article, nntp_connect, synthetic_batch
-from tests.conftest import require_service, run_cli
+from tests.support import require_service, run_cli
 
 pytestmark = pytest.mark.inn
 

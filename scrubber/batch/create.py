@@ -8,8 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    LargeBinary,
+    Numeric,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.functions import Function
 
 from scrubber import article, hashing, scheme
 from scrubber.batch.parts import plan_parts
@@ -31,7 +45,7 @@ from scrubber.store.types import utcnow
 
 TOKEN_BYTES = 24  # 192 bits; the scheme asks for at least 128
 PROTOCOLS = (1, 2)
-_PAGE = 20_000  # digests read and entries written per round trip (v2)
+_VALUE_FUNCTION = "scrubber_v2_value"  # scheme.item_value, registered on SQLite
 
 
 @dataclass(frozen=True)
@@ -205,42 +219,69 @@ def _insert_entries(session: Session, batch: Batch, epoch_id: int, list_ids: Seq
 
 
 def _insert_values(session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int]) -> int:
-    """v2: the proof and nonce-keyed value of every unsuppressed listed address.
-
-    The value needs Total (the number of addresses) and SHA-256, which SQL
-    lacks on SQLite, so digests are read in address order, a page at a time.
-    """
+    """v2: the proof and nonce-keyed value of every unsuppressed listed
+    address, in one ``INSERT … SELECT`` (the value needs Total, so the
+    digests are counted first); the database computes the values, see
+    :func:`_value_sql`."""
     where = _batched(epoch_id, list_ids)
     total = int(session.scalar(select(func.count()).select_from(CachedDigest).where(where)) or 0)
     if total == 0:
         return 0
     assert batch.nonce is not None and batch.gcs_p is not None and batch.gcs_m is not None
-    nonce, gcs = batch.nonce, scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m)
-    conn, last = session.connection(), 0
-    page = select(CachedDigest.address_id, CachedDigest.h).order_by(CachedDigest.address_id)
-    # Plain executemany of tuples: through the ORM insert, SQLAlchemy's
-    # per-row parameter processing cost about a third of a re-batch
-    # (docs/performance.md, pipeline).
-    entries = "INSERT INTO batch_entries (batch_id, proof, tag, address_id) VALUES (?, ?, ?, ?)"
-    if conn.dialect.name != "sqlite":
-        entries = entries.replace("?", "%s")
-    while rows := conn.execute(
-        page.where(where, CachedDigest.address_id > last).limit(_PAGE)
-    ).all():
-        conn.exec_driver_sql(
-            entries,
-            [
-                (
-                    batch.id,
-                    bytes(h[scheme.PROOF_SLICE]),
-                    scheme.item_bytes(scheme.item_value(h, nonce, total, gcs)),
-                    address_id,
-                )
-                for address_id, h in rows
-            ],
-        )
-        last = rows[-1][0]
+    value = _value_sql(session, batch.nonce, total, scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m))
+    rows = select(
+        literal(batch.id),
+        func.substr(CachedDigest.h, 17, 16),
+        value,
+        CachedDigest.address_id,
+    ).where(where)
+    session.execute(
+        insert(BatchEntry).from_select(["batch_id", "proof", "tag", "address_id"], rows)
+    )
     return total
+
+
+def _value_sql(session: Session, nonce: bytes, total: int, gcs: scheme.Gcs) -> ColumnElement[bytes]:
+    """The v2 value of ``CachedDigest.h`` as 8 octets, computed by the database.
+
+    SQLite lacks SHA-256, so :func:`scheme.item_value` itself is registered
+    on this connection as a SQL function (one call per row, no row crosses
+    into Python and back); PostgreSQL has ``sha256()`` and exact numerics,
+    so :func:`value_sql_postgresql` spells the same arithmetic in SQL.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return value_sql_postgresql(CachedDigest.h, nonce, total, gcs)
+
+    def value(h: bytes) -> bytes:
+        return scheme.item_bytes(scheme.item_value(h, nonce, total, gcs))
+
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    driver.create_function(_VALUE_FUNCTION, 1, value, deterministic=True)
+    return Function(_VALUE_FUNCTION, CachedDigest.h, type_=LargeBinary)
+
+
+def value_sql_postgresql(
+    h: ColumnElement[bytes] | InstrumentedAttribute[bytes],
+    nonce: bytes,
+    total: int,
+    gcs: scheme.Gcs,
+) -> ColumnElement[bytes]:
+    """:func:`scheme.item_value` in PostgreSQL: the first 8 octets of
+    SHA-256(domain || nonce || H[0:16]) as an unsigned number, times
+    Total * M, shifted right 64 bits, as 8 octets big-endian."""
+    if not 1 <= total <= scheme.MAX_TOTAL:
+        raise ValueError(f"Total must be 1..{scheme.MAX_TOTAL}")
+    keyed = literal(scheme.ITEM_DOMAIN + nonce, LargeBinary).op("||")(func.substr(h, 1, 16))
+    head = func.substr(func.sha256(keyed), 1, 8)
+    signed = cast(cast(literal("x").op("||")(func.encode(head, "hex")), BIT(64)), BigInteger)
+    two64 = literal(2**64, Numeric)
+    unsigned = cast(signed, Numeric) + case((signed < 0, two64), else_=literal(0, Numeric))
+    value = func.div(unsigned * literal(total * gcs.m, Numeric), two64)
+    # int8send writes a bigint big-endian; values of 2**63 and up wrap to
+    # the negative bigint with the same 64 bits.
+    wrapped = case((value >= literal(2**63, Numeric), value - two64), else_=value)
+    return func.int8send(cast(wrapped, BigInteger), type_=LargeBinary)
 
 
 def _entry_count(session: Session, batch_id: str) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from scrubber.errors import NotFoundError, UsageError
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchList, BatchPart, MailingList, Ping
-from scrubber.store.queries import get_batch
+from scrubber.store.queries import PartPost, get_batch, part_posts, parts_posted
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ class PartInfo:
     last_tag: str
     count: int
     size: int
-    posted_at: datetime | None
-    server: str | None
+    posts: list[PartPost]  # every server that took the part, earliest first
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,7 @@ class BatchDetail:
     respond_smtp: str
     key: str
     parts: list[PartInfo]
+    servers: dict[str, int]  # server -> parts it took
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,6 +83,7 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         rows = session.scalars(
             select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
         ).all()
+        posts = part_posts(session, batch.id)
     parts = [
         PartInfo(
             r.part,
@@ -91,11 +92,13 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
             r.last_tag.hex(),
             r.count,
             r.size,
-            r.posted_at,
-            r.server,
+            posts.get(r.part, []),
         )
         for r in rows
     ]
+    servers: dict[str, int] = {}
+    for post in (p for part in parts for p in part.posts):
+        servers[post.server] = servers.get(post.server, 0) + 1
     return BatchDetail(
         info=info,
         salt=batch.salt.hex(),
@@ -105,6 +108,7 @@ def batch_detail(store: Store, batch_id: str) -> BatchDetail:
         respond_smtp=batch.respond_smtp,
         key=batch.key_public,
         parts=parts,
+        servers=dict(sorted(servers.items())),
     )
 
 
@@ -129,11 +133,7 @@ def list_names(session: Session, batch_id: str) -> list[str]:
 
 def _info(session: Session, batch: Batch) -> BatchInfo:
     names = list_names(session, batch.id)
-    posted = session.scalar(
-        select(func.count())
-        .select_from(BatchPart)
-        .where(BatchPart.batch_id == batch.id, BatchPart.posted_at.is_not(None))
-    )
+    posted = session.scalar(select(parts_posted(batch.id)))
     pings = session.execute(
         select(Ping.outcome, func.count()).where(Ping.batch_id == batch.id).group_by(Ping.outcome)
     ).all()

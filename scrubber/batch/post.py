@@ -1,9 +1,11 @@
-"""batch post: send the parts not yet posted, recording each as the server takes it.
+"""batch post: send the parts a server lacks, recording each as the server takes it.
 
-Idempotent and resumable: a part is marked posted (time, server) only after
-the transport accepted it or reported the Message-ID as already there, and
-each mark is its own transaction, so a killed run loses at most the mark of
-the part in flight; the next run finds that part on the server as a duplicate.
+Idempotent and resumable per server: a part is marked posted to a server
+(batch_part_posts) only after that server's transport accepted it or
+reported the Message-ID as already there, and each mark is its own
+transaction, so a killed run loses at most the mark of the part in flight;
+the next run finds that part on the server as a duplicate. A batch posted
+to one server can be posted to another later: each has its own marks.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from scrubber import keys
 from scrubber.batch import parts as batch_parts
 from scrubber.errors import KeyFileError
 from scrubber.keys import OperatorKey
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchPart
+from scrubber.store.models import Batch, BatchPart, BatchPartPost
 from scrubber.store.queries import get_batch
 from scrubber.store.types import utcnow
-from scrubber.transport import PostStatus, Transport
+from scrubber.transport import PostStatus, Transport, server_name
 
 # Parts rendered ahead of the one being posted (each about 1 MB in memory),
 # and the threads rendering them.
@@ -60,22 +64,38 @@ class PostSummary:
 @dataclass(frozen=True)
 class PendingWork:
     batch: Batch
-    parts: list[BatchPart]  # not posted yet, in order
+    server: str  # as transport.server_name names it: no credentials
+    parts: list[BatchPart]  # not posted to ``server`` yet, in order
 
     @property
     def bytes(self) -> int:
         return sum(p.size for p in self.parts)
 
 
-def pending(store: Store, batch_id: str) -> PendingWork:
+def pending(store: Store, batch_id: str, server: str) -> PendingWork:
+    """The parts of ``batch_id`` not marked posted to ``server`` (a
+    :func:`scrubber.transport.server_name`)."""
+    taken = select(BatchPartPost.part).where(
+        BatchPartPost.batch_id == batch_id, BatchPartPost.server == server
+    )
     with store.read() as session:
         batch = get_batch(session, batch_id)
         rows = session.scalars(
             select(BatchPart)
-            .where(BatchPart.batch_id == batch_id, BatchPart.posted_at.is_(None))
+            .where(BatchPart.batch_id == batch_id, BatchPart.part.not_in(taken))
             .order_by(BatchPart.part)
         ).all()
-    return PendingWork(batch, list(rows))
+    return PendingWork(batch, server, list(rows))
+
+
+def distinct_servers(urls: Sequence[str], *, base: Path | None = None) -> dict[str, str]:
+    """Server name -> the first of ``urls`` naming it (``nntp://h`` and
+    ``nntp://u:p@h:119`` are one server). Checks every URL, so a typo in
+    the last one fails before anything is posted."""
+    servers: dict[str, str] = {}
+    for url in urls:
+        servers.setdefault(server_name(url, base=base), url)
+    return servers
 
 
 def post_batch(
@@ -100,11 +120,11 @@ def post_batch(
     with _RenderAhead(store, batch, key, work.parts, now) as rendered:
         transport = connect()
         try:
-            summary = PostSummary(batch.id, transport.server, batch.parts_total)
+            summary = PostSummary(batch.id, work.server, batch.parts_total)
             summary.already = batch.parts_total - len(work.parts)
             for part, raw in rendered:
                 status = transport.post(part.message_id, raw)
-                _mark_posted(store, part, transport.server, now())
+                _mark_posted(store, part, work.server, now())
                 result = PartPosted(part.part, part.message_id, len(raw), status)
                 summary.results.append(result)
                 if on_part is not None:
@@ -178,10 +198,9 @@ class _RenderAhead:
 
 
 def _mark_posted(store: Store, part: BatchPart, server: str, when: datetime) -> None:
+    """Record the part on ``server``; a mark already there (two runs at
+    once) stays as it is."""
+    row = {"batch_id": part.batch_id, "part": part.part, "server": server, "posted_at": when}
+    dialect = sqlite if store.is_sqlite else postgresql
     with store.write() as session:
-        session.execute(
-            update(BatchPart)
-            .where(BatchPart.batch_id == part.batch_id, BatchPart.part == part.part)
-            .where(BatchPart.posted_at.is_(None))
-            .values(posted_at=when, server=server)
-        )
+        session.execute(dialect.insert(BatchPartPost).values(row).on_conflict_do_nothing())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.table import Table
 
@@ -10,7 +12,8 @@ from scrubber.batch import create as batch_create
 from scrubber.batch import info as batch_info
 from scrubber.batch import post as batch_post
 from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
-from scrubber.private import redact_url
+from scrubber.errors import TransportError
+from scrubber.keys import OperatorKey
 from scrubber.transport import Transport, open_transport
 from scrubber.workspace import load_key
 
@@ -110,7 +113,10 @@ def create(
 @click.argument("batch_id", metavar="BATCH")
 @click.option(
     "--server",
-    help="nntp://[USER:PASS@]HOST[:PORT], nntps://... or spool:DIR (default: config post_server).",
+    "servers",
+    multiple=True,
+    help="nntp://[USER:PASS@]HOST[:PORT], nntps://... or spool:DIR; repeat to post to "
+    "several (default: config post_server).",
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True)
 @click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True)
@@ -119,79 +125,138 @@ def create(
 def post(
     app: AppContext,
     batch_id: str,
-    server: str | None,
+    servers: tuple[str, ...],
     timeout: float,
     retries: int,
     as_json: bool,
 ) -> None:
-    """Post the parts of BATCH not posted yet; safe to re-run after a failure.
+    """Post the parts of BATCH each server lacks; safe to re-run after a failure.
 
-    BATCH is an id, a unique prefix of one, or latest.
+    BATCH is an id, a unique prefix of one, or latest. Parts are tracked per
+    server: a batch posted to one server can be posted to another later, and
+    a server that fails does not stop the others (the exit status says so).
 
     \b
     Example:
       scrubber batch post 20261123-0a1b2c3d --server nntp://news.example.org
+      scrubber batch post latest --server nntp://news.a.example --server nntps://news.b.example
     """
     batch_id = batch_info.resolve_batch_id(app.store, batch_id)
-    work = batch_post.pending(app.store, batch_id)
-    if not work.parts:
-        if as_json:
-            print_json(
-                {
-                    "batch": batch_id,
-                    "parts_total": work.batch.parts_total,
-                    "posted": 0,
-                    "duplicates": 0,
-                    "already": work.batch.parts_total,
-                    "parts": [],
-                }
-            )
-            return
-        app.out.print(f"batch {batch_id}: all {work.batch.parts_total} parts already posted")
-        return
-    key = load_key(app.workspace)
+    root = app.workspace.root
+    urls = batch_post.distinct_servers(servers or (app.workspace.settings.post_server,), base=root)
+    works = [batch_post.pending(app.store, batch_id, name) for name in urls]
+    key = load_key(app.workspace) if any(w.parts for w in works) else None
+    outcomes: list[batch_post.PostSummary | TransportError] = []
+    for work in works:
+        try:
+            outcomes.append(_post_to(app, work, key, urls[work.server], timeout, retries))
+        except TransportError as error:
+            if len(works) == 1:
+                raise  # one server: its own error and exit status, as ever
+            outcomes.append(error)
+    if as_json:
+        print_json(_post_json(batch_id, works, outcomes))
+    else:
+        for work, outcome in zip(works, outcomes, strict=True):
+            _print_post(app, work, outcome)
+    failed = sum(isinstance(o, TransportError) for o in outcomes)
+    if failed:
+        raise TransportError(
+            f"{failed} of {len(works)} servers failed; re-run the same command "
+            "to post what they lack"
+        )
+
+
+def _post_to(
+    app: AppContext,
+    work: batch_post.PendingWork,
+    key: OperatorKey | None,
+    url: str,
+    timeout: float,
+    retries: int,
+) -> batch_post.PostSummary:
+    """Post what ``work.server`` lacks, with a progress bar."""
+    if not work.parts or key is None:
+        return batch_post.PostSummary(
+            work.batch.id, work.server, work.batch.parts_total, already=work.batch.parts_total
+        )
 
     def connect() -> Transport:
-        target = server or app.workspace.settings.post_server
-        app.waiting(f"connecting to {redact_url(target)}")
+        app.waiting(f"connecting to {work.server}")  # named without credentials
         return open_transport(
-            target,
+            url,
             newsgroup=work.batch.newsgroup,
             base=app.workspace.root,
             timeout=timeout,
             retries=retries,
         )
 
-    with app.progress(f"posting {len(work.parts)} parts", work.bytes, unit="bytes") as advance:
-        summary = batch_post.post_batch(
-            app.store, work, key, connect, on_part=lambda r: advance(r.size)
-        )
-    if as_json:
-        parts = [
-            {"part": r.part, "message_id": r.message_id, "bytes": r.size, "result": r.status.value}
-            for r in summary.results
-        ]
-        print_json(
-            {
-                "batch": batch_id,
-                "server": summary.server,
-                "parts_total": summary.parts_total,
-                "posted": summary.posted,
-                "duplicates": summary.duplicates,
-                "already": summary.already,
-                "parts": parts,
-            }
+    total = len(work.parts)
+    with app.progress(f"posting {total} parts to {work.server}", work.bytes, unit="bytes") as bar:
+        return batch_post.post_batch(app.store, work, key, connect, on_part=lambda r: bar(r.size))
+
+
+def _post_json(
+    batch_id: str,
+    works: list[batch_post.PendingWork],
+    outcomes: list[batch_post.PostSummary | TransportError],
+) -> dict[str, Any]:
+    """Totals over the servers at the top (one server: that server's
+    figures), each server's parts and results under ``servers``."""
+    done = [o for o in outcomes if isinstance(o, batch_post.PostSummary)]
+    return {
+        "batch": batch_id,
+        "parts_total": works[0].batch.parts_total,
+        "posted": sum(s.posted for s in done),
+        "duplicates": sum(s.duplicates for s in done),
+        "already": sum(s.already for s in done),
+        "servers": [
+            _server_json(work.server, outcome)
+            for work, outcome in zip(works, outcomes, strict=True)
+        ],
+    }
+
+
+def _server_json(server: str, outcome: batch_post.PostSummary | TransportError) -> dict[str, Any]:
+    if isinstance(outcome, TransportError):
+        return {"server": server, "error": outcome.message}
+    parts = [
+        {"part": r.part, "message_id": r.message_id, "bytes": r.size, "result": r.status.value}
+        for r in outcome.results
+    ]
+    return {
+        "server": server,
+        "posted": outcome.posted,
+        "duplicates": outcome.duplicates,
+        "already": outcome.already,
+        "parts": parts,
+    }
+
+
+def _print_post(
+    app: AppContext,
+    work: batch_post.PendingWork,
+    outcome: batch_post.PostSummary | TransportError,
+) -> None:
+    if isinstance(outcome, TransportError):
+        app.err.print(f"error: {outcome.message}", markup=False)
+        return
+    if not outcome.results:
+        app.out.print(
+            f"batch {work.batch.id}: all {outcome.parts_total} parts already posted "
+            f"to {work.server}",
+            markup=False,
         )
         return
-    table = Table(title=f"batch {batch_id} -> {summary.server}")
+    table = Table(title=f"batch {work.batch.id} -> {work.server}")
     for column in ("part", "Message-ID", "bytes", "result"):
         table.add_column(column, overflow="fold")
-    for r in summary.results:
+    for r in outcome.results:
         table.add_row(str(r.part), r.message_id, f"{r.size:,}", r.status.value)
     app.out.print(table)
     app.out.print(
-        f"{summary.posted} posted, {summary.duplicates} already on the server, "
-        f"{summary.already} posted earlier; {summary.parts_total} parts in all"
+        f"{outcome.posted} posted, {outcome.duplicates} already on the server, "
+        f"{outcome.already} posted earlier; {outcome.parts_total} parts in all"
     )
 
 
@@ -230,7 +295,7 @@ def ls(app: AppContext, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def show(app: AppContext, batch_id: str, as_json: bool) -> None:
-    """Show one batch: metadata, parts with Message-IDs and status, pings.
+    """Show one batch: metadata, pings, parts with Message-IDs and where each went.
 
     BATCH is an id, a unique prefix of one, or latest.
 
@@ -257,20 +322,21 @@ def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     meta.add_row("key", detail.key)
     pings = ", ".join(f"{k} {v}" for k, v in sorted(i.pings.items())) or "none"
     meta.add_row("pings", pings)
+    posted_to = ", ".join(f"{name} ({n}/{i.parts_total})" for name, n in detail.servers.items())
+    meta.add_row("posted to", posted_to or "nowhere yet")
     app.out.print(meta)
     parts = Table(title=f"parts ({i.parts_posted}/{i.parts_total} posted)")
-    for column in ("part", "Message-ID", "tags", "range", "bytes", "posted", "server"):
+    for column in ("part", "Message-ID", "tags", "range", "bytes", "posted (UTC) to"):
         parts.add_column(column, overflow="fold")
     for p in detail.parts:
-        posted = f"{p.posted_at:%Y-%m-%d %H:%M:%S}" if p.posted_at else "pending"
+        posts = "\n".join(f"{x.posted_at:%Y-%m-%d %H:%M:%S} {x.server}" for x in p.posts)
         parts.add_row(
             str(p.part),
             p.message_id,
             f"{p.count:,}",
             f"{p.first_tag}..{p.last_tag}",
             f"{p.size:,}",
-            posted,
-            p.server or "",
+            posts or "pending",
         )
     app.out.print(parts)
 

@@ -11,12 +11,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from scrubber import hashing, lists, scheme
+from scrubber import lists, scheme
 from scrubber.cli.context import AppContext, executor_option, folded, pass_app, print_json
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
-from scrubber.store import queries
 
 
 @click.group("list")
@@ -109,9 +108,7 @@ def import_(
         if not path.exists():
             raise InputFileError(f"cannot read {path}: no such file")
     total = sum(p.stat().st_size for p in files if p != STDIN and p.is_file()) or None
-    if rejects is None:
-        stamp = hashing.utcnow().strftime("%Y%m%dT%H%M%S")
-        rejects = app.workspace.root / "rejects" / f"{_safe(name)}-{stamp}.csv"
+    rejects = rejects or app.workspace.rejects_path(name)
     with app.progress(f"importing {name}", total, unit="bytes") as advance:
         summary = lists.import_files(
             app.store,
@@ -297,8 +294,7 @@ def rm(app: AppContext, name: str, dry_run: bool, as_json: bool) -> None:
 
     Suppressions stay: they are yours, not the list's, and keep every
     address out of every list and batch. Batches made from NAME keep their
-    proofs (pings still suppress); an address no list, batch or suppression
-    holds any more is deleted.
+    proofs (pings still suppress).
 
     \b
     Example:
@@ -311,8 +307,7 @@ def rm(app: AppContext, name: str, dry_run: bool, as_json: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     app.out.print(
         f"{verb} list {name}: {summary.entries:,} entries, {summary.imports:,} imports, "
-        f"named by {summary.batches:,} batches; {summary.forgotten:,} addresses held by "
-        "nothing else forgotten; suppressions kept"
+        f"named by {summary.batches:,} batches; suppressions kept"
         + ("; nothing written (dry run)" if dry_run else "")
     )
 
@@ -420,17 +415,17 @@ def hash_(
       scrubber list hash customers --executor tcp://scheduler:8786
     """
     settings = app.workspace.settings
-    with app.store.read() as session:
-        ids = [queries.get_list(session, n).id for n in names]
-    # The executor first: a bad one must leave the database as it was.
-    pool = hashing.open_executor(executor, workers)
-    try:
-        epoch = hashing.current_epoch(app.store, settings.params, settings.salt_epoch_days)
-        engine = hashing.HashEngine(app.store, pool)
-        with app.progress("hashing", None, unit="addresses") as advance:
-            summary = engine.ensure(epoch, ids, on_done=advance, on_total=advance.set_total)
-    finally:
-        pool.close()
+    with app.progress("hashing", None, unit="addresses") as advance:
+        summary = lists.hash_lists(
+            app.store,
+            names,
+            settings.params,
+            settings.salt_epoch_days,
+            executor=executor,
+            workers=workers,
+            on_done=advance,
+            on_total=advance.set_total,
+        )
     if as_json:
         print_json(asdict(summary))
         return
@@ -438,10 +433,6 @@ def hash_(
         f"{summary.needed:,} addresses: {summary.cached:,} cached, "
         f"{summary.computed:,} hashed (epoch {summary.epoch_id})"
     )
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 COMMANDS = [list_group]

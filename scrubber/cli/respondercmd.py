@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,10 +19,11 @@ from scrubber.responder.ping import DEFAULT_DELAY, PingConfig
 from scrubber.responder.proxy import parse_proxy
 from scrubber.responder.recheck import batches_to_recheck
 from scrubber.responder.report import key_reports
-from scrubber.responder.run import RunResult, run_once
+from scrubber.responder.run import RunResult, run
+from scrubber.responder.run import watch as run_watching
 from scrubber.responder.scan import Caps
 from scrubber.store.types import utcnow
-from scrubber.transport import DEFAULT_GROUP, open_source
+from scrubber.transport import DEFAULT_GROUP, ArticleSource, open_source
 
 
 @click.group("responder")
@@ -244,23 +245,22 @@ def scan(
         retries=retries,
     )
     where = redact_url(server) if server else f"spool {spool}"
-    while True:
+
+    def source() -> ArticleSource:  # opened anew by each run
         app.waiting(f"reading {group} from {where}")
-        try:
-            result = run_once(
-                store, lambda: open_source(server, spool, group), caps=caps, ping_config=config
-            )
-        except ResponderError as error:  # another scan holds the database
-            if watch is None:
-                raise
-            app.err.print(f"error: {error.message}")
-        else:
-            _show(app, result, as_json, watching=watch is not None)
-            if watch is None:
-                if result.error:
-                    raise ResponderError(result.error)
-                return
-        time.sleep(watch)
+        return open_source(server, spool, group)
+
+    if watch is None:
+        show = functools.partial(_show, app, as_json=as_json, watching=False)
+        run(store, source, show, caps=caps, ping_config=config)
+        return
+    show = functools.partial(_show, app, as_json=as_json, watching=True)
+    failed = functools.partial(_show_error, app)
+    run_watching(store, source, watch, show, failed, caps=caps, ping_config=config)
+
+
+def _show_error(app: AppContext, error: ResponderError) -> None:
+    app.err.print(f"error: {error.message}")
 
 
 def _host_port(text: str | None, option: str) -> tuple[str, int] | None:
@@ -293,7 +293,7 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _show(app: AppContext, result: RunResult, as_json: bool, *, watching: bool) -> None:
+def _show(app: AppContext, result: RunResult, *, as_json: bool, watching: bool) -> None:
     if as_json:
         print_json(
             {

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from scrubber.errors import ScrubberError, StoreError, StoreUnavailable
+from scrubber.errors import Overloaded, ScrubberError, StoreError, StoreUnavailable
 from scrubber.listener.ping import Outcome, PingResult, Request
 
 log = logging.getLogger("scrubber.listener")
@@ -37,10 +37,6 @@ class CommitObserver(Protocol):
     def outcome(self, channel: str, outcome: Outcome, count: int) -> None: ...
 
     def failed(self, requests: int) -> None: ...
-
-
-class Overloaded(StoreUnavailable):
-    """Too many pings wait for the database; the sender should retry later."""
 
 
 @dataclass

@@ -29,8 +29,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from scrubber import keys, scheme
 from scrubber.batch.info import KeyInUse
-from scrubber.errors import StoreError, StoreUnavailable, UnsubscribeTokenError
-from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.errors import (
+    BadPing,
+    Overloaded,
+    StoreError,
+    StoreUnavailable,
+    UnsubscribeTokenError,
+)
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import TrustedProxies
 from scrubber.listener.metrics import ListenerMetrics
 from scrubber.listener.pages import (
@@ -73,14 +79,6 @@ _FORM_ERRORS = (
     AssertionError,
 )
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-
-
-class BadPing(Exception):
-    """The request body is not a ping; answered 400 (or 415) with this text."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @functools.cache

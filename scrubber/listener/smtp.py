@@ -21,8 +21,8 @@ from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from scrubber.errors import StoreUnavailable, UnsubscribeTokenError
-from scrubber.listener.committer import GroupCommitter, Overloaded
+from scrubber.errors import Overloaded, StoreUnavailable, UnsubscribeTokenError
+from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import ConnectionGate, peer_of
 from scrubber.listener.ingestor import Ingestor
 from scrubber.listener.ping import (

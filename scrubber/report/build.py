@@ -56,6 +56,7 @@ from scrubber.store.models import (
     Suppression,
 )
 from scrubber.store.outcomes import OUTCOMES as OUTCOMES
+from scrubber.store.queries import PartPost, part_posts
 from scrubber.store.types import utcnow
 
 VERSION = 2  # 2: JCS-canonical signatures (docs/report.md)
@@ -258,21 +259,25 @@ def _parts(session: Session, batch: Batch) -> Parts:
     rows = session.scalars(
         select(BatchPart).where(BatchPart.batch_id == batch.id).order_by(BatchPart.part)
     ).all()
-    items: list[PartItem] = [
-        {
-            "part": row.part,
-            "message_id": row.message_id,
-            "server": row.server,
-            "posted_at": iso(row.posted_at),
-            "count": row.count,
-            "size": row.size,
-            "first_tag": row.first_tag.hex(),
-            "last_tag": row.last_tag.hex(),
-        }
-        for row in rows
-    ]
+    # Where a part first went (a batch may go to several servers; 'batch
+    # show' lists them all): the report's layout predates that.
+    first = {part: posts[0] for part, posts in part_posts(session, batch.id).items()}
+    items: list[PartItem] = [_part_item(row, first.get(row.part)) for row in rows]
     posted = sum(1 for item in items if item["posted_at"] is not None)
     return {"total": batch.parts_total, "posted": posted, "items": items}
+
+
+def _part_item(row: BatchPart, post: PartPost | None) -> PartItem:
+    return {
+        "part": row.part,
+        "message_id": row.message_id,
+        "server": post.server if post else None,
+        "posted_at": iso(post.posted_at) if post else None,
+        "count": row.count,
+        "size": row.size,
+        "first_tag": row.first_tag.hex(),
+        "last_tag": row.last_tag.hex(),
+    }
 
 
 def _pings(session: Session, batch_id: str) -> Pings:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from scrubber.errors import ReportError, UsageError
+from scrubber.private import write_private
 from scrubber.report.model import (
     DeadlineCheck,
     Document,
@@ -62,19 +61,11 @@ def render(document: Document, fmt: str) -> str:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename), so a failed write leaves no half report."""
-    directory = path.parent if str(path.parent) else Path()
+    """Write atomically, so a failed write leaves no half report; 0644, as a
+    report is meant to be shared."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        write_private(path, text, mode=0o644)
     except OSError as exc:
-        raise ReportError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        Path(tmp).chmod(0o644)  # mkstemp makes 0600; a report is meant to be shared
-        Path(tmp).replace(path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ReportError(f"cannot write {path}: {exc.strerror}") from None
 
 

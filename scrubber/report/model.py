@@ -232,16 +232,10 @@ class Clocks(TypedDict):
     stop_seconds: Latency
 
 
-class LedgerCheck(TypedDict):
-    rule: str
-    name: str
-    limit: str
-    checked: int
-    met: int
-    late: int
-    pending: int
+class LedgerCheck(DeadlineCheck):
+    """A ledger rule's counts: a batch report's, and the requests it does not judge."""
+
     not_judged: int
-    ok: bool
 
 
 class LedgerItem(TypedDict):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from scrubber.report.build import CHANNELS, OUTCOMES
 from scrubber.report.model import (
     BatchReport,
+    DeadlineCheck,
     Document,
     LedgerReport,
     Pings,
@@ -246,19 +247,14 @@ def _latency(doc: BatchReport) -> Section:
     )
 
 
+def _deadline_row(check: DeadlineCheck, *extra: int) -> tuple[str, ...]:
+    """A rule's counts as a table row; ``extra`` counts go before the verdict."""
+    counts = (check["checked"], check["met"], check["late"], check["pending"], *extra)
+    return (check["name"], check["limit"], *(f"{n:,}" for n in counts), verdict(check["ok"]))
+
+
 def _deadlines(doc: BatchReport) -> Section:
-    rows = [
-        (
-            d["name"],
-            d["limit"],
-            f"{d['checked']:,}",
-            f"{d['met']:,}",
-            f"{d['late']:,}",
-            f"{d['pending']:,}",
-            verdict(d["ok"]),
-        )
-        for d in doc["deadlines"]
-    ]
+    rows = [_deadline_row(d) for d in doc["deadlines"]]
     columns = ("rule", "limit", "checked", "met", "late", "pending", "result")
     return Section("Deadline checks", columns, rows, key="deadlines")
 
@@ -410,19 +406,7 @@ def _clocks(doc: LedgerReport) -> Section:
 
 
 def _ledger_deadlines(doc: LedgerReport) -> Section:
-    rows = [
-        (
-            d["name"],
-            d["limit"],
-            f"{d['checked']:,}",
-            f"{d['met']:,}",
-            f"{d['late']:,}",
-            f"{d['pending']:,}",
-            f"{d['not_judged']:,}",
-            verdict(d["ok"]),
-        )
-        for d in doc["deadlines"]
-    ]
+    rows = [_deadline_row(d, d["not_judged"]) for d in doc["deadlines"]]
     columns = ("rule", "limit", "checked", "met", "late", "pending", "not judged", "result")
     note = "the rules: the deadlines table of scrubber.toml (scrubber.deadlines)"
     return Section("Deadline checks (sending stopped)", columns, rows, note=note, key="deadlines")

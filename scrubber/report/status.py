@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from scrubber import lists
 from scrubber.config import Settings
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchPart, Ping, PingTally, Suppression
+from scrubber.store.models import Batch, Ping, PingTally, Suppression
+from scrubber.store.queries import parts_posted
 
 AT_RISK_AFTER = timedelta(hours=24)  # half the strictest deadline (Gmail/Yahoo, 48 h)
 HEALTH_TIMEOUT = 0.5  # seconds; a listener that is up answers far faster
@@ -98,11 +99,7 @@ def _today(rows: Sequence[Any], tallied: Any) -> dict[str, int]:
 
 
 def recent_batches(store: Store, limit: int) -> list[BatchLine]:
-    posted = (
-        select(func.count())
-        .where(BatchPart.batch_id == Batch.id, BatchPart.posted_at.is_not(None))
-        .scalar_subquery()
-    )
+    posted = parts_posted(Batch.id)
     accepted = (
         select(func.count())
         .where(Ping.batch_id == Batch.id, Ping.outcome == "accepted")

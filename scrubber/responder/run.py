@@ -1,8 +1,10 @@
 """One responder run: scan the source, look through earlier batches for newly
-protected addresses, then send every proof still owed."""
+protected addresses, then send every proof still owed; and runs repeated
+(``responder scan --watch``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,3 +47,43 @@ def run_once(
         except ResponderError as exc:
             error = exc.message
         return RunResult(report, error, send_pending(store, ping_config), again)
+
+
+def run(
+    store: ResponderStore,
+    open_source: Callable[[], ArticleSource],
+    on_result: Callable[[RunResult], None],
+    *,
+    caps: Caps | None = None,
+    ping_config: PingConfig | None = None,
+) -> None:
+    """One run, shown with ``on_result``; a run that could not read its source
+    then raises :class:`ResponderError` (its pings went out all the same)."""
+    result = run_once(store, open_source, caps=caps, ping_config=ping_config)
+    on_result(result)
+    if result.error:
+        raise ResponderError(result.error)
+
+
+def watch(
+    store: ResponderStore,
+    open_source: Callable[[], ArticleSource],
+    every: float,
+    on_result: Callable[[RunResult], None],
+    on_error: Callable[[ResponderError], None],
+    *,
+    caps: Caps | None = None,
+    ping_config: PingConfig | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Run every ``every`` seconds until interrupted. A failed source is part
+    of its run's result; a run that could not start (another scan holds the
+    database) goes to ``on_error``, and the next one tries again."""
+    while True:
+        try:
+            result = run_once(store, open_source, caps=caps, ping_config=ping_config)
+        except ResponderError as error:
+            on_error(error)
+        else:
+            on_result(result)
+        sleep(every)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -226,8 +227,25 @@ class BatchPart(Base):
     last_tag: Mapped[bytes] = mapped_column(LargeBinary(16))
     count: Mapped[int]
     size: Mapped[int]
-    posted_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    server: Mapped[str | None] = mapped_column(Text)
+
+
+class BatchPartPost(Base):
+    """One part of a batch taken by one server (schema 0008): a batch is
+    posted to several servers, each resumed on its own.
+
+    ``server`` names the destination without credentials (the transport's
+    ``server``: ``nntp://HOST:PORT``, ``nntps://HOST:PORT`` or ``spool:DIR``);
+    the Message-ID is the part's own, the same on every server.
+    """
+
+    __tablename__ = "batch_part_posts"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server: Mapped[str] = mapped_column(Text, primary_key=True)
+    posted_at: Mapped[datetime] = mapped_column(Timestamp)
+    __table_args__ = (
+        ForeignKeyConstraint(["batch_id", "part"], ["batch_parts.batch_id", "batch_parts.part"]),
+    )
 
 
 class Ping(Base):

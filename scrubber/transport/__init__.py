@@ -14,10 +14,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from scrubber.errors import UsageError
+
+if TYPE_CHECKING:
+    from scrubber.transport.nntp import NntpTarget
 
 # The group batches are posted to and read from unless configured otherwise.
 DEFAULT_GROUP = "alt.dni.batches"
@@ -72,11 +75,31 @@ def open_transport(
     if url.startswith("spool:"):
         from scrubber.transport.spool import SpoolTransport
 
-        path = Path(url[len("spool:") :])
-        if not path.is_absolute() and base is not None:
-            path = base / path
-        return SpoolTransport(path)
-    from scrubber.transport.nntp import NntpTarget, NntpTransport
+        return SpoolTransport(_spool_path(url, base))
+    from scrubber.transport.nntp import NntpTransport
+
+    return NntpTransport.connect(
+        _nntp_target(url), newsgroup=newsgroup, timeout=timeout, retries=retries, backoff=backoff
+    )
+
+
+def server_name(url: str, *, base: Path | None = None) -> str:
+    """The ``server`` a transport opened on ``url`` will have, without
+    connecting: ``nntp://HOST:PORT`` (no credentials, the default port
+    spelled out, so two spellings of one server are one server) or
+    ``spool:DIR``. Posting records and resumes parts per server by it."""
+    if url.startswith("spool:"):
+        return f"spool:{_spool_path(url, base)}"
+    return _nntp_target(url).name
+
+
+def _spool_path(url: str, base: Path | None) -> Path:
+    path = Path(url[len("spool:") :])
+    return base / path if not path.is_absolute() and base is not None else path
+
+
+def _nntp_target(url: str) -> NntpTarget:
+    from scrubber.transport.nntp import NntpTarget
 
     target = NntpTarget.parse(url)
     if target is None:
@@ -84,9 +107,7 @@ def open_transport(
         raise UsageError(
             f"server must be nntp://host, nntps://host or spool:DIR (got scheme {_scheme(url)!r})"
         )
-    return NntpTransport.connect(
-        target, newsgroup=newsgroup, timeout=timeout, retries=retries, backoff=backoff
-    )
+    return target
 
 
 def open_source(server: str | None, spool: Path | None, group: str) -> ArticleSource:

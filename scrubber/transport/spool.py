@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from scrubber.article import split_article
 from scrubber.errors import ArticleError, ArticleGone, ResponderError, TransportError
+from scrubber.private import AtomicFile
 from scrubber.transport import DEFAULT_GROUP, Entry, PostStatus
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -55,17 +55,9 @@ class SpoolTransport:
         return PostStatus.POSTED
 
     def _write_atomically(self, target: Path, data: bytes) -> None:
-        fd, name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.directory)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o644)  # a feeder running as news must read it
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # 0644: a feeder running as news must read it.
+        with AtomicFile.binary(target, mode=0o644) as handle:
+            handle.write(data)
 
     def close(self) -> None:
         """Nothing to release."""

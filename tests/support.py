@@ -1,0 +1,65 @@
+"""Helpers any test (or bench) may import: the CLI as a user runs it, free
+ports, and services that must be there under CI. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_service(env_var: str, what: str) -> str:
+    """The service URL from the environment; skip locally, fail under CI."""
+    value = os.environ.get(env_var)
+    if value:
+        return value
+    message = f"{what} not available: set {env_var} (run 'make services')"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str,
+    workspace: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    """Run `python -m scrubber ARGS` in a subprocess, as a user would."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("SCRUBBER_WORKSPACE", None)
+    command = [sys.executable, "-m", "scrubber"]
+    if workspace is not None:
+        command += ["--workspace", str(workspace)]
+    proc = subprocess.run(
+        [*command, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
