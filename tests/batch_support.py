@@ -25,6 +25,7 @@ from scrubber.store.models import (
     BatchEntry,
     BatchList,
     BatchPart,
+    BatchPartPost,
     MailingList,
     SaltEpoch,
 )
@@ -158,3 +159,16 @@ def parts_of(ws: Workspace, batch_id: str) -> list[BatchPart]:
             )
     finally:
         store.close()
+
+
+def servers_of(ws: Workspace, batch_id: str) -> list[set[str]]:
+    """For each part in order, the servers it is marked posted to."""
+    marks: list[set[str]] = [set() for _ in parts_of(ws, batch_id)]
+    with open_store(ws) as store, store.read() as session:
+        for part, server in session.execute(
+            select(BatchPartPost.part, BatchPartPost.server).where(
+                BatchPartPost.batch_id == batch_id
+            )
+        ):
+            marks[part - 1].add(server)
+    return marks

@@ -15,12 +15,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
 
 from scrubber.article import MAX_PART_BYTES, parse_article, parse_subject
 from scrubber.batch import post
 from scrubber.errors import TransportError
-from scrubber.store.models import BatchPartPost
 from scrubber.transport import PostStatus, open_transport, server_name
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, load_key, load_workspace, open_store
@@ -31,6 +29,7 @@ from tests.batch_support import (
     fetch_parsed,
     nntp_connect,
     parts_of,
+    servers_of,
     subjects_in_group,
     synthetic_batch,
 )
@@ -42,19 +41,6 @@ pytestmark = pytest.mark.inn
 @pytest.fixture
 def nntp() -> str:
     return require_service("SCRUBBER_TEST_NNTP", "INN2")
-
-
-def servers_of(ws: Workspace, batch_id: str) -> list[set[str]]:
-    """For each part in order, the servers it is marked posted to."""
-    marks: list[set[str]] = [set() for _ in parts_of(ws, batch_id)]
-    with open_store(ws) as store, store.read() as session:
-        for part, server in session.execute(
-            select(BatchPartPost.part, BatchPartPost.server).where(
-                BatchPartPost.batch_id == batch_id
-            )
-        ):
-            marks[part - 1].add(server)
-    return marks
 
 
 def test_200k_batch_is_split_posted_read_back_and_complete(workspace: Workspace, nntp: str) -> None:

@@ -18,11 +18,11 @@ from tests.batch_support import (
     TEST_GROUP,
     nntp_connect,
     parts_of,
+    servers_of,
     subjects_in_group,
     synthetic_batch,
 )
 from tests.support import require_service, run_cli
-from tests.test_batch_post import servers_of
 
 pytestmark = pytest.mark.inn
 RELAY = Path(__file__).with_name("tcp_relay.py")
