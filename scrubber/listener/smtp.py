@@ -102,7 +102,10 @@ def _plain_body(content: bytes) -> bytes | None:
     match = _HEADER_END.search(content)
     if match is None:
         return None
-    headers = content[: match.start()].split(b"\n")
+    block = content[: match.start()]
+    if b"\r" in block.replace(b"\r\n", b""):
+        return None  # a bare CR ends a header line for the parser, not for us
+    headers = block.split(b"\n")
     # Any line that is not a plain header (or its continuation) makes the
     # parser end the headers early: leave such messages to it.
     if not all(_HEADER_LINE.match(line) for line in headers):
