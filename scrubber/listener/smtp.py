@@ -84,13 +84,19 @@ def extract_proofs(content: bytes) -> list[str]:
 
 
 def parsed_proofs(content: bytes) -> list[str]:
-    """:func:`extract_proofs` through the email parser, for any message."""
-    message = email.message_from_bytes(content)
+    """:func:`extract_proofs` through the email parser, for any message; a
+    message the parser cannot take apart has no proofs (answered 550)."""
     proofs: list[str] = []
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        proofs.extend(_PROOF_LINE.findall(_part_text(part)))
+    try:
+        for part in email.message_from_bytes(content).walk():
+            if part.is_multipart() or part.get_content_maintype() != "text":
+                continue
+            proofs.extend(_PROOF_LINE.findall(_part_text(part)))
+    # The standard library's parser is not robust against every malformed
+    # header: mixed RFC 2231 continuations (`x*` and `x*1`) raise TypeError
+    # from email.utils.decode_params, found by the fuzzer.
+    except (TypeError, ValueError, LookupError, AttributeError):
+        return []
     return proofs
 
 
