@@ -56,6 +56,7 @@ from scrubber.store.models import (
     Suppression,
 )
 from scrubber.store.outcomes import OUTCOMES as OUTCOMES
+from scrubber.store.outcomes import Outcome
 from scrubber.store.queries import PartPost, part_posts
 from scrubber.store.types import utcnow
 
@@ -296,8 +297,8 @@ def _pings(session: Session, batch_id: str) -> Pings:
         .group_by(PingTally.channel)
     ).all()
     for channel, invalid, duplicate in tallied:
-        rows.append((channel, "invalid", invalid))
-        rows.append((channel, "duplicate", duplicate))
+        rows.append((channel, Outcome.INVALID.value, invalid))
+        rows.append((channel, Outcome.DUPLICATE.value, duplicate))
     by_channel: dict[str, dict[str, int]] = {c: dict.fromkeys(OUTCOMES, 0) for c in CHANNELS}
     for channel, outcome, count in rows:
         by_channel.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
@@ -345,7 +346,7 @@ def _removals(session: Session, batch: Batch, now: datetime) -> list[Removal]:
         )
         .join(Address, Address.id == Ping.address_id)
         .outerjoin(Suppression, Suppression.address_id == Ping.address_id)
-        .where(Ping.batch_id == batch.id, Ping.outcome == "accepted")
+        .where(Ping.batch_id == batch.id, Ping.outcome == Outcome.ACCEPTED.value)
         .order_by(Ping.received_at, Ping.id)
     ).all()
     return [_removal(row, now) for row in rows]
@@ -434,7 +435,7 @@ def _invariants(session: Session, batch: Batch) -> list[Invariant]:
             and_(BatchEntry.batch_id == Batch.id, BatchEntry.address_id == Ping.address_id),
         )
         .join(Address, Address.id == Ping.address_id)
-        .where(Ping.batch_id == batch.id, Ping.outcome == "accepted")
+        .where(Ping.batch_id == batch.id, Ping.outcome == Outcome.ACCEPTED.value)
         .distinct()
     )
     return [
@@ -469,7 +470,7 @@ def _timeline(session: Session, batch_id: str) -> list[Bucket]:
     width = _bucket_width(session, batch_id)
     buckets: dict[int, Counter[str]] = {}
     # Grouped by label: PostgreSQL would not match repeated bound expressions.
-    kind = case((Ping.outcome == "accepted", "accepted"), else_="other").label("kind")
+    kind = case((Ping.outcome == Outcome.ACCEPTED.value, "accepted"), else_="other").label("kind")
     pings = (
         select(_bucket(session, Ping.received_at, width).label("start"), kind, func.count())
         .where(Ping.batch_id == batch_id)

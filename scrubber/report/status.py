@@ -17,6 +17,7 @@ from scrubber import lists
 from scrubber.config import Settings
 from scrubber.store import Store
 from scrubber.store.models import Batch, Ping, PingTally, Suppression
+from scrubber.store.outcomes import Outcome
 from scrubber.store.queries import parts_posted
 
 AT_RISK_AFTER = timedelta(hours=24)  # half the strictest deadline (Gmail/Yahoo, 48 h)
@@ -70,7 +71,7 @@ def gather(store: Store, settings: Settings, key: str, recent: int = 5) -> Statu
             select(func.count())
             .select_from(Ping)
             .where(
-                Ping.outcome == "accepted",
+                Ping.outcome == Outcome.ACCEPTED.value,
                 Ping.received_at <= datetime.now(UTC) - AT_RISK_AFTER,
                 Ping.address_id.not_in(select(Suppression.address_id)),
             )
@@ -102,7 +103,7 @@ def recent_batches(store: Store, limit: int) -> list[BatchLine]:
     posted = parts_posted(Batch.id)
     accepted = (
         select(func.count())
-        .where(Ping.batch_id == Batch.id, Ping.outcome == "accepted")
+        .where(Ping.batch_id == Batch.id, Ping.outcome == Outcome.ACCEPTED.value)
         .scalar_subquery()
     )
     query = (
