@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,25 +60,30 @@ def report() -> None:
     """
 
 
+def _output_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--format and -o, alike on every command that writes a report."""
+    command = click.option(
+        "-o",
+        "--output",
+        "outputs",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the report to this file (repeat for several formats of one document).",
+    )(command)
+    return click.option(
+        "--format",
+        "-f",
+        "fmt",
+        type=click.Choice(formats.FORMATS),
+        help="Default: from -o's suffix, else text on a terminal and json in a pipe.",
+    )(command)
+
+
 @report.command(DEFAULT)
 @click.argument("batch", required=False)
 @click.option("--all", "all_", is_flag=True, help="A summary row per batch instead of one batch.")
 @click.option("--since", metavar="DATE", help="With --all: batches created on or after DATE.")
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(formats.FORMATS),
-    help="Default: from -o's suffix, else text on a terminal and json in a pipe.",
-)
-@click.option(
-    "-o",
-    "--output",
-    "outputs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file (repeat for several formats of one document).",
-)
+@_output_options
 @click.option(
     "--check", is_flag=True, help="Exit with status 3 if a deadline or an invariant fails."
 )
@@ -182,21 +188,7 @@ def _check(document: Document) -> None:
 
 @report.command("ledger")
 @click.option("--since", metavar="DATE", help="Only suppressions committed on or after DATE (UTC).")
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(formats.FORMATS),
-    help="Default: from -o's suffix, else text on a terminal and json in a pipe.",
-)
-@click.option(
-    "-o",
-    "--output",
-    "outputs",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file (repeat for several formats of one document).",
-)
+@_output_options
 @click.option("--check", is_flag=True, help="Exit with status 3 if a deadline was missed.")
 @pass_app
 def ledger(
