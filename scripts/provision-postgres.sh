@@ -32,6 +32,10 @@ for _ in $(seq 1 30); do
 done
 su postgres -c "psql -qtAc \"select 1 from pg_roles where rolname='$ROLE'\"" | grep -q 1 \
     || su postgres -c "psql -qc \"create role $ROLE login createdb password '$PASSWORD'\""
+# The tests drop their databases WITH (FORCE), which must be able to end an
+# autovacuum worker there; without pg_signal_backend a non-superuser cannot.
+su postgres -c "psql -qtAc \"select 1 from pg_auth_members m join pg_roles r on r.oid=m.roleid join pg_roles u on u.oid=m.member where r.rolname='pg_signal_backend' and u.rolname='$ROLE'\"" | grep -q 1 \
+    || su postgres -c "psql -qc \"grant pg_signal_backend to $ROLE\""
 su postgres -c "psql -qtAc \"select 1 from pg_database where datname='$DB'\"" | grep -q 1 \
     || su postgres -c "createdb -O $ROLE $DB"
 

@@ -43,6 +43,24 @@ def test_migrations_postgres(pg_url: str) -> None:
         _assert_migrated(store)  # running them again is a no-op
 
 
+@pytest.mark.postgres
+def test_the_test_role_may_end_an_autovacuum_worker(pg_url: str) -> None:
+    """pg_url drops its database WITH (FORCE); an autovacuum worker running there
+    has no role, and only pg_signal_backend lets a non-superuser end it (CI failed
+    once on exactly that)."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            member = conn.execute(
+                text("select pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert member is True
+
+
 def test_write_rolls_back_on_error(tmp_path: Path) -> None:
     with Store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
         store.migrate()
