@@ -37,7 +37,6 @@ import importlib.util
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+
+from bench._support import free_port, listen, raw_rate, wait_port  # noqa: E402
 
 GOAL_RSS_MB = 300.0
 GOAL_REBATCH = 50.0
@@ -252,31 +252,11 @@ def synthetic_list(path: Path, count: int) -> list[str]:
     return [generate._respell(rng, a) for a in picked[:PROTECTED]]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_listener(ws: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "scrubber", "--workspace", str(ws), "listen",
-            "--smtp", "off", "--http", f"127.0.0.1:{port}", "--log-level", "warning",
-        ],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"listener exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("listener did not start")
+    """`scrubber listen` on HTTP only, default limits, started."""
+    proc = listen(ws, "--smtp", "off", "--http", f"127.0.0.1:{port}", "--log-level", "warning")
+    wait_port(port, proc, timeout=60)
+    return proc
 
 
 def family_usage(pid: int) -> tuple[float, float]:
@@ -313,8 +293,6 @@ def pings_stage(ws: Path, db: Path, port: int) -> Stage:
 
 def run(count: int, server: str, tmp: Path) -> tuple[list[Stage], float, float]:
     """Every stage once; returns the stages, the raw argon2 rate and how many were hashed."""
-    from hash import raw_rate  # bench/hash.py: the same baseline as the hash bench
-
     from scrubber.config import Settings
     from scrubber.workspace import init_workspace
 
