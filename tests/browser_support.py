@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.support import end_process
+
 
 @dataclass
 class Page:
@@ -118,12 +120,7 @@ async def chromium_page(binary: str) -> AsyncIterator[Page]:
                 await page.call("Page.setLifecycleEventsEnabled", enabled=True)
                 yield page
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         shutil.rmtree(profile, ignore_errors=True)
 
 
