@@ -129,13 +129,12 @@ def floor_child(data: Path, ws: Path) -> None:
     rows = staged_rows(data)
     store = open_store(load_workspace(ws))
     start, cpu = time.perf_counter(), time.process_time()
-    with store.write_connection(check_foreign_keys=False) as conn:
+    with store.write_connection(check_foreign_keys=False, bulk=True) as conn:
         list_id = lists._ensure_list(conn, "big", utcnow(), new=False)
-        with lists._bulk_pragmas(conn):
-            lists._create_staging(conn)
-            for chunk in rows:
-                conn.exec_driver_sql(STAGING_INSERT, chunk)
-            lists._fold_staging(conn, list_id)
+        lists._create_staging(conn)
+        for chunk in rows:
+            conn.exec_driver_sql(STAGING_INSERT, chunk)
+        lists._fold_staging(conn, list_id)
     print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
     store.close()
 

@@ -48,7 +48,6 @@ from scrubber.store.types import utcnow
 
 STAGING_CHUNK = 20_000
 WORKER_MIN_BYTES = 4 << 20  # smaller inputs are not worth forking a worker
-BULK_CACHE_KIB = -65536  # negative: KiB, so 64 MiB per cache (main and temp)
 MAX_NAME = 200
 
 
@@ -202,13 +201,13 @@ def import_files(
     try:
         # Every key the fold writes comes from a join in the same transaction,
         # so SQLite's per-row foreign-key checks would only cost time.
-        with store.write_connection(check_foreign_keys=False, dry_run=dry_run) as conn:
+        writing = store.write_connection(check_foreign_keys=False, dry_run=dry_run, bulk=True)
+        with writing as conn:
             list_id = _ensure_list(conn, name, started, new=new)
-            with _bulk_pragmas(conn):
-                lines, accepted = _stage(conn, source, rejects, on_bytes)
-                unique, added = _fold_staging(conn, list_id)
-                removed = _replace_entries(conn, list_id, accepted) if replace else 0
-                conn.exec_driver_sql("DROP TABLE import_staging")
+            lines, accepted = _stage(conn, source, rejects, on_bytes)
+            unique, added = _fold_staging(conn, list_id)
+            removed = _replace_entries(conn, list_id, accepted) if replace else 0
+            conn.exec_driver_sql("DROP TABLE import_staging")
             rejects.finish()
             kept = rejects.path if rejects.count else None
             conn.execute(
@@ -597,28 +596,6 @@ def rename_list(store: Store, old: str, new: str) -> None:
                     "(or 'scrubber list rm' that one first)"
                 )
         conn.execute(update(MailingList).where(MailingList.id == ids[old]).values(name=new))
-
-
-@contextlib.contextmanager
-def _bulk_pragmas(conn: Connection) -> Iterator[None]:
-    """A bigger page cache for the import's B-tree inserts, restored after."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    saved = [
-        (name, conn.exec_driver_sql(f"PRAGMA {name}").scalar_one())
-        for name in ("main.cache_size", "temp.cache_size")
-    ]
-    for name, _ in saved:
-        conn.exec_driver_sql(f"PRAGMA {name}={BULK_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        # An interrupt inside a statement invalidates the connection; it is
-        # then discarded, so there is nothing to restore.
-        if not conn.invalidated:
-            for name, value in saved:
-                conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
 
 
 def hash_lists(

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from scrubber.errors import ExecutorError
 from scrubber.store import queries
 from scrubber.store.models import Address, CachedDigest, SaltEpoch
 from scrubber.workspace import Workspace, open_store
-from tests.support import free_port, run_cli
+from tests.support import free_port, run_cli, wait_until
 
 DASK = Path(sys.executable).parent / "dask"
 
@@ -30,15 +29,18 @@ def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([str(DASK), *args], stdout=out, stderr=subprocess.STDOUT)
 
 
+def _worker_answers(address: str) -> bool:
+    """Whether the scheduler answers with a worker (DaskExecutor waits up to 2 s for one)."""
+    try:
+        hashing.DaskExecutor(address, timeout=2).close()
+    except ExecutorError:
+        return False
+    return True
+
+
 def _wait_for_worker(address: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            hashing.DaskExecutor(address, timeout=2).close()
-            return
-        except ExecutorError:
-            time.sleep(0.5)
-    pytest.fail(f"the Dask cluster did not come up: {log.read_text()[-2000:]}")
+    if not wait_until(lambda: _worker_answers(address), timeout, every=0.1):
+        pytest.fail(f"the Dask cluster did not come up: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scrubber import scheme
+from scrubber import deadlines, scheme
+from scrubber.deadlines import RULES, add_business_days
 from scrubber.listener import ratelimit
 from scrubber.listener.ping import MAX_PROOFS
 from scrubber.listener.ratelimit import (
@@ -19,8 +20,6 @@ from scrubber.listener.ratelimit import (
     RateLimiter,
     client_key,
 )
-from scrubber.report import deadlines
-from scrubber.report.deadlines import RULES, add_business_days
 
 # -- scheme ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ commit, commit whatever is queued, then return.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -164,6 +165,11 @@ async def _serve(
                 unsubscribed=metrics.unsubscribed,
             )
             running.smtp_server = await _start_smtp(config, running, smtp_gate, workspace)
+        # What start-up made (modules, the app, the ORM) lives as long as the
+        # process: kept out of the collector's full passes, which otherwise
+        # walk it all while 2,000 open connections churn their objects
+        # (a 200-300 ms stall of the loop; docs/performance.md, abuse).
+        gc.freeze()
         log.info("event=ready pid=%d", os.getpid())
         await stop.wait()
         log.info("event=stopping")
