@@ -143,15 +143,21 @@ def ready(ramp: float = 0.0) -> None:
 
 async def idle_connections(http_port: int, smtp_port: int, seconds: float) -> int:
     """25 connections from each of 200 addresses per channel, held open; the
-    SMTP ones send NOOP every 2 s."""
+    SMTP ones send NOOP every 2 s. The attack is in full swing once the
+    listener has answered every SMTP connection (220 or 421): a connect
+    completes in the kernel's backlog, long before the listener takes it."""
     started = time.monotonic()
     writers: list[asyncio.StreamWriter] = []
     smtp: list[asyncio.StreamWriter] = []
 
     async def open_one(port: int, source: str, is_smtp: bool) -> None:
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-        except OSError:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(source, 0)
+            )
+            if is_smtp:
+                await asyncio.wait_for(reader.readline(), 30)
+        except (OSError, TimeoutError):
             return
         writers.append(writer)
         if is_smtp:
