@@ -133,8 +133,10 @@ class Store:
             try:
                 if relax:
                     _sqlite_foreign_keys(conn, on=False)
-                with conn.begin() as transaction, _bulk_cache(conn, on=bulk):
-                    yield conn
+                with conn.begin() as transaction:
+                    with _bulk_cache(conn, on=bulk):
+                        yield conn
+                    # After the cache is restored: no statement runs once rolled back.
                     if dry_run:
                         transaction.rollback()
             finally:
