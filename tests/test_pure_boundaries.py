@@ -560,3 +560,12 @@ def test_ledger_rules_of_the_defaults() -> None:
         timedelta(days=14),
         timedelta(days=7),
     ]
+
+
+def test_canonicalize_block_leaves_over_forms_longer_than_64() -> None:
+    exact = "a" * 52 + "@example.com"  # 64 characters: still the block's
+    longer = "b" + exact
+    forms, leftover = scheme.canonicalize_block(f"{exact}\n{longer}\nx@y.com")
+    assert forms == [exact, longer, "x@y.com"]
+    assert leftover == [1]
+    assert scheme.canonicalize(exact) == exact
