@@ -30,7 +30,6 @@ import json
 import os
 import random
 import resource
-import smtplib
 import sqlite3
 import statistics
 import subprocess
@@ -43,14 +42,26 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+
+from bench._support import (  # noqa: E402
+    DOMAIN,
+    JSON_HEADERS,
+    children,
+    free_port,
+    http_ping,
+    make_workspace,
+    p99,
+    rss_mb,
+    smtp_ping,
+    start_listener,
+    stop,
+)
 
 GOAL_P99_MS = 100.0
 GOAL_GROWTH_MB = 1.0
 ATTACKS = ("refused-flood", "unknown-token", "forged-rotating", "idle-connections", "slow-clients")
 HTTP_EVERY = 0.05
 SMTP_EVERY = 0.25
-DOMAIN = "dni.example.test"  # the workspace default response domain
 
 
 # -- the attacker process ---------------------------------------------------
@@ -78,7 +89,7 @@ async def flood(http_port: int, token: str, seconds: float, *, unknown: bool) ->
                 target = rng.randbytes(12).hex() if unknown else token
                 url = f"http://127.0.0.1:{http_port}/dni/v1/ping/{target}"
                 try:
-                    async with http.post(url, data=body, headers=_JSON) as response:
+                    async with http.post(url, data=body, headers=JSON_HEADERS) as response:
                         await response.read()
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.01)
@@ -110,7 +121,7 @@ async def forged_rotating(http_port: int, token: str, seconds: float) -> int:
             body = forged_body(rng)  # fresh random proofs every time
             try:
                 async with sessions[turn % len(sessions)].post(
-                    url, data=body, headers=_JSON
+                    url, data=body, headers=JSON_HEADERS
                 ) as response:
                     await response.read()
             except aiohttp.ClientError:
@@ -132,15 +143,21 @@ def ready(ramp: float = 0.0) -> None:
 
 async def idle_connections(http_port: int, smtp_port: int, seconds: float) -> int:
     """25 connections from each of 200 addresses per channel, held open; the
-    SMTP ones send NOOP every 2 s."""
+    SMTP ones send NOOP every 2 s. The attack is in full swing once the
+    listener has answered every SMTP connection (220 or 421): a connect
+    completes in the kernel's backlog, long before the listener takes it."""
     started = time.monotonic()
     writers: list[asyncio.StreamWriter] = []
     smtp: list[asyncio.StreamWriter] = []
 
     async def open_one(port: int, source: str, is_smtp: bool) -> None:
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-        except OSError:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(source, 0)
+            )
+            if is_smtp:
+                await asyncio.wait_for(reader.readline(), 30)
+        except (OSError, TimeoutError):
             return
         writers.append(writer)
         if is_smtp:
@@ -212,9 +229,6 @@ async def slow_clients(http_port: int, smtp_port: int, token: str, seconds: floa
     return len(writers)
 
 
-_JSON = {"Content-Type": "application/json"}
-
-
 def attacker(name: str, http_port: int, smtp_port: int, token: str, seconds: float) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -232,44 +246,6 @@ def attacker(name: str, http_port: int, smtp_port: int, token: str, seconds: flo
 
 
 # -- the registrant and the measurements -------------------------------------
-
-
-def http_ping(port: int, token: str, proof: str) -> tuple[float, str]:
-    """A valid HTTP ping: its latency and "" or why it failed."""
-    import http.client
-
-    started = time.perf_counter()
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", f"/dni/v1/ping/{token}", json.dumps({"proofs": [proof]}), _JSON)
-        response = conn.getresponse()
-        body = response.read()
-        failure = (
-            ""
-            if response.status == 200 and b"accepted" in body
-            else f"http {response.status} {body[:40].decode(errors='replace')}"
-        )
-        conn.close()
-    except (OSError, http.client.HTTPException) as error:
-        failure = f"http {type(error).__name__}"
-    return time.perf_counter() - started, failure
-
-
-def smtp_ping(port: int, token: str, proof: str) -> tuple[float, str]:
-    started = time.perf_counter()
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-            client.sendmail(
-                "ping@responder.example",
-                [f"dni-{token}@{DOMAIN}"],
-                f"Subject: ping\r\n\r\nDNI-Proof: {proof}\r\n",
-            )
-        failure = ""
-    except smtplib.SMTPResponseException as error:
-        failure = f"smtp {error.smtp_code}"
-    except (OSError, smtplib.SMTPException) as error:
-        failure = f"smtp {type(error).__name__}"
-    return time.perf_counter() - started, failure
 
 
 async def registrant(
@@ -304,11 +280,6 @@ async def registrant(
     return latencies, failures
 
 
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
-
-
 def db_bytes(db: Path) -> int:
     """The database's size once its WAL is checkpointed into it."""
     conn = sqlite3.connect(db, timeout=30)
@@ -317,38 +288,6 @@ def db_bytes(db: Path) -> int:
     finally:
         conn.close()
     return db.stat().st_size
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
-    return found
-
-
-def start_listener(workspace: Path, http_port: int, smtp_port: int, log: Path) -> Any:
-    from listen_http import wait_port
-
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "scrubber", "--workspace", str(workspace), "listen",
-            "--http", f"127.0.0.1:{http_port}", "--smtp", f"127.0.0.1:{smtp_port}",
-            "--log-level", "warning",
-        ],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stderr=log.open("wb"),
-    )  # fmt: skip
-    wait_port(http_port, proc)
-    wait_port(smtp_port, proc)
-    return proc
 
 
 def round_of(
@@ -383,8 +322,6 @@ def main() -> None:
         name, http_port, smtp_port, token, seconds = args.attacker
         attacker(name, int(http_port), int(smtp_port), token, float(seconds))
         return
-    from listen_http import free_port, make_workspace, stop
-
     attacks = [a for a in args.attacks.split(",") if a]
     per_round = int(args.seconds / HTTP_EVERY + args.seconds / SMTP_EVERY) + 50
     with tempfile.TemporaryDirectory(prefix="bench-abuse-") as tmp:

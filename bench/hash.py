@@ -25,41 +25,23 @@ import argparse
 import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from argon2.low_level import Type, hash_secret_raw
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from scrubber import hashing, lists
-from scrubber.config import Settings
-from scrubber.store import queries
-from scrubber.workspace import init_workspace, open_store
+from bench._support import raw_rate  # noqa: E402
+from scrubber import hashing, lists  # noqa: E402
+from scrubber.config import Settings  # noqa: E402
+from scrubber.store import queries  # noqa: E402
+from scrubber.workspace import init_workspace, open_store  # noqa: E402
 
 GOAL = 0.85
 GOAL_DASK = 0.8
-
-
-def raw_rate(params: Settings, seconds: float) -> float:
-    """Single-thread hash_secret_raw rate (hashes/s) over at least ``seconds``."""
-    salt = os.urandom(16)
-    count = 0
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(50):
-            hash_secret_raw(
-                f"user{count}@example.com".encode(),
-                salt,
-                time_cost=params.argon2_t,
-                memory_cost=params.argon2_m,
-                parallelism=params.argon2_p,
-                hash_len=32,
-                type=Type.ID,
-                version=0x13,
-            )
-            count += 1
-    return count / elapsed
 
 
 def engine_rate(
@@ -133,11 +115,18 @@ def main() -> None:
 @contextlib.contextmanager
 def local_cluster(cores: int) -> Iterator[str]:
     """A scheduler and one single-threaded worker process per core; its address."""
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    # As docs/deployment.md says to start workers: without Dask's default
+    # MALLOC_TRIM_THRESHOLD_, which costs Argon2 about a third of its speed.
+    unset_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    with (
+        dask.config.set(unset_trim),
+        LocalCluster(
+            n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+    ):
         yield cluster.scheduler_address
 
 

@@ -113,9 +113,9 @@ def scrubber_import(data: Path, work: Path) -> tuple[float, float, int]:
 def staged_rows(data: Path) -> list[list[tuple[str, str]]]:
     """The (canonical, original) rows the import stages, chunk by chunk, made ready."""
     return [
-        list(zip(chunk.pairs[::2], chunk.pairs[1::2], strict=True))
-        for chunk in lists._canonical_chunks([data], None)
-        if chunk.pairs
+        list(zip(chunk.canonical, chunk.original, strict=True))
+        for chunk in lists._canonical_chunks(lists.Sources.of([data], None, None))
+        if chunk.canonical
     ]
 
 
@@ -129,13 +129,12 @@ def floor_child(data: Path, ws: Path) -> None:
     rows = staged_rows(data)
     store = open_store(load_workspace(ws))
     start, cpu = time.perf_counter(), time.process_time()
-    with store.write_connection(check_foreign_keys=False) as conn:
-        list_id = lists._ensure_list(conn, "big", utcnow())
-        with lists._bulk_pragmas(conn):
-            lists._create_staging(conn)
-            for chunk in rows:
-                conn.exec_driver_sql(STAGING_INSERT, chunk)
-            lists._fold_staging(conn, list_id)
+    with store.write_connection(check_foreign_keys=False, bulk=True) as conn:
+        list_id = lists._ensure_list(conn, "big", utcnow(), new=False)
+        lists._create_staging(conn)
+        for chunk in rows:
+            conn.exec_driver_sql(STAGING_INSERT, chunk)
+        lists._fold_staging(conn, list_id)
     print(json.dumps({"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
     store.close()
 

@@ -32,21 +32,19 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scrubber.config import Settings  # noqa: E402
+from bench._support import free_port, make_workspace, serve_listener, stop, wait_port  # noqa: E402
 from scrubber.store.models import Ping  # noqa: E402
-from scrubber.workspace import init_workspace, load_workspace, open_store  # noqa: E402
+from scrubber.workspace import load_workspace, open_store  # noqa: E402
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
@@ -82,62 +80,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"server on port {port} did not start")
-
-
-def make_workspace(
-    root: Path, addresses: int, database_url: str | None = None
-) -> tuple[str, list[str]]:
-    """A workspace with one batch; returns its token and the proofs."""
-    from scrubber import scheme
-    from scrubber.batch.create import create_batch, request_from_settings
-    from scrubber.hashing import ThreadExecutor
-    from scrubber.lists import import_files
-    from scrubber.workspace import load_key
-
-    settings = Settings(argon2_t=1, argon2_m=8)
-    if database_url is not None:
-        settings = Settings(argon2_t=1, argon2_m=8, database_url=database_url)
-    ws = init_workspace(root, settings)
-    source = root / "list.txt"
-    source.write_text("".join(f"bench{i}@example.com\n" for i in range(addresses)))
-    store = open_store(ws)
-    executor = ThreadExecutor(2)
-    import_files(store, "bench", [source], rejects_path=root / "rejects.csv")
-    request = request_from_settings(ws.settings, ["bench"])
-    batch = create_batch(store, ws.settings, load_key(ws), request, executor).batch
-    executor.close()
-    from sqlalchemy import select
-
-    from scrubber.store.models import BatchEntry
-
-    with store.read() as session:
-        proofs = [
-            scheme.b64url(p)
-            for (p,) in session.execute(
-                select(BatchEntry.proof).where(BatchEntry.batch_id == batch.id)
-            )
-        ]
-    store.close()
-    return batch.token, proofs
-
-
 class Run(NamedTuple):
     rps: float
     p99_ms: float
@@ -165,31 +107,6 @@ def run_wrk(port: int, script: Path, seconds: int) -> Run:
 
 def serve_hello(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", HELLO, str(port)])
-
-
-def serve_listener(
-    workspace: Path, channel: str, port: int, *extra: str
-) -> subprocess.Popen[bytes]:
-    """`scrubber listen` on one channel ("http" or "smtp"), the other off."""
-    other = "smtp" if channel == "http" else "http"
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "scrubber", "--workspace", str(workspace), "listen",
-            f"--{other}", "off", f"--{channel}", f"127.0.0.1:{port}",
-            "--client-rate", "0", "--token-rate", "0", "--log-level", "warning",
-            # wrk's connections all come from one address: one client here.
-            "--max-client-connections", "1000", *extra,
-        ],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-
-
-def stop(server: subprocess.Popen[bytes], ok_exits: tuple[int, ...] = (0,)) -> None:
-    """SIGTERM the server; any exit code but ``ok_exits`` makes the run invalid."""
-    server.terminate()
-    code = server.wait()
-    if code not in ok_exits:
-        sys.exit(f"server exit {code}: not a valid run")
 
 
 def measure(server: subprocess.Popen[bytes], port: int, script: Path, seconds: int) -> Run:

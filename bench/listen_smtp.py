@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+
+from bench._support import free_port, make_workspace, serve_listener, stop, wait_port  # noqa: E402
 
 GOAL_RATIO = 0.5
 
@@ -127,8 +128,6 @@ def measure(
     ok_exits: tuple[int, ...] = (0,),
 ) -> tuple[float, float]:
     """One load run against a started server, which is stopped afterwards."""
-    from listen_http import stop, wait_port
-
     try:
         wait_port(port, server)
         return load(port, rcpt, proofs, seconds, conns)
@@ -142,8 +141,6 @@ def main() -> None:
         words = Path(proofs).read_text().split()
         asyncio.run(_load(int(port), rcpt, words, float(seconds), int(conns)))
         return
-    from listen_http import free_port, make_workspace, serve_listener
-
     from scrubber.workspace import load_workspace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

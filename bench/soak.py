@@ -29,14 +29,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from abuse import children, p99, rss_mb, smtp_ping, start_listener  # noqa: E402
-from listen_http import free_port, make_workspace, stop  # noqa: E402
+from bench._support import (  # noqa: E402
+    JSON_HEADERS,
+    children,
+    free_port,
+    make_workspace,
+    p99,
+    rss_mb,
+    smtp_ping,
+    start_listener,
+    stop,
+)
 
 GOAL_RATIO = 1.1
 ADDRESSES = 50_000
-_JSON = {"Content-Type": "application/json"}
 
 
 class Minute:
@@ -65,7 +72,9 @@ async def valid_http(port: int, token: str, proofs: list[str], rate: float, stop
         body = json.dumps({"proofs": [proofs[number % len(proofs)]]}).encode()
         begun = time.perf_counter()
         try:
-            async with sessions[number % len(sessions)].post(url, data=body, headers=_JSON) as r:
+            async with sessions[number % len(sessions)].post(
+                url, data=body, headers=JSON_HEADERS
+            ) as r:
                 await r.read()
                 ok = r.status == 200
         except (aiohttp.ClientError, TimeoutError):
@@ -97,7 +106,7 @@ async def forger(port: int, token: str, stop_at: float) -> None:
             body = json.dumps({"proofs": [rng.randbytes(16).hex()[:22] for _ in range(10)]})
             try:
                 async with http.post(
-                    f"http://127.0.0.1:{port}/dni/v1/ping/{token}", data=body, headers=_JSON
+                    f"http://127.0.0.1:{port}/dni/v1/ping/{token}", data=body, headers=JSON_HEADERS
                 ) as response:
                     await response.read()
             except (aiohttp.ClientError, TimeoutError):

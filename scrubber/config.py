@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import tomli_w
 
+from scrubber.deadlines import LEDGER_DEFAULTS, parse_limit
 from scrubber.errors import ConfigError
-from scrubber.report.deadlines import LEDGER_DEFAULTS, parse_limit
 from scrubber.scheme import Params
 from scrubber.transport import DEFAULT_GROUP
 

@@ -8,6 +8,7 @@ addresses that were not hashed before.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from collections import deque
@@ -37,6 +38,8 @@ __all__ = [
     "open_executor",
     "utcnow",
 ]
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256  # addresses per task: large enough to amortise the task overhead
 EXECUTOR_KINDS = ("threads", "processes")
@@ -135,6 +138,21 @@ class DaskExecutor:
                 f"no Dask worker joined the scheduler at {address} within {timeout:g} s"
             ) from None
         self.workers = max(1, sum(self._client.nthreads().values()))
+        self._check_malloc_trim()
+
+    def _check_malloc_trim(self) -> None:
+        """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which
+        turns off glibc's adaptive mmap threshold: every Argon2 call then maps,
+        faults in and unmaps its memory afresh, and a worker hashes about a
+        third slower (docs/performance.md, hash). Say how to start them."""
+        trimmed = self._client.run(_malloc_trim_threshold).values()
+        if any(value is not None for value in trimmed):
+            log.warning(
+                "Dask workers run with MALLOC_TRIM_THRESHOLD_ set, which slows Argon2 "
+                "by about a third; start them with "
+                "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{\"MALLOC_TRIM_THRESHOLD_\": None}' "
+                "(docs/deployment.md)"
+            )
 
     def submit(self, canonicals: Sequence[str], salt: bytes, params: scheme.Params) -> _DaskResult:
         task = self._client.submit(hash_chunk, list(canonicals), salt, params, pure=False)
@@ -142,6 +160,11 @@ class DaskExecutor:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _malloc_trim_threshold() -> str | None:
+    """Run on each Dask worker (by reference: workers have scrubber)."""
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
 class _DaskResult:

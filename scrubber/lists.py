@@ -26,7 +26,13 @@ from sqlalchemy import Connection, delete, func, insert, select, text, update
 from scrubber import hashing, ledger, scheme
 from scrubber.errors import ImportWorkerError, InputFileError, NotFoundError, UsageError
 from scrubber.private import FILE_MODE, AtomicFile, private_dir
-from scrubber.readers import detect_file_encoding, read_addresses
+from scrubber.readers import (
+    CellBlock,
+    LineBlock,
+    detect_file_encoding,
+    read_address_blocks,
+    text_cell,
+)
 from scrubber.store import Store
 from scrubber.store.models import (
     Address,
@@ -42,7 +48,6 @@ from scrubber.store.types import utcnow
 
 STAGING_CHUNK = 20_000
 WORKER_MIN_BYTES = 4 << 20  # smaller inputs are not worth forking a worker
-BULK_CACHE_KIB = -65536  # negative: KiB, so 64 MiB per cache (main and temp)
 MAX_NAME = 200
 
 
@@ -196,13 +201,13 @@ def import_files(
     try:
         # Every key the fold writes comes from a join in the same transaction,
         # so SQLite's per-row foreign-key checks would only cost time.
-        with store.write_connection(check_foreign_keys=False, dry_run=dry_run) as conn:
+        writing = store.write_connection(check_foreign_keys=False, dry_run=dry_run, bulk=True)
+        with writing as conn:
             list_id = _ensure_list(conn, name, started, new=new)
-            with _bulk_pragmas(conn):
-                lines, accepted = _stage(conn, source, rejects, on_bytes)
-                unique, added = _fold_staging(conn, list_id)
-                removed = _replace_entries(conn, list_id, accepted) if replace else 0
-                conn.exec_driver_sql("DROP TABLE import_staging")
+            lines, accepted = _stage(conn, source, rejects, on_bytes)
+            unique, added = _fold_staging(conn, list_id)
+            removed = _replace_entries(conn, list_id, accepted) if replace else 0
+            conn.exec_driver_sql("DROP TABLE import_staging")
             rejects.finish()
             kept = rejects.path if rejects.count else None
             conn.execute(
@@ -305,9 +310,10 @@ class Sources:
 class _Chunk(NamedTuple):
     """One batch of canonicalized input, small enough to send between processes."""
 
-    # canonical, original, canonical, original, ...; the original is "" where
-    # it is the canonical form (stored as NULL: most addresses are spelled so).
-    pairs: list[str]
+    canonical: list[str]
+    # Each canonical form's first spelling in the input, "" where it is the
+    # canonical form itself (stored as NULL: most addresses are spelled so).
+    original: list[str]
     rejects: list[tuple[str, int, str, str]]  # file, line, input, reason
     lines: int
     read_bytes: int
@@ -343,56 +349,99 @@ def _stage(
             if on_bytes is not None:
                 on_bytes(chunk.read_bytes)
             lines += chunk.lines
-            accepted += len(chunk.pairs) // 2
-            if chunk.pairs:
+            accepted += len(chunk.canonical)
+            if chunk.canonical:
                 conn.exec_driver_sql(
-                    insert, list(zip(chunk.pairs[::2], chunk.pairs[1::2], strict=True))
+                    insert, list(zip(chunk.canonical, chunk.original, strict=True))
                 )
     return lines, accepted
 
 
+class _ChunkBuilder:
+    """Rows of one chunk as they are canonicalized, in input order."""
+
+    def __init__(self) -> None:
+        self.canonical: list[str] = []
+        self.original: list[str] = []
+        self.rejects: list[tuple[str, int, str, str]] = []
+        self.lines = 0  # address cells: lines that are not blank or comments
+        self.read_bytes = 0
+
+    def take(self) -> _Chunk:
+        """The chunk so far; the builder starts the next one."""
+        chunk = _Chunk(self.canonical, self.original, self.rejects, self.lines, self.read_bytes)
+        self.canonical, self.original, self.rejects = [], [], []
+        self.lines = self.read_bytes = 0
+        return chunk
+
+    def add_block(self, name: str, block: LineBlock | CellBlock) -> None:
+        start = len(self.rejects)
+        if isinstance(block, LineBlock):
+            self._add_lines(name, block)
+        else:
+            for number, cell in block.rows:
+                self._add_cell(name, number, cell)
+        if block.rejects:  # the reader's, merged in line order with ours
+            self.rejects[start:] = sorted(
+                self.rejects[start:] + [(name, *reject) for reject in block.rejects],
+                key=lambda reject: reject[1],
+            )
+
+    def _add_lines(self, name: str, block: LineBlock) -> None:
+        lines = block.lines
+        forms, leftover = scheme.canonicalize_block(block.text)
+        start = 0
+        for index in leftover:
+            self._add_plain(lines[start:index], forms[start:index])
+            cell = text_cell(lines[index])
+            if cell is not None:
+                self._add_cell(name, block.first + index, cell)
+            start = index + 1
+        self._add_plain(lines[start:], forms[start:])
+
+    def _add_plain(self, lines: list[str], forms: list[str]) -> None:
+        """Lines that are their own address cell and plain (see scheme.canonicalize_block)."""
+        self.lines += len(lines)
+        self.canonical += forms
+        self.original += [
+            "" if line == form else line for line, form in zip(lines, forms, strict=True)
+        ]
+
+    def _add_cell(self, name: str, number: int, cell: str) -> None:
+        self.lines += 1
+        result = scheme.try_canonicalize(cell)
+        if isinstance(result, scheme.Reject):
+            self.rejects.append((name, number, cell, result.value))
+            return
+        original = cell.strip(scheme.WHITE_SPACE)
+        self.canonical.append(result)
+        self.original.append("" if original == result else original)
+
+
 def _canonical_chunks(source: Sources) -> Generator[_Chunk, None, None]:
-    """Read and canonicalize ``paths`` in order, a chunk of accepted rows at a time."""
-    canonicalize, reject_type, white = scheme.try_canonicalize, scheme.Reject, scheme.WHITE_SPACE
-    read = [0]
-
-    def count(size: int) -> None:
-        read[0] += size
-
-    pairs: list[str] = []
-    rejected: list[tuple[str, int, str, str]] = []
-    lines = 0
+    """Read and canonicalize ``source`` in order, a chunk of accepted rows at a time."""
+    chunk = _ChunkBuilder()
     for path in source.paths:
         name = str(path)
 
-        def reject(number: int, shown: str, reason: str, name: str = name) -> None:
-            rejected.append((name, number, shown, reason))
+        def count(size: int) -> None:
+            chunk.read_bytes += size
 
         def found(encoding: str, name: str = name) -> None:
             source.encodings[name] = encoding
 
-        cells = read_addresses(
+        blocks = read_address_blocks(
             path,
             column=source.column,
             encoding=source.encodings.get(name),
             on_bytes=count,
-            on_reject=reject,
             on_encoding=found,
         )
-        for number, cell in cells:
-            lines += 1
-            result = canonicalize(cell)
-            if isinstance(result, reject_type):
-                rejected.append((name, number, cell, result.value))
-                continue
-            original = cell.strip(white)
-            pairs += (result, "" if original == result else original)
-            if len(pairs) >= 2 * STAGING_CHUNK:
-                # A copy: the reader's reject callback keeps appending to this list.
-                yield _Chunk(pairs, rejected[:], lines, read[0])
-                rejected.clear()
-                pairs, lines, read[0] = [], 0, 0
-    yield _Chunk(pairs, rejected, lines, read[0])
+        for block in blocks:
+            chunk.add_block(name, block)
+            if len(chunk.canonical) >= STAGING_CHUNK:
+                yield chunk.take()
+    yield chunk.take()
 
 
 def _input_bytes(paths: list[Path]) -> int:
@@ -428,8 +477,13 @@ def _worker_chunks(source: Sources) -> Generator[_Chunk, None, None]:
                 if kind == "input":
                     raise InputFileError(text)
                 raise ImportWorkerError(f"the canonicalization worker failed: {text}")
-            text, rejected, lines, read_bytes = message
-            yield _Chunk(text.split("\n") if text else [], rejected, lines, read_bytes)
+            canonical, original, rejected, lines, read_bytes = message
+            if not canonical:
+                yield _Chunk([], [], rejected, lines, read_bytes)
+            else:
+                yield _Chunk(
+                    canonical.split("\n"), original.split("\n"), rejected, lines, read_bytes
+                )
     finally:
         receiver.close()
         if worker.is_alive():
@@ -448,9 +502,10 @@ def _worker_main(sender: MPConnection, receiver: MPConnection, source: Sources) 
     receiver.close()
     try:
         for chunk in _canonical_chunks(source):
-            # One string pickles far faster than a list of 40,000; accepted
-            # addresses hold no whitespace, so a newline cannot occur in them.
-            sender.send(("\n".join(chunk.pairs), chunk.rejects, chunk.lines, chunk.read_bytes))
+            # One string pickles far faster than a list of 20,000; accepted
+            # addresses hold no white space, so a newline cannot occur in them.
+            canonical, original = "\n".join(chunk.canonical), "\n".join(chunk.original)
+            sender.send((canonical, original, chunk.rejects, chunk.lines, chunk.read_bytes))
         sender.send(None)
     except InputFileError as exc:
         sender.send(("input", str(exc)))
@@ -541,28 +596,6 @@ def rename_list(store: Store, old: str, new: str) -> None:
                     "(or 'scrubber list rm' that one first)"
                 )
         conn.execute(update(MailingList).where(MailingList.id == ids[old]).values(name=new))
-
-
-@contextlib.contextmanager
-def _bulk_pragmas(conn: Connection) -> Iterator[None]:
-    """A bigger page cache for the import's B-tree inserts, restored after."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    saved = [
-        (name, conn.exec_driver_sql(f"PRAGMA {name}").scalar_one())
-        for name in ("main.cache_size", "temp.cache_size")
-    ]
-    for name, _ in saved:
-        conn.exec_driver_sql(f"PRAGMA {name}={BULK_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        # An interrupt inside a statement invalidates the connection; it is
-        # then discarded, so there is nothing to restore.
-        if not conn.invalidated:
-            for name, value in saved:
-                conn.exec_driver_sql(f"PRAGMA {name}={int(value)}")
 
 
 def hash_lists(

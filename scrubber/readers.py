@@ -5,6 +5,8 @@ yields ``(line_number, text)`` tuples one row at a time, so a file of millions o
 lines is never held in memory, and no line is read past ``MAX_LINE``
 characters: a longer one is a reject (``line-too-long``), and one past
 ``MAX_RUN`` without a line end (a file that is not a list) ends the read.
+Bulk imports read plain-text files a block of lines at a time instead
+(:func:`read_address_blocks`): the same lines, split in C.
 
 Real exports are taken as they are: the encoding is found from a byte-order
 mark, UTF-16 without one, UTF-8, or else charset-normalizer's guess
@@ -25,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from email.utils import parseaddr
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, Protocol, cast
 
 from scrubber.errors import InputFileError
 
@@ -67,12 +69,34 @@ ADDRESS_HEADERS = (
 _SNIFF_BYTES = 65536
 _SNIFF_ROWS = 200  # rows looked at to find the column that holds addresses
 _PROGRESS_EVERY = 4096  # rows between progress callbacks: tell() per row is costly
+BLOCK_CHARS = 1 << 16  # characters the block reader takes at a time
 
 
 # (line number, address cell): a plain tuple, because building a richer
 # object per row costs more than everything else the reader does.
 SourceLine = tuple[int, str]
 OnReject = Callable[[int, str, str], None]  # line number, shown input, reason
+RejectedLine = tuple[int, str, str]  # line number, shown input, reason
+
+
+class LineBlock(NamedTuple):
+    """Whole lines of a plain-text file, for canonicalizing a block at a time."""
+
+    first: int  # the number of the first line
+    text: str  # the lines without their ends, joined by "\n"; a refused line is empty
+    lines: list[str]  # the same, split
+    rejects: list[RejectedLine]  # lines the reader refused (too long), by number
+
+
+class CellBlock(NamedTuple):
+    """Rows as :func:`read_addresses` yields them (CSV, pipes), a few thousand at a time."""
+
+    rows: list[SourceLine]
+    rejects: list[RejectedLine]
+
+
+class _LineSource(Protocol):
+    def readline(self, size: int = -1, /) -> str: ...
 
 
 def open_binary(path: Path) -> io.BufferedReader:
@@ -95,6 +119,62 @@ def read_addresses(
     on_encoding: Callable[[str], None] | None = None,
 ) -> Iterator[SourceLine]:
     """Yield the address cells of ``path``; raise InputFileError on unusable input."""
+    with _opened(path, column, encoding, on_encoding) as (raw, text, is_csv):
+        rows = _rows(text, path, column, is_csv, on_reject)
+        yield from _with_progress(rows, raw, on_bytes)
+
+
+def read_address_blocks(
+    path: Path,
+    *,
+    column: str | None = None,
+    encoding: str | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    on_encoding: Callable[[str], None] | None = None,
+) -> Iterator[LineBlock | CellBlock]:
+    """What :func:`read_addresses` reads, a block at a time, for bulk imports.
+
+    A plain-text regular file comes as :class:`LineBlock` s of its raw lines
+    (the caller applies :func:`text_cell`), read and split in large pieces;
+    CSV and pipes (whose rows must stream) as :class:`CellBlock` s. Each block
+    carries the rejects of its lines, so callers can keep file order.
+    """
+    rejected: list[RejectedLine] = []
+
+    def reject(number: int, shown: str, reason: str) -> None:
+        rejected.append((number, shown, reason))
+
+    def taken() -> list[RejectedLine]:
+        out = rejected[:]
+        rejected.clear()
+        return out
+
+    with _opened(path, column, encoding, on_encoding) as (raw, text, is_csv):
+        if is_csv or not raw.seekable():
+            rows = _with_progress(_rows(text, path, column, is_csv, reject), raw, on_bytes)
+            while group := list(itertools.islice(rows, _PROGRESS_EVERY)):
+                yield CellBlock(group, taken())
+            return
+        last = 0
+        for first, block, lines in _line_blocks(text, path, reject):
+            if on_bytes is not None:
+                position = raw.tell()
+                on_bytes(position - last)
+                last = position
+            yield LineBlock(first, block, lines, taken())
+        if on_bytes is not None:
+            on_bytes(raw.tell() - last)
+
+
+@contextlib.contextmanager
+def _opened(
+    path: Path,
+    column: str | None,
+    encoding: str | None,
+    on_encoding: Callable[[str], None] | None,
+) -> Iterator[tuple[io.BufferedReader, io.TextIOWrapper, bool]]:
+    """``path`` opened as text: (its raw file, the text, whether it is CSV);
+    what goes wrong while it is read becomes one InputFileError."""
     raw = open_binary(path)
     with raw:
         # peek, not read + seek: pipes and FIFOs cannot seek.
@@ -109,10 +189,8 @@ def read_addresses(
         text = io.TextIOWrapper(buffered, encoding=chosen, errors="strict", newline="")
         stem = path.name.removesuffix(".gz") if gzipped else path.name
         is_csv = column is not None or stem.lower().endswith((".csv", ".tsv"))
-        lines = _bounded_lines(text, path, on_reject)
-        rows = _csv_cells(lines, path, column) if is_csv else _text_lines(lines)
         try:
-            yield from _with_progress(rows, raw, on_bytes)
+            yield raw, text, is_csv
         except UnicodeDecodeError as exc:
             raise InputFileError(
                 f"{path} is not {chosen.upper() if chosen.startswith('utf') else chosen} "
@@ -123,6 +201,17 @@ def read_addresses(
             raise InputFileError(f"cannot read {path}: {exc}") from None
         except csv.Error as exc:
             raise InputFileError(f"{path} is not valid CSV: {exc}") from None
+
+
+def _rows(
+    text: io.TextIOWrapper,
+    path: Path,
+    column: str | None,
+    is_csv: bool,
+    on_reject: OnReject | None,
+) -> Iterator[SourceLine]:
+    lines = _bounded_lines(text, path, on_reject)
+    return _csv_cells(lines, path, column) if is_csv else _text_lines(lines)
 
 
 def detect_file_encoding(path: Path) -> str | None:
@@ -186,9 +275,13 @@ def _check_encoding(name: str) -> str:
         raise InputFileError(f"unknown encoding {name!r} (try utf-8, cp1252, latin-1)") from None
 
 
-def _bounded_lines(text: io.TextIOWrapper, path: Path, on_reject: OnReject | None) -> Iterator[str]:
-    """The lines of ``text``, none longer than MAX_LINE: longer ones are rejected."""
-    number = 0
+def _bounded_lines(
+    text: _LineSource, path: Path, on_reject: OnReject | None, first: int = 1
+) -> Iterator[str]:
+    """The lines of ``text``, none longer than MAX_LINE: longer ones are rejected.
+
+    ``first``: the number of the first line (the rest of a file)."""
+    number = first - 1
     while True:
         line = text.readline(MAX_LINE + 1)
         if not line:
@@ -205,7 +298,66 @@ def _bounded_lines(text: io.TextIOWrapper, path: Path, on_reject: OnReject | Non
         yield "\n"  # keeps the line numbers of what follows
 
 
-def _skip_rest(text: io.TextIOWrapper, path: Path, number: int) -> None:
+def _line_blocks(
+    text: io.TextIOWrapper, path: Path, on_reject: OnReject | None
+) -> Iterator[tuple[int, str, list[str]]]:
+    """The lines :func:`_bounded_lines` gives, as (number of the first, the
+    lines without their ends joined by "\n", the same split), read
+    BLOCK_CHARS at a time and split in C while every line is ordinary: it
+    ends in "\n" or "\r\n", is shorter than MAX_LINE and holds no NUL. From
+    the first piece that is not, the rest of the file goes through
+    :func:`_bounded_lines` itself, so its rejects and errors are the same."""
+    first, carry = 1, ""
+    while True:
+        piece = text.read(BLOCK_CHARS)
+        while piece.endswith("\r") and (more := text.read(1)):
+            piece += more  # keeps a "\r\n" whole
+        buffer = carry + piece
+        cut = buffer.rfind("\n") + 1 if piece else len(buffer)
+        body, carry = buffer[:cut], buffer[cut:]
+        if "\r" in body:
+            body = body.replace("\r\n", "\n")
+        body = body.removesuffix("\n")
+        lines = body.split("\n") if cut else []
+        ordinary = "\x00" not in buffer and "\r" not in body and len(carry) < MAX_LINE
+        if not ordinary or (lines and max(map(len, lines)) >= MAX_LINE):
+            rest = _bounded_lines(_Prefixed(buffer, text), path, on_reject, first)
+            yield from _line_groups(rest, first)
+            return
+        if lines:
+            yield first, body, lines
+            first += len(lines)
+        if not piece:
+            return
+
+
+def _line_groups(lines: Iterator[str], first: int) -> Iterator[tuple[int, str, list[str]]]:
+    """:func:`_line_blocks`' blocks made of lines read one by one."""
+    while group := [line.rstrip("\r\n") for line in itertools.islice(lines, _PROGRESS_EVERY)]:
+        yield first, "\n".join(group), group
+        first += len(group)
+
+
+class _Prefixed:
+    """Text already read (``head``, not ending in a "\r" unless the file
+    does) followed by the rest of ``stream``, read line by line as the
+    stream would be (newline="": "\n", "\r\n" and "\r" end a line)."""
+
+    def __init__(self, head: str, stream: io.TextIOWrapper) -> None:
+        self._head: io.StringIO | None = io.StringIO(head, newline="")
+        self._stream = stream
+
+    def readline(self, size: int = -1, /) -> str:
+        if self._head is None:
+            return self._stream.readline(size)
+        line = self._head.readline(size)
+        if line.endswith(("\n", "\r")) or len(line) == size:
+            return line
+        self._head = None  # a line the head ends in the middle of goes on in the stream
+        return line + self._stream.readline(size - len(line) if size >= 0 else -1)
+
+
+def _skip_rest(text: _LineSource, path: Path, number: int) -> None:
     skipped = MAX_LINE
     while True:
         chunk = text.readline(MAX_LINE)
@@ -245,11 +397,20 @@ def unwrap(cell: str) -> str:
     return address or cell
 
 
+def text_cell(line: str) -> str | None:
+    """The address cell of a line of a plain-text list (its end dropped), or
+    None for a blank line or a comment."""
+    stripped = line.strip()
+    if stripped and stripped[0] != "#":
+        return unwrap(line)
+    return None
+
+
 def _text_lines(lines: Iterator[str]) -> Iterator[SourceLine]:
     for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped and stripped[0] != "#":
-            yield number, unwrap(line.rstrip("\r\n"))
+        cell = text_cell(line.rstrip("\r\n"))
+        if cell is not None:
+            yield number, cell
 
 
 def _csv_cells(lines: Iterator[str], path: Path, column: str | None) -> Iterator[SourceLine]:

@@ -57,6 +57,25 @@ WHITE_SPACE = (
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _PLAIN = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+# canonicalize_block's plain lines: each one an ASCII address whose
+# canonical form is its lower case without the +tag. Not "#" first; a local
+# part of 1-64 characters before any "+" (so never empty once the tag is
+# dropped); not gmail (whose dots go); domain labels of letters and digits
+# with single inner hyphens (so no "--": A-labels and the reserved positions
+# are left to canonical_domain) and no final dot. The lengths canonicalize
+# checks (local part, label, address) all hold for a form of at most
+# _PLAIN_MAX characters, so longer forms are left over.
+_PLAIN_LABEL = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
+_PLAIN_LINE = (
+    r"(?!#)[A-Za-z0-9!#$%&'*/=?^_`{|}~.-]{1,64}(?:\+[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*)?"
+    r"@(?!(?i:gmail|googlemail)\.(?i:com)(?:\n|\Z))"
+    rf"{_PLAIN_LABEL}(?:\.{_PLAIN_LABEL})*(?:\n|\Z)"
+)
+# Plain lines one after another, from a line's start: the match ends where
+# the first line that is not plain starts (possessive: no backtracking).
+_PLAIN_LINES = re.compile(f"(?:{_PLAIN_LINE})*+")
+_PLAIN_MAX = 64
+_PLUS_TAG = re.compile(r"\+[^@\n]*(?=@)")  # from the first "+" to the "@"
 _SUSPECT = re.compile(f'[{WHITE_SPACE}\x00-\x1f\x7f-\x9f\ud800-\udfff"]')
 # Code points unassigned in Unicode 14.0.0, the version the canonical form is
 # defined against: an interpreter with newer data would lower-case or
@@ -168,6 +187,50 @@ def canonicalize(address: str) -> str:
     if len(result.encode()) > MAX_ADDRESS_OCTETS:
         raise Rejected(Reject.TOO_LONG)
     return result
+
+
+def canonicalize_block(text: str) -> tuple[list[str], list[int]]:
+    """Canonical forms of the lines of ``text`` (joined by "\\n"), a block at a time.
+
+    Returns ``(forms, leftover)``: ``forms`` has one entry per line, and for
+    every line whose index is not in ``leftover`` (ascending) it is exactly
+    :func:`canonicalize` of that line. Those are the lines most lists are
+    made of: a plain ASCII address as it stands, whose canonical form is its
+    lower case without the ``+tag``, found by one regex pass over the block
+    and transformed by whole-block string operations, not line by line.
+    Every other line (white space, non-ASCII, gmail, "--" in the domain, a
+    form over 64 characters, blank, or "#" first: a comment in a text list)
+    is left over, for the caller to canonicalize (or skip) one by one.
+    """
+    # Non-ASCII characters only occur in leftover lines: "?" for each keeps
+    # the lines apart and lets lower() take its fast ASCII path.
+    ascii_text = text if text.isascii() else text.encode("ascii", "replace").decode("ascii")
+    forms = _PLUS_TAG.sub("", ascii_text.lower()).split("\n")
+    leftover = _unplain_lines(text)
+    if max(map(len, forms)) > _PLAIN_MAX:
+        long = [index for index, form in enumerate(forms) if len(form) > _PLAIN_MAX]
+        leftover = sorted(set(leftover).union(long))
+    return forms, leftover
+
+
+def _unplain_lines(text: str) -> list[int]:
+    """Indices of the lines of ``text`` that are not plain (_PLAIN_LINE)."""
+    leftover: list[int] = []
+    index = position = 0
+    end = len(text)
+    while True:
+        # A run of plain lines, then the start of one that is not (if any).
+        run = _PLAIN_LINES.match(text, position)
+        assert run is not None  # a starred pattern matches, if only the empty string
+        start = run.end()
+        if start == end and start and text[start - 1] != "\n":
+            return leftover  # the run took the last line
+        index += text.count("\n", position, start)
+        leftover.append(index)
+        position = text.find("\n", start) + 1
+        if not position:
+            return leftover
+        index += 1
 
 
 def try_canonicalize(address: str) -> str | Reject:

@@ -16,7 +16,13 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 
 from scrubber import scheme
-from scrubber.article import SIGNATURE_PREFIX, ParsedArticle, parse_article, split_article
+from scrubber.article import (
+    SIGNATURE_PREFIX,
+    ParsedArticle,
+    parse_article,
+    parse_subject,
+    split_article,
+)
 from scrubber.batch import create, parts
 from scrubber.keys import OperatorKey
 from scrubber.store.models import (
@@ -139,6 +145,17 @@ def subjects_in_group(conn: nntplib.NNTP, group: str, batch_id: str) -> list[str
     _, overviews = conn.over((int(first), int(last)))
     subjects = [nntplib.decode_header(fields["subject"]) for _, fields in overviews]
     return [s for s in subjects if f" batch {batch_id} " in s]
+
+
+def part_numbers_on(url: str, batch_id: str) -> list[int]:
+    """The part numbers of ``batch_id``'s articles in TEST_GROUP on the news
+    server at ``url``, sorted: a part posted twice shows twice."""
+    conn = nntp_connect(url)
+    try:
+        subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
+    finally:
+        conn.quit()
+    return sorted(info.part for s in subjects if (info := parse_subject(s)) is not None)
 
 
 def resign_body(body: bytes, mutate: bytes, replace: bytes, key: OperatorKey) -> bytes:

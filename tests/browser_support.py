@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.support import end_process
+
 
 @dataclass
 class Page:
@@ -26,6 +28,7 @@ class Page:
     ws: aiohttp.ClientWebSocketResponse
     events: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
+    loader_id: str = ""  # the last navigation's, to tell its lifecycle events apart
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         self.next_id += 1
@@ -38,15 +41,28 @@ class Page:
             if "method" in message:
                 self.events.append(message)
 
-    async def wait_for(self, method: str) -> None:
-        if any(e["method"] == method for e in self.events):
+    async def wait_for(self, method: str, **params: Any) -> None:
+        """Until an event ``method`` has come whose params hold ``params``."""
+
+        def matches(event: dict[str, Any]) -> bool:
+            given = event.get("params", {})
+            return event["method"] == method and all(given.get(k) == v for k, v in params.items())
+
+        if any(matches(e) for e in self.events):
             return
         while True:
             message = await asyncio.wait_for(self.ws.receive_json(), 30)
             if "method" in message:
                 self.events.append(message)
-                if message["method"] == method:
+                if matches(message):
                     return
+
+    async def network_idle(self) -> None:
+        """Until Chromium says the loaded page's network is idle (no request for
+        500 ms after load): what the page fetches or runs on load has happened,
+        and its console messages and errors are among the events."""
+        await self.wait_for("Page.lifecycleEvent", name="networkIdle", loaderId=self.loader_id)
+        await self.evaluate("1")  # a round trip: events sent before it are read
 
     async def evaluate(self, expression: str) -> Any:
         result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
@@ -101,14 +117,10 @@ async def chromium_page(binary: str) -> AsyncIterator[Page]:
                 page = Page(ws)
                 for domain in ("Page", "Runtime", "Log", "Network"):
                     await page.call(f"{domain}.enable")
+                await page.call("Page.setLifecycleEventsEnabled", enabled=True)
                 yield page
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         shutil.rmtree(profile, ignore_errors=True)
 
 
@@ -134,7 +146,7 @@ async def load(page: Page, url: str, width: int, height: int, mobile: bool) -> N
         mobile=mobile,
     )
     page.events = [e for e in page.events if e["method"] != "Page.loadEventFired"]
-    await page.call("Page.navigate", url=url)
+    page.loader_id = (await page.call("Page.navigate", url=url)).get("loaderId", "")
     await page.wait_for("Page.loadEventFired")
 
 

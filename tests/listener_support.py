@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -153,15 +152,6 @@ def start_listener(
         proc.kill()
         raise AssertionError(f"listener did not start:\n{listener.log()}")
     return listener
-
-
-def wait_for(predicate: object, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.support import require_service
+from tests.support import end_process, require_service
 
 DEPLOYMENT = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
 
@@ -69,10 +69,26 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def documented_tls_proxy(directory: Path, port: int, upstreams: tuple[int, int]) -> str:
+    """The documented config on 127.0.0.1:``port`` with a throw-away certificate
+    (written in ``directory``) and the fleet's two ``upstreams``."""
+    cert, key = self_signed(directory)
+    return documented_with(
+        documented_proxy_config(),
+        ("listen 443 ssl", f"listen 127.0.0.1:{port} ssl"),
+        ("/etc/letsencrypt/live/dni.shop.example/fullchain.pem", str(cert)),
+        ("/etc/letsencrypt/live/dni.shop.example/privkey.pem", str(key)),
+        ("server 127.0.0.1:8025", f"server 127.0.0.1:{upstreams[0]}"),
+        ("server 127.0.0.1:8026", f"server 127.0.0.1:{upstreams[1]}"),
+    )
+
+
+def documented_with(config: str, *changes: tuple[str, str]) -> str:
+    """``config`` with each (old, new) replaced; fails if the docs no longer show an old."""
+    for old, new in changes:
+        assert old in config, f"docs/deployment.md no longer shows {old!r}"
+        config = config.replace(old, new)
+    return config
 
 
 @contextmanager
@@ -108,12 +124,7 @@ def run_nginx(directory: Path, http_block: str, *, top: str = "") -> Iterator[Pa
         _wait_listening(proc, ports, error_log)
         yield error_log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         if proc.stderr is not None:
             proc.stderr.close()
 

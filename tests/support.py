@@ -1,14 +1,19 @@
 """Helpers any test (or bench) may import: the CLI as a user runs it, free
-ports, and services that must be there under CI. Fixtures live in conftest.py."""
+ports, services that must be there under CI, and waiting for a condition by
+polling it (never by a guessed sleep). Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +25,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def end_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds; reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30, every: float = 0.02) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds pass
+    (False): the caller asserts, with its own message."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
+async def wait_until_async(
+    condition: Callable[[], object], timeout: float = 30, every: float = 0.01
+) -> bool:
+    """``wait_until`` inside an event loop: the loop runs between the polls."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
 
 
 def require_service(env_var: str, what: str) -> str:

@@ -23,14 +23,13 @@ from scrubber.transport import PostStatus, open_transport, server_name
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace, load_key, load_workspace, open_store
 from tests.batch_support import (
-    TEST_GROUP,
     batch_row,
     fetch_article,
     fetch_parsed,
     nntp_connect,
+    part_numbers_on,
     parts_of,
     servers_of,
-    subjects_in_group,
     synthetic_batch,
 )
 from tests.support import free_port, require_service, run_cli
@@ -127,13 +126,7 @@ def test_killed_post_resumes_with_exactly_one_article_per_part(
         assert "1 posted earlier" in resumed.stdout
     assert servers_of(workspace, batch_id) == [{nntp}] * len(marked)
 
-    conn = nntp_connect(nntp)
-    try:
-        subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
-    finally:
-        conn.quit()
-    numbers = sorted(info.part for s in subjects if (info := parse_subject(s)) is not None)
-    assert numbers == list(range(1, len(marked) + 1))
+    assert part_numbers_on(nntp, batch_id) == list(range(1, len(marked) + 1))
 
 
 def rename_batch(root: Path, old: str, new: str) -> None:
@@ -339,13 +332,8 @@ def test_a_killed_post_to_several_servers_resumes_what_each_lacks(
     assert f"all {n} parts already posted to {spool}" in resumed.stdout
     assert f"{n - 1} posted, 0 already on the server, 1 posted earlier" in resumed.stdout
     assert servers_of(workspace, batch_id) == [both] * n
-    conn = nntp_connect(nntp)
-    try:
-        subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
-    finally:
-        conn.quit()
-    numbers = sorted(info.part for s in subjects if (info := parse_subject(s)) is not None)
-    assert numbers == list(range(1, n + 1))  # each part once on the news server
+    # Each part once on the news server.
+    assert part_numbers_on(nntp, batch_id) == list(range(1, n + 1))
 
 
 def test_a_server_that_fails_does_not_stop_the_others(workspace: Workspace, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ scheme tools, list import/export/ls/show/suppress/hash, bad input, interrupts.""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -10,14 +11,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from scrubber.workspace import Workspace
 from tests.spec_support import CANONICAL_CASES, HASH_VECTORS
-from tests.support import ROOT, CliResult, run_cli
+from tests.support import ROOT, CliResult, run_cli, wait_until
 
 SAMPLES = ROOT / "sample_lists"
 PUBLIC = ("--response-domain", "dni.example.test", "--base-url", "http://127.0.0.1:8025")
@@ -345,13 +345,18 @@ def test_interrupted_import_leaves_the_list_as_it_was(
         stderr=subprocess.PIPE,
         text=True,
     )
-    # The import has begun once its rejects file is being written.
-    deadline = time.monotonic() + 60
-    while not list(rejects_dir.glob(".l-*.part")):
-        assert proc.poll() is None, "import ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
+
+    # Rejected lines reach the rejects file chunk by chunk, each chunk's before
+    # its rows are staged: once the file holds some, the import's transaction
+    # is open with rows in it (its buffer is flushed about 3 % into this list).
+    def staging() -> bool:
+        if proc.poll() is not None:
+            return True
+        with contextlib.suppress(FileNotFoundError):  # moved into place meanwhile
+            return any(p.stat().st_size > 0 for p in rejects_dir.glob(".l-*.part"))
+        return False
+
+    assert wait_until(staging, timeout=60), "the import did not begin"
     assert proc.poll() is None, "import ended before it could be interrupted"
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)

@@ -11,15 +11,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from scrubber.article import ParsedArticle, parse_article, parse_subject, split_article
+from scrubber.article import ParsedArticle, parse_article, split_article
 from scrubber.transport.spool import spool_name
 from scrubber.workspace import Workspace
 from tests.batch_support import (
-    TEST_GROUP,
-    nntp_connect,
+    part_numbers_on,
     parts_of,
     servers_of,
-    subjects_in_group,
     synthetic_batch,
 )
 from tests.support import require_service, run_cli
@@ -84,13 +82,8 @@ def test_server_gone_mid_post_is_one_line_and_a_rerun_posts_only_the_rest(
     rerun = run_cli("batch", "post", batch_id, "--server", nntp, workspace=workspace.root)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(marked) - 1} posted, 1 already on the server, 0 posted earlier" in rerun.stdout
-    conn = nntp_connect(nntp)
-    try:
-        subjects = subjects_in_group(conn, TEST_GROUP, batch_id)
-    finally:
-        conn.quit()
-    numbers = sorted(info.part for s in subjects if (info := parse_subject(s)) is not None)
-    assert numbers == list(range(1, len(marked) + 1))  # each part exactly once
+    # Each part exactly once.
+    assert part_numbers_on(nntp, batch_id) == list(range(1, len(marked) + 1))
 
 
 def test_spool_disk_full_is_one_line_keeps_whole_files_and_resumes(

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from scrubber.listener.http import MAX_BODY
 from scrubber.workspace import init_workspace
-from tests.listener_support import Listener, make_batch, proof_for, start_listener, wait_for
+from tests.listener_support import Listener, make_batch, proof_for, start_listener
+from tests.support import wait_until
 
 ADDRESS = "fuzz@example.org"
 STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3}) ")
@@ -138,7 +139,7 @@ def test_protocol_errors_are_400_and_one_log_line(
     listener, _, _ = served
     before = bad_requests(listener)
     assert status(exchange(listener, request_bytes)) == 400
-    wait_for(lambda: bad_requests(listener) == before + 1)
+    assert wait_until(lambda: bad_requests(listener) == before + 1, timeout=10)
     assert "Traceback" not in listener.log() and "secret-bytes" not in listener.log()
 
 

@@ -73,6 +73,25 @@ def test_well_formed_bodies_give_their_proofs_in_both_forms(proofs: list[str], c
     assert parse_proofs("text/plain", newline.join(proofs).encode()) == proofs
 
 
+@given(
+    proof=st.text(alphabet='abcXYZ019_-\\"]} ', min_size=0, max_size=70),
+    spacing=st.sampled_from(['{"proofs": ["%s"]}', '{"proofs":["%s"]}', '{"proofs": ["%s"] }']),
+)
+def test_the_one_proof_fast_path_agrees_with_the_json_parser(proof: str, spacing: str) -> None:
+    """One-proof bodies skip json.loads (http._ONE_PROOF); whatever the
+    proof's text, the answer is the parser's."""
+    body = (spacing % proof).encode()
+    try:
+        expected: object = json.loads(body)["proofs"]
+    except ValueError:
+        expected = BadPing
+    try:
+        got: object = parse_proofs("application/json", body)
+    except BadPing:
+        got = BadPing
+    assert got == expected
+
+
 @given(content=st.binary(max_size=3000))
 def test_any_smtp_message_gives_a_list_of_proofs(content: bytes) -> None:
     proofs = extract_proofs(content)

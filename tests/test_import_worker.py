@@ -140,7 +140,7 @@ def test_a_failed_worker_is_an_error_and_changes_nothing(
     message: str,
 ) -> None:
     def failing(source: lists.Sources) -> Generator[lists._Chunk, None, None]:
-        yield lists._Chunk(["a@example.com", "a@example.com"], [], 1, 14)
+        yield lists._Chunk(["a@example.com"], [""], [], 1, 14)
         # The forked worker runs this; the parent must not keep half a file.
         if failure == "exit":
             os._exit(3)

@@ -5,7 +5,8 @@ A support module imported both as ``listener_support`` and as
 globals, isinstance failing across them). So: tests is a package; fixtures
 come from conftest.py through pytest, never by import; helpers from a
 ``tests.*_support`` module or ``tests.support``; no test module imports
-another test module.
+another test module. Benches likewise share helpers one way: from
+``bench._support``, never from another bench's script.
 """
 
 from __future__ import annotations
@@ -54,6 +55,39 @@ def test_test_code_is_imported_one_way() -> None:
         if (why := _wrong(module, own)) is not None
     ]
     assert wrong == []
+
+
+def _wrong_in_bench(module: str, benches: set[str]) -> str | None:
+    head, _, rest = module.partition(".")
+    name = rest.partition(".")[0] if head == "bench" else head
+    if head == "bench" and not rest:
+        return "an import of the bench package (helpers: bench._support)"
+    if name == "_support" and head != "bench":
+        return "a bare import of bench/_support.py; write bench._support"
+    if name in benches and (head == "bench" or head in benches):
+        return "an import of another bench (shared code belongs in bench._support)"
+    return None
+
+
+def test_benches_share_code_only_through_bench_support() -> None:
+    bench = ROOT / "bench"
+    assert (bench / "__init__.py").is_file()
+    benches = {p.stem for p in bench.glob("*.py")} - {"__init__", "_support"}
+    wrong = [
+        f"{path.relative_to(ROOT)}:{line}: {why}"
+        for path in bench.glob("*.py")
+        for line, module in _imports(path)
+        if (why := _wrong_in_bench(module, benches)) is not None
+    ]
+    assert wrong == []
+
+
+def test_the_bench_check_sees_each_way_it_forbids() -> None:
+    benches = {"listen_http", "abuse"}
+    for module in ("listen_http", "bench.abuse", "bench.listen_http.x", "_support", "bench"):
+        assert _wrong_in_bench(module, benches) is not None, module
+    for module in ("bench._support", "scrubber.lists", "tests.batch_support", "json"):
+        assert _wrong_in_bench(module, benches) is None, module
 
 
 def test_the_check_sees_each_way_it_forbids() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+from scrubber.listener import server
 from scrubber.listener.ratelimit import RateLimiter
 from scrubber.workspace import Workspace
 from tests.support import run_cli
@@ -45,3 +46,17 @@ def test_rate_limiter_refills_and_forgets() -> None:
     assert not limiter.allow("a", 1)
     assert limiter.allow("b", 1)  # keys are independent
     assert RateLimiter(per_minute=0).allow("x", 10**6)  # 0 = no limit
+
+
+def test_the_listener_runs_on_uvloop_where_installed() -> None:
+    """The event loop is the listener's bottleneck; uvloop's costs less a request
+    (docs/performance.md, listen_http). uvloop is a dependency on POSIX."""
+    import uvloop
+
+    factory = server.event_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()

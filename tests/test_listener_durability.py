@@ -9,7 +9,6 @@ import signal
 import smtplib
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from tests.listener_support import (
     proof_for,
     start_listener,
     stored_outcomes,
-    wait_for,
 )
+from tests.support import wait_until
 
 ADDRESSES = [f"crash{i}@example.net" for i in range(400)]
 
@@ -103,9 +102,7 @@ def test_sigkill_loses_no_acknowledged_ping(workspace: Workspace) -> None:
     ]
     for worker in workers:
         worker.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < 60 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(acked) >= 60, timeout=20)  # checked once the clients stop
     listener.stop(signal.SIGKILL)
     stop.set()
     for worker in workers:
@@ -224,9 +221,7 @@ def test_sigterm_under_load_commits_in_flight_and_exits_zero(workspace: Workspac
     ]
     for worker in workers:
         worker.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < 40 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(acked) >= 40, timeout=20)  # checked once the clients stop
     assert listener.stop(signal.SIGTERM) == 0, listener.log()
     stop.set()
     for worker in workers:
@@ -271,7 +266,7 @@ def test_writer_process_death_is_survived(workspace: Workspace) -> None:
         assert ping_json(listener, batch.token, [proof_for(ADDRESSES[0], batch)])[0] == 200
         [first] = _writer_pids(listener)
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: "event=writer-stopped" in listener.log())
+        assert wait_until(lambda: "event=writer-stopped" in listener.log(), timeout=10)
         status, body = ping_json(listener, batch.token, [proof_for(ADDRESSES[1], batch)])
         assert (status, body["outcomes"]) == (200, ["accepted"])
         assert len(_writer_pids(listener)) == 2
@@ -290,7 +285,4 @@ def test_writer_process_exits_with_a_killed_listener(workspace: Workspace) -> No
     [writer] = _writer_pids(listener)
     assert _alive(writer)
     listener.stop(signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while _alive(writer) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(writer), "the writer outlived its listener"
+    assert wait_until(lambda: not _alive(writer), timeout=10), "the writer outlived its listener"

@@ -23,13 +23,8 @@ from scrubber.config import Settings
 from scrubber.store.models import Batch, Ping, Suppression
 from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
-from tests.nginx_support import (
-    documented_proxy_config,
-    free_port,
-    nginx_binary,
-    run_nginx,
-    self_signed,
-)
+from tests.nginx_support import documented_tls_proxy, nginx_binary, run_nginx
+from tests.support import free_port
 
 CLIENTS = 8
 PER_CLIENT = 30  # under the edge's burst of 50: the load is not rate-limited
@@ -47,22 +42,6 @@ class Fleet:
     base: str
 
 
-def fleet_config(tmp_path: Path, port: int, upstreams: list[int]) -> str:
-    """The documented config with this test's port, certificate and listeners."""
-    cert, key = self_signed(tmp_path)
-    config = documented_proxy_config()
-    for old, new in (
-        ("listen 443 ssl", f"listen 127.0.0.1:{port} ssl"),
-        ("/etc/letsencrypt/live/dni.shop.example/fullchain.pem", str(cert)),
-        ("/etc/letsencrypt/live/dni.shop.example/privkey.pem", str(key)),
-        ("server 127.0.0.1:8025", f"server 127.0.0.1:{upstreams[0]}"),
-        ("server 127.0.0.1:8026", f"server 127.0.0.1:{upstreams[1]}"),
-    ):
-        assert old in config, f"docs/deployment.md no longer shows {old!r}"
-        config = config.replace(old, new)
-    return config
-
-
 @pytest.fixture
 def fleet(tmp_path: Path, pg_url: str) -> Iterator[Fleet]:
     nginx_binary()  # skip (or fail under CI) before starting anything
@@ -74,7 +53,8 @@ def fleet(tmp_path: Path, pg_url: str) -> Iterator[Fleet]:
         for _ in range(2)
     ]
     port = free_port()
-    config = fleet_config(tmp_path, port, [lst.ports["http"] for lst in listeners])
+    upstreams = (listeners[0].ports["http"], listeners[1].ports["http"])
+    config = documented_tls_proxy(tmp_path, port, upstreams)
     try:
         with run_nginx(tmp_path / "nginx", config):
             yield Fleet(ws, batch, listeners, f"https://127.0.0.1:{port}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -11,7 +12,7 @@ import socket
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -253,6 +254,24 @@ def test_a_newcomer_evicts_the_biggest_holder_until_holders_are_even() -> None:
     assert gate.open == 5 and gate.enter("192.0.2.5", closer("e0")) is None
 
 
+def test_a_client_holding_fewer_than_the_biggest_holder_is_admitted() -> None:
+    """At the cap, a registrant whose pings overlap (4 open) is not refused
+    while another client holds more (5): that client's oldest makes room
+    (bench/abuse.py saw a valid ping refused 503 there)."""
+    gate = ConnectionGate("http", total=9, per_client=32)
+    closed: list[str] = []
+    for number in range(5):
+        assert gate.enter("192.0.2.1", lambda n=number: closed.append(f"a{n}")) is None
+    for number in range(4):
+        assert gate.enter("192.0.2.2", lambda n=number: closed.append(f"r{n}")) is None
+    assert gate.enter("192.0.2.2", lambda: closed.append("r4")) is None
+    assert closed == ["a0"] and gate.open == 9
+    # Now it holds the most (5 to 4): it is refused, the other gets one back.
+    assert gate.enter("192.0.2.2", lambda: closed.append("r5")) == "total"
+    assert gate.enter("192.0.2.1", lambda: closed.append("a5")) is None
+    assert closed == ["a0", "r0"]
+
+
 def test_closed_smtp_sessions_are_freed(workspace: Workspace) -> None:
     """Each SMTP connection's session is forgotten when it closes (it was
     kept until 1,000 had piled up: 9 MB of the soak's RSS growth); only the
@@ -312,3 +331,121 @@ async def _smtp_client(port: int, words: str) -> asyncio.StreamWriter:
             pass  # a multi-line answer (EHLO)
         assert line[:1] in b"2345", (command, line)
     return writer
+
+
+def test_a_noop_at_the_prompt_costs_the_loop_one_callback(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle sessions' NOOPs arrive together (1,000 at once in bench/abuse.py);
+    each is answered where its bytes arrive, without a trip through the
+    session's task (through aiosmtpd's command loop: two callbacks or more,
+    about 0.08 ms of the loop each), so a burst does not hold up others."""
+    ran = [0]
+    run = asyncio.events.Handle._run
+
+    def counted(handle: asyncio.events.Handle) -> None:
+        ran[0] += 1
+        run(handle)
+
+    monkeypatch.setattr(asyncio.events.Handle, "_run", counted)
+    callbacks, answers = asyncio.run(_noop_round(workspace, 40, ran))
+    assert answers == [b"250 OK\r\n"] * 40
+    assert callbacks <= 40 * 1.5, callbacks
+
+
+async def _noop_round(
+    workspace: Workspace, sessions: int, ran: list[int]
+) -> tuple[int, list[bytes]]:
+    """Loop callbacks (``ran``) run while ``sessions`` greeted clients (in a
+    thread) each send one NOOP and read its answer."""
+    async with _smtp_server(workspace) as port:
+        socks = [await asyncio.to_thread(connect, port, "127.0.0.2") for _ in range(sessions)]
+        for sock in socks:
+            assert (await asyncio.to_thread(sock.recv, 4096)).startswith(b"220 ")
+        await asyncio.sleep(0.1)  # every session's task is waiting for a command
+
+        def round_trip() -> list[bytes]:
+            for sock in socks:
+                sock.sendall(b"NOOP\r\n")
+            return [sock.recv(4096) for sock in socks]
+
+        before = ran[0]
+        answers = await asyncio.to_thread(round_trip)
+        callbacks = ran[0] - before
+        for sock in socks:
+            sock.close()
+        return callbacks, answers
+
+
+def test_noops_answered_either_way_share_one_limit(workspace: Workspace) -> None:
+    """Six NOOPs alone, then five in one packet (aiosmtpd parses those): the
+    eleventh of the session is refused and the session closed, as before."""
+    asyncio.run(_noops_alone_then_pipelined(workspace))
+
+
+async def _noops_alone_then_pipelined(workspace: Workspace) -> None:
+    async with _smtp_server(workspace) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert (await reader.readline()).startswith(b"220 ")
+        for _ in range(6):
+            writer.write(b"noop\r\n")
+            assert await reader.readline() == b"250 OK\r\n"
+        writer.write(b"NOOP\r\n" * 5)
+        answers = [await reader.readline() for _ in range(5)]
+        assert answers[:4] == [b"250 OK\r\n"] * 4
+        assert answers[4].startswith(b"421 ") and await reader.read() == b""
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def _smtp_server(workspace: Workspace) -> AsyncIterator[int]:
+    """The listener's SMTP door and sessions on a loopback port, in this loop."""
+    store = open_store(workspace)
+    handler = SmtpHandler(
+        GroupCommitter(ThreadRecorder(Ingestor(store))),
+        Ingestor(store),
+        "dni.example",
+        Limits.of(600, 60_000),
+        lambda *_: None,
+        lambda *_: None,
+    )
+    gate = ConnectionGate("smtp", 100, 100)
+    sessions: set[GatedSMTP] = set()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: smtp_door(handler, "dni.example", gate, SessionLimits(), sessions), "127.0.0.1", 0
+    )
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for session in list(sessions):
+            if session.transport is not None:
+                session.transport.close()
+        await server.wait_closed()
+        store.close()
+
+
+def test_a_noop_inside_a_message_is_its_text(
+    workspace: Workspace, batch: Batch, listener: Listener
+) -> None:
+    """A line "NOOP" sent on its own while a message is being sent is part of
+    the message, not a command: the one answer is the message's."""
+    sock = connect(listener.smtp_port, "127.0.0.2")
+    assert sock.recv(4096).startswith(b"220 ")
+    rcpt = f"dni-{batch.token}@{workspace.settings.response_domain}"
+    for command, code in ((b"HELO x", b"250"), (b"MAIL FROM:<r@x.example>", b"250")):
+        sock.sendall(command + b"\r\n")
+        assert sock.recv(4096).startswith(code)
+    sock.sendall(f"RCPT TO:<{rcpt}>\r\n".encode())
+    assert sock.recv(4096).startswith(b"250")
+    sock.sendall(b"DATA\r\n")
+    assert sock.recv(4096).startswith(b"354")
+    sock.sendall(b"Subject: ping\r\n\r\n")
+    time.sleep(0.1)  # each its own packet, as a NOOP would come
+    sock.sendall(b"NOOP\r\n")
+    time.sleep(0.1)
+    proof = proof_for(ADDRESSES[2], batch)
+    sock.sendall(f"DNI-Proof: {proof}\r\n.\r\n".encode())
+    assert sock.recv(4096).startswith(b"250 2.0.0 Stored: accepted=1")
+    sock.close()

@@ -23,12 +23,12 @@ from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.nginx_support import (
     documented_proxy_config,
-    free_port,
+    documented_tls_proxy,
+    documented_with,
     nginx_binary,
     run_nginx,
-    self_signed,
 )
-from tests.support import require_service
+from tests.support import free_port, require_service
 
 ADDRESSES = [f"proxied{i}@example.org" for i in range(4)]
 
@@ -51,18 +51,8 @@ def listener(workspace: Workspace, batch: Batch) -> Iterator[Listener]:
 @pytest.fixture
 def proxy(tmp_path: Path, listener: Listener) -> Iterator[str]:
     port = free_port()
-    cert, key = self_signed(tmp_path)
-    config = documented_proxy_config()
-    for old, new in (
-        ("listen 443 ssl", f"listen 127.0.0.1:{port} ssl"),
-        ("/etc/letsencrypt/live/dni.shop.example/fullchain.pem", str(cert)),
-        ("/etc/letsencrypt/live/dni.shop.example/privkey.pem", str(key)),
-        # One listener: both of the documented fleet's upstreams are it.
-        ("server 127.0.0.1:8025", f"server 127.0.0.1:{listener.ports['http']}"),
-        ("server 127.0.0.1:8026", f"server 127.0.0.1:{listener.ports['http']}"),
-    ):
-        assert old in config, f"docs/deployment.md no longer shows {old!r}"
-        config = config.replace(old, new)
+    # One listener: both of the documented fleet's upstreams are it.
+    config = documented_tls_proxy(tmp_path, port, (listener.ports["http"],) * 2)
     with run_nginx(tmp_path / "nginx", config):
         yield f"https://127.0.0.1:{port}"
 
@@ -154,13 +144,11 @@ def smtp_listener(workspace: Workspace, batch: Batch) -> Iterator[Listener]:
 @pytest.fixture
 def smtp_proxy(tmp_path: Path, smtp_listener: Listener) -> Iterator[int]:
     port = free_port()
-    config = documented_proxy_config("nginx stream for SMTP")
-    for old, new in (
+    config = documented_with(
+        documented_proxy_config("nginx stream for SMTP"),
         ("listen 25;", f"listen 127.0.0.1:{port};"),
         ("proxy_pass 127.0.0.1:2525;", f"proxy_pass 127.0.0.1:{smtp_listener.smtp_port};"),
-    ):
-        assert old in config, f"docs/deployment.md no longer shows {old!r}"
-        config = config.replace(old, new)
+    )
     module = os.environ["SCRUBBER_TEST_NGINX_STREAM"]
     with run_nginx(tmp_path / "nginx", "", top=f"load_module {module};\n{config}"):
         yield port

@@ -8,7 +8,6 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +20,7 @@ from scrubber.listener.ping import Outcome, PingRequest, PingResult
 from scrubber.listener.writer import WriterProcess
 from scrubber.workspace import Workspace
 from tests.listener_support import make_batch, proof_for
+from tests.support import wait_until_async
 
 
 def writer_for(workspace: Workspace) -> WriterProcess:
@@ -33,6 +33,12 @@ def unknown(count: int) -> list[PingRequest]:
 
 def child_pids() -> list[int]:
     return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+
+
+def bytes_read(pid: int) -> int:
+    """What the process has read so far, its pipe included (Linux's rchar)."""
+    with open(f"/proc/{pid}/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
 
 
 def test_a_group_round_trip(workspace: Workspace) -> None:
@@ -110,11 +116,11 @@ def test_a_child_killed_while_idle_is_replaced_without_a_failure(
             await writer.record_group(unknown(1))
             [first] = child_pids()
             os.kill(first, signal.SIGKILL)
-            deadline = time.monotonic() + 30
             # The loop reaps a child as soon as its socket closes, and says so.
-            while not any("event=writer-stopped" in r.getMessage() for r in caplog.records):
-                assert time.monotonic() < deadline, "the dead child was not reaped"
-                await asyncio.sleep(0.01)
+            reaped = await wait_until_async(
+                lambda: any("event=writer-stopped" in r.getMessage() for r in caplog.records)
+            )
+            assert reaped, "the dead child was not reaped"
             results = await writer.record_group(unknown(1))
             assert child_pids() not in ([], [first])
             return results
@@ -141,11 +147,13 @@ def test_a_child_killed_mid_group_fails_the_group_then_recovers(workspace: Works
     async def scenario() -> list[PingResult]:
         try:
             await writer.record_group(unknown(1))  # started and idle
-            blocker.execute("BEGIN IMMEDIATE")
-            in_flight = asyncio.create_task(writer.record_group(first))
-            await asyncio.sleep(0.5)
-            assert not in_flight.done()  # waiting for the lock
             [child] = child_pids()
+            blocker.execute("BEGIN IMMEDIATE")
+            idle = bytes_read(child)
+            in_flight = asyncio.create_task(writer.record_group(first))
+            # The child has taken the group off its pipe; the lock keeps it there.
+            assert await wait_until_async(lambda: bytes_read(child) > idle, timeout=30)
+            assert not in_flight.done()
             os.kill(child, signal.SIGKILL)
             with pytest.raises(StoreUnavailable):
                 await in_flight

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scrubber import scheme
+from scrubber import deadlines, scheme
+from scrubber.deadlines import RULES, add_business_days
 from scrubber.listener import ratelimit
 from scrubber.listener.ping import MAX_PROOFS
 from scrubber.listener.ratelimit import (
@@ -19,8 +20,6 @@ from scrubber.listener.ratelimit import (
     RateLimiter,
     client_key,
 )
-from scrubber.report import deadlines
-from scrubber.report.deadlines import RULES, add_business_days
 
 # -- scheme ----------------------------------------------------------------------
 
@@ -408,3 +407,79 @@ def test_the_rules_are_ten_business_days_and_exactly_48_hours() -> None:
     assert can_spam.deadline(MONDAY) == MONDAY + timedelta(days=14)
     assert can_spam.deadline(MONDAY + timedelta(days=4)) == MONDAY + timedelta(days=18)
     assert gmail.deadline(MONDAY) == MONDAY + timedelta(hours=48)
+
+
+def test_ledger_defaults_are_the_documented_table() -> None:
+    assert deadlines.LEDGER_DEFAULTS == {
+        "Gmail": "48 hours",
+        "Yahoo": "2 days",
+        "CAN-SPAM": "10 business days",
+        "CASL": "10 business days",
+        "Australia Spam Act": "5 working days",
+    }
+    assert list(deadlines.LEDGER_DEFAULTS) == [
+        "Gmail",
+        "Yahoo",
+        "CAN-SPAM",
+        "CASL",
+        "Australia Spam Act",
+    ]
+
+
+FRIDAY = MONDAY + timedelta(days=4)
+
+
+@pytest.mark.parametrize(
+    ("limit", "end"),
+    [
+        ("1 hour", FRIDAY + timedelta(hours=1)),
+        ("48 hours", FRIDAY + timedelta(hours=48)),
+        ("9999 hours", FRIDAY + timedelta(hours=9999)),  # four digits at most
+        ("0 hours", FRIDAY),
+        ("1 day", FRIDAY + timedelta(days=1)),
+        ("2 days", FRIDAY + timedelta(days=2)),  # calendar days: Sunday
+        ("1 business day", FRIDAY + timedelta(days=3)),  # Friday -> Monday
+        ("10 business days", FRIDAY + timedelta(days=14)),
+        ("1 working day", FRIDAY + timedelta(days=3)),
+        ("5 working days", FRIDAY + timedelta(days=7)),
+        ("  3 days  ", FRIDAY + timedelta(days=3)),  # surrounding blanks allowed
+        ("3\t \tdays", FRIDAY + timedelta(days=3)),
+    ],
+)
+def test_parse_limit_units(limit: str, end: datetime) -> None:
+    assert deadlines.parse_limit(limit)(FRIDAY) == end
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["", "days", "10000 hours", "-1 days", "1.5 days", "2days", "2 weeks", "ten days", "2 days x"],
+)
+def test_parse_limit_refuses_other_forms(limit: str) -> None:
+    message = (
+        f"deadline {limit!r} is not 'N hours', 'N days', 'N business days' or 'N working days'"
+    )
+    with pytest.raises(ValueError) as raised:
+        deadlines.parse_limit(limit)
+    assert str(raised.value) == message
+
+
+def test_ledger_rules_keep_the_table_order_names_and_limits() -> None:
+    rules = deadlines.ledger_rules({"B": " 48 hours ", "A": "1 working day"})
+    assert [(r.key, r.name, r.limit) for r in rules] == [
+        ("B", "B", "48 hours"),
+        ("A", "A", "1 working day"),
+    ]
+    assert rules[0].deadline(FRIDAY) == FRIDAY + timedelta(hours=48)
+    assert rules[1].deadline(FRIDAY) == FRIDAY + timedelta(days=3)
+    assert deadlines.ledger_rules({}) == ()
+
+
+def test_ledger_rules_of_the_defaults() -> None:
+    rules = deadlines.ledger_rules(deadlines.LEDGER_DEFAULTS)
+    assert [r.deadline(FRIDAY) - FRIDAY for r in rules] == [
+        timedelta(hours=48),
+        timedelta(days=2),
+        timedelta(days=14),
+        timedelta(days=14),
+        timedelta(days=7),
+    ]

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from scrubber.readers import LINE_TOO_LONG, read_addresses
+from scrubber import readers
+from scrubber.errors import InputFileError
+from scrubber.readers import LINE_TOO_LONG, read_address_blocks, read_addresses
 from scrubber.workspace import Workspace
 from tests.support import run_cli
 
@@ -144,6 +146,57 @@ def test_an_overlong_line_is_a_reject_with_its_own_reason(tmp_path: Path) -> Non
     cells = list(read_addresses(path, on_reject=lambda *r: rejected.append(r)))
     assert cells == [(1, "a@example.com"), (3, "b@example.com")]
     assert [(n, reason) for n, _, reason in rejected] == [(2, LINE_TOO_LONG)]
+
+
+def _block_cells(path: Path) -> tuple[list[tuple[int, str]], list[tuple[int, str, str]]]:
+    """The cells and rejects of ``path`` as the import reads them, in blocks."""
+    cells, rejected = [], []
+    for block in read_address_blocks(path):
+        rejected += block.rejects
+        if isinstance(block, readers.CellBlock):
+            cells += block.rows
+            continue
+        assert block.lines == block.text.split("\n")
+        for offset, line in enumerate(block.lines):
+            cell = readers.text_cell(line)
+            if cell is not None:
+                cells.append((block.first + offset, cell))
+    return cells, rejected
+
+
+@pytest.mark.parametrize("block_chars", [5, 64, 1 << 16])
+@pytest.mark.parametrize(
+    "ending", ["\n", "\r\n", "mixed", "lone-cr", "long-line", "no-final-end", "nul"]
+)
+def test_the_block_reader_reads_what_the_line_reader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_chars: int, ending: str
+) -> None:
+    """Pieces split anywhere (mid-line, between "\r" and "\n"); lines over
+    MAX_LINE, lone "\r" ends and NUL bytes handed over to the line reader."""
+    monkeypatch.setattr(readers, "BLOCK_CHARS", block_chars)
+    rows = ["a@example.com", "  B@x.example ", "# note", "", "Name <n@x.example>", "c@d.example"]
+    ends = {"mixed": ["\n", "\r\n"], "lone-cr": ["\n", "\r\n", "\r"]}.get(ending, ["\n"])
+    text = "".join(row + ends[n % len(ends)] for n, row in enumerate(rows * 30))
+    if ending == "\r\n":
+        text = text.replace("\n", "\r\n")
+    if ending == "long-line":
+        text += "x" * (readers.MAX_LINE - 1) + "\n" + "y" * 9000 + "\r\nlast@example.com\n"
+    if ending == "no-final-end":
+        text += "last@example.com"
+    if ending == "nul":
+        text += "z@example.com\x00\n"
+    path = _write(tmp_path / "l.txt", text.encode())
+    expected: list[tuple[int, str, str]] = []
+    if ending == "nul":
+        with pytest.raises(InputFileError, match="NUL byte"):
+            list(read_addresses(path))
+        with pytest.raises(InputFileError, match="NUL byte"):
+            _block_cells(path)
+        return
+    cells = list(read_addresses(path, on_reject=lambda *r: expected.append(r)))
+    assert _block_cells(path) == (cells, expected)
+    extra = {"long-line": 2, "no-final-end": 1}.get(ending, 0)  # the 4,095 x and last@
+    assert len(cells) == 4 * 30 + extra
 
 
 # Runs the command as its own child, so RUSAGE_CHILDREN sees that command

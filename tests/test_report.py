@@ -29,10 +29,10 @@ from sqlalchemy import func, select, text, update
 
 from scrubber import lists, scheme
 from scrubber.batch.create import create_batch, request_from_settings
+from scrubber.deadlines import add_business_days
 from scrubber.hashing import ThreadExecutor
 from scrubber.keys import OperatorKey
 from scrubber.report import build, sign
-from scrubber.report.deadlines import add_business_days
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchEntry, Ping, Suppression
 from scrubber.workspace import Workspace, load_key, load_workspace, open_store

@@ -122,8 +122,7 @@ def test_the_page_check_catches_errors_and_requests(
 async def _problems_of(chromium: str, url: str) -> list[dict[str, Any]]:
     async with chromium_page(chromium) as page:
         await load(page, url, 800, 600, mobile=False)
-        await asyncio.sleep(0.5)
-        await page.evaluate("1")  # drain events that arrived meanwhile
+        await page.network_idle()  # late errors and requests have come by then
         return page.problems()
 
 

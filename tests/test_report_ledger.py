@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select, text
 
 from scrubber import scheme
+from scrubber.deadlines import LEDGER_DEFAULTS, ledger_rules, parse_limit
 from scrubber.errors import ConfigError
-from scrubber.report.deadlines import LEDGER_DEFAULTS, ledger_rules, parse_limit
 from scrubber.store import Store
 from scrubber.store.models import Address, Batch, ListExport, Suppression
 from scrubber.workspace import load_workspace, open_store

@@ -9,8 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ from scrubber.responder.run import run_once
 from scrubber.responder.store import ResponderStore, add_addresses, set_mark
 from scrubber.transport.nntp import NntpSource, nntplib
 from tests.responder_support import BatchSpec, SenderEndpoint, batch_articles, part_holding
-from tests.support import require_service, run_cli
+from tests.support import require_service, run_cli, wait_until
 
 pytestmark = pytest.mark.inn
 
@@ -149,12 +148,13 @@ def test_watch_picks_up_batches_posted_while_it_runs(
         return sum(line == "}\n" for line in list(lines))
 
     try:
-        wait_until(lambda: runs() >= 1)
+        assert wait_until(lambda: runs() >= 1, timeout=60)
         spec = BatchSpec(key, sender.base)
         post(server, batch_articles(spec, [ALICE], parts=2))
-        wait_until(lambda: bool(sender.pings))
+        assert wait_until(lambda: bool(sender.pings), timeout=60)
         seen = runs()
-        wait_until(lambda: runs() >= seen + 2)  # two more rounds: they must not ping again
+        # Two more rounds: they must not ping again.
+        assert wait_until(lambda: runs() >= seen + 2, timeout=60)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
@@ -167,13 +167,6 @@ def test_watch_picks_up_batches_posted_while_it_runs(
     documents = json.loads("[" + "".join(lines).replace("}\n{", "},{") + "]")
     assert sum(d["pings"]["delivered"] for d in documents) == 1
     assert proc.returncode == 130 and "Traceback" not in err
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_credentials_from_the_url_and_a_clear_error_without_them(tmp_path: Path) -> None:

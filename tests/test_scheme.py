@@ -209,6 +209,56 @@ def test_plain_ascii_fast_path_equals_the_general_path(address: str) -> None:
     assert fast == general
 
 
+_BLOCK_LINES = st.one_of(
+    _ASCII_ADDRESSES,
+    ADDRESSES,
+    st.sampled_from(
+        [
+            "User.1+Tag@Mail.Example",
+            "+tag@example.com",
+            "a+@example.com",
+            "#a@example.com",
+            "a@example.com.",
+            "a@ex--ample.com",
+            "a@xn--bcher-kva.example",
+            "A@GMail.COM",
+            "a.b@GoogleMail.com",
+            "\u212a@example.com",  # KELVIN SIGN: lower-cases to ASCII "k"
+            "a" * 64 + "@example.com",
+            "a" * 65 + "@example.com",
+            "a@" + "b" * 63 + ".com",
+            "a@" + "b" * 64 + ".com",
+            "a@" + ".".join(["label"] * 50),
+            "a@-x.com",
+            "a@x-.com",
+            "a@b_c.com",
+            "",
+        ]
+    ),
+).filter(lambda line: "\n" not in line)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_BLOCK_LINES, min_size=1, max_size=8))
+def test_block_canonicalization_equals_the_per_line_one(lines: list[str]) -> None:
+    forms, leftover = scheme.canonicalize_block("\n".join(lines))
+    assert len(forms) == len(lines)
+    assert leftover == sorted(set(leftover))
+    for index, line in enumerate(lines):
+        if index in leftover:
+            continue
+        assert forms[index] == scheme.try_canonicalize(line), line
+        # What a text list would take as the line's cell and spelling.
+        assert line.strip() == line and not line.startswith("#") and "<" not in line
+
+
+def test_block_canonicalization_takes_plain_lines_whole() -> None:
+    lines = ["Jane.Doe+news@Example.COM", "bob@mail.example.org", "x@gmail.com", "  c@d.example"]
+    forms, leftover = scheme.canonicalize_block("\n".join(lines))
+    assert forms[:2] == ["jane.doe@example.com", "bob@mail.example.org"]
+    assert leftover == [2, 3]
+
+
 def _v2_blocks(kind: str) -> list[dict[str, str]]:
     blocks = re.findall(rf"```{kind}\n(.*?)```", SPEC, re.S)
     return [dict(line.split(":", 1) for line in b.strip().splitlines()) for b in blocks]

@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import bindparam, inspect, select, text
+from sqlalchemy.engine import Connection
 
 from scrubber.errors import StoreError
 from scrubber.store import Store
@@ -251,3 +252,28 @@ def test_part_posts_migration_keeps_where_each_part_went(empty_url: str) -> None
         (2, "spool:/srv/spool", two),
     ]
     assert not {"posted_at", "server"} & columns
+
+
+def test_a_bulk_write_has_a_big_page_cache_and_gives_it_back(tmp_path: Path) -> None:
+    """Bulk writers (import, batch create) get 64 MiB of page cache for their
+    transaction; the pooled connection goes back with the default."""
+    from scrubber.store.store import BULK_CACHE_KIB
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+
+    def cache(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("PRAGMA main.cache_size").scalar_one())
+
+    with store.read() as session:
+        default = cache(session.connection())
+    assert default != BULK_CACHE_KIB
+    with store.write(bulk=True) as session:
+        assert cache(session.connection()) == BULK_CACHE_KIB
+    with store.write_connection(bulk=True) as conn:
+        assert cache(conn) == BULK_CACHE_KIB
+    with store.write() as session:
+        assert cache(session.connection()) == default
+    with store.read() as session:
+        assert cache(session.connection()) == default
+    store.close()

@@ -61,7 +61,7 @@ async def _load_then_press(chromium: str, url: str, ws: Workspace) -> None:
         text = await page.evaluate("document.body.innerText")
         assert "Press the button" in text
         assert await page.evaluate("document.cookie") == ""
-        await asyncio.sleep(0.5)  # anything the page might fetch or run later
+        await page.network_idle()  # anything the page fetches or runs on load has run
         assert suppressed(ws) == []  # a scanner that loads the page changes nothing
         page.events = [e for e in page.events if e["method"] != "Page.loadEventFired"]
         await page.evaluate("document.getElementById('unsubscribe').click()")

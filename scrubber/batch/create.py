@@ -151,7 +151,7 @@ def create_batch(
         epoch, list_ids, on_done=on_hashed, on_total=on_total
     )
     batch = new_batch(settings, key, epoch, request, utcnow())
-    with store.write() as session:
+    with store.write(bulk=True) as session:
         session.add(batch)
         session.flush()
         list_rows = _list_rows(session, batch.id, list_ids)

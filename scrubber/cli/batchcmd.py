@@ -11,7 +11,7 @@ from scrubber import hashing
 from scrubber.batch import create as batch_create
 from scrubber.batch import info as batch_info
 from scrubber.batch import post as batch_post
-from scrubber.cli.context import AppContext, executor_option, pass_app, print_json
+from scrubber.cli.context import AppContext, executor_option, pass_app, print_json, print_table
 from scrubber.errors import TransportError
 from scrubber.keys import OperatorKey
 from scrubber.transport import Transport, open_transport
@@ -248,12 +248,12 @@ def _print_post(
             markup=False,
         )
         return
-    table = Table(title=f"batch {work.batch.id} -> {work.server}")
-    for column in ("part", "Message-ID", "bytes", "result"):
-        table.add_column(column, overflow="fold")
-    for r in outcome.results:
-        table.add_row(str(r.part), r.message_id, f"{r.size:,}", r.status.value)
-    app.out.print(table)
+    print_table(
+        app,
+        ("part", "Message-ID", "bytes", "result"),
+        ((str(r.part), r.message_id, f"{r.size:,}", r.status.value) for r in outcome.results),
+        title=f"batch {work.batch.id} -> {work.server}",
+    )
     app.out.print(
         f"{outcome.posted} posted, {outcome.duplicates} already on the server, "
         f"{outcome.already} posted earlier; {outcome.parts_total} parts in all"
@@ -274,20 +274,20 @@ def ls(app: AppContext, as_json: bool) -> None:
     if as_json:
         print_json([i.to_json() for i in infos])
         return
-    table = Table(title="batches")
-    for column in ("batch", "created", "lists", "addresses", "parts", "pings", "expires"):
-        table.add_column(column, overflow="fold")
-    for i in infos:
-        table.add_row(
-            i.id,
-            f"{i.created_at:%Y-%m-%d %H:%M}",
-            ", ".join(i.lists),
-            f"{i.addresses:,}",
-            f"{i.parts_posted}/{i.parts_total} posted",
-            str(sum(i.pings.values())),
-            f"{i.expires_at:%Y-%m-%d}",
-        )
-    app.out.print(table)
+    columns = ("batch", "created", "lists", "addresses", "parts", "pings", "expires")
+    print_table(app, columns, map(_ls_row, infos), title="batches")
+
+
+def _ls_row(i: batch_info.BatchInfo) -> tuple[str, ...]:
+    return (
+        i.id,
+        f"{i.created_at:%Y-%m-%d %H:%M}",
+        ", ".join(i.lists),
+        f"{i.addresses:,}",
+        f"{i.parts_posted}/{i.parts_total} posted",
+        str(sum(i.pings.values())),
+        f"{i.expires_at:%Y-%m-%d}",
+    )
 
 
 @batch_group.command("show")
@@ -325,20 +325,24 @@ def show(app: AppContext, batch_id: str, as_json: bool) -> None:
     posted_to = ", ".join(f"{name} ({n}/{i.parts_total})" for name, n in detail.servers.items())
     meta.add_row("posted to", posted_to or "nowhere yet")
     app.out.print(meta)
-    parts = Table(title=f"parts ({i.parts_posted}/{i.parts_total} posted)")
-    for column in ("part", "Message-ID", "tags", "range", "bytes", "posted (UTC) to"):
-        parts.add_column(column, overflow="fold")
-    for p in detail.parts:
-        posts = "\n".join(f"{x.posted_at:%Y-%m-%d %H:%M:%S} {x.server}" for x in p.posts)
-        parts.add_row(
-            str(p.part),
-            p.message_id,
-            f"{p.count:,}",
-            f"{p.first_tag}..{p.last_tag}",
-            f"{p.size:,}",
-            posts or "pending",
-        )
-    app.out.print(parts)
+    print_table(
+        app,
+        ("part", "Message-ID", "tags", "range", "bytes", "posted (UTC) to"),
+        map(_part_row, detail.parts),
+        title=f"parts ({i.parts_posted}/{i.parts_total} posted)",
+    )
+
+
+def _part_row(p: batch_info.PartInfo) -> tuple[str, ...]:
+    posts = "\n".join(f"{x.posted_at:%Y-%m-%d %H:%M:%S} {x.server}" for x in p.posts)
+    return (
+        str(p.part),
+        p.message_id,
+        f"{p.count:,}",
+        f"{p.first_tag}..{p.last_tag}",
+        f"{p.size:,}",
+        posts or "pending",
+    )
 
 
 COMMANDS: list[click.Command] = [batch_group]

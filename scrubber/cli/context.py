@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -169,6 +169,17 @@ def folded(table: Table) -> Table:
     for column in table.columns:
         column.overflow = "fold"
     return table
+
+
+def print_table(
+    app: AppContext, columns: Sequence[str], rows: Iterable[Sequence[str]], **options: Any
+) -> None:
+    """One row per item under ``columns`` on stdout, cells folded (``folded``);
+    ``options`` are rich's ``Table`` options (``title``)."""
+    table = folded(Table(*columns, **options))
+    for row in rows:
+        table.add_row(*row)
+    app.out.print(table)
 
 
 def print_json(data: Any) -> None:

@@ -12,7 +12,14 @@ import click
 from rich.table import Table
 
 from scrubber import lists, scheme
-from scrubber.cli.context import AppContext, executor_option, folded, pass_app, print_json
+from scrubber.cli.context import (
+    AppContext,
+    executor_option,
+    folded,
+    pass_app,
+    print_json,
+    print_table,
+)
 from scrubber.errors import InputFileError, UsageError
 from scrubber.private import parse_mode
 from scrubber.readers import STDIN
@@ -233,11 +240,16 @@ def ls(app: AppContext, as_json: bool) -> None:
     if as_json:
         print_json([info.__dict__ for info in infos])
         return
-    table = Table("name", "addresses", "suppressed", "last import")
-    for info in infos:
-        last = info.last_import_at.strftime("%Y-%m-%d %H:%M") if info.last_import_at else "-"
-        table.add_row(info.name, f"{info.addresses:,}", f"{info.suppressed:,}", last)
-    app.out.print(folded(table))
+    rows = (
+        (
+            info.name,
+            f"{info.addresses:,}",
+            f"{info.suppressed:,}",
+            f"{info.last_import_at:%Y-%m-%d %H:%M}" if info.last_import_at else "-",
+        )
+        for info in infos
+    )
+    print_table(app, ("name", "addresses", "suppressed", "last import"), rows)
 
 
 @list_group.command("show")
@@ -271,9 +283,8 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
         f"[bold]{info.name}[/]: {info.addresses:,} addresses, "
         f"{info.suppressed:,} suppressed, created {info.created_at:%Y-%m-%d}"
     )
-    table = Table("imported", "source", "lines", "accepted", "added", "rejected")
-    for run in lists.import_history(app.store, name):
-        table.add_row(
+    rows = (
+        (
             f"{run.finished_at:%Y-%m-%d %H:%M}",
             run.source,
             f"{run.lines:,}",
@@ -281,7 +292,9 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             f"{run.added:,}",
             f"{run.rejected:,}",
         )
-    app.out.print(folded(table))
+        for run in lists.import_history(app.store, name)
+    )
+    print_table(app, ("imported", "source", "lines", "accepted", "added", "rejected"), rows)
 
 
 @list_group.command("rm")

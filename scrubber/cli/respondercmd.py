@@ -8,9 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from scrubber.cli.context import AppContext, pass_app, print_json
+from scrubber.cli.context import AppContext, pass_app, print_json, print_table
 from scrubber.errors import ResponderError, UsageError
 from scrubber.private import redact_url
 from scrubber.responder import store as rstore
@@ -18,7 +17,7 @@ from scrubber.responder.domain import DnsConfig
 from scrubber.responder.ping import DEFAULT_DELAY, PingConfig
 from scrubber.responder.proxy import parse_proxy
 from scrubber.responder.recheck import batches_to_recheck
-from scrubber.responder.report import key_reports
+from scrubber.responder.report import KeyReport, key_reports
 from scrubber.responder.run import RunResult, run
 from scrubber.responder.run import watch as run_watching
 from scrubber.responder.scan import Caps
@@ -352,42 +351,32 @@ def report(ctx: click.Context, app: AppContext, as_json: bool) -> None:
     if as_json:
         print_json([asdict(row) for row in rows])
         return
-    table = Table(title="senders by key")
-    for column in (
-        "key",
-        "batches",
-        "refused",
-        "forged",
-        "matches",
-        "pings",
-        "owed",
-        "answers",
-        "outcomes",
-        "escalations",
-    ):
-        table.add_column(column, overflow="fold")  # never cut: wrap or fold
-    for row in rows:
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.answers.items()))
-        outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(row.outcomes.items()))
-        table.add_row(
-            row.fingerprint,
-            str(row.batches),
-            str(row.refused_batches),
-            str(row.forged_batches),
-            str(row.matches),
-            str(row.pings_sent),
-            str(row.pings_owed),
-            answers or "-",
-            outcomes or "-",
-            str(row.escalations),
-        )
-    app.out.print(table)
+    columns = ("key", "batches", "refused", "forged", "matches", "pings", "owed", "answers",
+               "outcomes", "escalations")  # fmt: skip
+    print_table(app, columns, map(_report_row, rows), title="senders by key")
     for row in rows:
         if row.escalations:
             app.out.print(
                 f"compliance failure: key {row.fingerprint} re-listed "
                 f"{len(row.relisted)} addresses already opted out: {', '.join(row.relisted[:10])}"
             )
+
+
+def _report_row(row: KeyReport) -> tuple[str, ...]:
+    answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.answers.items()))
+    outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(row.outcomes.items()))
+    return (
+        row.fingerprint,
+        str(row.batches),
+        str(row.refused_batches),
+        str(row.forged_batches),
+        str(row.matches),
+        str(row.pings_sent),
+        str(row.pings_owed),
+        answers or "-",
+        outcomes or "-",
+        str(row.escalations),
+    )
 
 
 COMMANDS: list[click.Command] = [responder]

@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from scrubber import esp, ledger, scheme
-from scrubber.cli.context import AppContext, folded, pass_app, print_json
+from scrubber.cli.context import AppContext, pass_app, print_json, print_table
 from scrubber.errors import UsageError
 
 
@@ -65,16 +64,17 @@ def lifts(app: AppContext, as_json: bool) -> None:
             ]
         )
         return
-    table = Table("lifted", "address", "reason", "was suppressed", "origin")
-    for canonical, found in found_lifts:
-        table.add_row(
+    rows = (
+        (
             f"{found.lifted_at:%Y-%m-%d %H:%M}",
             scheme.mask(canonical),
             found.lift_reason,
             f"{found.suppressed_at:%Y-%m-%d %H:%M}",
             found.origin or "-",
         )
-    app.out.print(folded(table))
+        for canonical, found in found_lifts
+    )
+    print_table(app, ("lifted", "address", "reason", "was suppressed", "origin"), rows)
 
 
 @suppress_group.command("import")

@@ -107,10 +107,11 @@ class ConnectionGate:
 
     At the total cap a newcomer is not simply turned away, or a crowd of
     addresses could hold every slot: the oldest connection of the client
-    holding the most is closed for it, as long as that client would still
-    hold more than the newcomer (so evictions stop once holders are even). A
-    client the rate limits refuse (``in_debt``) is turned away at once,
-    before any byte of its request is parsed.
+    holding the most is closed for it, as long as that client holds more
+    than the newcomer does (so nobody is refused while another holds more
+    than they do, and evictions stop once holders are even). A client the
+    rate limits refuse (``in_debt``) is turned away at once, before any
+    byte of its request is parsed.
     """
 
     channel: str
@@ -131,7 +132,7 @@ class ConnectionGate:
         held = self._by_client.setdefault(peer, [])
         if len(held) >= self.per_client and not trusted:
             return self._refuse(peer, "client")
-        if self.open >= self.total and not self._evict_for(len(held) + 1):
+        if self.open >= self.total and not self._evict_for(len(held)):
             if not held:
                 del self._by_client[peer]
             return self._refuse(peer, "total")
@@ -147,10 +148,11 @@ class ConnectionGate:
         if not held:
             self._by_client.pop(peer, None)
 
-    def _evict_for(self, wanted: int) -> bool:
-        """Close the oldest connection of the biggest holder, if it holds more."""
+    def _evict_for(self, holding: int) -> bool:
+        """Close the oldest connection of the biggest holder, if it holds more
+        than ``holding`` (what the newcomer holds already)."""
         top = max(self._by_client.items(), key=lambda item: len(item[1]), default=None)
-        if top is None or len(top[1]) <= wanted:
+        if top is None or len(top[1]) <= holding:
             return False
         peer, held = top
         close = held.pop(0)

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -78,6 +79,9 @@ _FORM_ERRORS = (
     RuntimeError,
     AssertionError,
 )
+# The usual ping, one proof in the compact or the default JSON spacing: read
+# without the JSON parser, which costs a few microseconds more on the hot path.
+_ONE_PROOF = re.compile(rb'\{"proofs": ?\["([A-Za-z0-9_-]{1,64})"\]\}')
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
@@ -116,6 +120,9 @@ def parse_proofs(content_type: str, body: bytes) -> list[str]:
 
 
 def _json_proofs(body: bytes) -> list[str]:
+    one = _ONE_PROOF.fullmatch(body)
+    if one is not None:  # what a registrant's responder sends: json.loads would agree
+        return [one.group(1).decode("ascii")]
     try:
         data = json.loads(body)
     except ValueError:  # includes invalid UTF-8

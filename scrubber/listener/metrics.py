@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
@@ -78,7 +77,10 @@ class ListenerMetrics:
             for channel in ("http", "smtp")
             for outcome in Outcome
         }
-        self._answers_by: dict[tuple[str, int], Any] = {}
+        # Answers are counted in a plain dict and moved into their counter
+        # when /metrics is read: a counter's increment takes a lock, and the
+        # HTTP edge answers every request through here.
+        self._answers: dict[tuple[str, int], int] = {}
 
     # CommitObserver
     def committed(self, seconds: float, requests: Sequence[Request]) -> None:
@@ -101,13 +103,14 @@ class ListenerMetrics:
         self.commit_failures.inc(requests)
 
     def answered(self, channel: str, status: int) -> None:
-        child = self._answers_by.get((channel, status))
-        if child is None:
-            child = self._answers_by[channel, status] = self.responses.labels(channel, str(status))
-        child.inc()
+        key = (channel, status)
+        self._answers[key] = self._answers.get(key, 0) + 1
 
     def connection_refused(self, channel: str) -> None:
         self.connections_refused.labels(channel).inc()
 
     def render(self) -> tuple[bytes, str]:
+        answers, self._answers = self._answers, {}
+        for (channel, status), count in answers.items():
+            self.responses.labels(channel, str(status)).inc(count)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -7,9 +7,11 @@ commit, commit whatever is queued, then return.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +125,20 @@ def run(workspace: Workspace, store: Store, config: ListenConfig) -> None:
     trusted = TrustedProxies.parse(config.trusted_proxies)
     if config.smtp_proxy_protocol and not trusted:
         raise UsageError("--smtp-proxy-protocol needs --trusted-proxy (whose headers to believe)")
-    asyncio.run(_serve(workspace, store, config, trusted))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(_serve(workspace, store, config, trusted))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency on POSIX), else
+    asyncio's own. The loop is the listener's bottleneck, and most of its time
+    per request is asyncio's Python around the socket calls, which uvloop does
+    in C (docs/performance.md, listen_http)."""
+    try:
+        import uvloop
+    except ImportError:  # Windows, where uvloop does not exist
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(
@@ -164,6 +179,11 @@ async def _serve(
                 unsubscribed=metrics.unsubscribed,
             )
             running.smtp_server = await _start_smtp(config, running, smtp_gate, workspace)
+        # What start-up made (modules, the app, the ORM) lives as long as the
+        # process: kept out of the collector's full passes, which otherwise
+        # walk it all while 2,000 open connections churn their objects
+        # (a 200-300 ms stall of the loop; docs/performance.md, abuse).
+        gc.freeze()
         log.info("event=ready pid=%d", os.getpid())
         await stop.wait()
         log.info("event=stopping")

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from scrubber import __version__, keys, scheme
 from scrubber.batch.info import list_names
+from scrubber.deadlines import RULES
 from scrubber.errors import NotFoundError
-from scrubber.report.deadlines import RULES
 from scrubber.report.model import (
     FORMAT,
     SUMMARY_FORMAT,

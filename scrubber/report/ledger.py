@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrubber import scheme
+from scrubber.deadlines import Rule, ledger_rules
 from scrubber.report.build import (
     Operator,
     iso,
@@ -28,7 +29,6 @@ from scrubber.report.build import (
     snapshot,
     span_header,
 )
-from scrubber.report.deadlines import Rule, ledger_rules
 from scrubber.report.model import LEDGER_FORMAT, LedgerCheck, LedgerItem, LedgerReport
 from scrubber.store import Store
 from scrubber.store.models import (
