@@ -123,6 +123,83 @@ def test_mask_keeps_only_the_domain_after_the_last_at() -> None:
     assert scheme.mask("@example.com") == "***@example.com"
 
 
+def test_gcs_parameters_bounds_and_defaults() -> None:
+    assert scheme.Gcs() == scheme.Gcs(p=19, m=784931)
+    assert scheme.Gcs(1, 1) != scheme.Gcs(32, 2**32 - 1)  # both ends allowed
+    for p, m in [(0, 1), (33, 1), (1, 0), (1, 2**32), (0, 0)]:
+        with pytest.raises(ValueError) as raised:
+            scheme.Gcs(p, m)
+        assert str(raised.value) == f"invalid GCS parameters P={p} M={m}"
+
+
+H = bytes(range(32))
+NONCE = bytes(range(16))
+
+
+def test_item_hash_and_value_vectors() -> None:
+    assert scheme.item_hash(H, NONCE) == 6848136400307385146
+    assert scheme.item_value(H, NONCE, 1, scheme.Gcs()) == 291396
+    assert scheme.item_value(H, NONCE, scheme.MAX_TOTAL, scheme.Gcs()) == 1251537946885949
+    assert scheme.item_bytes(291396) == b"\x00\x00\x00\x00\x00\x04\x72\x44"
+
+
+@pytest.mark.parametrize(("h", "nonce"), [(H, NONCE[:15]), (H[:31], NONCE), (H + b"x", NONCE)])
+def test_item_hash_wants_16_and_32_octets(h: bytes, nonce: bytes) -> None:
+    with pytest.raises(ValueError) as raised:
+        scheme.item_hash(h, nonce)
+    assert str(raised.value) == "nonce must be 16 and H 32 octets"
+
+
+@pytest.mark.parametrize("total", [0, scheme.MAX_TOTAL + 1])
+def test_item_value_total_bounds(total: int) -> None:
+    with pytest.raises(ValueError) as raised:
+        scheme.item_value(H, NONCE, total, scheme.Gcs())
+    assert str(raised.value) == "Total must be 1..4294967295"
+
+
+def test_gcs_encode_edges() -> None:
+    assert scheme.gcs_encode([], 0, 19) == b""
+    assert scheme.gcs_encode([5], 0, 2) == b"\x90"  # 1 0 01, padded
+    with pytest.raises(ValueError) as raised:
+        scheme.gcs_encode([4], 5, 2)
+    assert str(raised.value) == "values must be ascending and not below start"
+
+
+@pytest.mark.parametrize(
+    ("data", "count", "p", "values"),
+    [
+        (b"\x90", 1, 2, [5]),
+        (b"\x00", 1, 7, [0]),  # Count·(P+1) exactly the bits; the last remainder ends the data
+        (b"\x00", 1, 1, [0]),  # six zero bits of padding
+        (b"\x00\x01", 2, 7, [0, 1]),
+    ],
+)
+def test_gcs_decode_accepts(data: bytes, count: int, p: int, values: list[int]) -> None:
+    assert scheme.gcs_decode(data, count, 0, p) == values
+
+
+@pytest.mark.parametrize(
+    ("data", "count", "p", "message"),
+    [
+        (b"", 0, 1, "GCS is too short for Count=0"),
+        (b"\x00", 0, 1, "GCS is too short for Count=0"),
+        (b"\x00", 1, 8, "GCS is too short for Count=1"),  # 9 bits wanted, 8 held
+        (b"\x00\x00", 1, 19, "GCS is too short for Count=1"),
+        (b"\xff", 1, 1, "GCS ends after 0 of Count=1 values"),  # no terminating zero
+        (b"\x00\x80", 2, 7, "GCS ends after 1 of Count=2 values"),  # remainder cut short
+        (b"\x00\xfe", 2, 7, "GCS ends after 1 of Count=2 values"),
+        (b"\x00\x00", 2, 7, "GCS values are not strictly ascending"),
+        (b"\x00\x00", 1, 1, "GCS holds more than Count=1 values"),  # 14 zero bits left
+        (b"\x00\x00", 1, 7, "GCS holds more than Count=1 values"),  # exactly 8 left
+        (b"\x01", 1, 1, "GCS holds more than Count=1 values"),  # a one-bit in the padding
+    ],
+)
+def test_gcs_decode_refuses(data: bytes, count: int, p: int, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        scheme.gcs_decode(data, count, 0, p)
+    assert str(raised.value) == message
+
+
 # -- rate limits ------------------------------------------------------------------
 
 
