@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, exists, func, insert, select
 
 from scrubber import scheme
 from scrubber.errors import ExecutorError, UsageError
@@ -309,19 +309,22 @@ class HashEngine:
     def _missing_pages(
         self, epoch_id: int, list_ids: Sequence[int]
     ) -> Iterator[list[tuple[int, str]]]:
+        # Correlated EXISTS, not IN (subquery): SQLite builds an IN list anew
+        # for every page, which made a page cost O(list size) and hashing
+        # quadratic (3M addresses at the cheapest cost: 547 s, against 100 s
+        # for 1M); this way a page is its own rows' index look-ups.
+        listed = exists().where(ListEntry.address_id == Address.id, ListEntry.list_id.in_(list_ids))
+        suppressed = exists().where(Suppression.address_id == Address.id)
+        cached = exists().where(
+            CachedDigest.address_id == Address.id, CachedDigest.epoch_id == epoch_id
+        )
         last = 0
         while True:
             with self.store.read() as session:
-                base = _wanted(list_ids).where(Address.id > last).subquery()
                 rows = session.execute(
-                    select(base.c.id, base.c.canonical)
-                    .outerjoin(
-                        CachedDigest,
-                        (CachedDigest.address_id == base.c.id)
-                        & (CachedDigest.epoch_id == epoch_id),
-                    )
-                    .where(CachedDigest.address_id.is_(None))
-                    .order_by(base.c.id)
+                    select(Address.id, Address.canonical)
+                    .where(Address.id > last, listed, ~suppressed, ~cached)
+                    .order_by(Address.id)
                     .limit(self.page)
                 ).all()
             if not rows:

@@ -177,3 +177,34 @@ def test_hash_lists_writes_nothing_until_names_and_executor_are_good(
     assert (first.needed, first.computed, totals) == (30, 30, [30])
     assert (again.epoch_id, again.cached, again.computed) == (first.epoch_id, 30, 0)
     assert len(_cached(store, first.epoch_id)) == 30
+
+
+def _steps_for_first_page(tmp_path: Path, size: int) -> int:
+    """SQLite VM steps (in thousands) to fetch the first 100 addresses to hash
+    of a list of ``size``."""
+    from sqlalchemy import event
+
+    store = Store(f"sqlite:///{tmp_path / f'db-{size}.sqlite'}")
+    store.migrate()
+    list_id = _import(store, tmp_path, "big", [f"user{n}@example.com" for n in range(size)])
+    epoch = hashing.current_epoch(store, PARAMS, 30)
+    steps = [0]
+
+    def count(dbapi_conn: object, _record: object) -> None:
+        dbapi_conn.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1) or 0, 1000)  # type: ignore[attr-defined]
+
+    store.engine.dispose()  # so every connection from here on is counted
+    event.listen(store.engine, "connect", count)
+    engine = hashing.HashEngine(store, hashing.ThreadExecutor(1), page=100)
+    assert len(next(engine._missing_pages(epoch.id, [list_id]))) == 100
+    store.close()
+    return steps[0]
+
+
+def test_a_page_of_addresses_to_hash_costs_the_same_on_any_list_size(tmp_path: Path) -> None:
+    """Each page is its own rows' look-ups: with `IN (subquery)` SQLite built
+    the list's whole id set for every page, and hashing 3M addresses spent
+    most of its time there (docs/performance.md, pipeline)."""
+    small = _steps_for_first_page(tmp_path, 2_000)
+    large = _steps_for_first_page(tmp_path, 40_000)
+    assert large < 2 * small + 5, (small, large)
