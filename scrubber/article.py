@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import math
 import re
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,10 +227,7 @@ def render_body(meta: ArticleMeta, tags: bytes, sign: Callable[[bytes], bytes]) 
     if meta.v2 is None:
         block = base64_block(tags)
     else:
-        values = [
-            int.from_bytes(tags[i : i + scheme.ITEM_LEN], "big")
-            for i in range(0, len(tags), scheme.ITEM_LEN)
-        ]
+        values = struct.unpack(f">{len(tags) // scheme.ITEM_LEN}Q", tags)  # 8 octets each
         coded = scheme.gcs_encode(values, values[0], meta.v2.gcs.p)
         block = yenc_block(coded) if meta.v2.encoding == "yenc" else base64_block(coded)
     signed = head + block

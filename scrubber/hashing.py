@@ -256,7 +256,7 @@ class HashEngine:
             on_total(missing)
         params = scheme.Params(t=epoch.t, m=epoch.m, p=epoch.p)
         computed = 0
-        for page in self._missing_pages(epoch.id, list_ids):
+        for page in self._missing_pages(epoch.id, list_ids) if missing else ():
             results = self._hash_page(page, epoch.salt, params, on_done)
             with self.store.write_connection() as conn:
                 conn.execute(
@@ -288,23 +288,23 @@ class HashEngine:
         return results
 
     def _count(self, epoch_id: int, list_ids: Sequence[int]) -> tuple[int, int]:
+        """(needed, missing). A re-batch has nothing missing: one anti-join
+        that stops at the first address without a digest says so, and the
+        needed addresses are counted from the lists alone."""
+        wanted = _wanted_ids(list_ids).subquery()
+        cached = (CachedDigest.address_id == wanted.c.address_id) & (
+            CachedDigest.epoch_id == epoch_id
+        )
+        uncached = ~select(CachedDigest.address_id).where(cached).exists()
         with self.store.read() as session:
-            base = _wanted(list_ids).subquery()
-            needed = session.scalar(select(func.count()).select_from(base)) or 0
-            missing = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(base)
-                    .outerjoin(
-                        CachedDigest,
-                        (CachedDigest.address_id == base.c.id)
-                        & (CachedDigest.epoch_id == epoch_id),
-                    )
-                    .where(CachedDigest.address_id.is_(None))
-                )
-                or 0
-            )
-        return needed, missing
+            if not session.scalar(select(select(wanted).where(uncached).exists())):
+                return int(session.scalar(select(func.count()).select_from(wanted)) or 0), 0
+            needed, done = session.execute(
+                select(func.count(), func.count(CachedDigest.address_id))
+                .select_from(wanted)
+                .outerjoin(CachedDigest, cached)
+            ).one()
+        return int(needed), int(needed) - int(done)
 
     def _missing_pages(
         self, epoch_id: int, list_ids: Sequence[int]
@@ -331,6 +331,17 @@ class HashEngine:
                 return
             yield [(int(i), str(c)) for i, c in rows]
             last = rows[-1][0]
+
+
+def _wanted_ids(list_ids: Sequence[int]) -> Select[tuple[int]]:
+    """The ids of :func:`_wanted`, from the lists alone (each once)."""
+    query = (
+        select(ListEntry.address_id)
+        .where(ListEntry.list_id.in_(list_ids))
+        .where(~ListEntry.address_id.in_(select(Suppression.address_id)))
+    )
+    # One list's primary key (list, address) already makes them distinct.
+    return query.distinct() if len(set(list_ids)) > 1 else query
 
 
 def _wanted(list_ids: Sequence[int]) -> Select[tuple[int, str]]:

@@ -15,6 +15,8 @@ from scrubber.config import Settings
 from scrubber.lists import import_files
 from scrubber.store import Store
 from scrubber.store.models import Batch, BatchEntry, BatchPart
+from scrubber.store.queries import get_list
+from scrubber.store.types import utcnow
 from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 
 CHEAP = Settings(argon2_t=1, argon2_m=64)
@@ -193,3 +195,44 @@ def test_postgresql_value_arithmetic_matches_the_scheme(pg_url: str, total: int,
     assert got == [scheme.item_bytes(v) for v in values]
     if total == scheme.MAX_TOTAL:
         assert any(v >= 2**63 for v in values) and any(v < 2**63 for v in values)
+
+
+def test_values_are_computed_again_when_the_count_changed_since_hashing(tmp_path: Path) -> None:
+    """The insert computes values for the count the hash engine saw; if the
+    lists changed in between, the rows are computed again for the real Total."""
+    ws = listed_workspace(tmp_path, 120)
+    first, _ = make_batch(ws)
+    key = load_key(ws)
+    with open_store(ws) as store:
+        request = create.request_from_settings(ws.settings, ["customers"])
+        with store.read() as session:
+            list_ids = [get_list(session, "customers").id]
+        epoch = hashing.current_epoch(store, ws.settings.params, ws.settings.salt_epoch_days)
+        with store.write() as session:
+            batch = create.new_batch(ws.settings, key, epoch, request, utcnow())
+            session.add(batch)
+            session.flush()
+            count = create._insert_values(session, batch, epoch.id, list_ids, expected=119)
+            batch_id, nonce = batch.id, batch.nonce
+            batch.count = count
+    assert count == 120 and nonce is not None
+    expected = {
+        address: scheme.item_bytes(scheme.item_value(h, nonce, 120, scheme.Gcs()))
+        for address, h in digests(ws, first).items()
+    }
+    assert stored_values(ws, batch_id) == expected
+
+
+def test_a_part_folds_addresses_that_share_a_tag(tmp_path: Path) -> None:
+    """Two addresses with one tag are one item of the part (its Count), as before."""
+    ws = listed_workspace(tmp_path, 40)
+    batch, _ = make_batch(ws, protocol=1)
+    key = load_key(ws)
+    with open_store(ws) as store, store.write() as session:
+        row = session.get(Batch, batch.id)
+        assert row is not None
+        tags = sorted(e.tag for e in session.query(BatchEntry).filter_by(batch_id=batch.id))
+        session.query(BatchEntry).filter_by(batch_id=batch.id, tag=tags[1]).update({"tag": tags[0]})
+        session.query(BatchPart).filter_by(batch_id=batch.id).delete()
+        (part,) = parts.plan_parts(session, row, key)
+    assert (part.count, part.first_tag, part.last_tag) == (39, tags[0], tags[-1])

@@ -276,6 +276,60 @@ def test_v2_value_vectors() -> None:
         assert scheme.item_bytes(value).hex() == v["value"]
 
 
+def test_v2_batch_value_function_gives_the_vector_bytes() -> None:
+    """item_values (a whole batch's values, SHA-256 state copied per H) is
+    byte for byte item_bytes(item_value(...)): the spec's vectors, and the
+    extremes of Total and M."""
+    for raw in _v2_blocks("v2-value"):
+        v = {k.strip(): x.strip() for k, x in raw.items()}
+        gcs = scheme.Gcs(p=int(v["P"]), m=int(v["M"]))
+        value = scheme.item_values(bytes.fromhex(v["nonce"]), int(v["total"]), gcs)
+        assert value(bytes.fromhex(v["H"])).hex() == v["value"]
+
+
+@settings(max_examples=200)
+@given(
+    h=st.binary(min_size=32, max_size=32),
+    nonce=st.binary(min_size=16, max_size=16),
+    total=st.sampled_from([1, 2, 5_000, scheme.MAX_TOTAL]),
+    m=st.sampled_from([1, scheme.GCS_M, scheme.MAX_GCS_M]),
+)
+def test_v2_batch_value_function_equals_item_value(
+    h: bytes, nonce: bytes, total: int, m: int
+) -> None:
+    gcs = scheme.Gcs(m=m)
+    expected = scheme.item_bytes(scheme.item_value(h, nonce, total, gcs))
+    assert scheme.item_values(nonce, total, gcs)(h) == expected
+
+
+def test_v2_batch_value_function_refuses_what_item_value_refuses() -> None:
+    nonce = bytes(16)
+    for bad in (
+        lambda: scheme.item_values(bytes(15), 1, scheme.Gcs()),
+        lambda: scheme.item_values(nonce, 0, scheme.Gcs()),
+        lambda: scheme.item_values(nonce, scheme.MAX_TOTAL + 1, scheme.Gcs()),
+        lambda: scheme.item_values(nonce, 1, scheme.Gcs())(bytes(31)),
+    ):
+        with pytest.raises(errors.SchemeError):
+            bad()
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.integers(min_value=0, max_value=5_000), max_size=60, unique=True),
+    st.integers(min_value=1, max_value=24),
+)
+def test_gcs_encode_round_trips(values: list[int], p: int) -> None:
+    """Quotients up to thousands (past the encoder's table of unary codes)."""
+    values.sort()
+    start = values[0] if values else 0
+    coded = scheme.gcs_encode(values, start, p)
+    if values:
+        assert scheme.gcs_decode(coded, len(values), start, p) == values
+    else:
+        assert coded == b""
+
+
 def test_v2_gcs_vectors() -> None:
     blocks = _v2_blocks("v2-gcs")
     assert blocks

@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    delete,
     func,
     insert,
     literal,
@@ -153,10 +154,15 @@ def create_batch(
     with store.write(bulk=True) as session:
         session.add(batch)
         session.flush()
-        session.execute(insert(BatchList), _list_rows(session, batch.id, list_ids))
-        batch.left_out_suppressed = _left_out(session, list_ids)
-        insert_entries = _insert_values if batch.protocol == 2 else _insert_entries
-        batch.count = insert_entries(session, batch, epoch.id, list_ids)
+        list_rows = _list_rows(session, batch.id, list_ids)
+        session.execute(insert(BatchList), list_rows)
+        batch.left_out_suppressed = (
+            list_rows[0]["left_out"] if len(list_rows) == 1 else _left_out(session, list_ids)
+        )
+        if batch.protocol == 2:
+            batch.count = _insert_values(session, batch, epoch.id, list_ids, summary.needed)
+        else:
+            batch.count = _insert_entries(session, batch, epoch.id, list_ids)
         if batch.count == 0:
             # Raising rolls the whole batch back: nothing is stored.
             raise UsageError(
@@ -218,15 +224,36 @@ def _insert_entries(session: Session, batch: Batch, epoch_id: int, list_ids: Seq
     return _entry_count(session, batch.id)
 
 
-def _insert_values(session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int]) -> int:
+def _insert_values(
+    session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int], expected: int
+) -> int:
     """v2: the proof and nonce-keyed value of every unsuppressed listed
-    address, in one ``INSERT … SELECT`` (the value needs Total, so the
-    digests are counted first); the database computes the values, see
-    :func:`_value_sql`."""
+    address, in one ``INSERT … SELECT``; return the count.
+
+    The values depend on Total, the count, which is not known until the
+    rows are: they are computed for ``expected`` (what :meth:`HashEngine.ensure`
+    counted just before: the same rows unless the lists changed since),
+    and if another count was inserted they are computed again for that one.
+    """
     where = _batched(epoch_id, list_ids)
+    total = expected
+    if total > 0:
+        inserted = _insert_values_for(session, batch, where, total)
+        if inserted == total:
+            return total
+        session.execute(delete(BatchEntry).where(BatchEntry.batch_id == batch.id))
     total = int(session.scalar(select(func.count()).select_from(CachedDigest).where(where)) or 0)
-    if total == 0:
-        return 0
+    if total > 0:
+        _insert_values_for(session, batch, where, total)
+    return total
+
+
+def _insert_values_for(
+    session: Session, batch: Batch, where: ColumnElement[bool], total: int
+) -> int:
+    """Insert the entries ``where`` selects with their values for ``total``;
+    return how many rows were inserted. The database computes the values,
+    see :func:`_value_sql`."""
     assert batch.nonce is not None and batch.gcs_p is not None and batch.gcs_m is not None
     value = _value_sql(session, batch.nonce, total, scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m))
     rows = select(
@@ -235,10 +262,8 @@ def _insert_values(session: Session, batch: Batch, epoch_id: int, list_ids: Sequ
         value,
         CachedDigest.address_id,
     ).where(where)
-    session.execute(
-        insert(BatchEntry).from_select(["batch_id", "proof", "tag", "address_id"], rows)
-    )
-    return total
+    statement = insert(BatchEntry).from_select(["batch_id", "proof", "tag", "address_id"], rows)
+    return int(session.connection().execute(statement).rowcount)
 
 
 def _value_sql(session: Session, nonce: bytes, total: int, gcs: scheme.Gcs) -> ColumnElement[bytes]:
@@ -252,11 +277,9 @@ def _value_sql(session: Session, nonce: bytes, total: int, gcs: scheme.Gcs) -> C
     if session.get_bind().dialect.name != "sqlite":
         return value_sql_postgresql(CachedDigest.h, nonce, total, gcs)
 
-    def value(h: bytes) -> bytes:
-        return scheme.item_bytes(scheme.item_value(h, nonce, total, gcs))
-
     driver = session.connection().connection.driver_connection
     assert driver is not None
+    value = scheme.item_values(nonce, total, gcs)
     driver.create_function(_VALUE_FUNCTION, 1, value, deterministic=True)
     return Function(_VALUE_FUNCTION, CachedDigest.h, type_=LargeBinary)
 

@@ -7,6 +7,7 @@ by range whenever it is rendered, and the same part renders to the same body.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,37 +85,58 @@ def distinct_tags(session: Session, batch_id: str) -> int:
 
 
 def plan_parts(session: Session, batch: Batch, key: OperatorKey) -> list[BatchPart]:
-    """Store one BatchPart per part (ranges, counts, exact sizes); return them."""
-    total = distinct_tags(session, batch.id)
-    sample = render(batch, 1, 1, total, bytes(batch.tag_length), key, batch.created_at)
-    overhead = len(sample) + OVERHEAD_MARGIN
-    v2 = v2_fields(batch)
-    capacity = (
-        article.tags_per_part(batch.tag_length, overhead)
-        if v2 is None
-        else article.items_per_part(v2, overhead)
-    )
+    """Store one BatchPart per part (ranges, counts, exact sizes); return them.
+
+    A batch whose address count fits one part (the count bounds its
+    distinct tags) is planned from one query that returns every tag,
+    concatenated, and repeats are folded here (cheaper than DISTINCT); a
+    larger one counts its distinct tags first, then reads each part's with
+    one query (see :func:`_next_tags`).
+    """
+    capacity = _capacity(batch, key)
+    one_part = batch.count <= capacity
+    total = batch.count if one_part else distinct_tags(session, batch.id)
     parts = -(-total // capacity)
     per_part = -(-total // parts)  # even parts rather than full ones and a stub
+    size = batch.tag_length
     rows: list[BatchPart] = []
-    for number, tags in enumerate(_chunks(session, batch, per_part), start=1):
+    after = b""
+    for number in range(1, parts + 1):
+        if one_part:
+            tags = _folded(_next_tags(session, batch.id, after, per_part, distinct=False), size)
+            total = len(tags) // size
+        else:
+            tags = _next_tags(session, batch.id, after, per_part)
         raw = render(batch, number, parts, total, tags, key, batch.created_at)
         if len(raw) > article.MAX_PART_BYTES:
             raise AssertionError(f"part {number} is {len(raw)} bytes")  # planning bug
+        after = tags[-size:]
         rows.append(
             BatchPart(
                 batch_id=batch.id,
                 part=number,
                 message_id=article.message_id(batch.id, number, domain_of(batch)),
-                first_tag=tags[: batch.tag_length],
-                last_tag=tags[-batch.tag_length :],
-                count=len(tags) // batch.tag_length,
+                first_tag=tags[:size],
+                last_tag=after,
+                count=len(tags) // size,
                 size=len(raw),
             )
         )
     session.add_all(rows)
     batch.parts_total = parts
     return rows
+
+
+def _capacity(batch: Batch, key: OperatorKey) -> int:
+    """Tags (v1) or values (v2) one part of ``batch`` surely holds, next to
+    the overhead of a rendered one-tag part (Total at its largest, the
+    address count, plus a margin)."""
+    sample = render(batch, 1, 1, batch.count, bytes(batch.tag_length), key, batch.created_at)
+    overhead = len(sample) + OVERHEAD_MARGIN
+    v2 = v2_fields(batch)
+    if v2 is None:
+        return article.tags_per_part(batch.tag_length, overhead)
+    return article.items_per_part(v2, overhead)
 
 
 def pending_tags(
@@ -201,13 +223,29 @@ def _stream(
         cursor.close()
 
 
-def _chunks(session: Session, batch: Batch, per_part: int) -> Iterator[bytes]:
-    chunk = bytearray()
-    limit = per_part * batch.tag_length
-    for tag in _stream(session, batch.id):
-        chunk += tag
-        if len(chunk) == limit:
-            yield bytes(chunk)
-            chunk.clear()
-    if chunk:
-        yield bytes(chunk)
+def _next_tags(
+    session: Session, batch_id: str, after: bytes, limit: int, *, distinct: bool = True
+) -> bytes:
+    """Up to ``limit`` distinct tags (every tag if not ``distinct``) above
+    ``after`` (b"": from the first), sorted and concatenated by the database
+    in one query (see :func:`part_tags`)."""
+    params = {"batch": batch_id, "after": after, "limit": limit}
+    ranged = ("SELECT DISTINCT tag" if distinct else "SELECT tag") + (  # noqa: S608 (constants)
+        " FROM batch_entries WHERE batch_id = :batch AND tag > :after ORDER BY tag LIMIT :limit"
+    )
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        sql = f"SELECT CAST(group_concat(tag, '') AS BLOB) FROM ({ranged})"  # noqa: S608
+    elif dialect == "postgresql":
+        sql = f"SELECT string_agg(tag, ''::bytea ORDER BY tag) FROM ({ranged}) AS t"  # noqa: S608
+    else:
+        tags = (t for t in _stream(session, batch_id, after) if t > after)
+        return b"".join(itertools.islice(tags, limit))
+    return bytes(session.execute(text(sql), params).scalar_one() or b"")
+
+
+def _folded(tags: bytes, size: int) -> bytes:
+    """Sorted, concatenated tags with repeats folded (two addresses can share a tag)."""
+    items = [tags[i : i + size] for i in range(0, len(tags), size)]
+    unique = set(items)
+    return tags if len(unique) == len(items) else b"".join(sorted(unique))
