@@ -169,20 +169,28 @@ def part_tags(
     on PostgreSQL; other databases stream rows.
     """
     params = {"batch": batch_id, "first": first, "last": last}
-    ranged = ("SELECT DISTINCT tag" if distinct else "SELECT tag") + (  # noqa: S608 (constants)
+    ordered = ("SELECT DISTINCT tag" if distinct else "SELECT tag") + (  # noqa: S608 (constants)
         " FROM batch_entries WHERE batch_id = :batch AND tag >= :first AND tag <= :last"
+        " ORDER BY tag"
     )
+    sql = _concatenation(session, ordered)
+    if sql is None:
+        return b"".join(_stream(session, batch_id, first, last))
+    return bytes(session.execute(text(sql), params).scalar_one() or b"")
+
+
+def _concatenation(session: Session, ordered: str) -> str | None:
+    """SQL that concatenates the tags ``ordered`` selects, in tag order, into
+    one blob; None where the dialect has no such aggregate (stream instead)."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         # group_concat keeps the order of the ordered subquery it reads, and
         # copies a blob's bytes as they are (NULs included); CAST makes the
         # text it returns a blob again. A third faster than going through hex.
-        sql = f"SELECT CAST(group_concat(tag, '') AS BLOB) FROM ({ranged} ORDER BY tag)"  # noqa: S608
-        return bytes(session.execute(text(sql), params).scalar_one() or b"")
+        return f"SELECT CAST(group_concat(tag, '') AS BLOB) FROM ({ordered})"  # noqa: S608
     if dialect == "postgresql":
-        sql = f"SELECT string_agg(tag, ''::bytea ORDER BY tag) FROM ({ranged}) AS t"  # noqa: S608
-        return bytes(session.execute(text(sql), params).scalar_one() or b"")
-    return b"".join(_stream(session, batch_id, first, last))
+        return f"SELECT string_agg(tag, ''::bytea ORDER BY tag) FROM ({ordered}) AS t"  # noqa: S608
+    return None
 
 
 def total_tags(session: Session, batch_id: str) -> int:
@@ -230,15 +238,11 @@ def _next_tags(
     ``after`` (b"": from the first), sorted and concatenated by the database
     in one query (see :func:`part_tags`)."""
     params = {"batch": batch_id, "after": after, "limit": limit}
-    ranged = ("SELECT DISTINCT tag" if distinct else "SELECT tag") + (  # noqa: S608 (constants)
+    ordered = ("SELECT DISTINCT tag" if distinct else "SELECT tag") + (  # noqa: S608 (constants)
         " FROM batch_entries WHERE batch_id = :batch AND tag > :after ORDER BY tag LIMIT :limit"
     )
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        sql = f"SELECT CAST(group_concat(tag, '') AS BLOB) FROM ({ranged})"  # noqa: S608
-    elif dialect == "postgresql":
-        sql = f"SELECT string_agg(tag, ''::bytea ORDER BY tag) FROM ({ranged}) AS t"  # noqa: S608
-    else:
+    sql = _concatenation(session, ordered)
+    if sql is None:
         tags = (t for t in _stream(session, batch_id, after) if t > after)
         return b"".join(itertools.islice(tags, limit))
     return bytes(session.execute(text(sql), params).scalar_one() or b"")
