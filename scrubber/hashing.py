@@ -334,7 +334,8 @@ class HashEngine:
 
 
 def _wanted_ids(list_ids: Sequence[int]) -> Select[tuple[int]]:
-    """The ids of :func:`_wanted`, from the lists alone (each once)."""
+    """The ids of the unsuppressed addresses on any of the lists, each once,
+    from the lists alone (the addresses table is not read)."""
     query = (
         select(ListEntry.address_id)
         .where(ListEntry.list_id.in_(list_ids))
@@ -342,15 +343,6 @@ def _wanted_ids(list_ids: Sequence[int]) -> Select[tuple[int]]:
     )
     # One list's primary key (list, address) already makes them distinct.
     return query.distinct() if len(set(list_ids)) > 1 else query
-
-
-def _wanted(list_ids: Sequence[int]) -> Select[tuple[int, str]]:
-    """Distinct unsuppressed addresses on any of the lists."""
-    return (
-        select(Address.id, Address.canonical)
-        .where(Address.id.in_(select(ListEntry.address_id).where(ListEntry.list_id.in_(list_ids))))
-        .where(~Address.id.in_(select(Suppression.address_id)))
-    )
 
 
 def _collect(
