@@ -82,13 +82,7 @@ def test_default_batch_is_v2_and_publishes_each_address_value(tmp_path: Path) ->
     parsed = [article.parse_article(body) for body in bodies]
     assert all(p.meta.scheme == scheme.SCHEME_V2 and p.meta.total == 300 for p in parsed)
     published = sorted(t for p in parsed for t in p.tags)
-    gcs = scheme.Gcs()
-    expected = sorted(
-        {
-            scheme.item_bytes(scheme.item_value(h, batch.nonce, 300, gcs))
-            for h in digests(ws, batch).values()
-        }
-    )
+    expected = sorted(set(scheme_values(digests(ws, batch), batch.nonce, 300).values()))
     assert published == expected
     # The proof is H[16:32], whatever the protocol: the listener's index is unchanged.
     store = open_store(ws)
@@ -144,11 +138,15 @@ def test_values_computed_by_sqlite_match_the_scheme_in_a_re_batch(tmp_path: Path
     make_batch(ws)
     again, _ = make_batch(ws)
     assert again.nonce is not None
-    expected = {
-        address: scheme.item_bytes(scheme.item_value(h, again.nonce, 200, scheme.Gcs()))
-        for address, h in digests(ws, again).items()
+    assert stored_values(ws, again.id) == scheme_values(digests(ws, again), again.nonce, 200)
+
+
+def scheme_values(digests: dict[int, bytes], nonce: bytes, total: int) -> dict[int, bytes]:
+    """address id -> its v2 value by the scheme itself (default GCS parameters)."""
+    gcs = scheme.Gcs()
+    return {
+        a: scheme.item_bytes(scheme.item_value(h, nonce, total, gcs)) for a, h in digests.items()
     }
-    assert stored_values(ws, again.id) == expected
 
 
 def stored_values(ws: Workspace, batch_id: str) -> dict[int, bytes]:
@@ -166,10 +164,7 @@ def test_a_v2_batch_on_postgresql_stores_the_scheme_values(pg_url: str, tmp_path
         import_files(store, "customers", [source], rejects_path=tmp_path / "rejects.csv")
     batch, bodies = make_batch(ws)
     assert batch.nonce is not None
-    expected = {
-        address: scheme.item_bytes(scheme.item_value(h, batch.nonce, 150, scheme.Gcs()))
-        for address, h in digests(ws, batch).items()
-    }
+    expected = scheme_values(digests(ws, batch), batch.nonce, 150)
     assert stored_values(ws, batch.id) == expected
     published = sorted(t for b in bodies for t in article.parse_article(b).tags)
     assert published == sorted(set(expected.values()))
@@ -216,11 +211,7 @@ def test_values_are_computed_again_when_the_count_changed_since_hashing(tmp_path
             batch_id, nonce = batch.id, batch.nonce
             batch.count = count
     assert count == 120 and nonce is not None
-    expected = {
-        address: scheme.item_bytes(scheme.item_value(h, nonce, 120, scheme.Gcs()))
-        for address, h in digests(ws, first).items()
-    }
-    assert stored_values(ws, batch_id) == expected
+    assert stored_values(ws, batch_id) == scheme_values(digests(ws, first), nonce, 120)
 
 
 def test_a_part_folds_addresses_that_share_a_tag(tmp_path: Path) -> None:

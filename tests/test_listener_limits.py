@@ -26,6 +26,7 @@ from scrubber.listener.smtp import GatedSMTP, SessionLimits, SmtpHandler, smtp_d
 from scrubber.store.models import Batch
 from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
+from tests.support import wait_until_async
 
 ADDRESSES = [f"limited{i}@example.org" for i in range(6)]
 
@@ -280,24 +281,8 @@ def test_closed_smtp_sessions_are_freed(workspace: Workspace) -> None:
 
 
 async def _sessions_after_clients(workspace: Workspace, clients: int) -> None:
-    store = open_store(workspace)
-    handler = SmtpHandler(
-        GroupCommitter(ThreadRecorder(Ingestor(store))),
-        Ingestor(store),
-        "dni.example",
-        Limits.of(600, 60_000),
-        lambda *_: None,
-        lambda *_: None,
-    )
-    gate = ConnectionGate("smtp", 100, 100)
-    sessions: set[GatedSMTP] = set()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: smtp_door(handler, "dni.example", gate, SessionLimits(), sessions), "127.0.0.1", 0
-    )
-    port = server.sockets[0].getsockname()[1]
-    seen: weakref.WeakSet[GatedSMTP] = weakref.WeakSet()
-    try:
+    async with _smtp_server(workspace) as (port, gate, sessions):
+        seen: weakref.WeakSet[GatedSMTP] = weakref.WeakSet()
         kept_open = await _smtp_client(port, "EHLO x\r\n")
         for number in range(clients):
             # Polite clients QUIT; the others just go (a reset, half-way through).
@@ -306,19 +291,13 @@ async def _sessions_after_clients(workspace: Workspace, clients: int) -> None:
             seen.update(sessions)
             closed.close()
             await closed.wait_closed()
-        for _ in range(100):  # connection_lost runs on the loop's next turns
-            if len(sessions) <= 1:
-                break
-            await asyncio.sleep(0.05)
+        # connection_lost runs on the loop's next turns; the assertion below says what is left.
+        await wait_until_async(lambda: len(sessions) <= 1, timeout=5)
         gc.collect()
         assert len(sessions) == 1 and gate.open == 1  # the open one, for the shutdown
         assert len(seen) == 1, f"{len(seen) - 1} closed sessions still alive"
         kept_open.close()
         await kept_open.wait_closed()
-    finally:
-        server.close()
-        await server.wait_closed()
-        store.close()
 
 
 async def _smtp_client(port: int, words: str) -> asyncio.StreamWriter:
@@ -358,7 +337,7 @@ async def _noop_round(
 ) -> tuple[int, list[bytes]]:
     """Loop callbacks (``ran``) run while ``sessions`` greeted clients (in a
     thread) each send one NOOP and read its answer."""
-    async with _smtp_server(workspace) as port:
+    async with _smtp_server(workspace) as (port, _, _):
         socks = [await asyncio.to_thread(connect, port, "127.0.0.2") for _ in range(sessions)]
         for sock in socks:
             assert (await asyncio.to_thread(sock.recv, 4096)).startswith(b"220 ")
@@ -384,7 +363,7 @@ def test_noops_answered_either_way_share_one_limit(workspace: Workspace) -> None
 
 
 async def _noops_alone_then_pipelined(workspace: Workspace) -> None:
-    async with _smtp_server(workspace) as port:
+    async with _smtp_server(workspace) as (port, _, _):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         assert (await reader.readline()).startswith(b"220 ")
         for _ in range(6):
@@ -398,8 +377,11 @@ async def _noops_alone_then_pipelined(workspace: Workspace) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _smtp_server(workspace: Workspace) -> AsyncIterator[int]:
-    """The listener's SMTP door and sessions on a loopback port, in this loop."""
+async def _smtp_server(
+    workspace: Workspace,
+) -> AsyncIterator[tuple[int, ConnectionGate, set[GatedSMTP]]]:
+    """The listener's SMTP door and sessions on a loopback port, in this loop:
+    (port, its gate, its set of open sessions)."""
     store = open_store(workspace)
     handler = SmtpHandler(
         GroupCommitter(ThreadRecorder(Ingestor(store))),
@@ -416,7 +398,7 @@ async def _smtp_server(workspace: Workspace) -> AsyncIterator[int]:
         lambda: smtp_door(handler, "dni.example", gate, SessionLimits(), sessions), "127.0.0.1", 0
     )
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield server.sockets[0].getsockname()[1], gate, sessions
     finally:
         server.close()
         for session in list(sessions):
