@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # The newest migration. Opening a workspace compares the database with this
 # constant instead of loading Alembic (which costs most of a command's start
 # time); tests/test_store.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 
 @dataclass(frozen=True)
