@@ -98,7 +98,8 @@ def test_worthless_proofs_are_tallied_not_stored(ws: Workspace) -> None:
     forged = [scheme.b64url(os.urandom(16)) for _ in range(1000)]
 
     def request(proofs: list[str], peer: str, second: int, token: str = batch.token) -> PingRequest:
-        return PingRequest(token, proofs, "http", peer, minute + timedelta(seconds=second))
+        received = (minute + timedelta(seconds=second)).timestamp()
+        return PingRequest(token, proofs, "http", peer, received)
 
     flood = [request(forged, "192.0.2.1", s) for s in range(0, 60, 3)]  # 20 in one minute
     flood += [request([good] * 10, "192.0.2.2", 5)]  # one accepted, nine repeated

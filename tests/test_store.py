@@ -406,3 +406,51 @@ def test_proofs_migration_refuses_a_proof_its_digest_does_not_give(empty_url: st
         with store.engine.connect() as conn:
             kept = conn.exec_driver_sql("SELECT COUNT(proof) FROM batch_entries").scalar_one()
         assert kept == 6
+
+
+def test_a_driver_transaction_commits_or_rolls_back(store: Store) -> None:
+    """The listener's group transaction, straight on the driver's connection:
+    committed when the block returns, rolled back (nothing stays) when it
+    raises, driver errors as StoreError, and the pooled connection is left
+    outside any transaction for the next user."""
+    from scrubber.errors import StoreUnavailable
+
+    mark = "?" if store.is_sqlite else "%s"
+    insert = f"INSERT INTO lists (id, name, created_at) VALUES ({mark}, {mark}, {mark})"
+    when = "2026-01-01 00:00:00" if store.is_sqlite else utcnow()
+    with store.driver_transaction() as driver:
+        driver.cursor().execute(insert, (1, "kept", when))
+    with pytest.raises(RuntimeError), store.driver_transaction() as driver:
+        driver.cursor().execute(insert, (2, "dropped", when))
+        raise RuntimeError("the group failed after its statements")
+    with pytest.raises(StoreError) as caught, store.driver_transaction() as driver:
+        driver.cursor().execute(insert, (3, "dropped too", when))
+        driver.cursor().execute(insert, (1, "a duplicate key", when))
+    assert not isinstance(caught.value, StoreUnavailable)
+    with store.read() as session:
+        assert session.scalars(select(MailingList.name)).all() == ["kept"]
+    with store.driver_transaction() as driver:  # a clean connection again
+        cursor = driver.cursor()
+        cursor.execute("SELECT count(*) FROM lists")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_a_driver_transaction_holds_the_sqlite_write_lock(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE, as every SQLite writer: a second writer waits for the
+    lock (and fails as StoreUnavailable after lock_wait_ms), so the group's
+    checks stay exact from its first statement to its commit; and the
+    connection keeps synchronous=FULL, which makes the commit durable."""
+    from scrubber.errors import StoreUnavailable
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with Store(url) as store, Store(url, lock_wait_ms=50) as other:
+        store.migrate()
+        with store.driver_transaction() as driver:
+            assert driver.in_transaction
+            assert driver.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+            with pytest.raises(StoreUnavailable), other.driver_transaction():
+                pass
+            with pytest.raises(StoreUnavailable), other.write_connection():
+                pass
+        with other.driver_transaction() as driver:  # free once committed
+            assert driver.in_transaction

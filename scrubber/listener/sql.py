@@ -1,7 +1,8 @@
 """The group commit's SQL: plain statements on the driver's connection.
 
 Run by the Ingestor (ingestor.py) in the writer process, inside the one
-write transaction ``Store.write_connection`` opens.
+write transaction ``Store.driver_transaction`` (or, for a group with an
+unsubscribe in it, ``Store.write_connection``) opens.
 """
 
 from __future__ import annotations
