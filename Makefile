@@ -44,6 +44,9 @@ typecheck: $(STAMPS)/test-deps
 # with a module-scoped server) on one worker.
 PYTEST_WORKERS ?= 2
 pytest: $(STAMPS)/test-deps
+	@# Bytecode once, for the hundreds of `python -m scrubber` children (with
+	@# PYTHONDONTWRITEBYTECODE set, each would compile the package anew).
+	$(BIN)/python -m compileall -q scrubber
 	@set -a; [ -f .services.env ] && . ./.services.env; set +a; \
 	$(BIN)/python -m pytest -W error -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

@@ -9,6 +9,7 @@ service skips when it is absent, except under CI=true, where it fails.
 from __future__ import annotations
 
 import secrets
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,15 @@ if TYPE_CHECKING:
 #   cluster): one instance, as in a serial run, not one per worker.
 # PostgreSQL needs no group: pg_url gives each test its own database.
 INN_GROUP = "inn"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts background jobs (`make test &`, nohup)
+    # with SIGINT ignored, and children inherit that: the tests that stop a
+    # `scrubber` child with SIGINT would then wait forever. Python's own
+    # handler again, here and in every xdist worker, so children get the default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
