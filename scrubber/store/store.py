@@ -276,8 +276,9 @@ def _engine_options(url: str) -> dict[str, Any]:
 def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
     # Straight on the driver connection: through SQLAlchemy the statement
     # would open the transaction first, and SQLite ignores this pragma
-    # inside one.
-    driver = conn.connection.driver_connection
+    # inside one. The DBAPI connection, which a detached Connection (one
+    # closed at the end rather than pooled: lists.import_files) still has.
+    driver = conn.connection.dbapi_connection
     assert driver is not None
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
