@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import smtplib
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,3 +140,39 @@ def test_a_valid_ping_succeeds_during_a_forged_flood(
     assert rows(workspace, Ping) == 6  # only the accepted proofs are rows
     # At most one tally row per forging address and minute.
     assert rows(workspace, PingTally) <= 40 * 2
+
+
+def test_a_forger_refilling_its_bucket_is_refused_before_its_body_is_read(
+    batch: Batch, listener: Listener
+) -> None:
+    """A client charged for 1,000 worthless proofs has room for a few more
+    a second later (600 a minute): its small ping is still checked, but a
+    45 KB body, more than it could have checked, is refused from its head
+    alone, before a byte of it is read or parsed (before: read and parsed,
+    then refused, over and over during forged-rotating)."""
+    url = f"{listener.http}/dni/v1/ping/{batch.token}"
+
+    async def charge_then_wait() -> int:
+        async with client("127.0.0.30") as forger:
+            status, _ = await send(forger, url, {"proofs": forged()})
+            await asyncio.sleep(0.5)  # about 5 proofs of room now
+            return status
+
+    assert asyncio.run(charge_then_wait()) == 200
+    sock = socket.create_connection(
+        ("127.0.0.1", listener.ports["http"]), timeout=1.5, source_address=("127.0.0.30", 0)
+    )
+    head = (
+        f"POST /dni/v1/ping/{batch.token} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 45000\r\n\r\n"
+    )
+    sock.sendall(head.encode())  # and no body: the answer must not wait for it
+    answer = sock.recv(4096)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 429 "), answer
+
+    async def small() -> int:
+        async with client("127.0.0.30") as forger:
+            return (await send(forger, url, {"proofs": forged(1)}))[0]
+
+    assert asyncio.run(small()) == 200  # room for one proof: checked (and charged)

@@ -185,6 +185,9 @@ def test_a_child_killed_mid_group_fails_the_group_then_recovers(workspace: Works
     ),
 )
 def test_a_request_crosses_the_socket_unchanged(received_at: datetime) -> None:
-    """received_at travels as a float timestamp: not a microsecond may be lost."""
-    request = PingRequest("tok", ["p1", "p2"], "smtp", "192.0.2.7", received_at)
-    assert unpack(pack(request)) == request
+    """The request time travels as a float timestamp: not a microsecond may be lost."""
+    request = PingRequest("tok", ["p1", "p2"], "smtp", "192.0.2.7", received_at.timestamp())
+    crossed = unpack(pack(request))
+    assert crossed == request
+    assert isinstance(crossed, PingRequest)
+    assert crossed.received_at == received_at

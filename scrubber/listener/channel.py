@@ -16,7 +16,6 @@ import pickle
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, Request, UnsubscribeRequest
@@ -100,8 +99,8 @@ async def _read(reader: asyncio.StreamReader) -> object:
 
 # Plain tuples cross the socket: they pickle several times faster than the
 # dataclasses, and the pickling runs on the listener's busy interpreter. The
-# time goes as a POSIX timestamp: a datetime costs 1 us a ping to pickle, and
-# a float carries the microseconds exactly for centuries either side of now.
+# time goes as the request's POSIX timestamp, as the edge took it (a datetime
+# costs 1 us a ping to pickle); the writer makes the datetime.
 Packed = tuple[str, Sequence[str], str, str, float]
 PackedResult = tuple[str | None, list[str], int]
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
@@ -115,15 +114,14 @@ def pack(request: Request) -> Packed | UnsubscribeRequest:
         request.proofs,
         request.channel,
         request.peer,
-        request.received_at.timestamp(),
+        request.received,
     )
 
 
 def unpack(packed: Packed | UnsubscribeRequest) -> Request:
     if isinstance(packed, UnsubscribeRequest):
         return packed
-    token, proofs, channel, peer, received_at = packed
-    return PingRequest(token, proofs, channel, peer, datetime.fromtimestamp(received_at, UTC))
+    return PingRequest(*packed)
 
 
 def pack_result(result: PingResult) -> PackedResult:

@@ -9,6 +9,8 @@ which answers only after the group's transaction committed.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import Counter, deque
@@ -59,10 +61,17 @@ class GroupCommitter:
     crosses threads (docs/performance.md, listen_http).
 
     Two lanes: requests of suspect clients (ratelimit.py: they sent
-    worthless proofs lately) wait in a second queue, bounded in proofs, and
-    each group takes at most ``max_group_suspect_proofs`` of them after
-    every clean request it can hold; so however many forged proofs arrive,
-    a clean request waits for at most a couple of small groups.
+    worthless proofs lately, or more than a registrant's handful at once)
+    wait in a second queue, bounded in proofs, and go to the recorder in
+    groups of their own, never in a group with clean requests: at most one
+    suspect group is in flight at a time, of at most
+    ``max_group_suspect_proofs``, and while one is, the other slot (with
+    ``max_inflight`` 2, as ``scrubber listen`` runs) is free for clean
+    requests; when both lanes wait, they take turns. So a clean request
+    waits behind at most one small suspect group, however many forged
+    proofs are queued. The suspect lane is served smallest request first
+    (first come, first served among equals), so a suspect client's small
+    request is not queued behind others' 1,000-proof ones.
     """
 
     def __init__(
@@ -74,7 +83,7 @@ class GroupCommitter:
         max_group_proofs: int = 20_000,
         max_pending: int = 20_000,
         max_suspect_proofs: int = 20_000,
-        max_group_suspect_proofs: int = 4_000,
+        max_group_suspect_proofs: int = 1_000,
         max_inflight: int = 1,
     ) -> None:
         self.recorder = recorder
@@ -86,8 +95,12 @@ class GroupCommitter:
         self.max_group_suspect_proofs = max_group_suspect_proofs
         self.max_inflight = max_inflight  # groups handed to the recorder at once
         self._queue: deque[_Pending] = deque()
-        self._suspects: deque[_Pending] = deque()
+        # Smallest first: (proofs, arrival, request).
+        self._suspects: list[tuple[int, int, _Pending]] = []
+        self._arrivals = itertools.count()
         self._suspect_proofs = 0
+        self._suspect_inflight = False  # a suspect group is with the recorder
+        self._suspects_next = False  # both lanes waiting: the suspects' turn
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight = 0
@@ -106,8 +119,9 @@ class GroupCommitter:
         if suspect:
             if self._suspect_proofs + len(request.proofs) > self.max_suspect_proofs:
                 raise Overloaded("too many suspect pings waiting")
-            self._suspects.append(_Pending(request, waiter))
-            self._suspect_proofs += len(request.proofs)
+            cost = len(request.proofs)
+            heapq.heappush(self._suspects, (cost, next(self._arrivals), _Pending(request, waiter)))
+            self._suspect_proofs += cost
         else:
             if len(self._queue) >= self.max_pending:
                 raise Overloaded("too many pings waiting for the database")
@@ -124,42 +138,63 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         while True:
-            queued = self._queue or self._suspects
-            if not queued or self._inflight >= self.max_inflight:
-                if self._closed and not queued and not self._inflight:
+            group = self._next() if self._inflight < self.max_inflight else None
+            if group is None:
+                if self._closed and not self._queue and not self._suspects and not self._inflight:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             self._inflight += 1
-            task = asyncio.get_running_loop().create_task(self._send(self._take()))
+            task = asyncio.get_running_loop().create_task(self._send(*group))
             self._groups.add(task)
             task.add_done_callback(self._groups.discard)
 
-    async def _send(self, group: list[_Pending]) -> None:
+    async def _send(self, group: list[_Pending], suspect: bool) -> None:
         try:
             await self._commit(group)
         finally:
             self._inflight -= 1
+            if suspect:
+                self._suspect_inflight = False
             self._wake.set()
 
-    def _take(self) -> list[_Pending]:
-        """What is queued now, bounded in requests and proofs: clean requests
-        first, then a few suspect ones."""
+    def _next(self) -> tuple[list[_Pending], bool] | None:
+        """The next group to hand over and whether it is the suspects', or
+        None: clean requests first, but a suspect group whenever none is in
+        flight and the last group handed over was clean."""
+        suspects_ready = bool(self._suspects) and not self._suspect_inflight
+        if self._queue and not (suspects_ready and self._suspects_next):
+            self._suspects_next = suspects_ready
+            return self._take_clean(), False
+        if suspects_ready:
+            self._suspects_next = False
+            self._suspect_inflight = True
+            return self._take_suspects(), True
+        return None
+
+    def _take_clean(self) -> list[_Pending]:
+        """Clean requests in arrival order, bounded in requests and proofs."""
         group: list[_Pending] = []
         proofs = 0
         while self._queue and len(group) < self.max_group and proofs < self.max_group_proofs:
             item = self._queue.popleft()
             group.append(item)
             proofs += len(item.request.proofs)
-        suspect = 0
+        return group
+
+    def _take_suspects(self) -> list[_Pending]:
+        """Suspect requests, smallest first, up to ``max_group_suspect_proofs``
+        (at least one request, whatever its size)."""
+        group: list[_Pending] = []
+        proofs = 0
         while self._suspects and len(group) < self.max_group:
-            cost = len(self._suspects[0].request.proofs)
-            if group and suspect + cost > self.max_group_suspect_proofs:
+            cost = self._suspects[0][0]
+            if group and proofs + cost > self.max_group_suspect_proofs:
                 break
-            group.append(self._suspects.popleft())
+            group.append(heapq.heappop(self._suspects)[2])
             self._suspect_proofs -= cost
-            suspect += cost
+            proofs += cost
         return group
 
     async def _commit(self, group: list[_Pending]) -> None:

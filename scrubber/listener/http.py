@@ -61,6 +61,11 @@ from scrubber.unsubscribe import Subscriber, parse_token
 log = logging.getLogger("scrubber.listener")
 
 MAX_BODY = 64 * 1024
+# Bytes a body may spend on each proof it carries, however it is spelled:
+# MAX_BODY over MAX_PROOFS, rounded up, so a client whose bucket is full
+# (room for MAX_PROOFS) may always announce MAX_BODY. A registrant's JSON
+# or text spends 25-30 bytes a proof.
+BODY_PER_PROOF = -(-MAX_BODY // MAX_PROOFS)
 RETRY_AFTER = "5"
 # What web.json_response sends, given whole: cheaper than content_type= and charset=.
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
@@ -189,10 +194,17 @@ class HttpEdge:
     async def _ping(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         peer = self.client(request)
-        if self.limits.refused(peer):  # in debt: not even the body is read
+        room = self.limits.room(peer)  # proofs it may still send
+        if room < 1:  # in debt: not even the body is read
             return _rate_limited()
-        if (request.content_length or 0) > MAX_BODY:  # announced: refused before reading
+        announced = request.content_length or 0
+        if announced > MAX_BODY:  # announced: refused before reading
             return _too_large()
+        if announced > BODY_PER_PROOF * room:
+            # A client that sent worthless proofs lately, announcing more
+            # than it could have checked: refused before its body is read
+            # and parsed (a forger's 45 KB, over and over; docs/performance.md).
+            return _rate_limited()
         try:
             body = await self._body(request)
             proofs = parse_proofs(_media_type(request), body)

@@ -1,7 +1,7 @@
 """Where a ping is verified and stored: the one write path of the listener.
 
 ``Ingestor.record_group`` takes any number of ping requests and, in ONE
-transaction, looks their proofs up in the proof index (``batch_entries``),
+transaction, looks their proofs up (the digests of the batch's epoch, then its members),
 decides each proof's outcome, stores a ``Ping`` row per accepted proof,
 suppresses its address, and counts the worthless proofs (invalid, repeated)
 in one ``PingTally`` row per batch, channel, client and minute; one-click
@@ -101,8 +101,13 @@ class Ingestor:
         apart) is credited to its ping.
         """
         pings = [r for r in requests if isinstance(r, PingRequest)]
+        if len(pings) == len(requests):  # the usual group: the driver's transaction only
+            with self.store.driver_transaction() as driver:
+                return self._pings(driver, pings)
+        # Unsubscribes (rare) go through unsubscribe.honour_on, on SQLAlchemy's Connection.
         with self.store.write_connection() as conn:
-            answers = iter(self._pings(conn, pings) if pings else [])
+            driver = conn.connection.driver_connection
+            answers = iter(self._pings(driver, pings) if pings else [])
             return [
                 next(answers)
                 if isinstance(r, PingRequest)
@@ -110,9 +115,8 @@ class Ingestor:
                 for r in requests
             ]
 
-    def _pings(self, conn: Connection, pings: list[PingRequest]) -> list[PingResult]:
-        driver = conn.connection.driver_connection
-        assert driver is not None
+    def _pings(self, driver: Any, pings: list[PingRequest]) -> list[PingResult]:
+        """The pings of a group, on the driver's connection inside its transaction."""
         cursor = driver.cursor()
         try:
             return _Group(cursor, self._sql, self._tokens, pings).run()

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from scrubber import scheme
 from scrubber.store.outcomes import OUTCOMES as OUTCOMES
@@ -30,13 +31,24 @@ _PROOF_TEXT = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without pa
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs the hot path
 class PingRequest:
-    """Proofs sent for one token in one HTTP request or one SMTP message."""
+    """Proofs sent for one token in one HTTP request or one SMTP message.
+
+    ``received`` is when it arrived, in POSIX seconds: the edges take the
+    clock as a float (``time.time``, a fraction of ``datetime.now``'s cost on
+    the event loop) and the writer process makes the datetime
+    (``received_at``); a float carries the microseconds exactly for
+    centuries either side of now (tests/test_listener_writer.py).
+    """
 
     token: str
     proofs: Sequence[str]
     channel: str
     peer: str
-    received_at: datetime = field(default_factory=utcnow)
+    received: float = field(default_factory=time.time)
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromtimestamp(self.received, UTC)
 
 
 # The channels of unsubscribe requests (the ledger's names for them).

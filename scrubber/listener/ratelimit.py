@@ -138,7 +138,14 @@ class Limits:
     def refused(self, peer: str) -> bool:
         """A client without room for one proof: answered 429 before its
         request is even read (or its connection accepted)."""
-        return self.per_client.per_minute > 0 and self.per_client.level(client_key(peer)) < 1
+        return self.room(peer) < 1
+
+    def room(self, peer: str) -> float:
+        """Proofs the client may still send (its bucket's level); infinite
+        without a limit. A full bucket has room for a whole request."""
+        if self.per_client.per_minute <= 0:
+            return float("inf")
+        return self.per_client.level(client_key(peer))
 
     def admit(self, peer: str, token: str, cost: int) -> Admission:
         """Which lane a request of ``cost`` proofs takes; holds them for the client."""

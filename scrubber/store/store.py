@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # The newest migration. Opening a workspace compares the database with this
 # constant instead of loading Alembic (which costs most of a command's start
 # time); tests/test_store.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,38 @@ class Store:
                     _sqlite_foreign_keys(conn, on=True)
                 conn.close()
 
+    @contextlib.contextmanager
+    def driver_transaction(self) -> Iterator[Any]:
+        """A write transaction straight on the driver's (PEP 249) connection:
+        committed on success, else rolled back, and committed only when the
+        block returns, with the durability of :meth:`write_connection` (on
+        SQLite ``BEGIN IMMEDIATE`` and the connection's ``synchronous=FULL``;
+        on PostgreSQL the server's own commit).
+
+        For the listener's group commit, whose statements are plain SQL on the
+        driver's cursor anyway (listener/sql.py): SQLAlchemy's Connection and
+        transaction objects cost 35 us of CPU an empty transaction against 10
+        us for this (quiet machine; 112 against 9 under load: docs/performance.md,
+        listen_http). Errors
+        arrive as StoreError / StoreUnavailable, as from the other paths.
+        """
+        dbapi = self.engine.dialect.loaded_dbapi
+        with _translate_errors(dbapi):
+            pooled = self.engine.raw_connection()  # the pool's checks and hooks still run
+            try:
+                driver = pooled.driver_connection
+                assert driver is not None
+                if self.is_sqlite:  # autocommit mode (the connect hook): begin by hand
+                    driver.execute("BEGIN IMMEDIATE")
+                try:
+                    yield driver
+                    driver.commit()
+                except BaseException:
+                    _rollback(pooled, dbapi)
+                    raise
+            finally:
+                pooled.close()
+
     # -- schema -----------------------------------------------------------
 
     def migrate(self, revision: str = "head") -> None:
@@ -171,6 +203,15 @@ class Store:
                 f"database {_redact(self.url)} is not at the current schema; "
                 "run 'scrubber init --upgrade'"
             )
+
+
+def _rollback(pooled: Any, dbapi: Any) -> None:
+    """Roll back a driver transaction that failed; a connection that cannot
+    (it broke, or was interrupted mid-statement) is dropped from the pool."""
+    try:
+        pooled.driver_connection.rollback()
+    except dbapi.Error:
+        pooled.invalidate()
 
 
 def _alembic_config(schema: Schema, conn: Connection) -> Config:
@@ -235,8 +276,9 @@ def _engine_options(url: str) -> dict[str, Any]:
 def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
     # Straight on the driver connection: through SQLAlchemy the statement
     # would open the transaction first, and SQLite ignores this pragma
-    # inside one.
-    driver = conn.connection.driver_connection
+    # inside one. The DBAPI connection, which a detached Connection (one
+    # closed at the end rather than pooled: lists.import_files) still has.
+    driver = conn.connection.dbapi_connection
     assert driver is not None
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
