@@ -115,7 +115,7 @@ def make_workspace(
     from scrubber.config import Settings
     from scrubber.hashing import ThreadExecutor
     from scrubber.lists import import_files
-    from scrubber.store.models import BatchEntry
+    from scrubber.store.models import BatchEntry, CachedDigest
     from scrubber.workspace import init_workspace, load_key, open_store
 
     settings = Settings(argon2_t=1, argon2_m=8)
@@ -134,7 +134,9 @@ def make_workspace(
         proofs = [
             scheme.b64url(p)
             for (p,) in session.execute(
-                select(BatchEntry.proof).where(BatchEntry.batch_id == batch.id)
+                select(CachedDigest.proof)
+                .join(BatchEntry, BatchEntry.address_id == CachedDigest.address_id)
+                .where(BatchEntry.batch_id == batch.id, CachedDigest.epoch_id == batch.epoch_id)
             )
         ]
     store.close()

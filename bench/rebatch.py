@@ -5,8 +5,9 @@
 A fresh SQLite workspace at the default cost (t=2, m=1024 KiB, p=1) imports
 N addresses; the first `create_batch` hashes them all (the baseline), then
 R further batches of the same list in the same epoch reuse the digest cache
-and only derive the v2 values (SHA-256 with each batch's nonce), insert the
-proof index and plan the parts. The figure is the first batch's time over
+and only derive the v2 values (SHA-256 with each batch's nonce), insert the batch's
+members and tags (no proof: the listener reads it from the digests) and
+plan the parts. The figure is the first batch's time over
 the median re-batch time. The last line is `rebatch: ratio <x> (goal >= 50)`.
 """
 

@@ -86,7 +86,6 @@ def seed(store: Store, key: OperatorKey, entries: int, pings: int) -> None:
                 [
                     {
                         "batch_id": "bench",
-                        "proof": i.to_bytes(16, "big"),
                         "tag": i.to_bytes(8, "big"),
                         "address_id": i,
                     }

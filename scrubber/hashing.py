@@ -261,7 +261,15 @@ class HashEngine:
             with self.store.write_connection() as conn:
                 conn.execute(
                     insert(CachedDigest),
-                    [{"epoch_id": epoch.id, "address_id": i, "h": h} for i, h in results],
+                    [
+                        {
+                            "epoch_id": epoch.id,
+                            "address_id": i,
+                            "h": h,
+                            "proof": h[scheme.PROOF_SLICE],
+                        }
+                        for i, h in results
+                    ],
                 )
             computed += len(results)
         return HashSummary(epoch.id, needed, needed - missing, computed)

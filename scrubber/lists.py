@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as MPConnection
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
@@ -207,7 +207,10 @@ def import_files(
             lines, accepted = _stage(conn, source, rejects, on_bytes)
             unique, added = _fold_staging(conn, list_id)
             removed = _replace_entries(conn, list_id, accepted) if replace else 0
-            conn.exec_driver_sql("DROP TABLE import_staging")
+            # The staging table goes with the connection, closed at the end
+            # instead of pooled: dropping it (freeing every page of a
+            # temporary B-tree) cost 0.15-0.25 s of a 1M-line import.
+            conn.detach()
             rejects.finish()
             kept = rejects.path if rejects.count else None
             conn.execute(
@@ -342,7 +345,10 @@ def _stage(
     use_worker = _input_bytes(source.paths) >= WORKER_MIN_BYTES
     chunks = _worker_chunks(source) if use_worker else _canonical_chunks(source)
     lines = accepted = 0
-    with contextlib.closing(chunks):
+    # The driver's cursor takes the rows from a zip as it binds them: no
+    # list of a million tuples built first (the same statement and rows).
+    cursor: Any = conn.connection.cursor()
+    with contextlib.closing(chunks), contextlib.closing(cursor):
         for chunk in chunks:
             for reject in chunk.rejects:
                 rejects.add(*reject)
@@ -351,9 +357,7 @@ def _stage(
             lines += chunk.lines
             accepted += len(chunk.canonical)
             if chunk.canonical:
-                conn.exec_driver_sql(
-                    insert, list(zip(chunk.canonical, chunk.original, strict=True))
-                )
+                cursor.executemany(insert, zip(chunk.canonical, chunk.original, strict=True))
     return lines, accepted
 
 

@@ -16,7 +16,15 @@ from scrubber.batch.create import create_batch, request_from_settings
 from scrubber.config import Settings
 from scrubber.hashing import ThreadExecutor
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchEntry, BatchPart, BatchPartPost, Ping, Suppression
+from scrubber.store.models import (
+    Batch,
+    BatchEntry,
+    BatchPart,
+    BatchPartPost,
+    CachedDigest,
+    Ping,
+    Suppression,
+)
 from scrubber.workspace import Workspace, init_workspace, load_key, open_store
 from tests.support import free_port
 
@@ -71,9 +79,11 @@ def record_pings(
     with store.write() as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None
+        # A member's proof is H[16:32] of its digest in the batch's epoch.
         entries = session.execute(
-            select(BatchEntry.proof, BatchEntry.address_id)
-            .where(BatchEntry.batch_id == batch_id)
+            select(CachedDigest.proof, BatchEntry.address_id)
+            .join(CachedDigest, CachedDigest.address_id == BatchEntry.address_id)
+            .where(BatchEntry.batch_id == batch_id, CachedDigest.epoch_id == batch.epoch_id)
             .order_by(BatchEntry.address_id)
         ).all()
         used = 0

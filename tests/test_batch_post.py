@@ -213,11 +213,12 @@ def test_a_tag_two_addresses_share_is_posted_once(workspace: Workspace, tmp_path
     shared = sorted(tags)[1234]
     db = sqlite3.connect(workspace.root / "scrubber.db")
     with db:  # a second address whose tag collides (as two of 450M would, at 8 bytes)
+        twin = db.execute(
+            "INSERT INTO addresses (canonical) VALUES ('twin@example.test') RETURNING id"
+        ).fetchone()[0]
         db.execute(
-            "INSERT INTO batch_entries (batch_id, proof, tag, address_id) "
-            "SELECT batch_id, ?, tag, address_id FROM batch_entries "
-            "WHERE batch_id = ? AND tag = ?",
-            (bytes(16), batch_id, shared),
+            "INSERT INTO batch_entries (batch_id, address_id, tag) VALUES (?, ?, ?)",
+            (batch_id, twin, shared),
         )
     db.close()
     spool = tmp_path / "spool"

@@ -14,7 +14,7 @@ from scrubber.batch import create, parts
 from scrubber.config import Settings
 from scrubber.lists import import_files
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchEntry, BatchPart
+from scrubber.store.models import Batch, BatchEntry, BatchPart, CachedDigest
 from scrubber.store.queries import get_list
 from scrubber.store.types import utcnow
 from scrubber.workspace import Workspace, init_workspace, load_key, open_store
@@ -84,14 +84,21 @@ def test_default_batch_is_v2_and_publishes_each_address_value(tmp_path: Path) ->
     published = sorted(t for p in parsed for t in p.tags)
     expected = sorted(set(scheme_values(digests(ws, batch), batch.nonce, 300).values()))
     assert published == expected
-    # The proof is H[16:32], whatever the protocol: the listener's index is unchanged.
+    # The proof is H[16:32], whatever the protocol: the listener looks it up in
+    # the epoch's digests, for the batch's members, which are every address.
     store = open_store(ws)
     try:
         with store.read() as session:
-            proofs = {e.proof for e in session.query(BatchEntry).filter_by(batch_id=batch.id)}
+            members = {e.address_id for e in session.query(BatchEntry).filter_by(batch_id=batch.id)}
+            stored = {
+                d.address_id: d.proof
+                for d in session.query(CachedDigest).filter_by(epoch_id=batch.epoch_id)
+            }
     finally:
         store.close()
-    assert proofs == {h[scheme.PROOF_SLICE] for h in digests(ws, batch).values()}
+    hashed = digests(ws, batch)
+    assert members == set(hashed)
+    assert stored == {a: h[scheme.PROOF_SLICE] for a, h in hashed.items()}
 
 
 def test_two_batches_of_one_list_in_one_epoch_share_no_more_values_than_chance(

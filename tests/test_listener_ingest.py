@@ -17,7 +17,8 @@ from scrubber.config import Settings
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.ingestor import Ingestor, ThreadRecorder
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, decode_proof
-from scrubber.store.models import Ping, PingTally, Suppression
+from scrubber.store import Store
+from scrubber.store.models import Address, Ping, PingTally, Suppression
 from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import make_batch, proof_for, stored_outcomes
 
@@ -215,6 +216,51 @@ def test_already_suppressed_address_and_two_batches(ws: Workspace) -> None:
     ]
     assert all(p.received_at <= p.committed_at for p in pings)
     store.close()
+
+
+def test_a_proof_of_the_epoch_outside_the_batch_is_invalid(ws: Workspace) -> None:
+    """Proofs are looked up in the salt epoch's digests (schema 0009), which
+    hold every hashed address of the epoch: a proof whose address was hashed
+    for another batch, or left out of this one as suppressed, is not one of
+    this batch's and stays invalid; the batch that holds it accepts it."""
+    first = make_batch(ws, ADDRESSES[:10])
+    store = open_store(ws)
+    lists.suppress(store, [ADDRESSES[1]])
+    store.close()
+    second = make_batch(ws, ADDRESSES[10:] + ADDRESSES[:2], list_name="newsletter")
+    assert (first.epoch_id, first.salt) == (second.epoch_id, second.salt)
+    store = open_store(ws)
+    ingestor = Ingestor(store)
+    only_first = proof_for(ADDRESSES[3], first)  # hashed, in the epoch, not in `second`
+    left_out = proof_for(ADDRESSES[1], second)  # listed, hashed, but suppressed before `second`
+    only_second = proof_for(ADDRESSES[12], second)
+    both = proof_for(ADDRESSES[0], second)
+    results = ingestor.record_group(
+        [
+            PingRequest(second.token, [only_first, left_out, only_second, both], "http", "x"),
+            PingRequest(first.token, [only_second, only_first, both, both], "smtp", "y"),
+        ]
+    )
+    assert [r.outcomes for r in results] == [
+        [Outcome.INVALID, Outcome.INVALID, Outcome.ACCEPTED, Outcome.ACCEPTED],
+        [Outcome.INVALID, Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.DUPLICATE],
+    ]
+    again = ingestor.record(second.token, [both, only_first], channel="http")
+    assert again.outcomes == [Outcome.DUPLICATE, Outcome.INVALID]
+    with store.read() as session:
+        accepted = session.execute(select(Ping.batch_id, Ping.address_id)).all()
+    ids = {i: _address_id(store, ADDRESSES[i]) for i in (0, 3, 12)}
+    assert sorted((b == first.id, a) for b, a in accepted) == sorted(
+        [(False, ids[12]), (False, ids[0]), (True, ids[3]), (True, ids[0])]
+    )
+    store.close()
+
+
+def _address_id(store: Store, canonical: str) -> int:
+    with store.read() as session:
+        found = session.scalar(select(Address.id).where(Address.canonical == canonical))
+    assert found is not None
+    return found
 
 
 def _decode_slowly(value: str) -> bytes | None:

@@ -97,6 +97,24 @@ def test_reimport_is_idempotent(store: Store, tmp_path: Path) -> None:
     assert len(lists.import_history(store, "l")) == 2
 
 
+def test_import_leaves_no_staging_table_in_the_pool(store: Store, tmp_path: Path) -> None:
+    """The import's connection, which holds the staging table, is closed
+    rather than pooled; the connections that remain check foreign keys."""
+    source = _write(tmp_path / "a.txt", "a@example.com\nb@example.com\n")
+    for _ in range(2):
+        assert _import(store, "l", source).unique == 2
+    staging = (
+        "SELECT count(*) FROM sqlite_temp_master WHERE name = 'import_staging'"
+        if store.is_sqlite
+        else "SELECT count(*) FROM pg_tables WHERE tablename = 'import_staging'"
+    )
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql(staging).scalar_one() == 0
+        if store.is_sqlite:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    assert lists.list_info(store, "l").addresses == 2
+
+
 def test_no_rejects_means_no_rejects_file(store: Store, tmp_path: Path) -> None:
     summary = _import(store, "l", _write(tmp_path / "a.txt", "a@example.com\n"))
     assert summary.rejects_path is None

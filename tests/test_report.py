@@ -34,7 +34,7 @@ from scrubber.hashing import ThreadExecutor
 from scrubber.keys import OperatorKey
 from scrubber.report import build, sign
 from scrubber.store import Store
-from scrubber.store.models import Batch, BatchEntry, Ping, Suppression
+from scrubber.store.models import Batch, BatchEntry, CachedDigest, Ping, Suppression
 from scrubber.workspace import Workspace, load_key, load_workspace, open_store
 from tests.report_support import (
     DAY,
@@ -202,9 +202,7 @@ def test_invariant_catches_a_relisted_suppressed_address(tmp_path: Path) -> None
         # A bug elsewhere: an address suppressed before `second` got into it.
         with store.write() as session:
             victim = session.execute(
-                select(BatchEntry.address_id, BatchEntry.proof)
-                .where(BatchEntry.batch_id == second.batch_id)
-                .limit(1)
+                select(BatchEntry.address_id).where(BatchEntry.batch_id == second.batch_id).limit(1)
             ).one()
             session.add(
                 Suppression(
@@ -226,15 +224,11 @@ def test_invariant_catches_a_relisted_suppressed_address(tmp_path: Path) -> None
                 )
             ).first()
             proof = session.scalar(
-                select(BatchEntry.proof).where(
-                    BatchEntry.batch_id == first.batch_id, BatchEntry.address_id == listed
+                select(CachedDigest.proof).where(
+                    CachedDigest.epoch_id == late_batch.epoch_id, CachedDigest.address_id == listed
                 )
             )
-            session.add(
-                BatchEntry(
-                    batch_id=second.batch_id, proof=b"\x01" * 16, tag=b"\x02" * 8, address_id=listed
-                )
-            )
+            session.add(BatchEntry(batch_id=second.batch_id, tag=b"\x02" * 8, address_id=listed))
             ping = Ping(
                 token="t",
                 batch_id=first.batch_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -277,6 +278,134 @@ def test_a_bulk_write_has_a_big_page_cache_and_gives_it_back(tmp_path: Path) -> 
     with store.read() as session:
         assert cache(session.connection()) == default
     store.close()
+
+
+def _batches_at_0008(store: Store, *, bad_proof: bool = False) -> dict[str, bytes]:
+    """Schema 0008: a v1 batch b1 and a v2 batch b2 in one salt epoch, their
+    proof index as 0008 kept it (proof = H[16:32]), an accepted ping of b1;
+    returns the proof of each address (``bad_proof``: b2's first entry's
+    proof differs from its digest's, as no release wrote)."""
+    now = utcnow()
+    digests = {f"a{i}@example.test": bytes([i]) * 32 for i in range(1, 5)}
+    at = bindparam("now", type_=UTCDateTime())
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO salt_epochs (id, salt, t, m, p, started_at, ends_at) "
+                "VALUES (1, :salt, 2, 1024, 1, :now, :now)"
+            ).bindparams(at),
+            {"salt": bytes(16), "now": now},
+        )
+        for i, (canonical, h) in enumerate(digests.items(), start=1):
+            conn.execute(
+                text("INSERT INTO addresses (id, canonical) VALUES (:id, :c)"),
+                {"id": i, "c": canonical},
+            )
+            conn.execute(
+                text("INSERT INTO digests (epoch_id, address_id, h) VALUES (1, :id, :h)"),
+                {"id": i, "h": h},
+            )
+        for batch_id, protocol, nonce in (("b1", 1, None), ("b2", 2, bytes(16))):
+            conn.execute(
+                text(
+                    "INSERT INTO batches (id, created_at, epoch_id, salt, t, m, p, tag_length, "
+                    "token, newsgroup, respond_http, respond_smtp, expires_at, key_public, count, "
+                    "parts_total, protocol, nonce, gcs_p, gcs_m, encoding) VALUES (:id, :now, 1, "
+                    ":salt, 2, 1024, 1, 8, :token, 'alt.dni.test', 'http://x/', 'dni-tok@x', :now, "
+                    ":key, 3, 0, :protocol, :nonce, :gcs_p, :gcs_m, :encoding)"
+                ).bindparams(at),
+                {
+                    "id": batch_id,
+                    "now": now,
+                    "salt": bytes(16),
+                    "token": f"tok-{batch_id}",
+                    "key": base64.b64encode(bytes(32)).decode(),
+                    "protocol": protocol,
+                    "nonce": nonce,
+                    "gcs_p": 19 if nonce else None,
+                    "gcs_m": 784931 if nonce else None,
+                    "encoding": "yenc" if nonce else None,
+                },
+            )
+        members = {"b1": [1, 2, 3], "b2": [2, 3, 4]}
+        for batch_id, ids in members.items():
+            for address_id in ids:
+                h = digests[f"a{address_id}@example.test"]
+                proof = bytes(16) if bad_proof and batch_id == "b2" and address_id == 2 else h[16:]
+                conn.execute(
+                    text(
+                        "INSERT INTO batch_entries (batch_id, proof, tag, address_id) "
+                        "VALUES (:b, :proof, :tag, :a)"
+                    ),
+                    {"b": batch_id, "proof": proof, "tag": h[:8], "a": address_id},
+                )
+        conn.execute(
+            text(
+                "INSERT INTO pings (token, batch_id, proof, outcome, channel, peer, address_id, "
+                "received_at, committed_at) VALUES ('tok-b1', 'b1', :proof, 'accepted', 'http', "
+                "'192.0.2.0/24', 1, :now, :now)"
+            ).bindparams(at),
+            {"proof": digests["a1@example.test"][16:], "now": now},
+        )
+    return {canonical: h[16:] for canonical, h in digests.items()}
+
+
+def test_proofs_migration_keeps_batches_and_pings(empty_url: str) -> None:
+    """0009 drops the proof column of batch_entries: v1 and v2 batches made
+    at 0008 keep their members and tags, their pings are still checked
+    (accepted, duplicate, invalid) and their reports still build."""
+    from scrubber import scheme
+    from scrubber.listener.ingestor import Ingestor
+    from scrubber.listener.ping import Outcome
+    from scrubber.report.build import build_report
+    from scrubber.store.models import BatchEntry
+
+    with Store(empty_url) as store:
+        store.migrate("0008")
+        proofs = {k: scheme.b64url(v) for k, v in _batches_at_0008(store).items()}
+        _assert_migrated(store)
+        with store.read() as session:
+            entries = session.execute(
+                select(BatchEntry.batch_id, BatchEntry.address_id, BatchEntry.tag).order_by(
+                    BatchEntry.batch_id, BatchEntry.address_id
+                )
+            ).all()
+        assert [tuple(e) for e in entries] == [
+            ("b1", 1, bytes([1]) * 8),
+            ("b1", 2, bytes([2]) * 8),
+            ("b1", 3, bytes([3]) * 8),
+            ("b2", 2, bytes([2]) * 8),
+            ("b2", 3, bytes([3]) * 8),
+            ("b2", 4, bytes([4]) * 8),
+        ]
+        ingestor = Ingestor(store)
+        one = ingestor.record("tok-b1", [proofs[f"a{i}@example.test"] for i in (1, 2, 4)])
+        assert one.outcomes == [Outcome.DUPLICATE, Outcome.ACCEPTED, Outcome.INVALID]
+        two = ingestor.record("tok-b2", [proofs[f"a{i}@example.test"] for i in (1, 4, 4)])
+        assert two.outcomes == [Outcome.INVALID, Outcome.ACCEPTED, Outcome.DUPLICATE]
+        for batch_id in ("b1", "b2"):
+            report = build_report(store, batch_id)
+            assert report["addresses_hashed"] == 3
+        if store.engine.dialect.name == "sqlite":
+            with store.engine.connect() as conn:
+                table = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'batch_entries'"
+                ).scalar_one()
+            assert "WITHOUT ROWID" in table
+
+
+def test_proofs_migration_refuses_a_proof_its_digest_does_not_give(empty_url: str) -> None:
+    """0009 checks every entry's proof against its digest before dropping
+    the column, and changes nothing if one differs."""
+    with Store(empty_url) as store:
+        store.migrate("0008")
+        _batches_at_0008(store, bad_proof=True)
+        with pytest.raises(StoreError, match=r"migration 0009: .* b2 \(1\)"):
+            store.migrate()
+        assert store.schema_revision() == "0008"
+        with store.engine.connect() as conn:
+            kept = conn.exec_driver_sql("SELECT COUNT(proof) FROM batch_entries").scalar_one()
+        assert kept == 6
 
 
 def test_a_driver_transaction_commits_or_rolls_back(store: Store) -> None:

@@ -1,1 +1,1 @@
-"""Batches: create (snapshot + hash + proof index), article (write + parse), post."""
+"""Batches: create (snapshot + hash + members and tags), article (write + parse), post."""

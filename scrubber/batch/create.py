@@ -1,4 +1,4 @@
-"""batch create: snapshot lists minus suppressions, hash, store the proof index and parts."""
+"""batch create: snapshot lists minus suppressions, hash, store the membership and parts."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def create_batch(
     on_hashed: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> CreatedBatch:
-    """Hash the lists (cache reused) and store the batch with its proof index."""
+    """Hash the lists (cache reused) and store the batch with its members and tags."""
     if not scheme.MIN_TAG_LEN <= request.tag_length <= scheme.MAX_TAG_LEN:
         raise UsageError(f"--tag-length must be {scheme.MIN_TAG_LEN}..{scheme.MAX_TAG_LEN}")
     if request.protocol not in PROTOCOLS:
@@ -211,23 +211,24 @@ def _batched(epoch_id: int, list_ids: Sequence[int]) -> ColumnElement[bool]:
 
 
 def _insert_entries(session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int]) -> int:
-    """v1: copy tag and proof of every unsuppressed listed address; return the count."""
-    rows = select(
-        literal(batch.id),
-        func.substr(CachedDigest.h, 17, 16),
-        func.substr(CachedDigest.h, 1, batch.tag_length),
-        CachedDigest.address_id,
-    ).where(_batched(epoch_id, list_ids))
-    session.execute(
-        insert(BatchEntry).from_select(["batch_id", "proof", "tag", "address_id"], rows)
+    """v1: copy the tag of every unsuppressed listed address; return the count."""
+    rows = (
+        select(
+            literal(batch.id),
+            CachedDigest.address_id,
+            func.substr(CachedDigest.h, 1, batch.tag_length),
+        )
+        .where(_batched(epoch_id, list_ids))
+        .order_by(CachedDigest.address_id)
     )
+    session.execute(insert(BatchEntry).from_select(["batch_id", "address_id", "tag"], rows))
     return _entry_count(session, batch.id)
 
 
 def _insert_values(
     session: Session, batch: Batch, epoch_id: int, list_ids: Sequence[int], expected: int
 ) -> int:
-    """v2: the proof and nonce-keyed value of every unsuppressed listed
+    """v2: the nonce-keyed value of every unsuppressed listed
     address, in one ``INSERT … SELECT``; return the count.
 
     The values depend on Total, the count, which is not known until the
@@ -256,13 +257,14 @@ def _insert_values_for(
     see :func:`_value_sql`."""
     assert batch.nonce is not None and batch.gcs_p is not None and batch.gcs_m is not None
     value = _value_sql(session, batch.nonce, total, scheme.Gcs(p=batch.gcs_p, m=batch.gcs_m))
-    rows = select(
-        literal(batch.id),
-        func.substr(CachedDigest.h, 17, 16),
-        value,
-        CachedDigest.address_id,
-    ).where(where)
-    statement = insert(BatchEntry).from_select(["batch_id", "proof", "tag", "address_id"], rows)
+    # In address order: the one B-tree of the membership grows at its end
+    # (the proof is not copied: the listener finds it in the digests).
+    rows = (
+        select(literal(batch.id), CachedDigest.address_id, value)
+        .where(where)
+        .order_by(CachedDigest.address_id)
+    )
+    statement = insert(BatchEntry).from_select(["batch_id", "address_id", "tag"], rows)
     return int(session.connection().execute(statement).rowcount)
 
 

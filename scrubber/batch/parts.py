@@ -1,7 +1,7 @@
 """Split a batch's sorted tags into parts and render each part as an article.
 
 The plan is made once, at create time, and stored in batch_parts: each part
-covers a contiguous tag range, so its tags are re-read from the proof index
+covers a contiguous tag range, so its tags are re-read from the batch's entries
 by range whenever it is rendered, and the same part renders to the same body.
 """
 
@@ -154,7 +154,7 @@ def pending_tags(
             row.first_tag,
             row.last_tag,
         ):
-            raise StoreError(f"batch {batch.id}: proof index no longer matches part {row.part}")
+            raise StoreError(f"batch {batch.id}: entries no longer match part {row.part}")
         yield row, tags
 
 

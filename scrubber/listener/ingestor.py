@@ -1,7 +1,7 @@
 """Where a ping is verified and stored: the one write path of the listener.
 
 ``Ingestor.record_group`` takes any number of ping requests and, in ONE
-transaction, looks their proofs up in the proof index (``batch_entries``),
+transaction, looks their proofs up (the digests of the batch's epoch, then its members),
 decides each proof's outcome, stores a ``Ping`` row per accepted proof,
 suppresses its address, and counts the worthless proofs (invalid, repeated)
 in one ``PingTally`` row per batch, channel, client and minute; one-click

@@ -60,13 +60,22 @@ class PingSql:
         return f"SELECT id FROM batches WHERE token = {self.mark}"  # noqa: S608
 
     def entries(self, proofs: int) -> str:
-        """Proofs found in a batch's index, with their address and any accepted ping."""
+        """Proofs of a batch's members, with their address and any accepted ping.
+
+        A proof is H[16:32] of the address's digest in the batch's salt
+        epoch (schema 0009): it is found through the digests' (epoch_id,
+        proof) index, and counts only if its address is in the batch
+        (``batch_entries``). Parameters: the batch id, then the proofs.
+        """
         return (
-            "SELECT e.proof, e.address_id, a.canonical, p.id FROM batch_entries e "  # noqa: S608
-            "JOIN addresses a ON a.id = e.address_id "
-            "LEFT JOIN pings p ON p.batch_id = e.batch_id AND p.proof = e.proof "
+            "SELECT d.proof, d.address_id, a.canonical, p.id "  # noqa: S608
+            "FROM batches b "
+            "JOIN digests d ON d.epoch_id = b.epoch_id "
+            "JOIN batch_entries e ON e.batch_id = b.id AND e.address_id = d.address_id "
+            "JOIN addresses a ON a.id = d.address_id "
+            "LEFT JOIN pings p ON p.batch_id = b.id AND p.proof = d.proof "
             f"AND p.{ACCEPTED_ONLY} "
-            f"WHERE e.batch_id = {self.mark} AND e.proof IN ({self._marks(proofs)})"
+            f"WHERE b.id = {self.mark} AND d.proof IN ({self._marks(proofs)})"
         )
 
     def insert_accepted(self, rows: int) -> str:

@@ -145,6 +145,12 @@ class CachedDigest(Base):
     epoch_id: Mapped[int] = mapped_column(ForeignKey("salt_epochs.id"), primary_key=True)
     address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
     h: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The proof look-up (schema 0009): a proof is H[16:32] whatever the batch,
+    # so the listener finds it here by epoch. Stored (not an expression index,
+    # which SQLAlchemy cannot reflect on SQLite) and filled while hashing,
+    # where one more index entry is nothing next to Argon2.
+    proof: Mapped[bytes] = mapped_column(LargeBinary(16))
+    __table_args__ = (Index("ix_digests_epoch_proof", "epoch_id", "proof"),)
 
 
 class Batch(Base):
@@ -205,16 +211,23 @@ class ListExport(Base):
 
 
 class BatchEntry(Base):
-    """The proof index: which address a proof of this batch stands for."""
+    """A batch's membership: each address it holds, with its published tag
+    (v1) or value (v2).
+
+    Since schema 0009 the proof is not stored here: it is H[16:32] of the
+    epoch's cached digest (``digests``, indexed by epoch and proof), and a
+    proof of this batch is one whose address is a member. The primary key
+    is the table (SQLite WITHOUT ROWID), inserted in address order, so a
+    re-batch grows one B-tree at its end.
+    """
 
     __tablename__ = "batch_entries"
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
-    proof: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"), primary_key=True)
     tag: Mapped[bytes] = mapped_column(LargeBinary(16))
-    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id"))
     __table_args__ = (
-        Index("ix_batch_entries_batch_address", "batch_id", "address_id"),
         Index("ix_batch_entries_batch_tag", "batch_id", "tag"),  # part ranges (batch post)
+        {"sqlite_with_rowid": False},
     )
 
 

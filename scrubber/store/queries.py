@@ -2,7 +2,7 @@
 
 One home per table's queries: a query only one domain runs lives in that
 domain's module (lists.py for list entries and imports, ledger.py for the
-suppression ledger, batch/ for parts and the proof index, report/ for
+suppression ledger, batch/ for parts and batch entries, report/ for
 reporting); a look-up more than one package needs lives here, beside the
 models, so no domain module imports another one just to find a row.
 """

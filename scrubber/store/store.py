@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # The newest migration. Opening a workspace compares the database with this
 # constant instead of loading Alembic (which costs most of a command's start
 # time); tests/test_store.py fails when it disagrees with the migrations.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 
 @dataclass(frozen=True)
@@ -276,8 +276,9 @@ def _engine_options(url: str) -> dict[str, Any]:
 def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
     # Straight on the driver connection: through SQLAlchemy the statement
     # would open the transaction first, and SQLite ignores this pragma
-    # inside one.
-    driver = conn.connection.driver_connection
+    # inside one. The DBAPI connection, which a detached Connection (one
+    # closed at the end rather than pooled: lists.import_files) still has.
+    driver = conn.connection.dbapi_connection
     assert driver is not None
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
