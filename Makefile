@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .stamps
 
-.PHONY: demo test lint typecheck pytest fuzz mutate services venv test-deps clean docs bench
+.PHONY: demo test checks lint typecheck pytest fuzz mutate services venv test-deps clean docs bench
 
 demo: $(STAMPS)/venv
 	$(BIN)/scrubber demo
@@ -39,9 +39,16 @@ lint: $(STAMPS)/test-deps
 typecheck: $(STAMPS)/test-deps
 	$(BIN)/mypy --strict scrubber
 
+# pytest-xdist: PYTEST_WORKERS processes (0: in-process, serial); --dist
+# loadgroup keeps each xdist_group (tests/conftest.py: the INN tests, modules
+# with a module-scoped server) on one worker.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMPS)/test-deps
+	@# Bytecode once, for the hundreds of `python -m scrubber` children (with
+	@# PYTHONDONTWRITEBYTECODE set, each would compile the package anew).
+	$(BIN)/python -m compileall -q scrubber
 	@set -a; [ -f .services.env ] && . ./.services.env; set +a; \
-	$(BIN)/python -m pytest -W error $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -W error -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of the parsers of untrusted bytes, bounded
 # in time; exits non-zero on a crash (fuzz/run.py says where the input went).
@@ -49,7 +56,15 @@ FUZZ_SECONDS ?= 60
 fuzz: $(STAMPS)/test-deps
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
-test: $(STAMPS)/test-deps services lint typecheck fuzz pytest
+# Steps in order even under `make -j`: services, then lint, typecheck and fuzz
+# side by side (fuzz is bounded in wall time; ruff and mypy use the other
+# core), then pytest.
+checks: lint typecheck fuzz
+
+test: $(STAMPS)/test-deps
+	$(MAKE) services
+	$(MAKE) -j3 --output-sync=target checks
+	$(MAKE) pytest
 
 # Mutation testing of the pure modules (mutmut; about 6 minutes, not part of
 # `make test`): prints the share of non-equivalent mutants killed per module,

@@ -9,6 +9,7 @@ service skips when it is absent, except under CI=true, where it fails.
 from __future__ import annotations
 
 import secrets
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,48 @@ from tests.support import require_service
 
 if TYPE_CHECKING:
     from tests.responder_support import SenderEndpoint
+
+# Under pytest-xdist (`make pytest` runs `-n 2 --dist loadgroup`), tests that
+# share a fixed resource run on one worker, in their usual order:
+# - every `inn` test: they post to and scan the same INN2 newsgroups
+#   (alt.dni.batches, alt.dni.test), and a scan counts what others posted;
+# - every test of a module with a module-scoped fixture (a listener, a dask
+#   cluster): one instance, as in a serial run, not one per worker.
+# PostgreSQL needs no group: pg_url gives each test its own database.
+INN_GROUP = "inn"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts background jobs (`make test &`, nohup)
+    # with SIGINT ignored, and children inherit that: the tests that stop a
+    # `scrubber` child with SIGINT would then wait forever. Python's own
+    # handler again, here and in every xdist worker, so children get the default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if item.get_closest_marker("inn"):
+            item.add_marker(pytest.mark.xdist_group(INN_GROUP))
+        elif _uses_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a module- or class-scoped fixture of its own module."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None or getattr(item, "module", None) is None:
+        return False
+    module_id = item.nodeid.split("::")[0]
+    return any(
+        d.scope in ("module", "class") and d.baseid.startswith(module_id)
+        for defs in info.name2fixturedefs.values()
+        for d in defs
+    )
 
 
 @pytest.fixture
