@@ -58,19 +58,21 @@ WHITE_SPACE = (
 )
 _PLAIN = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 # canonicalize_block's plain lines: each one an ASCII address whose
-# canonical form is its lower case without the +tag. Not "#" first; a local
-# part of 1-64 characters before any "+" (so never empty once the tag is
-# dropped); not gmail (whose dots go); domain labels of letters and digits
-# with single inner hyphens (so no "--": A-labels and the reserved positions
-# are left to canonical_domain) and no final dot. The lengths canonicalize
-# checks (local part, label, address) all hold for a form of at most
-# _PLAIN_MAX characters, so longer forms are left over.
+# canonical form is its lower case without the +tag (and, at gmail.com or
+# googlemail.com, without dots in the local part and at gmail.com). Not "#"
+# first; a local part of 1-64 characters before any "+", not all dots (so
+# never empty once the tag and gmail's dots are dropped); domain labels of
+# letters and digits with single inner hyphens (so no "--": A-labels and the
+# reserved positions are left to canonical_domain) and no final dot. The
+# lengths canonicalize checks (local part, label, address) all hold for a
+# form of at most _PLAIN_MAX characters, so longer forms are left over.
 _PLAIN_LABEL = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
 _PLAIN_LINE = (
-    r"(?!#)[A-Za-z0-9!#$%&'*/=?^_`{|}~.-]{1,64}(?:\+[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*)?"
-    r"@(?!(?i:gmail|googlemail)\.(?i:com)(?:\n|\Z))"
-    rf"{_PLAIN_LABEL}(?:\.{_PLAIN_LABEL})*(?:\n|\Z)"
+    r"(?!#)(?!\.+[+@])"
+    r"[A-Za-z0-9!#$%&'*/=?^_`{|}~.-]{1,64}(?:\+[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*)?"
+    rf"@{_PLAIN_LABEL}(?:\.{_PLAIN_LABEL})*(?:\n|\Z)"
 )
+_GMAIL_ENDS = ("@gmail.com", "@googlemail.com")
 # Plain lines one after another, from a line's start: the match ends where
 # the first line that is not plain starts (possessive: no backtracking).
 _PLAIN_LINES = re.compile(f"(?:{_PLAIN_LINE})*+")
@@ -198,19 +200,42 @@ def canonicalize_block(text: str) -> tuple[list[str], list[int]]:
     made of: a plain ASCII address as it stands, whose canonical form is its
     lower case without the ``+tag``, found by one regex pass over the block
     and transformed by whole-block string operations, not line by line.
-    Every other line (white space, non-ASCII, gmail, "--" in the domain, a
-    form over 64 characters, blank, or "#" first: a comment in a text list)
-    is left over, for the caller to canonicalize (or skip) one by one.
+    Lines at gmail.com and googlemail.com are plain too: one more
+    substitution drops their local part's dots and names gmail.com.
+    Every other line (white space, non-ASCII, "--" in the domain, a local
+    part of dots, a form over 64 characters, blank, or "#" first: a comment
+    in a text list) is left over, for the caller to canonicalize (or skip)
+    one by one.
     """
     # Non-ASCII characters only occur in leftover lines: "?" for each keeps
     # the lines apart and lets lower() take its fast ASCII path.
     ascii_text = text if text.isascii() else text.encode("ascii", "replace").decode("ascii")
-    forms = _PLUS_TAG.sub("", ascii_text.lower()).split("\n")
+    lowered = _PLUS_TAG.sub("", ascii_text.lower())
+    forms = lowered.split("\n")
+    for domain in _GMAIL_ENDS:  # found by str.find: a regex per line costs more
+        _gmail_forms(lowered, forms, domain)
     leftover = _unplain_lines(text)
     if max(map(len, forms)) > _PLAIN_MAX:
         long = [index for index, form in enumerate(forms) if len(form) > _PLAIN_MAX]
         leftover = sorted(set(leftover).union(long))
     return forms, leftover
+
+
+def _gmail_forms(lowered: str, forms: list[str], domain: str) -> None:
+    """The forms of the lines of ``lowered`` ending in ``domain`` (gmail's):
+    the local part without dots, at gmail.com."""
+    index = line_start = 0
+    position = lowered.find(domain)
+    while position >= 0:
+        end = position + len(domain)
+        if end == len(lowered) or lowered[end] == "\n":
+            index += lowered.count("\n", line_start, position)
+            line_start = position
+            forms[index] = (
+                lowered[lowered.rfind("\n", 0, position) + 1 : position].replace(".", "")
+                + "@gmail.com"
+            )
+        position = lowered.find(domain, end)
 
 
 def _unplain_lines(text: str) -> list[int]:

@@ -209,9 +209,16 @@ def test_plain_ascii_fast_path_equals_the_general_path(address: str) -> None:
     assert fast == general
 
 
+# Local parts at gmail's two domains in any case: the block path drops their dots.
+_GMAIL_LINES = st.builds(
+    "{}@{}".format,
+    st.text(alphabet="aZ09.+-_#", min_size=0, max_size=70),
+    st.sampled_from(["gmail.com", "GoogleMail.COM", "gmail.com.", "GMAIL.com"]),
+)
 _BLOCK_LINES = st.one_of(
     _ASCII_ADDRESSES,
     ADDRESSES,
+    _GMAIL_LINES,
     st.sampled_from(
         [
             "User.1+Tag@Mail.Example",
@@ -223,6 +230,18 @@ _BLOCK_LINES = st.one_of(
             "a@xn--bcher-kva.example",
             "A@GMail.COM",
             "a.b@GoogleMail.com",
+            "A.B.C+x.y@GMAIL.COM",
+            "...@gmail.com",
+            ".+a@gmail.com",
+            "..@example.com",
+            "a.+b@googlemail.com",
+            "a@gmail.com.",
+            "a@gmail.co",
+            "a@mail.gmail.com",
+            "a@xgmail.com",
+            "a@googlemail.com.example",
+            "a." * 32 + "@gmail.com",
+            "a." * 33 + "@gmail.com",
             "\u212a@example.com",  # KELVIN SIGN: lower-cases to ASCII "k"
             "a" * 64 + "@example.com",
             "a" * 65 + "@example.com",
@@ -253,10 +272,16 @@ def test_block_canonicalization_equals_the_per_line_one(lines: list[str]) -> Non
 
 
 def test_block_canonicalization_takes_plain_lines_whole() -> None:
-    lines = ["Jane.Doe+news@Example.COM", "bob@mail.example.org", "x@gmail.com", "  c@d.example"]
+    lines = [
+        "Jane.Doe+news@Example.COM",
+        "bob@mail.example.org",
+        "X.Y+z@GoogleMail.com",
+        "  c@d.example",
+        ".@gmail.com",
+    ]
     forms, leftover = scheme.canonicalize_block("\n".join(lines))
-    assert forms[:2] == ["jane.doe@example.com", "bob@mail.example.org"]
-    assert leftover == [2, 3]
+    assert forms[:3] == ["jane.doe@example.com", "bob@mail.example.org", "xy@gmail.com"]
+    assert leftover == [3, 4]
 
 
 def _v2_blocks(kind: str) -> list[dict[str, str]]:
