@@ -408,6 +408,33 @@ def test_proofs_migration_refuses_a_proof_its_digest_does_not_give(empty_url: st
         assert kept == 6
 
 
+def test_proofs_migration_downgrades_to_the_same_entries(empty_url: str) -> None:
+    """0009's downgrade puts every entry's proof back from its digest: the
+    0008 table it rebuilds holds the rows 0008 had, and 0009 applies again."""
+    from alembic import command
+
+    from scrubber.store.store import _alembic_config
+
+    def entries(store: Store) -> list[tuple[object, ...]]:
+        with store.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT batch_id, proof, tag, address_id FROM batch_entries "
+                "ORDER BY batch_id, address_id"
+            ).all()
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+
+    with Store(empty_url) as store:
+        store.migrate("0008")
+        _batches_at_0008(store)
+        before = entries(store)
+        store.migrate()
+        with store.engine.begin() as conn:
+            command.downgrade(_alembic_config(store.schema, conn), "0008")
+        assert store.schema_revision() == "0008"
+        assert entries(store) == before
+        _assert_migrated(store)
+
+
 def test_a_driver_transaction_commits_or_rolls_back(store: Store) -> None:
     """The listener's group transaction, straight on the driver's connection:
     committed when the block returns, rolled back (nothing stays) when it

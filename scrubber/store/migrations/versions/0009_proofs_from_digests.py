@@ -44,22 +44,10 @@ def upgrade() -> None:
     op.create_index("ix_digests_epoch_proof", "digests", ["epoch_id", "proof"])
     op.drop_index("ix_batch_entries_batch_address", table_name="batch_entries")
     op.drop_index("ix_batch_entries_batch_tag", table_name="batch_entries")
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    if not sqlite:  # PostgreSQL names the primary key's index in the schema
-        op.execute("ALTER TABLE batch_entries RENAME CONSTRAINT pk_batch_entries TO pk_" + _OLD)
-    op.rename_table("batch_entries", _OLD)
-    op.create_table(
-        "batch_entries",
-        sa.Column("batch_id", sa.String(length=40), nullable=False),
-        sa.Column("address_id", sa.Integer(), nullable=False),
+    _set_old_table_aside()
+    _create_entries(
         sa.Column("tag", sa.LargeBinary(length=16), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["address_id"], ["addresses.id"], name=op.f("fk_batch_entries_address_id_addresses")
-        ),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_batch_entries_batch_id_batches")
-        ),
-        sa.PrimaryKeyConstraint("batch_id", "address_id", name=op.f("pk_batch_entries")),
+        primary_key=("batch_id", "address_id"),
         sqlite_with_rowid=False,
     )
     op.execute(
@@ -96,23 +84,11 @@ def _check_proofs() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_batch_entries_batch_tag", table_name="batch_entries")
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    if not sqlite:
-        op.execute("ALTER TABLE batch_entries RENAME CONSTRAINT pk_batch_entries TO pk_" + _OLD)
-    op.rename_table("batch_entries", _OLD)
-    op.create_table(
-        "batch_entries",
-        sa.Column("batch_id", sa.String(length=40), nullable=False),
+    _set_old_table_aside()
+    _create_entries(
         sa.Column("proof", sa.LargeBinary(length=16), nullable=False),
         sa.Column("tag", sa.LargeBinary(length=16), nullable=False),
-        sa.Column("address_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["address_id"], ["addresses.id"], name=op.f("fk_batch_entries_address_id_addresses")
-        ),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_batch_entries_batch_id_batches")
-        ),
-        sa.PrimaryKeyConstraint("batch_id", "proof", name=op.f("pk_batch_entries")),
+        primary_key=("batch_id", "proof"),
     )
     op.execute(
         "INSERT INTO batch_entries (batch_id, proof, tag, address_id) "  # noqa: S608 (constant)
@@ -126,3 +102,31 @@ def downgrade() -> None:
     op.drop_index("ix_digests_epoch_proof", table_name="digests")
     with op.batch_alter_table("digests", schema=None) as batch_op:
         batch_op.drop_column("proof")
+
+
+def _set_old_table_aside() -> None:
+    """Rename batch_entries to _OLD, to be copied from and dropped."""
+    if op.get_bind().dialect.name != "sqlite":  # PostgreSQL names the primary key's index
+        op.execute("ALTER TABLE batch_entries RENAME CONSTRAINT pk_batch_entries TO pk_" + _OLD)
+    op.rename_table("batch_entries", _OLD)
+
+
+def _create_entries(
+    *columns: sa.Column[bytes], primary_key: tuple[str, ...], **options: bool
+) -> None:
+    """batch_entries with batch_id, address_id (and their foreign keys) and
+    ``columns``, keyed on ``primary_key``: the shape of either side of 0009."""
+    op.create_table(
+        "batch_entries",
+        sa.Column("batch_id", sa.String(length=40), nullable=False),
+        sa.Column("address_id", sa.Integer(), nullable=False),
+        *columns,
+        sa.ForeignKeyConstraint(
+            ["address_id"], ["addresses.id"], name=op.f("fk_batch_entries_address_id_addresses")
+        ),
+        sa.ForeignKeyConstraint(
+            ["batch_id"], ["batches.id"], name=op.f("fk_batch_entries_batch_id_batches")
+        ),
+        sa.PrimaryKeyConstraint(*primary_key, name=op.f("pk_batch_entries")),
+        **options,
+    )
