@@ -332,3 +332,23 @@ def test_one_group_holds_pings_and_unsubscribes_in_request_order(ws: Workspace) 
         "customers",
     )
     store.close()
+
+
+def test_a_new_suppression_logs_its_address_masked(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The address text is read for the log line only (not with the proofs):
+    one line per newly suppressed address, masked, none for a repeat."""
+    batch = make_batch(ws, ADDRESSES)
+    store = open_store(ws)
+    ingestor = Ingestor(store)
+    proofs = [proof_for(a, batch) for a in ADDRESSES[:3]]
+    with caplog.at_level("INFO", logger="scrubber.listener"):
+        ingestor.record_group([PingRequest(batch.token, proofs, "http", "192.0.2.9")])
+        ingestor.record_group([PingRequest(batch.token, proofs[:1], "http", "192.0.2.9")])
+    lines = [r.getMessage() for r in caplog.records if "event=suppressed" in r.getMessage()]
+    assert lines == [
+        f"event=suppressed batch={batch.id} address={scheme.mask(a)}" for a in ADDRESSES[:3]
+    ]
+    assert not any(a in line for a in ADDRESSES for line in lines)
+    store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import gzip
 import json
 import logging
 import socket
@@ -19,11 +20,12 @@ import pytest
 
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.gate import ConnectionGate
+from scrubber.listener.http import MAX_BODY
 from scrubber.listener.ingestor import Ingestor, ThreadRecorder
 from scrubber.listener.logs import NoTraceback, Repeats
 from scrubber.listener.ratelimit import Limits
 from scrubber.listener.smtp import GatedSMTP, SessionLimits, SmtpHandler, smtp_door
-from scrubber.store.models import Batch
+from scrubber.store.models import Batch, PingTally
 from scrubber.workspace import Workspace, open_store
 from tests.listener_support import Listener, make_batch, proof_for, start_listener
 from tests.support import wait_until_async
@@ -181,6 +183,33 @@ def test_announced_body_over_the_cap_is_refused_at_once(
     answer = sock.recv(4096)  # within the 1.5 s timeout: no body was sent
     assert answer.startswith(b"HTTP/1.1 413 "), answer
     sock.close()
+
+
+@pytest.mark.parametrize("encoding", ["chunked", "gzip"])
+def test_unannounced_body_over_the_cap_is_refused(
+    workspace: Workspace, batch: Batch, listener: Listener, encoding: str
+) -> None:
+    """A body with no length to refuse it by, sent whole (chunked, or gzip
+    inflating past the cap): refused once read, 413, nothing stored."""
+    body = b"\n" * (MAX_BODY + 1)
+    if encoding == "chunked":
+        framing, data = "Transfer-Encoding: chunked", b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    else:
+        data = gzip.compress(body)
+        framing = f"Content-Encoding: gzip\r\nContent-Length: {len(data)}"
+    sock = connect(listener.ports["http"], "127.0.0.2", timeout=5)
+    sock.sendall(
+        f"POST /dni/v1/ping/{batch.token} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: text/plain\r\n{framing}\r\n\r\n".encode()
+        + data
+    )
+    assert read_until_closed(sock).startswith(b"HTTP/1.1 413 ")
+    sock.close()
+    assert http_ping(listener, batch.token, "AAAAAAAAAAAAAAAAAAAAAA", "127.0.0.3") == 200
+    store = open_store(workspace)
+    with store.read() as session:  # the refused body: no tally row for its client
+        assert [t.peer for t in session.query(PingTally)] == ["127.0.0.3"]
+    store.close()
 
 
 def test_garbage_requests_log_no_traceback(listener: Listener) -> None:

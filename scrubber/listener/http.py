@@ -88,6 +88,9 @@ _FORM_ERRORS = (
 # without the JSON parser, which costs a few microseconds more on the hot path.
 _ONE_PROOF = re.compile(rb'\{"proofs": ?\["([A-Za-z0-9_-]{1,64})"\]\}')
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# One path segment, as aiohttp's router matches ``{token}`` (fast_path).
+_SEGMENT = re.compile(r"[^{}/]+")
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 @functools.cache
@@ -184,15 +187,41 @@ class HttpEdge:
         )
         return app
 
+    def fast_path(self, routed: Handler) -> Handler:
+        """The request handler for aiohttp's server: a ping straight to
+        ``ping_token``, anything else to ``routed`` (the application, with
+        its router: ``runner.server.request_handler``).
+
+        aiohttp's router, match info and application handler cost the hot
+        path about 3 us of the loop's 40 a ping (docs/performance.md,
+        listen_http). The ping route's shape is simple enough to match by
+        hand: a POST to ``<prefix>/dni/v1/ping/<one segment>``. A request
+        with ``Expect`` goes through the router, which calls ``_expect``.
+        """
+        start = f"{self.prefix}/dni/v1/ping/"
+        cut = len(start)
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            if request.method == hdrs.METH_POST and hdrs.EXPECT not in request.headers:
+                path = request.path
+                if path.startswith(start) and _SEGMENT.fullmatch(path, cut):
+                    return await self.ping_token(request, path[cut:])
+            return await routed(request)
+
+        return handle
+
     async def ping(self, request: web.Request) -> web.Response:
+        """The ping route, through the router (see ``fast_path``)."""
+        return await self.ping_token(request, request.match_info["token"])
+
+    async def ping_token(self, request: web.BaseRequest, token: str) -> web.Response:
         # Counted here rather than in a middleware: a middleware costs every
         # request a wrapper, and the ping route is the hot path.
-        response = await self._ping(request)
+        response = await self._ping(request, token)
         self.metrics.answered("http", response.status)
         return response
 
-    async def _ping(self, request: web.Request) -> web.Response:
-        token = request.match_info["token"]
+    async def _ping(self, request: web.BaseRequest, token: str) -> web.Response:
         peer = self.client(request)
         room = self.limits.room(peer)  # proofs it may still send
         if room < 1:  # in debt: not even the body is read
@@ -341,18 +370,24 @@ class HttpEdge:
                 form = await request.post()
         return check_one_click(form)
 
-    def client(self, request: web.Request) -> str:
+    def client(self, request: web.BaseRequest) -> str:
         """The real client: the TCP peer, or whom a trusted proxy forwards for."""
         peer = request.remote or "unknown"
         if not self.trusted:
             return peer
         return self.trusted.client(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, []))
 
-    async def _body(self, request: web.Request) -> bytes:
-        if request.content.is_eof():  # all there already: the usual small ping
-            return await request.read()
-        async with asyncio.timeout(self.read_timeout):
-            return await request.read()
+    async def _body(self, request: web.BaseRequest) -> bytes:
+        content = request.content
+        if not content.is_eof():
+            async with asyncio.timeout(self.read_timeout):
+                return await request.read()
+        # All there already, the usual small ping: taken at once rather than
+        # through read()'s loop of awaits, with the same cap.
+        body = content.read_nowait()
+        if len(body) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+        return body
 
     def _answer(self, result: PingResult) -> bytes:
         """The JSON answer; those of one-proof pings (most) are made once per batch."""
@@ -450,7 +485,7 @@ def protocol_logger() -> logging.Logger:
     return logger
 
 
-def _media_type(request: web.Request) -> str:
+def _media_type(request: web.BaseRequest) -> str:
     """The body's media type; the usual bare header skips aiohttp's parsing
     (a few microseconds a request on the hot path)."""
     raw = request.headers.get(hdrs.CONTENT_TYPE, "")

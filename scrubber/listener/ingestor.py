@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
@@ -149,8 +149,9 @@ def _unsubscribe(conn: Connection, request: UnsubscribeRequest, key: bytes) -> P
     return PingResult(None, [_HONOURED[done]], int(done is Honoured.SUPPRESSED))
 
 
-# A tally's key: batch, minute, channel, peer; its counts: invalid, duplicate.
-_TallyKey = tuple[str, datetime, str, str]
+# A tally's key: batch, minute (POSIX seconds at its start), channel, peer;
+# its counts: invalid, duplicate.
+_TallyKey = tuple[str, int, str, str]
 _Key = tuple[str, bytes]  # batch id, proof
 # A stored ping as bind values, in PING_COLUMNS order.
 _CHANNEL, _PEER, _RECEIVED = 4, 5, 7
@@ -223,6 +224,9 @@ class _Group:
         ]
 
     def _batch_id(self, token: str) -> str | None:
+        known = self.tokens.get(token)  # only well-formed tokens are kept
+        if known is not None:
+            return known
         token_ok = clean_token(token)
         if token_ok is None:
             return None
@@ -234,19 +238,17 @@ class _Group:
             self.tokens[token_ok] = found[0]
         return self.tokens[token_ok]
 
-    def _entries(
-        self, wanted: dict[str, set[bytes]]
-    ) -> tuple[dict[_Key, tuple[int, str]], set[_Key]]:
-        """The proofs found in the index, (batch, proof) -> (address id, canonical),
-        and those among them already accepted before."""
-        found: dict[_Key, tuple[int, str]] = {}
+    def _entries(self, wanted: dict[str, set[bytes]]) -> tuple[dict[_Key, int], set[_Key]]:
+        """The proofs found in the index, (batch, proof) -> address id, and
+        those among them already accepted before."""
+        found: dict[_Key, int] = {}
         taken: set[_Key] = set()
         for batch_id, proofs in wanted.items():
             for chunk in _chunks(sorted(proofs)):
                 self.cursor.execute(self.sql.entries(len(chunk)), (batch_id, *chunk))
-                for proof, address_id, canonical, ping_id in self.cursor.fetchall():
+                for proof, address_id, ping_id in self.cursor.fetchall():
                     key = (batch_id, bytes(proof))
-                    found[key] = (address_id, canonical)
+                    found[key] = address_id
                     if ping_id is not None:
                         taken.add(key)
         return found, taken
@@ -255,7 +257,7 @@ class _Group:
         self,
         batch_ids: list[str | None],
         decoded: list[list[bytes | None]],
-        entries: dict[_Key, tuple[int, str]],
+        entries: dict[_Key, int],
         taken: set[_Key],
     ) -> tuple[list[list[Outcome]], list[_Accepted]]:
         outcomes: list[list[Outcome]] = []
@@ -282,7 +284,7 @@ class _Group:
                     Outcome.ACCEPTED.value,
                     request.channel[:8],
                     request.peer[:64],
-                    entries[key][0],
+                    entries[key],
                     self.sql.timestamp(request.received_at),
                     committed_at,
                 ]
@@ -307,7 +309,7 @@ class _Group:
     def _suppress(
         self,
         won: dict[_Key, int],
-        entries: dict[_Key, tuple[int, str]],
+        entries: dict[_Key, int],
         order: list[_Key],
         evidence: dict[_Key, list[Any]],
     ) -> set[_Key]:
@@ -315,7 +317,7 @@ class _Group:
         address in the group gets the credit); returns the keys that did."""
         by_address: dict[int, _Key] = {}
         for key in order:
-            by_address.setdefault(entries[key][0], key)
+            by_address.setdefault(entries[key], key)
         # An address suppressed before (by hand, another batch, another
         # listener) conflicts, and RETURNING leaves it out.
         new: set[int] = set()
@@ -328,14 +330,23 @@ class _Group:
             ]
             self.cursor.execute(self.sql.insert_suppressions(len(part)), params)
             new.update(inserted for (inserted,) in self.cursor.fetchall())
-        for address_id in sorted(new):
-            key = by_address[address_id]
+        if new and log.isEnabledFor(logging.INFO):
+            self._log_suppressed(sorted(new), by_address)
+        return {by_address[address_id] for address_id in new}
+
+    def _log_suppressed(self, new: list[int], by_address: dict[int, _Key]) -> None:
+        """One line per newly suppressed address, masked. Its text is read
+        only for this line, so a group logged at warning reads none."""
+        canonical: dict[int, str] = {}
+        for part in _chunks(new):
+            self.cursor.execute(self.sql.canonicals(len(part)), part)
+            canonical.update(self.cursor.fetchall())
+        for address_id in new:
             log.info(
                 "event=suppressed batch=%s address=%s",
-                key[0],
-                scheme.mask(entries[key][1]),
+                by_address[address_id][0],
+                scheme.mask(canonical[address_id]),
             )
-        return {by_address[address_id] for address_id in new}
 
     def _tally(self, batch_ids: list[str | None], outcomes: list[list[Outcome]]) -> None:
         """Add the group's invalid and repeated proofs to their tally rows."""
@@ -343,7 +354,8 @@ class _Group:
         for request, batch_id, found in zip(self.requests, batch_ids, outcomes, strict=True):
             if batch_id is None or len(found) == found.count(Outcome.ACCEPTED):
                 continue
-            minute = request.received_at.replace(second=0, microsecond=0)
+            # From the float the edge took: no datetime per request.
+            minute = int(request.received // 60) * 60
             key = (batch_id, minute, request.channel[:8], request.peer[:64])
             counts = tallies.setdefault(key, [0, 0])
             counts[0] += found.count(Outcome.INVALID)
@@ -355,7 +367,7 @@ class _Group:
                 for (batch_id, minute, channel, peer), (invalid, duplicate) in part
                 for value in (
                     batch_id,
-                    self.sql.timestamp(minute),
+                    self.sql.timestamp(datetime.fromtimestamp(minute, UTC)),
                     channel,
                     peer,
                     invalid,

@@ -11,7 +11,7 @@ listener module may import it.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import re
 import time
 from collections.abc import Sequence
@@ -27,6 +27,7 @@ PROOF_LEN = 16
 MAX_PROOFS = 1000  # per request, both channels
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PROOF_TEXT = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without padding
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs the hot path
@@ -98,7 +99,7 @@ class PingResult:
     @property
     def worthless(self) -> int:
         """Proofs that found nothing to do: what the sender is charged."""
-        return sum(1 for outcome in self.outcomes if outcome is not Outcome.ACCEPTED)
+        return len(self.outcomes) - self.outcomes.count(Outcome.ACCEPTED)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(OUTCOMES, 0)
@@ -110,7 +111,9 @@ class PingResult:
 def decode_proof(value: str) -> bytes | None:
     """The 16 proof bytes, or None when the text is not a well-formed proof."""
     if _PROOF_TEXT.fullmatch(value):  # the exact form nearly every ping uses
-        return base64.urlsafe_b64decode(value + "==")
+        # What base64.urlsafe_b64decode does, in a third of its time (the
+        # writer decodes every proof): the pattern has checked the alphabet.
+        return binascii.a2b_base64(value.encode("ascii").translate(_URLSAFE) + b"==")
     try:
         raw = scheme.from_b64url(value)
     except ValueError:

@@ -256,6 +256,7 @@ async def _start_http(
     await runner.setup()
     handlers = runner.server
     assert handlers is not None
+    handlers.request_handler = edge.fast_path(handlers.request_handler)
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(

@@ -60,7 +60,7 @@ class PingSql:
         return f"SELECT id FROM batches WHERE token = {self.mark}"  # noqa: S608
 
     def entries(self, proofs: int) -> str:
-        """Proofs of a batch's members, with their address and any accepted ping.
+        """Proofs of a batch's members, with their address id and any accepted ping.
 
         A proof is H[16:32] of the address's digest in the batch's salt
         epoch (schema 0009): it is found through the digests' (epoch_id,
@@ -68,15 +68,18 @@ class PingSql:
         (``batch_entries``). Parameters: the batch id, then the proofs.
         """
         return (
-            "SELECT d.proof, d.address_id, a.canonical, p.id "  # noqa: S608
+            "SELECT d.proof, d.address_id, p.id "  # noqa: S608
             "FROM batches b "
             "JOIN digests d ON d.epoch_id = b.epoch_id "
             "JOIN batch_entries e ON e.batch_id = b.id AND e.address_id = d.address_id "
-            "JOIN addresses a ON a.id = d.address_id "
             "LEFT JOIN pings p ON p.batch_id = b.id AND p.proof = d.proof "
             f"AND p.{ACCEPTED_ONLY} "
             f"WHERE b.id = {self.mark} AND d.proof IN ({self._marks(proofs)})"
         )
+
+    def canonicals(self, addresses: int) -> str:
+        """The canonical text of addresses, by id (for the masked log line)."""
+        return f"SELECT id, canonical FROM addresses WHERE id IN ({self._marks(addresses)})"  # noqa: S608
 
     def insert_accepted(self, rows: int) -> str:
         """Accepted pings; a proof another listener accepted first is skipped
