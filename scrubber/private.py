@@ -98,6 +98,20 @@ class AtomicFile(Generic[AnyStr]):
             raise
         return self.path
 
+    def commit_new(self) -> bool:
+        """As :meth:`commit`, but only where ``path`` does not exist yet (a
+        hard link, not a rename): of several processes making the same file
+        at once, the first wins and each sees it whole. False, and nothing
+        changed, for the others."""
+        try:
+            self.finish()
+            os.link(self._tmp, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            self.discard()  # the temporary name only; a link made stays
+        return True
+
     def discard(self) -> None:
         with contextlib.suppress(OSError):  # what is unwritten goes anyway
             self.handle.close()

@@ -25,7 +25,6 @@ import base64
 import enum
 import hashlib
 import hmac
-import os
 import secrets
 import struct
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from sqlalchemy import Connection, select
 
 from scrubber import ledger, scheme
 from scrubber.errors import KeyFileError, NotFoundError, UnsubscribeTokenError, UsageError
-from scrubber.private import check_key_file, private_dir
+from scrubber.private import AtomicFile, check_key_file, private_dir
 from scrubber.store import Store
 from scrubber.store.models import Address, ListEntry, MailingList
 
@@ -83,13 +82,15 @@ def load_secret(root: Path, *, create: bool = True) -> bytes:
     path = root / SECRET_FILE
     if not path.exists() and create:
         private_dir(path.parent)
+        # Whole or not at all: two listeners starting at once on a new
+        # workspace must not read each other's empty file (the first wins).
+        made = AtomicFile.binary(path)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: read theirs
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(32))
+            made.handle.write(secrets.token_bytes(32))
+        except BaseException:
+            made.discard()
+            raise
+        made.commit_new()
     check_key_file(path)
     secret = path.read_bytes()
     if len(secret) != 32:

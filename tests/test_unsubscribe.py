@@ -10,8 +10,11 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import secrets
 import stat
 import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dkim
@@ -97,6 +100,31 @@ def test_a_secret_others_can_read_is_refused(tmp_path: Path) -> None:
     (tmp_path / unsubscribe.SECRET_FILE).chmod(0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
         unsubscribe.load_secret(tmp_path)
+
+
+def test_a_secret_being_made_is_never_read_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two listeners starting at once on a new workspace: the second must not
+    read the first's file before its bytes are in (it did: "must hold 32
+    bytes, not 0"). Each gets the one secret that won, mode 0600, and no
+    temporary file is left."""
+    real = secrets.token_bytes
+
+    def slow(count: int) -> bytes:  # the window between creating and writing, widened
+        time.sleep(0.3)
+        return real(count)
+
+    monkeypatch.setattr(unsubscribe.secrets, "token_bytes", slow)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(unsubscribe.load_secret, tmp_path)
+        time.sleep(0.1)
+        second = pool.submit(unsubscribe.load_secret, tmp_path)
+        made = {first.result(), second.result()}
+    path = tmp_path / unsubscribe.SECRET_FILE
+    assert made == {path.read_bytes()} and len(path.read_bytes()) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def _fields(ws: Workspace, address: str = "Jane@Example.com") -> dict[str, str]:
