@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from scrubber import lists, scheme
 from scrubber.config import Settings
 from scrubber.listener.committer import GroupCommitter
 from scrubber.listener.ingestor import Ingestor, ThreadRecorder
 from scrubber.listener.ping import Outcome, PingRequest, PingResult, decode_proof
+from scrubber.listener.sql import PingSql
 from scrubber.store import Store
 from scrubber.store.models import Address, Ping, PingTally, Suppression
 from scrubber.workspace import Workspace, init_workspace, open_store
 from tests.listener_support import make_batch, proof_for, stored_outcomes
+from tests.support import wait_until
 
 ADDRESSES = [f"user{i}@example.com" for i in range(20)]
 
@@ -208,7 +212,9 @@ def test_already_suppressed_address_and_two_batches(ws: Workspace) -> None:
         rows = {s.address_id: s for s in session.scalars(select(Suppression))}
         assert len(rows) == 2
         assert sorted(s.channel for s in rows.values()) == ["dni-ping", "manual"]
-        pings = session.scalars(select(Ping).order_by(Ping.id)).all()
+        # As reports order them: by arrival, then id (within a group, ids
+        # follow (batch, proof) order: ingestor.py, _insert).
+        pings = session.scalars(select(Ping).order_by(Ping.received_at, Ping.id)).all()
     assert [(p.channel, p.peer) for p in pings] == [
         ("http", "192.0.2.1"),
         ("http", "192.0.2.1"),
@@ -352,3 +358,47 @@ def test_a_new_suppression_logs_its_address_masked(
     ]
     assert not any(a in line for a in ADDRESSES for line in lines)
     store.close()
+
+
+@pytest.mark.postgres
+def test_listeners_racing_for_the_same_proofs_never_deadlock(pg_url: str, tmp_path: Path) -> None:
+    """Two listeners of a fleet, one group each, the same two proofs in
+    opposite arrival orders. The other listener (here by hand) holds the
+    lower proof's row; ours must wait for it before taking the higher one,
+    or each waits for the other: PostgreSQL's "deadlock detected", and a
+    503 for every ping of both groups (seen in bench/listen_http.py --fleet 2)."""
+    ws = init_workspace(tmp_path / "ws", Settings(database_url=pg_url))
+    batch = make_batch(ws, ADDRESSES)
+    store, other = open_store(ws), open_store(ws)
+    pairs = sorted(
+        (decode_proof(proof_for(a, batch)), proof_for(a, batch), a) for a in ADDRESSES[:2]
+    )
+    (low, low_text, low_address), (high, _, high_address) = pairs
+    sql = PingSql.for_dialect("postgresql")
+
+    def take(driver: Any, proof: bytes | None, address: str) -> None:
+        now = datetime.now(UTC)
+        row = [batch.token, batch.id, proof, "accepted", "http", "192.0.2.8"]
+        driver.execute(sql.insert_accepted(1), [*row, _address_id(store, address), now, now])
+
+    ours = Ingestor(store)
+    requests = [PingRequest(batch.token, [t], "http", "192.0.2.9") for t in (pairs[1][1], low_text)]
+    with ThreadPoolExecutor(1) as pool, other.driver_transaction() as driver:
+        take(driver, low, low_address)
+        result = pool.submit(ours.record_group, requests)
+        assert wait_until(lambda: _waiting_for_a_lock(store) or result.done(), timeout=10)
+        take(driver, high, high_address)  # the other listener goes on, and commits
+    assert [r.outcomes for r in result.result()] == [[Outcome.DUPLICATE]] * 2
+    store.close()
+    other.close()
+
+
+def _waiting_for_a_lock(store: Store) -> bool:
+    with store.read() as session:
+        waiting = session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        )
+    return bool(waiting)

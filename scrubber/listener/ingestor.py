@@ -297,7 +297,11 @@ class _Group:
         """Store the accepted pings; returns the ping id per (batch, proof) this
         group won. One another listener committed first is a duplicate here."""
         won: dict[_Key, int] = {}
-        for chunk in _chunks(accepted, ROWS_PER_STATEMENT):
+        # In (batch, proof) order, not arrival order: listeners of a fleet
+        # racing for the same proofs then wait for each other's rows in one
+        # order, never in a circle (PostgreSQL: "deadlock detected").
+        ordered = sorted(accepted, key=lambda row: row.key)
+        for chunk in _chunks(ordered, ROWS_PER_STATEMENT):
             params = [value for row in chunk for value in row.values]
             self.cursor.execute(self.sql.insert_accepted(len(chunk)), params)
             won.update(((b, bytes(p)), i) for i, b, p in self.cursor.fetchall())
@@ -322,7 +326,8 @@ class _Group:
         # listener) conflicts, and RETURNING leaves it out.
         new: set[int] = set()
         now = self.sql.timestamp(self.now)
-        for part in _chunks(list(by_address.items()), ROWS_PER_STATEMENT):
+        # By address, for the reason _insert sorts its rows.
+        for part in _chunks(sorted(by_address.items()), ROWS_PER_STATEMENT):
             params = [
                 value
                 for address, key in part
