@@ -87,10 +87,9 @@ def load_secret(root: Path, *, create: bool = True) -> bytes:
         made = AtomicFile.binary(path)
         try:
             made.handle.write(secrets.token_bytes(32))
-        except BaseException:
-            made.discard()
-            raise
-        made.commit_new()
+            made.commit_new()  # False: another process made it first; read theirs
+        finally:
+            made.discard()  # the temporary file, whatever happened
     check_key_file(path)
     secret = path.read_bytes()
     if len(secret) != 32:

@@ -88,6 +88,8 @@ _FORM_ERRORS = (
 # without the JSON parser, which costs a few microseconds more on the hot path.
 _ONE_PROOF = re.compile(rb'\{"proofs": ?\["([A-Za-z0-9_-]{1,64})"\]\}')
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# The ping route, before its token: for the router and for fast_path alike.
+PING_PATH = "/dni/v1/ping/"
 # One path segment, as aiohttp's router matches ``{token}`` (fast_path).
 _SEGMENT = re.compile(r"[^{}/]+")
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -176,7 +178,7 @@ class HttpEdge:
         at = self.prefix
         app.add_routes(
             [
-                web.post(f"{at}/dni/v1/ping/{{token}}", self.ping, expect_handler=_expect),
+                web.post(f"{at}{PING_PATH}{{token}}", self.ping, expect_handler=_expect),
                 web.post(f"{at}/u/{{token}}", self.one_click, expect_handler=_expect),
                 web.get(f"{at}/u/{{token}}", self.one_click_page),
                 web.get(f"{at}/dni/v1/key", self.key),
@@ -198,7 +200,7 @@ class HttpEdge:
         hand: a POST to ``<prefix>/dni/v1/ping/<one segment>``. A request
         with ``Expect`` goes through the router, which calls ``_expect``.
         """
-        start = f"{self.prefix}/dni/v1/ping/"
+        start = f"{self.prefix}{PING_PATH}"
         cut = len(start)
 
         async def handle(request: web.BaseRequest) -> web.StreamResponse:

@@ -156,8 +156,8 @@ class Store:
         driver's cursor anyway (listener/sql.py): SQLAlchemy's Connection and
         transaction objects cost 35 us of CPU an empty transaction against 10
         us for this (quiet machine; 112 against 9 under load: docs/performance.md,
-        listen_http). Errors
-        arrive as StoreError / StoreUnavailable, as from the other paths.
+        listen_http). Errors arrive as StoreError / StoreUnavailable, as from
+        the other paths.
         """
         dbapi = self.engine.dialect.loaded_dbapi
         with _translate_errors(dbapi):
